@@ -1,0 +1,114 @@
+r"""GAN on the built-in ``city`` world: structured top-down city maps.
+
+The generator draws 9 channels per pixel: RGB rendering, a one-hot label map
+(ground, road, building, park, water) and a height map; validity and
+statistics are judged on the argmax labels and the heights.
+
+Commands:
+  python train.py --config=configs/gan_city.py:smoke --workdir=runs/city_smoke  # seconds
+  python train.py --config=configs/gan_city.py:cpu --workdir=runs/city_cpu      # <15 min, 2 cores
+  python train.py --config=configs/gan_city.py --workdir=runs/city              # accelerator
+
+Measured (2-core CPU, ``:cpu``, see README "Results"): filled in below by the
+run recorded in the README.
+"""
+
+import ml_collections
+
+from genenv_jax import config_utils
+
+
+def get_config(arg=None):
+  variant = config_utils.parse_arg(arg)
+  c = ml_collections.ConfigDict()
+  c.family = "gan"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "world"  # 'world' | 'folder' | 'tfds'
+  c.data.world = "city"
+  c.data.image_size = 64
+  c.data.num_train = 50_000
+  c.data.num_test = 2_000
+  c.data.data_dir = "~/tensorflow_datasets"
+  c.data.channels = ("rgb", "labels", "height")
+  c.data.conditional = False  # condition on the scene class (inland/river/coast)
+  c.data.path = ""  # data.source='folder': a folder of images
+  c.data.name = ""  # data.source='tfds': a TFDS catalog name, prepared offline
+  c.data.train_split = "train"
+  c.data.test_split = "test"
+  c.data.image_key = "image"
+  c.data.label_key = "label"
+
+  c.model = ml_collections.ConfigDict()
+  c.model.latent_size = 4  # spatial latent grid side; the image is this times 2^k
+  c.model.latent_channels = 64
+  c.model.g_width = 32
+  c.model.g_max_width = 256
+  c.model.d_width = 32
+  c.model.d_max_width = 256
+
+  c.gan = ml_collections.ConfigDict()
+  c.gan.loss = "ns"  # 'ns' (non-saturating) | 'hinge'
+  c.gan.r1_gamma = 1.0
+  c.gan.ema_decay = 0.999
+  c.gan.augment = False  # DiffAugment, for small datasets
+  c.gan.aug_translation = 0.125
+  c.gan.aug_cutout = 0.25
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.g_lr = 2e-4
+  c.optim.d_lr = 2e-4
+  c.optim.b1 = 0.0
+  c.optim.b2 = 0.99
+  c.optim.warmup_steps = 100
+  c.optim.schedule = "constant"
+  c.optim.clip_norm = 10.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64
+  c.train.num_steps = 50_000
+  c.train.log_every = 100
+  c.train.eval_every = 2_500
+  c.train.ckpt_every = 2_500
+  c.train.keep_checkpoints = 3
+  c.train.eval_samples = 512
+  c.train.grid_size = 8
+  c.train.max_nonfinite = 20  # stop after this many skipped non-finite steps
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.num_devices = -1
+
+  if "cpu" in variant:
+    c.data.image_size = 32
+    c.data.num_train = 20_000
+    c.data.num_test = 1_000
+    c.model.g_width = 32
+    c.model.g_max_width = 128
+    c.model.d_width = 32
+    c.model.d_max_width = 128
+    c.model.latent_channels = 32
+    c.train.batch_size = 32
+    c.train.num_steps = 3_000
+    c.train.log_every = 50
+    c.train.eval_every = 1_000
+    c.train.ckpt_every = 500
+    c.train.eval_samples = 256
+    c.gan.ema_decay = 0.99
+  if "smoke" in variant:
+    c.data.image_size = 16
+    c.data.num_train = 256
+    c.data.num_test = 64
+    c.model.latent_channels = 8
+    c.model.g_width = 8
+    c.model.g_max_width = 16
+    c.model.d_width = 8
+    c.model.d_max_width = 16
+    c.train.batch_size = 8
+    c.train.num_steps = 6
+    c.train.log_every = 2
+    c.train.eval_every = 6
+    c.train.ckpt_every = 3
+    c.train.eval_samples = 16
+    c.train.grid_size = 4
+  return c

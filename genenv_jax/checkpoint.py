@@ -1,0 +1,54 @@
+"""Orbax checkpoints: save every N steps, keep K, restore the newest that reads whole."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Thin wrapper over ``ocp.CheckpointManager`` for a ``TrainState`` pytree."""
+
+  def __init__(self, directory: str, save_every: int, keep: int):
+    if save_every < 1 or keep < 1:
+      raise ValueError(f"train.ckpt_every={save_every}, train.keep_checkpoints={keep}: both must be >= 1")
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=save_every, create=True)
+    self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def save(self, step: int, state, force: bool = False) -> bool:
+    return self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def restore_latest(self, abstract_state, step: int | None = None):
+    """Restores the newest checkpoint that reads whole (or ``step``).
+
+    A newer step folder that is empty or lost files (a kill mid-copy, a full
+    disk) is reported and skipped, falling back to the previous one.
+
+    Returns:
+      (state, step), or (None, None) when no checkpoint can be read.
+    """
+    steps = self.all_steps()
+    if step is not None:
+      if step not in steps:
+        raise ValueError(f"checkpoint step {step}: not in {self.directory} (steps there: {steps})")
+      steps = [step]
+    for s in reversed(steps):
+      try:
+        state = self.manager.restore(s, args=ocp.args.StandardRestore(abstract_state))
+        return state, s
+      except Exception as e:  # Orbax raises many types for broken folders.
+        logging.warning("checkpoint step %d in %s is unreadable, trying an older one: %s: %s",
+                        s, self.directory, type(e).__name__, str(e).splitlines()[0][:200])
+    return None, None
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.close()

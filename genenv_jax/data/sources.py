@@ -1,0 +1,193 @@
+"""Random-access sources of scenes: built-in worlds, image folders, TFDS catalog.
+
+Every source has ``len(source)`` and ``source.get(indices)``, which returns a
+dict of stacked numpy arrays: ``image`` [n, s, s, 3] uint8 always; ``labels``
+[n, s, s] uint8 and ``height`` [n, s, s] uint8 where the source has them;
+``label`` [n] int32 (scene class, 0 where the source has none).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from genenv_jax.data import world_builder
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class Source(Protocol):
+  num_classes: int
+  has_structure: bool  # labels and height maps available
+
+  def __len__(self) -> int: ...
+
+  def get(self, indices: list[int]) -> dict[str, np.ndarray]: ...
+
+
+def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
+  """Any PIL image -> [size, size, 3] uint8: RGB, shorter side resized, centre crop.
+
+  RGBA is composited on black (as StyleGAN2-ADA's dataset_tool drops alpha);
+  grayscale and palette images are converted to RGB.
+  """
+  if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+    img = img.convert("RGBA")
+    bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
+    img = Image.alpha_composite(bg, img)
+  img = img.convert("RGB")
+  w, h = img.size
+  scale = size / min(w, h)
+  nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+  img = img.resize((nw, nh), Image.Resampling.LANCZOS)
+  left, top = (nw - size) // 2, (nh - size) // 2
+  return np.asarray(img.crop((left, top, left + size, top + size)), np.uint8)
+
+
+class WorldSource:
+  """One split of a built-in world, prepared locally as array_record."""
+
+  has_structure = True
+
+  def __init__(self, world: str, size: int, num_train: int, num_test: int, data_dir: str, split: str):
+    b = world_builder.prepare(world, size, num_train, num_test, data_dir)
+    self._ds = b.as_data_source(split=split)
+    self.num_classes = b.info.features["label"].num_classes
+
+  def __len__(self):
+    return len(self._ds)
+
+  def get(self, indices):
+    rows = self._ds.__getitems__([int(i) for i in indices])
+    return {
+        "image": np.stack([r["image"] for r in rows]),
+        "labels": np.stack([r["labels"] for r in rows]),
+        "height": np.stack([r["height"] for r in rows]),
+        "label": np.array([r["label"] for r in rows], np.int32),
+    }
+
+
+class FolderSource:
+  """A folder (searched recursively) of the user's PNG/JPEG images, held in memory.
+
+  Corrupt or unreadable files are skipped, counted and named in a warning
+  (StyleGAN2-ADA's dataset tool also skips what PIL cannot open): one bad file
+  in a scraped folder should not stop a run. A folder where nothing decodes is
+  an error.
+  """
+
+  has_structure = False
+  num_classes = 1
+
+  def __init__(self, path: str, size: int):
+    path = os.path.expanduser(path)
+    if not os.path.isdir(path):
+      raise FileNotFoundError(f"data.path={path!r}: no such folder of images")
+    files = sorted(
+        os.path.join(d, f)
+        for d, _, fs in os.walk(path)
+        for f in fs
+        if f.lower().endswith(IMAGE_EXTENSIONS)
+    )
+    if not files:
+      raise ValueError(
+          f"data.path={path!r}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
+      )
+    images, self.skipped = [], []
+    for f in files:
+      try:
+        with Image.open(f) as img:
+          img.load()
+          images.append(to_rgb_square(img, size))
+      except (OSError, ValueError, Image.DecompressionBombError) as e:
+        self.skipped.append((f, str(e)))
+    if self.skipped:
+      names = ", ".join(os.path.basename(f) for f, _ in self.skipped[:5])
+      logging.warning(
+          "data.path=%r: skipped %d of %d files that are not readable images: %s%s",
+          path, len(self.skipped), len(files), names, " ..." if len(self.skipped) > 5 else "",
+      )
+    if not images:
+      raise ValueError(f"data.path={path!r}: none of the {len(files)} image files could be decoded")
+    self._images = np.stack(images)
+
+  def __len__(self):
+    return len(self._images)
+
+  def get(self, indices):
+    idx = np.asarray(indices, np.int64)
+    return {"image": self._images[idx], "label": np.zeros(len(idx), np.int32)}
+
+
+class TfdsCatalogSource:
+  """Any TFDS catalog dataset already prepared in ``data_dir`` (array_record).
+
+  Nothing is downloaded at run time: prepare the dataset beforehand where
+  there is network, or point ``data_dir`` at a copy.
+  """
+
+  has_structure = False
+
+  def __init__(self, name: str, split: str, size: int, data_dir: str | None, image_key: str, label_key: str):
+    import tensorflow_datasets as tfds
+
+    try:
+      self._ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as e:  # TFDS raises many types here; all mean "not usable".
+      raise ValueError(
+          f"data.name={name!r} split={split!r}: not a prepared TFDS dataset in "
+          f"data_dir={data_dir!r} ({type(e).__name__}: {e}). Nothing is downloaded at run time."
+      ) from e
+    self._size, self._image_key, self._label_key = size, image_key, label_key
+    self.num_classes = 1
+    first = self._ds[0]
+    if image_key not in first:
+      raise ValueError(f"data.image_key={image_key!r}: dataset {name!r} has features {sorted(first)}")
+    if label_key and label_key in first:
+      try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        self.num_classes = builder.info.features[label_key].num_classes
+      except Exception:  # Not a ClassLabel: no conditioning.
+        self.num_classes = 1
+
+  def __len__(self):
+    return len(self._ds)
+
+  def _image(self, x):
+    x = np.asarray(x)
+    if x.ndim == 2:
+      x = x[..., None]
+    if x.shape[-1] == 1:
+      x = np.repeat(x, 3, -1)
+    if x.shape[:2] != (self._size, self._size) or x.shape[-1] != 3:
+      mode = "RGBA" if x.shape[-1] == 4 else "RGB"
+      return to_rgb_square(Image.fromarray(x.astype(np.uint8), mode), self._size)
+    return x.astype(np.uint8)
+
+  def get(self, indices):
+    rows = self._ds.__getitems__([int(i) for i in indices])
+    label = [int(r[self._label_key]) if self._label_key in r and self.num_classes > 1 else 0 for r in rows]
+    return {"image": np.stack([self._image(r[self._image_key]) for r in rows]), "label": np.array(label, np.int32)}
+
+
+def make_source(data_cfg, split: str) -> Source:
+  """Builds the source that ``data_cfg.source`` names, for ``split`` ('train'/'test')."""
+  kind = data_cfg.source
+  if kind == "world":
+    return WorldSource(
+        data_cfg.world, data_cfg.image_size, data_cfg.num_train, data_cfg.num_test, data_cfg.data_dir, split
+    )
+  if kind == "folder":
+    # A folder has no held-out split: evaluation compares with the same images.
+    return FolderSource(data_cfg.path, data_cfg.image_size)
+  if kind == "tfds":
+    tfds_split = data_cfg.train_split if split == "train" else data_cfg.test_split
+    return TfdsCatalogSource(
+        data_cfg.name, tfds_split, data_cfg.image_size, data_cfg.data_dir or None, data_cfg.image_key,
+        data_cfg.label_key,
+    )
+  raise ValueError(f"data.source={kind!r}: must be one of 'world', 'folder', 'tfds'")

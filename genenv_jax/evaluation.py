@@ -1,0 +1,66 @@
+"""Evaluation during training: samples from the EMA params, judged by the world's rules."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from genenv_jax import logs
+from genenv_jax.data import pipeline
+from genenv_jax.metrics import scene_metrics
+
+
+class SceneEvaluator:
+  """Holds the real reference statistics and scores generated batches.
+
+  Args:
+    world: the scene world (``None`` for user data: no rules, no statistics).
+    train_source, test_source: data sources.
+    channels, num_label_classes: the model tensor's layout.
+    n: how many scenes to compare.
+  """
+
+  def __init__(self, world, train_source, test_source, channels, num_label_classes, n):
+    self.world, self.channels, self.k, self.n = world, tuple(channels), num_label_classes, n
+    self.reference = {}
+    if world is None:
+      return
+    ref = self._decoded_real(train_source, n)
+    self.ref_stats = scene_metrics.per_scene(world, *scene_metrics.scene_maps(ref, world))[1]
+    held = self._decoded_real(test_source, n)
+    real = scene_metrics.evaluate(world, *scene_metrics.scene_maps(held, world), self.ref_stats)
+    self.reference = {f"real/{k}": v for k, v in real.items()}
+
+  def _decoded_real(self, source, n):
+    idx = list(range(min(n, len(source))))
+    raw = source.get(idx)
+    return pipeline.decode(pipeline.encode(raw, self.channels, self.k), self.channels, self.k)
+
+  def score(self, x: np.ndarray) -> dict[str, float]:
+    """Metrics of generated tensors [n, h, w, C] in [-1, 1]."""
+    if self.world is None:
+      return {}
+    decoded = pipeline.decode(x, self.channels, self.k)
+    return scene_metrics.evaluate(self.world, *scene_metrics.scene_maps(decoded, self.world), self.ref_stats)
+
+  def grid(self, x: np.ndarray, path: str, cols: int, palette) -> None:
+    decoded = pipeline.decode(x, self.channels, self.k)
+    logs.save_grid(path, logs.scene_tiles(decoded, palette), cols)
+
+
+def write_json(path: str, record: dict) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(record, f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def sample_batches(sample_fn, params, key, n: int, batch: int) -> np.ndarray:
+  """Draws n samples in fixed-size chunks; chunk j uses fold_in(key, j)."""
+  out = []
+  for j in range(-(-n // batch)):
+    out.append(np.asarray(jax.device_get(sample_fn(params, jax.random.fold_in(key, j), batch))))
+  return np.concatenate(out)[:n]

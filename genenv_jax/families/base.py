@@ -1,0 +1,78 @@
+"""The family protocol: a model family is a NamedTuple of pure functions.
+
+Like optax's ``GradientTransformation(init, update)``: the generic training
+loop (``genenv_jax.training``) jits ``train_step`` once, donated and sharded
+over the mesh, and knows nothing else about the family.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+Batch = dict[str, jax.Array]  # {'x': [b, h, w, C] float32 in [-1, 1], 'label': [b] int32}
+Metrics = dict[str, jax.Array]
+
+
+class TrainState(NamedTuple):
+  """Everything a run needs to continue; what the checkpoint holds.
+
+  Attributes:
+    step: scalar int32, number of steps taken.
+    params: the family's trainable parameters (a GAN's are {'g': ..., 'd': ...}).
+    opt_state: the optax states, same top-level keys as ``params``.
+    ema_params: exponential moving average of the parameters that sample.
+    rng: [2] uint32 base key; the key of step s is ``fold_in(rng, s)``.
+    skipped: scalar int32, steps skipped because the loss was not finite.
+  """
+
+  step: jax.Array
+  params: PyTree
+  opt_state: PyTree
+  ema_params: PyTree
+  rng: jax.Array
+  skipped: jax.Array
+
+
+class DataSpec(NamedTuple):
+  """What a family needs to know about the data (never the whole config)."""
+
+  image_size: int
+  channels: int
+  num_classes: int  # scene classes for conditioning; 1 = unconditional
+
+
+class Family(NamedTuple):
+  """A model family.
+
+  Attributes:
+    init: (key, batch) -> TrainState.
+    train_step: (TrainState, batch) -> (TrainState, metrics).
+    eval_step: (TrainState, batch) -> metrics.
+    sample: (params, key, n, cond) -> [n, h, w, C] in [-1, 1]; sample i depends
+      only on (params, key, i). ``n`` must be static under jit.
+  """
+
+  init: Callable[[jax.Array, Batch], TrainState]
+  train_step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
+  eval_step: Callable[[TrainState, Batch], Metrics]
+  sample: Callable[..., jax.Array]
+
+
+def ema_update(ema: PyTree, new: PyTree, step: jax.Array, decay: float) -> PyTree:
+  """EMA with warm-up: the effective decay grows as (1+s)/(10+s) up to ``decay``."""
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, new)
+
+
+def keep_if_finite(ok: jax.Array, new: PyTree, old: PyTree) -> PyTree:
+  """Selects ``new`` where ``ok`` else ``old``, leaf by leaf (skips a bad step)."""
+  return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def tree_all_finite(tree: PyTree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

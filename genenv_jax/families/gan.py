@@ -1,0 +1,228 @@
+"""GAN family: fully convolutional generator on a spatial latent grid.
+
+* Generator: latent grid [b, s/2^k, s/2^k, z] -> k pixel-shuffle upsamplings
+  -> tanh. Fully convolutional, so a larger latent grid renders a larger scene.
+* Discriminator: residual conv blocks with 2x average pooling down to 4x4,
+  a dense head and, when conditional, a projection term (Miyato & Koyama).
+* Losses: the non-saturating loss (``ns``, Goodfellow et al.) or ``hinge``;
+  R1 gradient penalty on reals; EMA of the generator makes the samples.
+* One ``train_step`` updates D then G, each with its own optax optimiser.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from genenv_jax.families import augment
+from genenv_jax.families import base
+from genenv_jax.families import optim
+from genenv_jax.nets import blocks
+
+
+def widths(num_levels: int, width: int, max_width: int) -> list[int]:
+  """Feature widths from coarse to fine: ``width`` at the finest, doubling per level."""
+  return [min(max_width, width * 2 ** (num_levels - i)) for i in range(num_levels + 1)]
+
+
+class Generator(nn.Module):
+  channels: int
+  num_up: int
+  width: int
+  max_width: int
+  num_classes: int = 1
+
+  @nn.compact
+  def __call__(self, z, label=None):
+    ws = widths(self.num_up, self.width, self.max_width)
+    if self.num_classes > 1:
+      emb = nn.Embed(self.num_classes, z.shape[-1])(label)
+      z = z + emb[:, None, None, :]
+    h = blocks.pixel_norm(z)
+    h = blocks.ConvBlock(ws[0], norm=True)(h)
+    for w in ws[1:]:
+      h = blocks.lrelu(blocks.Upsample(w)(h))
+      h = blocks.ConvBlock(w, norm=True)(h)
+    return jnp.tanh(nn.Conv(self.channels, (3, 3))(h))
+
+
+class Discriminator(nn.Module):
+  num_down: int
+  width: int
+  max_width: int
+  num_classes: int = 1
+
+  @nn.compact
+  def __call__(self, x, label=None):
+    ws = widths(self.num_down, self.width, self.max_width)[::-1]  # fine -> coarse
+    h = blocks.lrelu(nn.Conv(ws[0], (3, 3))(x))
+    for w in ws[1:]:
+      h = blocks.ConvBlock(w)(h)
+      h = blocks.avg_pool2(h)
+    h = blocks.lrelu(nn.Conv(ws[-1], (3, 3))(h))
+    h = h.reshape(h.shape[0], -1)
+    h = blocks.lrelu(nn.Dense(ws[-1])(h))
+    out = nn.Dense(1)(h)[:, 0]
+    if self.num_classes > 1:
+      emb = nn.Embed(self.num_classes, ws[-1])(label)
+      out = out + jnp.sum(emb * h, axis=-1)
+    return out
+
+
+def d_loss_fn(kind: str, real_logits, fake_logits):
+  if kind == "ns":
+    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+  return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def g_loss_fn(kind: str, fake_logits):
+  if kind == "ns":
+    return jnp.mean(jax.nn.softplus(-fake_logits))
+  return -jnp.mean(fake_logits)
+
+
+def validate(model_cfg, gan_cfg, data: base.DataSpec) -> int:
+  """Checks the config before anything compiles; returns the number of upsamplings."""
+  s, z = data.image_size, model_cfg.latent_size
+  if z < 1 or s % z or (s // z) & (s // z - 1):
+    raise ValueError(
+        f"data.image_size={s} with model.latent_size={z}: the image size must be the latent "
+        f"grid size times a power of two (for example latent_size=4 with image_size 32, 64, 128)"
+    )
+  if s < 8:
+    raise ValueError(f"data.image_size={s}: the discriminator needs at least 8 pixels")
+  if gan_cfg.loss not in ("ns", "hinge"):
+    raise ValueError(f"gan.loss={gan_cfg.loss!r}: must be 'ns' (non-saturating) or 'hinge'")
+  if not 0.0 <= gan_cfg.ema_decay < 1.0:
+    raise ValueError(f"gan.ema_decay={gan_cfg.ema_decay}: must be in [0, 1)")
+  if gan_cfg.r1_gamma < 0:
+    raise ValueError(f"gan.r1_gamma={gan_cfg.r1_gamma}: must be >= 0")
+  return int(math.log2(s // z))
+
+
+def make(config, data: base.DataSpec) -> base.Family:
+  """Builds the GAN family from ``config.model``, ``config.gan``, ``config.optim``."""
+  m, g_cfg = config.model, config.gan
+  num_up = validate(m, g_cfg, data)
+  num_down = int(math.log2(data.image_size // 4))
+  nc = data.num_classes if config.data.conditional else 1
+  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc)
+  disc = Discriminator(num_down, m.d_width, m.d_max_width, nc)
+  txs = {
+      "g": optim.make(config.optim, config.optim.g_lr, config.train.num_steps),
+      "d": optim.make(config.optim, config.optim.d_lr, config.train.num_steps),
+  }
+  latent_ch, latent_size = m.latent_channels, m.latent_size
+  loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay
+  aug = (g_cfg.augment, g_cfg.aug_translation, g_cfg.aug_cutout, config.data.channels[0] == "rgb")
+
+  def latents(key, n, size=latent_size):
+    """Sample i's latent grid depends only on (key, i)."""
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
+    return jax.vmap(lambda k: jax.random.normal(k, (size, size, latent_ch)))(keys)
+
+  def labels_for(key, n):
+    return jax.random.randint(key, (n,), 0, nc) if nc > 1 else jnp.zeros((n,), jnp.int32)
+
+  def d_apply(params, x, label, key):
+    if aug[0]:
+      x = augment.diff_augment(key, x, aug[1], aug[2], aug[3])
+    return disc.apply(params, x, label)
+
+  def init(key, batch):
+    kg, kd, kr = jax.random.split(key, 3)
+    n = batch["x"].shape[0]
+    z = jnp.zeros((n, latent_size, latent_size, latent_ch))
+    params = {"g": gen.init(kg, z, batch["label"]), "d": disc.init(kd, batch["x"], batch["label"])}
+    opt_state = {k: txs[k].init(params[k]) for k in params}
+    return base.TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=opt_state,
+        ema_params=params["g"],
+        rng=jax.random.key_data(kr) if jnp.issubdtype(kr.dtype, jax.dtypes.prng_key) else kr,
+        skipped=jnp.zeros((), jnp.int32),
+    )
+
+  def train_step(state: base.TrainState, batch):
+    key = jax.random.fold_in(state.rng, state.step)
+    kz, kzl, ka1, ka2, ka3, kz2 = jax.random.split(key, 6)
+    x, label = batch["x"], batch["label"]
+    n = x.shape[0]
+    pg, pd = state.params["g"], state.params["d"]
+
+    # Discriminator update.
+    fake_label = labels_for(kzl, n)
+    fake = gen.apply(pg, latents(kz, n), fake_label)
+
+    def d_objective(pd):
+      real_logits = d_apply(pd, x, label, ka1)
+      fake_logits = d_apply(pd, jax.lax.stop_gradient(fake), fake_label, ka2)
+      loss = d_loss_fn(loss_kind, real_logits, fake_logits)
+      if r1_gamma > 0:
+        grad_x = jax.grad(lambda xx: jnp.sum(disc.apply(pd, xx, label)))(x)
+        r1 = jnp.mean(jnp.sum(grad_x**2, axis=(1, 2, 3)))
+      else:
+        r1 = jnp.zeros(())
+      return loss + 0.5 * r1_gamma * r1, (loss, r1, real_logits, fake_logits)
+
+    (_, (d_loss, r1, real_logits, fake_logits)), gd = jax.value_and_grad(d_objective, has_aux=True)(pd)
+    upd, od = txs["d"].update(gd, state.opt_state["d"], pd)
+    pd_new = optax.apply_updates(pd, upd)
+
+    # Generator update against the new discriminator.
+    def g_objective(pg):
+      fake = gen.apply(pg, latents(kz2, n), fake_label)
+      return g_loss_fn(loss_kind, d_apply(pd_new, fake, fake_label, ka3))
+
+    g_loss, gg = jax.value_and_grad(g_objective)(pg)
+    upd, og = txs["g"].update(gg, state.opt_state["g"], pg)
+    pg_new = optax.apply_updates(pg, upd)
+
+    ok = jnp.isfinite(d_loss) & jnp.isfinite(g_loss) & base.tree_all_finite((gd, gg))
+    new = base.TrainState(
+        step=state.step + 1,
+        params={"g": pg_new, "d": pd_new},
+        opt_state={"g": og, "d": od},
+        ema_params=base.ema_update(state.ema_params, pg_new, state.step, ema_decay),
+        rng=state.rng,
+        skipped=state.skipped,
+    )
+    kept = base.keep_if_finite(ok, new, state._replace(step=state.step + 1))
+    kept = kept._replace(skipped=state.skipped + (~ok).astype(jnp.int32))
+    metrics = {
+        "d_loss": d_loss,
+        "g_loss": g_loss,
+        "r1": r1,
+        "d_real": jnp.mean(real_logits),
+        "d_fake": jnp.mean(fake_logits),
+        "g_grad_norm": optax.global_norm(gg),
+        "d_grad_norm": optax.global_norm(gd),
+        "skipped": kept.skipped,
+    }
+    return kept, metrics
+
+  def sample(params, key, n, cond=None, latent_grid=None):
+    kz, kl = jax.random.split(key)
+    label = labels_for(kl, n) if cond is None else jnp.broadcast_to(jnp.asarray(cond, jnp.int32), (n,))
+    return gen.apply(params, latents(kz, n, latent_grid or latent_size), label)
+
+  def eval_step(state, batch):
+    """Discriminator accuracy on held-out reals vs EMA fakes."""
+    n = batch["x"].shape[0]
+    key = jax.random.fold_in(state.rng, 2**31 - 1)
+    fake_label = labels_for(key, n)
+    fake = gen.apply(state.ema_params, latents(key, n), fake_label)
+    real_logits = disc.apply(state.params["d"], batch["x"], batch["label"])
+    fake_logits = disc.apply(state.params["d"], fake, fake_label)
+    acc = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
+    return {"d_accuracy": acc, "d_loss": d_loss_fn(loss_kind, real_logits, fake_logits)}
+
+  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample)
+
+

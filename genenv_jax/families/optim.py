@@ -1,0 +1,23 @@
+"""Optax optimisers from config: Adam with a learning-rate schedule and clipping."""
+
+from __future__ import annotations
+
+import optax
+
+
+def make(optim_cfg, lr: float, total_steps: int) -> optax.GradientTransformation:
+  """``clip_by_global_norm`` then Adam(b1, b2) on a warm-up + constant/cosine schedule."""
+  if lr <= 0:
+    raise ValueError(f"optim learning rate {lr}: must be > 0")
+  if optim_cfg.schedule not in ("constant", "cosine"):
+    raise ValueError(f"optim.schedule={optim_cfg.schedule!r}: must be 'constant' or 'cosine'")
+  warm = max(0, int(optim_cfg.warmup_steps))
+  if optim_cfg.schedule == "cosine":
+    sched = optax.warmup_cosine_decay_schedule(0.0, lr, warm, max(total_steps, warm + 1), end_value=lr * 0.1)
+  else:
+    sched = optax.join_schedules([optax.linear_schedule(0.0, lr, max(warm, 1)), optax.constant_schedule(lr)], [warm])
+  parts = []
+  if optim_cfg.clip_norm and optim_cfg.clip_norm > 0:
+    parts.append(optax.clip_by_global_norm(optim_cfg.clip_norm))
+  parts.append(optax.adam(sched, b1=optim_cfg.b1, b2=optim_cfg.b2))
+  return optax.chain(*parts)

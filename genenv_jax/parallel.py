@@ -1,0 +1,61 @@
+"""Device mesh, shardings and multi-host start.
+
+Data parallelism is ``jax.jit`` over a ``Mesh`` with ``NamedSharding``: the
+batch is split along the mesh's ``data`` axis and parameters are replicated.
+This is what ``jax.pmap`` + ``lax.pmean`` did, in the form JAX maintains
+(pmap is in maintenance mode); XLA inserts the gradient all-reduce.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+def initialize_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
+  """Starts JAX's multi-process runtime.
+
+  ``coordinator=''`` and ``num_processes=1`` means a single process. On a TPU
+  pod or a SLURM/Kubernetes GPU cluster, ``coordinator='auto'`` lets JAX read
+  the cluster's environment.
+  """
+  if coordinator == "auto":
+    jax.distributed.initialize()
+  elif num_processes > 1:
+    if not coordinator:
+      raise ValueError(f"num_processes={num_processes}: needs --coordinator=HOST:PORT")
+    if not 0 <= process_id < num_processes:
+      raise ValueError(f"process_id={process_id}: must be in [0, {num_processes})")
+    jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+  logging.info("process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
+
+
+def make_mesh(num_devices: int = -1) -> Mesh:
+  """A 1-D ``('data',)`` mesh over ``num_devices`` devices (-1: all of them)."""
+  devices = jax.devices()
+  if num_devices == -1:
+    num_devices = len(devices)
+  if not 1 <= num_devices <= len(devices):
+    raise ValueError(f"mesh.num_devices={num_devices}: must be -1 (all) or 1..{len(devices)}")
+  return Mesh(np.array(devices[:num_devices]), ("data",))
+
+
+def check_batch(global_batch: int, mesh: Mesh) -> None:
+  n = mesh.devices.size
+  if global_batch % n or global_batch % jax.process_count():
+    raise ValueError(
+        f"train.batch_size={global_batch}: must be divisible by the {n} devices of the mesh "
+        f"(and the {jax.process_count()} processes); for example {max(n, (global_batch // n) * n or n)}"
+    )
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("data"))

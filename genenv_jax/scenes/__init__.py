@@ -1,0 +1,18 @@
+"""Procedural scene worlds: an explicit registry, no import side effects."""
+
+from genenv_jax.scenes import base
+from genenv_jax.scenes.city import CityWorld
+
+WORLDS = {
+    "city": CityWorld,
+}
+
+
+def get_world(name: str) -> base.World:
+  """Returns the world called ``name``, or a clear error listing the known ones."""
+  if name not in WORLDS:
+    raise ValueError(f"world {name!r}: unknown; known worlds are {sorted(WORLDS)}")
+  return WORLDS[name]()
+
+
+__all__ = ["WORLDS", "get_world", "base"]
