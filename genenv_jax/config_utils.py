@@ -36,3 +36,41 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"train.{key}={v!r}: must be a positive integer")
   if t.eval_samples < 2:
     raise ValueError(f"train.eval_samples={t.eval_samples}: must be at least 2")
+
+
+def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+  """Loads ``path.py[:arg]`` and applies ``a.b=value`` overrides (for scripts and tests).
+
+  Values are parsed as Python literals where possible; an unknown key names
+  the keys that exist.
+  """
+  import ast
+  import importlib.util
+  import os
+
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"config file {path!r}: not found")
+  mod_spec = importlib.util.spec_from_file_location("_genenv_config", path)
+  mod = importlib.util.module_from_spec(mod_spec)
+  mod_spec.loader.exec_module(mod)
+  config = mod.get_config(arg or None)
+  for item in overrides:
+    key, _, raw = item.partition("=")
+    try:
+      value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+      value = raw
+    node, *_ = key.rsplit(".", 1)
+    parent = config
+    parts = key.split(".")
+    for p in parts[:-1]:
+      if p not in parent:
+        raise ValueError(f"config override {item!r}: no section {p!r}; sections are {sorted(parent.keys())}")
+      parent = parent[p]
+    if parts[-1] not in parent:
+      raise ValueError(f"config override {item!r}: no key {parts[-1]!r}; keys are {sorted(parent.keys())}")
+    if isinstance(parent[parts[-1]], float) and isinstance(value, int):
+      value = float(value)
+    parent[parts[-1]] = value
+  return config

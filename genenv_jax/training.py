@@ -23,6 +23,7 @@ from genenv_jax.families import base
 from genenv_jax.scenes import get_world
 
 EVAL_SEED = 0xE7A1
+_SHOWN = ("loss", "bpd", "d_loss", "g_loss")
 
 
 class _StopSignal:
@@ -177,7 +178,7 @@ def run(config, workdir: str, stop_at: int | None = None):
         m["steps_per_s"], m["images_per_s"] = rate, rate * t_cfg.batch_size
         writer.write(done, m)
         bar.set_postfix(steps_s=f"{rate:.2f}", img_s=f"{rate * t_cfg.batch_size:.0f}",
-                        **{k: f"{m[k]:.3f}" for k in list(m)[:2]})
+                        **{k: f"{m[k]:.3f}" for k in _SHOWN if k in m})
         if m["skipped"] > t_cfg.max_nonfinite:
           ckpt.save(done, state, force=True)
           ckpt.wait()
