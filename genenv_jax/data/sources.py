@@ -168,8 +168,17 @@ class TfdsCatalogSource:
       return to_rgb_square(Image.fromarray(x.astype(np.uint8), mode), self._size)
     return x.astype(np.uint8)
 
+  def _rows(self, indices):
+    keys = [int(i) for i in indices]
+    try:
+      return self._ds.__getitems__(keys)
+    except TypeError:
+      # tfds.testing.mock_data (4.9.10) mocks __getitems__ without binding
+      # self; item access works there. Real array_record sources batch.
+      return [self._ds[k] for k in keys]
+
   def get(self, indices):
-    rows = self._ds.__getitems__([int(i) for i in indices])
+    rows = self._rows(indices)
     label = [int(r[self._label_key]) if self._label_key in r and self.num_classes > 1 else 0 for r in rows]
     return {"image": np.stack([self._image(r[self._image_key]) for r in rows]), "label": np.array(label, np.int32)}
 

@@ -11,11 +11,12 @@ def make(optim_cfg, lr: float, total_steps: int) -> optax.GradientTransformation
     raise ValueError(f"optim learning rate {lr}: must be > 0")
   if optim_cfg.schedule not in ("constant", "cosine"):
     raise ValueError(f"optim.schedule={optim_cfg.schedule!r}: must be 'constant' or 'cosine'")
-  warm = max(0, int(optim_cfg.warmup_steps))
+  warm = max(1, int(optim_cfg.warmup_steps))
+  lr0 = lr / warm  # the first step already moves the parameters
   if optim_cfg.schedule == "cosine":
-    sched = optax.warmup_cosine_decay_schedule(0.0, lr, warm, max(total_steps, warm + 1), end_value=lr * 0.1)
+    sched = optax.warmup_cosine_decay_schedule(lr0, lr, warm, max(total_steps, warm + 1), end_value=lr * 0.1)
   else:
-    sched = optax.join_schedules([optax.linear_schedule(0.0, lr, max(warm, 1)), optax.constant_schedule(lr)], [warm])
+    sched = optax.join_schedules([optax.linear_schedule(lr0, lr, warm), optax.constant_schedule(lr)], [warm])
   parts = []
   if optim_cfg.clip_norm and optim_cfg.clip_norm > 0:
     parts.append(optax.clip_by_global_norm(optim_cfg.clip_norm))

@@ -1,0 +1,123 @@
+"""Data: the TFDS world builder, image folders, TFDS catalog, step-determined batches."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from genenv_jax import parallel
+from genenv_jax.data import pipeline, sources, world_builder
+from genenv_jax.data.world_builder import TEST_SEED_OFFSET
+from genenv_jax.scenes import get_world
+
+
+def test_world_builder_round_trip(data_dir):
+  b = world_builder.prepare("city", 16, 40, 10, data_dir)
+  ds = b.as_data_source()
+  assert len(ds["train"]) == 40 and len(ds["test"]) == 10
+  row = ds["train"][5]
+  sc = get_world("city").generate(int(row["index"]), 16)
+  np.testing.assert_array_equal(row["image"], sc.rgb)
+  np.testing.assert_array_equal(row["labels"], sc.labels)
+  assert int(ds["test"][0]["index"]) >= TEST_SEED_OFFSET
+
+
+def test_encode_decode_round_trip():
+  w = get_world("city")
+  scs = [w.generate(i, 16) for i in range(4)]
+  raw = {
+      "image": np.stack([s.rgb for s in scs]),
+      "labels": np.stack([s.labels for s in scs]),
+      "height": np.stack([np.round(s.height * 255).astype(np.uint8) for s in scs]),
+  }
+  chans = ("rgb", "labels", "height")
+  x = pipeline.encode(raw, chans, 5)
+  assert x.shape == (4, 16, 16, 9) and x.min() >= -1 and x.max() <= 1
+  d = pipeline.decode(x, chans, 5)
+  np.testing.assert_array_equal(d["rgb"], raw["image"])
+  np.testing.assert_array_equal(d["labels"], raw["labels"])
+  np.testing.assert_allclose(d["height"], raw["height"] / 255.0, atol=1e-6)
+
+
+def test_batch_is_a_pure_function_of_seed_and_step():
+  ix = pipeline.StepIndexer(n=10, seed=3, global_batch=4)
+  a = [ix.indices(s) for s in range(5)]
+  b = [pipeline.StepIndexer(10, 3, 4).indices(s) for s in reversed(range(5))][::-1]
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  # Each epoch is a permutation: 20 draws cover every example twice.
+  assert np.bincount(np.concatenate(a), minlength=10).tolist() == [2] * 10
+  # A process's rows are a slice of the same global batch.
+  np.testing.assert_array_equal(ix.indices(2, slice(2, 4)), a[2][2:4])
+
+
+def test_loader_shards_global_batch(data_dir):
+  src = sources.WorldSource("city", 16, 40, 10, data_dir, "train")
+  mesh = parallel.make_mesh(8)
+  loader = pipeline.Loader(src, ("rgb",), 5, 0, 16, parallel.batch_sharded(mesh))
+  got = list(loader.iterate(0, 3))
+  assert [s for s, _ in got] == [0, 1, 2]
+  x = got[1][1]["x"]
+  assert x.shape == (16, 16, 16, 3) and len(x.sharding.device_set) == 8
+  np.testing.assert_array_equal(np.asarray(x), loader.host_batch(1)["x"])
+
+
+def _write(path, img):
+  img.save(path)
+  return path
+
+
+def test_image_folder_any_mode_and_size(tmp_path):
+  rng = np.random.default_rng(0)
+  _write(tmp_path / "rgb.png", Image.fromarray(rng.integers(0, 255, (40, 70, 3), dtype=np.uint8)))
+  _write(tmp_path / "gray.jpg", Image.fromarray(rng.integers(0, 255, (90, 50), dtype=np.uint8), "L"))
+  rgba = np.zeros((20, 20, 4), np.uint8)
+  rgba[..., 0] = 255
+  rgba[..., 3] = 128
+  os.makedirs(tmp_path / "sub")
+  _write(tmp_path / "sub" / "alpha.png", Image.fromarray(rgba, "RGBA"))
+  (tmp_path / "notes.txt").write_text("not an image")
+  src = sources.FolderSource(str(tmp_path), 32)
+  assert len(src) == 3
+  batch = src.get([0, 1, 2])
+  assert batch["image"].shape == (3, 32, 32, 3) and batch["image"].dtype == np.uint8
+  # The grayscale image has equal channels; the half-transparent red is composited on black.
+  gray = batch["image"][0]
+  assert (gray[..., 0] == gray[..., 1]).all()
+  red = batch["image"][2]
+  assert abs(int(red[..., 0].mean()) - 128) <= 2 and red[..., 1].max() == 0
+
+
+def test_image_folder_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no such folder"):
+    sources.FolderSource(str(tmp_path / "missing"), 32)
+  with pytest.raises(ValueError, match="no images found"):
+    sources.FolderSource(str(tmp_path), 32)
+  (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+  with pytest.raises(ValueError, match="none of the 1 image files could be decoded"):
+    sources.FolderSource(str(tmp_path), 32)
+  Image.new("RGB", (8, 8), (0, 255, 0)).save(tmp_path / "good.png")
+  src = sources.FolderSource(str(tmp_path), 16)
+  assert len(src) == 1 and [os.path.basename(f) for f, _ in src.skipped] == ["broken.png"]
+
+
+def test_tfds_catalog_source_offline():
+  import tensorflow_datasets as tfds
+
+  with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+    src = sources.TfdsCatalogSource("mnist", "train", 32, None, "image", "label")
+    batch = src.get([0, 3, 5])
+  assert len(src) == 12 and src.num_classes == 10
+  assert batch["image"].shape == (3, 32, 32, 3) and batch["label"].shape == (3,)
+
+
+def test_tfds_catalog_unprepared_is_a_clear_error(tmp_path):
+  with pytest.raises(ValueError, match="not a prepared TFDS dataset"):
+    sources.TfdsCatalogSource("mnist", "train", 32, str(tmp_path), "image", "label")
+
+
+def test_process_rows_single_process():
+  assert jax.process_count() == 1
+  assert pipeline.process_rows(8) == slice(0, 8)

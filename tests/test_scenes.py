@@ -1,0 +1,65 @@
+"""The city world: determinism, validity of every real scene, rules that can fail."""
+
+import numpy as np
+import pytest
+
+from genenv_jax.scenes import city, get_world
+
+
+@pytest.mark.parametrize("size,n", [(16, 60), (32, 120), (64, 60), (128, 15)])
+def test_every_real_scene_passes_every_rule(size, n):
+  w = get_world("city")
+  for seed in range(n):
+    sc = w.generate(seed, size)
+    v = w.validity(sc.labels, sc.height)
+    assert all(v.values()), (size, seed, v)
+
+
+def test_scene_layers_and_determinism():
+  w = get_world("city")
+  a, b = w.generate(7, 64), w.generate(7, 64)
+  np.testing.assert_array_equal(a.rgb, b.rgb)
+  assert a.rgb.shape == (64, 64, 3) and a.rgb.dtype == np.uint8
+  assert a.labels.shape == (64, 64) and a.height.shape == (64, 64)
+  assert not np.array_equal(a.rgb, w.generate(8, 64).rgb)
+  # Shading and texture: one class shows many colours, not one flat colour.
+  road = a.labels == city.ROAD
+  assert len(np.unique(a.rgb[road].reshape(-1, 3), axis=0)) > 10
+
+
+def test_worlds_have_variety():
+  w = get_world("city")
+  kinds = {w.generate(s, 32).scene_class for s in range(60)}
+  assert kinds == {0, 1, 2}
+  fr = np.stack([w.statistics(w.generate(s, 32).labels) for s in range(40)])
+  assert (fr[:, city.PARK] > 0).mean() > 0.3
+  assert (fr[:, city.BUILDING] > 0.05).mean() > 0.8
+
+
+def test_rules_reject_broken_scenes():
+  w = get_world("city")
+  sc = w.generate(3, 64)
+  lab = sc.labels.copy()
+  # Cut every road along a line through the middle: the network falls apart.
+  lab[:, 30:34][lab[:, 30:34] == city.ROAD] = city.GROUND
+  lab[30:34, :][lab[30:34, :] == city.ROAD] = city.GROUND
+  assert not w.validity(lab, sc.height)["road_connected"]
+  # Buildings without roads.
+  lab = sc.labels.copy()
+  lab[lab == city.ROAD] = city.GROUND
+  v = w.validity(lab, sc.height)
+  assert not v["buildings_touch_road"] and not v["plausible_layout"]
+  # Flat buildings contradict the height map.
+  assert not w.validity(sc.labels, np.zeros_like(sc.height))["heights_consistent"]
+  # Noise is invalid.
+  rng = np.random.default_rng(0)
+  noise = rng.integers(0, 5, size=(64, 64)).astype(np.uint8)
+  assert not all(w.validity(noise, rng.random((64, 64))).values())
+
+
+def test_bad_size_and_world_name():
+  w = get_world("city")
+  with pytest.raises(ValueError, match="multiple of 16"):
+    w.generate(0, 40)
+  with pytest.raises(ValueError, match="known worlds"):
+    get_world("atlantis")
