@@ -8,9 +8,8 @@ Multi-process (a GPU cluster, or several CPU processes on one machine):
 On a TPU pod, ``--coordinator=auto`` lets JAX read the pod's environment.
 """
 
-import sys
-
 import logging as std_logging
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags

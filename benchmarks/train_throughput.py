@@ -56,13 +56,13 @@ def measure(config_arg: str, steps: int, overrides: list[str]) -> dict:
   peak = 10 * 2 * 2048**3 / (time.perf_counter() - t)
   sps = steps / dt
   return {
-      "devices": jax.device_count(),
-      "steps_per_s": sps,
-      "images_per_s": sps * config.train.batch_size,
-      "step_gflop": flops / 1e9,
-      "achieved_gflop_s": flops * sps / 1e9,
-      "matmul_peak_gflop_s": peak / 1e9,
-      "flop_utilisation": flops * sps / peak,
+    "devices": jax.device_count(),
+    "steps_per_s": sps,
+    "images_per_s": sps * config.train.batch_size,
+    "step_gflop": flops / 1e9,
+    "achieved_gflop_s": flops * sps / 1e9,
+    "matmul_peak_gflop_s": peak / 1e9,
+    "flop_utilisation": flops * sps / peak,
   }
 
 
@@ -81,16 +81,21 @@ def main():
   for n in [int(d) for d in a.devices.split(",")]:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
     out = subprocess.run(
-        [sys.executable, __file__, "--child", f"--config={a.config}", f"--steps={a.steps}", *a.overrides],
-        env=env, capture_output=True, text=True, check=True,
+      [sys.executable, __file__, "--child", f"--config={a.config}", f"--steps={a.steps}", *a.overrides],
+      env=env,
+      capture_output=True,
+      text=True,
+      check=True,
     ).stdout
     rows.append(json.loads(out.split("RESULT ", 1)[1]))
   base = rows[0]["images_per_s"]
   print(f"config {a.config} {' '.join(a.overrides)}")
   print(f"{'devices':>7} {'img/s':>8} {'vs first':>8} {'GFLOP/step':>10} {'GFLOP/s':>8} {'peak':>7} {'util':>6}")
   for r in rows:
-    print(f"{r['devices']:>7} {r['images_per_s']:>8.1f} {r['images_per_s'] / base:>8.2f} {r['step_gflop']:>10.3f} "
-          f"{r['achieved_gflop_s']:>8.1f} {r['matmul_peak_gflop_s']:>7.0f} {r['flop_utilisation']:>6.1%}")
+    print(
+      f"{r['devices']:>7} {r['images_per_s']:>8.1f} {r['images_per_s'] / base:>8.2f} {r['step_gflop']:>10.3f} "
+      f"{r['achieved_gflop_s']:>8.1f} {r['matmul_peak_gflop_s']:>7.0f} {r['flop_utilisation']:>6.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ def get_config(arg=None):
   c.gan = ml_collections.ConfigDict()
   c.gan.loss = "ns"  # 'ns' (non-saturating) | 'hinge'
   c.gan.r1_gamma = 1.0
+  c.gan.mbstd_group = 4  # minibatch standard deviation in D (against mode collapse)
   c.gan.r1_every = 4  # R1 on every 4th image of the batch (cheaper double backward)
   c.gan.ema_decay = 0.999
   c.gan.augment = False  # DiffAugment, for small datasets

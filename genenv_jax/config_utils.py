@@ -25,9 +25,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"data.image_size={d.image_size!r}: must be a multiple of 8 and at least 8 (e.g. 32, 64, 128)")
   chans = tuple(d.channels)
   if not chans or chans[0] != "rgb" or len(set(chans)) != len(chans) or not set(chans) <= {"rgb", "labels", "height"}:
-    raise ValueError(
-        f"data.channels={chans}: must start with 'rgb', optionally followed by 'labels' and/or 'height'"
-    )
+    raise ValueError(f"data.channels={chans}: must start with 'rgb', optionally followed by 'labels' and/or 'height'")
   if d.source != "world" and len(chans) > 1:
     raise ValueError(f"data.channels={chans}: data.source={d.source!r} has RGB only; use ('rgb',)")
   for key in ("batch_size", "num_steps", "log_every", "eval_every", "ckpt_every", "keep_checkpoints"):

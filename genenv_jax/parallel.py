@@ -12,7 +12,8 @@ import logging
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 
 def initialize_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
@@ -30,8 +31,13 @@ def initialize_distributed(coordinator: str, num_processes: int, process_id: int
     if not 0 <= process_id < num_processes:
       raise ValueError(f"process_id={process_id}: must be in [0, {num_processes})")
     jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
-  logging.info("process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
-               jax.local_device_count(), jax.device_count())
+  logging.info(
+    "process %d of %d, %d local / %d global devices",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+  )
 
 
 def make_mesh(num_devices: int = -1) -> Mesh:
@@ -48,8 +54,8 @@ def check_batch(global_batch: int, mesh: Mesh) -> None:
   n = mesh.devices.size
   if global_batch % n or global_batch % jax.process_count():
     raise ValueError(
-        f"train.batch_size={global_batch}: must be divisible by the {n} devices of the mesh "
-        f"(and the {jax.process_count()} processes); for example {max(n, (global_batch // n) * n or n)}"
+      f"train.batch_size={global_batch}: must be divisible by the {n} devices of the mesh "
+      f"(and the {jax.process_count()} processes); for example {max(n, (global_batch // n) * n or n)}"
     )
 
 

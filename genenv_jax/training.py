@@ -67,24 +67,25 @@ class Setup:
     self.test_source = sources.make_source(d, "test")
     self.num_label_classes = len(self.world.class_names) if self.world else 0
     self.spec = base.DataSpec(
-        image_size=d.image_size,
-        channels=pipeline.num_channels(d.channels, self.num_label_classes),
-        num_classes=self.train_source.num_classes,
+      image_size=d.image_size,
+      channels=pipeline.num_channels(d.channels, self.num_label_classes),
+      num_classes=self.train_source.num_classes,
+      one_hot=pipeline.one_hot_range(d.channels, self.num_label_classes),
     )
     if d.conditional and self.spec.num_classes < 2:
-      raise ValueError(f"data.conditional=True: the data source has no scene classes (num_classes=1)")
+      raise ValueError("data.conditional=True: the data source has no scene classes (num_classes=1)")
     self.family = families.make(config, self.spec)
     self.repl = parallel.replicated(self.mesh)
     self.bsh = parallel.batch_sharded(self.mesh)
     self.loader = pipeline.Loader(
-        self.train_source, d.channels, self.num_label_classes, config.seed, config.train.batch_size, self.bsh
+      self.train_source, d.channels, self.num_label_classes, config.seed, config.train.batch_size, self.bsh
     )
     self.init_fn = jax.jit(self.family.init, out_shardings=self.repl)
     self.step_fn = jax.jit(
-        self.family.train_step,
-        in_shardings=(self.repl, self.bsh),
-        out_shardings=(self.repl, self.repl),
-        donate_argnums=(0,),
+      self.family.train_step,
+      in_shardings=(self.repl, self.bsh),
+      out_shardings=(self.repl, self.repl),
+      donate_argnums=(0,),
     )
     self.eval_fn = jax.jit(self.family.eval_step, in_shardings=(self.repl, self.bsh), out_shardings=self.repl)
     self.sample_fn = jax.jit(self.family.sample, static_argnums=(2,), out_shardings=self.bsh)
@@ -125,21 +126,21 @@ def run(config, workdir: str, stop_at: int | None = None):
     logging.info("resumed from step %d in %s", start, workdir)
   writer = logs.MetricWriter(workdir, start, enabled=lead)
   evaluator = evaluation.SceneEvaluator(
-      su.world, su.train_source, su.test_source, config.data.channels, su.num_label_classes, t_cfg.eval_samples
+    su.world, su.train_source, su.test_source, config.data.channels, su.num_label_classes, t_cfg.eval_samples
   )
   test_loader = pipeline.Loader(
-      su.test_source, config.data.channels, su.num_label_classes, config.seed + 1, t_cfg.batch_size, su.bsh
+    su.test_source, config.data.channels, su.num_label_classes, config.seed + 1, t_cfg.batch_size, su.bsh
   )
   palette = su.world.palette if su.world else np.zeros((1, 3), np.uint8)
 
   def do_eval(step):
     ema = state.ema_params
     x = evaluation.sample_batches(
-        su.sample_fn, ema, jax.random.PRNGKey(EVAL_SEED), t_cfg.eval_samples, t_cfg.batch_size
+      su.sample_fn, ema, jax.random.PRNGKey(EVAL_SEED), t_cfg.eval_samples, t_cfg.batch_size
     )
-    m = {}
-    m.update({f"eval/{k}": v for k, v in evaluator.score(x).items()})
-    m.update({f"eval/{k}": float(v) for k, v in jax.device_get(su.eval_fn(state, test_loader.global_batch_at(step))).items()})
+    m = {f"eval/{k}": v for k, v in evaluator.score(x).items()}
+    family_metrics = jax.device_get(su.eval_fn(state, test_loader.global_batch_at(step)))
+    m.update({f"eval/{k}": float(v) for k, v in family_metrics.items()})
     m.update(evaluator.reference)
     if lead:
       g = t_cfg.grid_size
@@ -177,14 +178,15 @@ def run(config, workdir: str, stop_at: int | None = None):
         m["skipped"] = float(host[-1]["skipped"])
         m["steps_per_s"], m["images_per_s"] = rate, rate * t_cfg.batch_size
         writer.write(done, m)
-        bar.set_postfix(steps_s=f"{rate:.2f}", img_s=f"{rate * t_cfg.batch_size:.0f}",
-                        **{k: f"{m[k]:.3f}" for k in _SHOWN if k in m})
+        bar.set_postfix(
+          steps_s=f"{rate:.2f}", img_s=f"{rate * t_cfg.batch_size:.0f}", **{k: f"{m[k]:.3f}" for k in _SHOWN if k in m}
+        )
         if m["skipped"] > t_cfg.max_nonfinite:
           ckpt.save(done, state, force=True)
           ckpt.wait()
           raise TrainingDiverged(
-              f"step {done}: {int(m['skipped'])} steps had a non-finite loss (train.max_nonfinite="
-              f"{t_cfg.max_nonfinite}); saved a checkpoint in {workdir}. Lower optim.*_lr or raise gan.r1_gamma."
+            f"step {done}: {int(m['skipped'])} steps had a non-finite loss (train.max_nonfinite="
+            f"{t_cfg.max_nonfinite}); saved a checkpoint in {workdir}. Lower optim.*_lr or raise gan.r1_gamma."
           )
       if done % t_cfg.ckpt_every == 0:
         ckpt.save(done, state, force=True)

@@ -28,9 +28,9 @@ def test_encode_decode_round_trip():
   w = get_world("city")
   scs = [w.generate(i, 16) for i in range(4)]
   raw = {
-      "image": np.stack([s.rgb for s in scs]),
-      "labels": np.stack([s.labels for s in scs]),
-      "height": np.stack([np.round(s.height * 255).astype(np.uint8) for s in scs]),
+    "image": np.stack([s.rgb for s in scs]),
+    "labels": np.stack([s.labels for s in scs]),
+    "height": np.stack([np.round(s.height * 255).astype(np.uint8) for s in scs]),
   }
   chans = ("rgb", "labels", "height")
   x = pipeline.encode(raw, chans, 5)

@@ -48,9 +48,9 @@ def test_samples_depend_only_on_key_and_index(smoke_config):
 def test_losses():
   real, fake = jnp.array([2.0, 3.0]), jnp.array([-1.0, 0.5])
   np.testing.assert_allclose(
-      gan.d_loss_fn("ns", real, fake),
-      np.mean(np.log1p(np.exp(-np.array([2.0, 3.0])))) + np.mean(np.log1p(np.exp(np.array([-1.0, 0.5])))),
-      rtol=1e-6,
+    gan.d_loss_fn("ns", real, fake),
+    np.mean(np.log1p(np.exp(-np.array([2.0, 3.0])))) + np.mean(np.log1p(np.exp(np.array([-1.0, 0.5])))),
+    rtol=1e-6,
   )
   np.testing.assert_allclose(gan.d_loss_fn("hinge", real, fake), 0.0 + (0.0 + 1.5) / 2, rtol=1e-6)
   np.testing.assert_allclose(gan.g_loss_fn("hinge", fake), 0.25, rtol=1e-6)

@@ -24,6 +24,14 @@ def num_channels(channels, num_label_classes: int) -> int:
   return sum({"rgb": 3, "labels": num_label_classes, "height": 1}[c] for c in channels)
 
 
+def one_hot_range(channels, num_label_classes: int) -> tuple[int, int]:
+  """[start, stop) of the one-hot label channels in the model tensor ((0, 0) if none)."""
+  if "labels" not in channels:
+    return (0, 0)
+  start = num_channels(channels[: list(channels).index("labels")], num_label_classes)
+  return (start, start + num_label_classes)
+
+
 def encode(batch: dict[str, np.ndarray], channels, num_label_classes: int) -> np.ndarray:
   """Source batch -> [n, h, w, C] float32 in [-1, 1]: RGB, one-hot labels, height."""
   parts = []
@@ -111,8 +119,8 @@ class Loader:
   def global_batch_at(self, step: int) -> dict[str, jax.Array]:
     local = self.host_batch(step)
     return {
-        k: jax.make_array_from_process_local_data(self.sharding, v, (self.global_batch, *v.shape[1:]))
-        for k, v in local.items()
+      k: jax.make_array_from_process_local_data(self.sharding, v, (self.global_batch, *v.shape[1:]))
+      for k, v in local.items()
     }
 
   def iterate(self, start: int, stop: int) -> Iterator[tuple[int, dict[str, jax.Array]]]:

@@ -64,10 +64,10 @@ class WorldSource:
   def get(self, indices):
     rows = self._ds.__getitems__([int(i) for i in indices])
     return {
-        "image": np.stack([r["image"] for r in rows]),
-        "labels": np.stack([r["labels"] for r in rows]),
-        "height": np.stack([r["height"] for r in rows]),
-        "label": np.array([r["label"] for r in rows], np.int32),
+      "image": np.stack([r["image"] for r in rows]),
+      "labels": np.stack([r["labels"] for r in rows]),
+      "height": np.stack([r["height"] for r in rows]),
+      "label": np.array([r["label"] for r in rows], np.int32),
     }
 
 
@@ -87,16 +87,9 @@ class FolderSource:
     path = os.path.expanduser(path)
     if not os.path.isdir(path):
       raise FileNotFoundError(f"data.path={path!r}: no such folder of images")
-    files = sorted(
-        os.path.join(d, f)
-        for d, _, fs in os.walk(path)
-        for f in fs
-        if f.lower().endswith(IMAGE_EXTENSIONS)
-    )
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
-      raise ValueError(
-          f"data.path={path!r}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
-      )
+      raise ValueError(f"data.path={path!r}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
     images, self.skipped = [], []
     for f in files:
       try:
@@ -108,8 +101,12 @@ class FolderSource:
     if self.skipped:
       names = ", ".join(os.path.basename(f) for f, _ in self.skipped[:5])
       logging.warning(
-          "data.path=%r: skipped %d of %d files that are not readable images: %s%s",
-          path, len(self.skipped), len(files), names, " ..." if len(self.skipped) > 5 else "",
+        "data.path=%r: skipped %d of %d files that are not readable images: %s%s",
+        path,
+        len(self.skipped),
+        len(files),
+        names,
+        " ..." if len(self.skipped) > 5 else "",
       )
     if not images:
       raise ValueError(f"data.path={path!r}: none of the {len(files)} image files could be decoded")
@@ -139,8 +136,8 @@ class TfdsCatalogSource:
       self._ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except Exception as e:  # TFDS raises many types here; all mean "not usable".
       raise ValueError(
-          f"data.name={name!r} split={split!r}: not a prepared TFDS dataset in "
-          f"data_dir={data_dir!r} ({type(e).__name__}: {e}). Nothing is downloaded at run time."
+        f"data.name={name!r} split={split!r}: not a prepared TFDS dataset in "
+        f"data_dir={data_dir!r} ({type(e).__name__}: {e}). Nothing is downloaded at run time."
       ) from e
     self._size, self._image_key, self._label_key = size, image_key, label_key
     self.num_classes = 1
@@ -188,7 +185,7 @@ def make_source(data_cfg, split: str) -> Source:
   kind = data_cfg.source
   if kind == "world":
     return WorldSource(
-        data_cfg.world, data_cfg.image_size, data_cfg.num_train, data_cfg.num_test, data_cfg.data_dir, split
+      data_cfg.world, data_cfg.image_size, data_cfg.num_train, data_cfg.num_test, data_cfg.data_dir, split
     )
   if kind == "folder":
     # A folder has no held-out split: evaluation compares with the same images.
@@ -196,7 +193,11 @@ def make_source(data_cfg, split: str) -> Source:
   if kind == "tfds":
     tfds_split = data_cfg.train_split if split == "train" else data_cfg.test_split
     return TfdsCatalogSource(
-        data_cfg.name, tfds_split, data_cfg.image_size, data_cfg.data_dir or None, data_cfg.image_key,
-        data_cfg.label_key,
+      data_cfg.name,
+      tfds_split,
+      data_cfg.image_size,
+      data_cfg.data_dir or None,
+      data_cfg.image_key,
+      data_cfg.label_key,
     )
   raise ValueError(f"data.source={kind!r}: must be one of 'world', 'folder', 'tfds'")

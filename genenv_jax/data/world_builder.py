@@ -43,13 +43,13 @@ class SceneWorld(tfds.core.GeneratorBasedBuilder):
     world = get_world(cfg.world)
     s = cfg.size
     features = tfds.features.FeaturesDict(
-        {
-            "image": tfds.features.Tensor(shape=(s, s, 3), dtype=np.uint8),
-            "labels": tfds.features.Tensor(shape=(s, s), dtype=np.uint8),
-            "height": tfds.features.Tensor(shape=(s, s), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(names=list(world.scene_class_names)),
-            "index": tfds.features.Scalar(dtype=np.int64),
-        }
+      {
+        "image": tfds.features.Tensor(shape=(s, s, 3), dtype=np.uint8),
+        "labels": tfds.features.Tensor(shape=(s, s), dtype=np.uint8),
+        "height": tfds.features.Tensor(shape=(s, s), dtype=np.uint8),
+        "label": tfds.features.ClassLabel(names=list(world.scene_class_names)),
+        "index": tfds.features.Scalar(dtype=np.int64),
+      }
     )
     # dataset_info_from_configs() fails for builders outside a TFDS package.
     return tfds.core.DatasetInfo(builder=self, description=__doc__, features=features)
@@ -58,8 +58,8 @@ class SceneWorld(tfds.core.GeneratorBasedBuilder):
     del dl_manager  # Nothing is downloaded.
     cfg = self.builder_config
     return {
-        "train": self._generate_examples(0, cfg.num_train),
-        "test": self._generate_examples(TEST_SEED_OFFSET, cfg.num_test),
+      "train": self._generate_examples(0, cfg.num_train),
+      "test": self._generate_examples(TEST_SEED_OFFSET, cfg.num_test),
     }
 
   def _generate_examples(self, offset: int, n: int):
@@ -67,25 +67,28 @@ class SceneWorld(tfds.core.GeneratorBasedBuilder):
     world = get_world(cfg.world)
     for i in range(n):
       sc = world.generate(offset + i, cfg.size)
-      yield i, {
+      yield (
+        i,
+        {
           "image": sc.rgb,
           "labels": sc.labels,
           "height": np.round(sc.height * 255.0).astype(np.uint8),
           "label": sc.scene_class,
           "index": offset + i,
-      }
+        },
+      )
 
 
 def builder(world: str, size: int, num_train: int, num_test: int, data_dir: str) -> SceneWorld:
   """Returns the (maybe not yet prepared) builder for one world and size."""
   get_world(world)  # Clear error for an unknown world before TFDS is involved.
   cfg = WorldConfig(
-      name=config_name(world, size, num_train, num_test),
-      version=VERSION,
-      world=world,
-      size=size,
-      num_train=num_train,
-      num_test=num_test,
+    name=config_name(world, size, num_train, num_test),
+    version=VERSION,
+    world=world,
+    size=size,
+    num_train=num_train,
+    num_test=num_test,
   )
   return SceneWorld(config=cfg, data_dir=os.path.expanduser(data_dir), file_format="array_record")
 

@@ -3,7 +3,7 @@
 from genenv_jax.families import base, gan
 
 FAMILIES = {
-    "gan": gan.make,
+  "gan": gan.make,
 }
 
 

@@ -43,6 +43,7 @@ class DataSpec(NamedTuple):
   image_size: int
   channels: int
   num_classes: int  # scene classes for conditioning; 1 = unconditional
+  one_hot: tuple[int, int] = (0, 0)  # [start, stop) of one-hot label channels, if any
 
 
 class Family(NamedTuple):

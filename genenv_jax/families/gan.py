@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import math
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from genenv_jax.families import augment
-from genenv_jax.families import base
-from genenv_jax.families import optim
+from genenv_jax.families import augment, base, optim
 from genenv_jax.nets import blocks
 
 
@@ -30,12 +27,43 @@ def widths(num_levels: int, width: int, max_width: int) -> list[int]:
   return [min(max_width, width * 2 ** (num_levels - i)) for i in range(num_levels + 1)]
 
 
+def structured_output(h: jax.Array, one_hot: tuple[int, int]) -> jax.Array:
+  """tanh everywhere, except a softmax (mapped to [-1, 1]) over one-hot label channels.
+
+  Real label maps are exactly one-hot; a softmax lets the generator reach
+  that, where tanh channels would let the discriminator tell fakes apart by
+  their inexact values alone.
+  """
+  a, b = one_hot
+  if b <= a:
+    return jnp.tanh(h)
+  probs = jax.nn.softmax(h[..., a:b], axis=-1)
+  return jnp.concatenate([jnp.tanh(h[..., :a]), 2.0 * probs - 1.0, jnp.tanh(h[..., b:])], axis=-1)
+
+
+def minibatch_stddev(x: jax.Array, group: int) -> jax.Array:
+  """Appends the mean feature std over groups of samples (ProGAN/StyleGAN).
+
+  Groups are strided (sample i with i + n/g, ...), so on a batch sharded
+  along devices each group spans devices instead of depending on them.
+  """
+  n = x.shape[0]
+  g = min(group, n)
+  while n % g:
+    g -= 1
+  y = x.reshape(g, n // g, *x.shape[1:])
+  std = jnp.sqrt(jnp.var(y, axis=0) + 1e-8).mean(axis=(1, 2, 3))  # [n/g]
+  feat = jnp.tile(std, g)[:, None, None, None]
+  return jnp.concatenate([x, jnp.broadcast_to(feat, (*x.shape[:3], 1))], axis=-1)
+
+
 class Generator(nn.Module):
   channels: int
   num_up: int
   width: int
   max_width: int
   num_classes: int = 1
+  one_hot: tuple[int, int] = (0, 0)
 
   @nn.compact
   def __call__(self, z, label=None):
@@ -48,7 +76,7 @@ class Generator(nn.Module):
     for w in ws[1:]:
       h = blocks.lrelu(blocks.Upsample(w)(h))
       h = blocks.ConvBlock(w, norm=True)(h)
-    return jnp.tanh(nn.Conv(self.channels, (3, 3))(h))
+    return structured_output(nn.Conv(self.channels, (3, 3))(h), self.one_hot)
 
 
 class Discriminator(nn.Module):
@@ -56,6 +84,7 @@ class Discriminator(nn.Module):
   width: int
   max_width: int
   num_classes: int = 1
+  mbstd_group: int = 4
 
   @nn.compact
   def __call__(self, x, label=None):
@@ -64,6 +93,8 @@ class Discriminator(nn.Module):
     for w in ws[1:]:
       h = blocks.ConvBlock(w)(h)
       h = blocks.avg_pool2(h)
+    if self.mbstd_group > 1:
+      h = minibatch_stddev(h, self.mbstd_group)
     h = blocks.lrelu(nn.Conv(ws[-1], (3, 3))(h))
     h = h.reshape(h.shape[0], -1)
     h = blocks.lrelu(nn.Dense(ws[-1])(h))
@@ -91,8 +122,8 @@ def validate(model_cfg, gan_cfg, data: base.DataSpec) -> int:
   s, z = data.image_size, model_cfg.latent_size
   if z < 1 or s % z or (s // z) & (s // z - 1):
     raise ValueError(
-        f"data.image_size={s} with model.latent_size={z}: the image size must be the latent "
-        f"grid size times a power of two (for example latent_size=4 with image_size 32, 64, 128)"
+      f"data.image_size={s} with model.latent_size={z}: the image size must be the latent "
+      f"grid size times a power of two (for example latent_size=4 with image_size 32, 64, 128)"
     )
   if s < 8:
     raise ValueError(f"data.image_size={s}: the discriminator needs at least 8 pixels")
@@ -113,11 +144,11 @@ def make(config, data: base.DataSpec) -> base.Family:
   num_up = validate(m, g_cfg, data)
   num_down = int(math.log2(data.image_size // 4))
   nc = data.num_classes if config.data.conditional else 1
-  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc)
-  disc = Discriminator(num_down, m.d_width, m.d_max_width, nc)
+  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot))
+  disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group)
   txs = {
-      "g": optim.make(config.optim, config.optim.g_lr, config.train.num_steps),
-      "d": optim.make(config.optim, config.optim.d_lr, config.train.num_steps),
+    "g": optim.make(config.optim, config.optim.g_lr, config.train.num_steps),
+    "d": optim.make(config.optim, config.optim.d_lr, config.train.num_steps),
   }
   latent_ch, latent_size = m.latent_channels, m.latent_size
   loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay
@@ -144,12 +175,12 @@ def make(config, data: base.DataSpec) -> base.Family:
     params = {"g": gen.init(kg, z, batch["label"]), "d": disc.init(kd, batch["x"], batch["label"])}
     opt_state = {k: txs[k].init(params[k]) for k in params}
     return base.TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        opt_state=opt_state,
-        ema_params=params["g"],
-        rng=jax.random.key_data(kr) if jnp.issubdtype(kr.dtype, jax.dtypes.prng_key) else kr,
-        skipped=jnp.zeros((), jnp.int32),
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=opt_state,
+      ema_params=params["g"],
+      rng=jax.random.key_data(kr) if jnp.issubdtype(kr.dtype, jax.dtypes.prng_key) else kr,
+      skipped=jnp.zeros((), jnp.int32),
     )
 
   def train_step(state: base.TrainState, batch):
@@ -193,24 +224,24 @@ def make(config, data: base.DataSpec) -> base.Family:
 
     ok = jnp.isfinite(d_loss) & jnp.isfinite(g_loss) & base.tree_all_finite((gd, gg))
     new = base.TrainState(
-        step=state.step + 1,
-        params={"g": pg_new, "d": pd_new},
-        opt_state={"g": og, "d": od},
-        ema_params=base.ema_update(state.ema_params, pg_new, state.step, ema_decay),
-        rng=state.rng,
-        skipped=state.skipped,
+      step=state.step + 1,
+      params={"g": pg_new, "d": pd_new},
+      opt_state={"g": og, "d": od},
+      ema_params=base.ema_update(state.ema_params, pg_new, state.step, ema_decay),
+      rng=state.rng,
+      skipped=state.skipped,
     )
     kept = base.keep_if_finite(ok, new, state._replace(step=state.step + 1))
     kept = kept._replace(skipped=state.skipped + (~ok).astype(jnp.int32))
     metrics = {
-        "d_loss": d_loss,
-        "g_loss": g_loss,
-        "r1": r1,
-        "d_real": jnp.mean(real_logits),
-        "d_fake": jnp.mean(fake_logits),
-        "g_grad_norm": optax.global_norm(gg),
-        "d_grad_norm": optax.global_norm(gd),
-        "skipped": kept.skipped,
+      "d_loss": d_loss,
+      "g_loss": g_loss,
+      "r1": r1,
+      "d_real": jnp.mean(real_logits),
+      "d_fake": jnp.mean(fake_logits),
+      "g_grad_norm": optax.tree.norm(gg),
+      "d_grad_norm": optax.tree.norm(gd),
+      "skipped": kept.skipped,
     }
     return kept, metrics
 
@@ -231,5 +262,3 @@ def make(config, data: base.DataSpec) -> base.Family:
     return {"d_accuracy": acc, "d_loss": d_loss_fn(loss_kind, real_logits, fake_logits)}
 
   return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample)
-
-

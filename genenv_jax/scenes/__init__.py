@@ -4,7 +4,7 @@ from genenv_jax.scenes import base
 from genenv_jax.scenes.city import CityWorld
 
 WORLDS = {
-    "city": CityWorld,
+  "city": CityWorld,
 }
 
 

@@ -53,8 +53,8 @@ def check_size(world_name: str, size: int, min_size: int) -> None:
   """Raises a clear error for a resolution the world cannot draw."""
   if not isinstance(size, (int, np.integer)) or size < min_size or size % 16:
     raise ValueError(
-        f"scene size {size!r} for world {world_name!r}: must be a multiple of 16 "
-        f"and at least {min_size} (for example 32, 64, 128)"
+      f"scene size {size!r} for world {world_name!r}: must be a multiple of 16 "
+      f"and at least {min_size} (for example 32, 64, 128)"
     )
 
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from genenv_jax.scenes import base
-from genenv_jax.scenes import render
+from genenv_jax.scenes import base, render
 
 GROUND, ROAD, BUILDING, PARK, WATER = range(5)
 TOLERANCE = 0.03
@@ -37,28 +36,26 @@ class CityWorld:
 
   name = "city"
   class_names = ("ground", "road", "building", "park", "water")
-  palette = np.array(
-      [[196, 186, 160], [70, 70, 78], [186, 98, 80], [84, 150, 70], [60, 110, 190]], np.uint8
-  )
+  palette = np.array([[196, 186, 160], [70, 70, 78], [186, 98, 80], [84, 150, 70], [60, 110, 190]], np.uint8)
   scene_class_names = ("inland", "river", "coast")
   rule_names = (
-      "road_connected",
-      "buildings_touch_road",
-      "nothing_built_on_water",
-      "heights_consistent",
-      "plausible_layout",
+    "road_connected",
+    "buildings_touch_road",
+    "nothing_built_on_water",
+    "heights_consistent",
+    "plausible_layout",
   )
   stat_names = (
-      "frac_ground",
-      "frac_road",
-      "frac_building",
-      "frac_park",
-      "frac_water",
-      "buildings_per_1k_px",
-      "mean_building_px",
-      "mean_building_height",
-      "std_building_height",
-      "road_edge_density",
+    "frac_ground",
+    "frac_road",
+    "frac_building",
+    "frac_park",
+    "frac_water",
+    "buildings_per_1k_px",
+    "mean_building_px",
+    "mean_building_height",
+    "std_building_height",
+    "road_edge_density",
   )
   min_size = 16
 
@@ -66,7 +63,16 @@ class CityWorld:
   def generate(self, seed: int, size: int) -> base.Scene:
     """Draws scene ``seed`` at ``size`` x ``size`` pixels (deterministic)."""
     base.check_size(self.name, size, self.min_size)
-    rng = np.random.default_rng([_WORLD_ID, int(seed), int(size)])
+    # Rejection sampling: a draw that breaks a rule (rare: a coast that leaves
+    # too little road) is redrawn from the next attempt's seed.
+    for attempt in range(20):
+      rng = np.random.default_rng([_WORLD_ID, int(seed), int(size), attempt])
+      scene = self._draw(rng, size)
+      if all(self.validity(scene.labels, scene.height).values()):
+        return scene
+    return scene
+
+  def _draw(self, rng, size):
     r = size
     u = r / 64.0
     water, kind = self._water(rng, r)
@@ -90,13 +96,13 @@ class CityWorld:
     coord = np.arange(r, dtype=np.float32)[:, None] / r  # across the line
     if kind == 1:
       centre = rng.uniform(0.3, 0.7) + rng.uniform(0.05, 0.15) * np.sin(
-          2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)
+        2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)
       )
       width = rng.uniform(0.07, 0.13)
       water = np.abs(coord - centre[None, :]) < width / 2
     elif kind == 2:
       edge = rng.uniform(0.68, 0.85) + rng.uniform(0.02, 0.08) * np.sin(
-          2 * np.pi * rng.uniform(0.5, 2.0) * t + rng.uniform(0, 2 * np.pi)
+        2 * np.pi * rng.uniform(0.5, 2.0) * t + rng.uniform(0, 2 * np.pi)
       )
       water = coord > edge[None, :]
     if kind and rng.random() < 0.5:
@@ -265,7 +271,7 @@ class CityWorld:
     # Roofs: each building gets its own tint, keyed by its height value.
     bld = labels == BUILDING
     if bld.any():
-      tint = (np.sin(height * 97.0)[..., None] * np.array([0.12, 0.06, 0.1], np.float32))
+      tint = np.sin(height * 97.0)[..., None] * np.array([0.12, 0.06, 0.1], np.float32)
       rgb[bld] = np.clip(rgb[bld] + tint[bld], 0, 1)
     # Water ripples, tree canopies darker, road centre lines where roads are wide.
     wat = labels == WATER

@@ -19,11 +19,11 @@ def value_noise(rng: np.random.Generator, size: int, cell: int) -> np.ndarray:
 
 
 def shade(
-    rgb: np.ndarray,
-    height: np.ndarray,
-    relief: float,
-    shadow_len: int,
-    shadow_strength: float = 0.45,
+  rgb: np.ndarray,
+  height: np.ndarray,
+  relief: float,
+  shadow_len: int,
+  shadow_strength: float = 0.45,
 ) -> np.ndarray:
   """Lambert hill shading from the north-west plus cast shadows to the south-east.
 
