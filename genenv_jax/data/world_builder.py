@@ -29,7 +29,9 @@ class WorldConfig(tfds.core.BuilderConfig):
 
 
 def config_name(world: str, size: int, num_train: int, num_test: int) -> str:
-  return f"{world}_{size}px_{num_train}_{num_test}"
+  """Names the generated data; includes the world's generator version, so a
+  changed generator never reuses scenes an older one wrote."""
+  return f"{world}_v{get_world(world).version}_{size}px_{num_train}_{num_test}"
 
 
 class SceneWorld(tfds.core.GeneratorBasedBuilder):

@@ -35,6 +35,7 @@ class World(Protocol):
   """The interface of a scene world (see ``city.CityWorld``)."""
 
   name: str
+  version: int
   class_names: tuple[str, ...]
   palette: np.ndarray  # [num_classes, 3] uint8, for label-map pictures
   scene_class_names: tuple[str, ...]

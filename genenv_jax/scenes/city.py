@@ -35,6 +35,7 @@ class CityWorld:
   """Top-down city maps with roads, buildings, parks and water."""
 
   name = "city"
+  version = 3  # bump whenever generate() changes its output
   class_names = ("ground", "road", "building", "park", "water")
   palette = np.array([[196, 186, 160], [70, 70, 78], [186, 98, 80], [84, 150, 70], [60, 110, 190]], np.uint8)
   scene_class_names = ("inland", "river", "coast")
@@ -121,7 +122,7 @@ class CityWorld:
     return pos
 
   def _roads(self, rng, r, u, water):
-    rw = max(1, int(round(2 * u)))
+    rw = max(2, int(round(2 * u)))  # at least 2 px: a road stays a road at 32 px
     xs, ys = self._lines(rng, r, u), self._lines(rng, r, u)
     bounds_x = [0] + xs + [r]
     bounds_y = [0] + ys + [r]
