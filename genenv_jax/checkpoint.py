@@ -24,11 +24,13 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
-  def restore_latest(self, abstract_state, step: int | None = None):
+  def restore_latest(self, abstract_state, step: int | None = None, set_aside: bool = True):
     """Restores the newest checkpoint that reads whole (or ``step``).
 
     A newer step folder that is empty or lost files (a kill mid-copy, a full
-    disk) is reported and skipped, falling back to the previous one.
+    disk) is reported and skipped, falling back to the previous one; with
+    ``set_aside`` (training) it is renamed ``N.unreadable`` so that step N
+    can be saved again.
 
     Returns:
       (state, step), or (None, None) when no checkpoint can be read.
@@ -42,7 +44,8 @@ class Checkpointer:
     for s in reversed(steps):
       try:
         state = self.manager.restore(s, args=ocp.args.StandardRestore(abstract_state))
-        self._set_aside(broken)
+        if set_aside:
+          self._set_aside(broken)
         return state, s
       except Exception as e:  # Orbax raises many types for broken folders.
         # A failed restore leaves the manager's item registry confused (the
@@ -58,7 +61,8 @@ class Checkpointer:
           str(e).splitlines()[0][:200],
         )
         broken.append(s)
-    self._set_aside(broken)
+    if set_aside:
+      self._set_aside(broken)
     return None, None
 
   def _set_aside(self, steps):

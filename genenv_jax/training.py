@@ -7,6 +7,7 @@ parameters replicated and the batch sharded along the mesh's ``data`` axis.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import threading
 import time
 
 import jax
+import ml_collections
 import numpy as np
 from tqdm import tqdm
 
@@ -102,6 +104,26 @@ class Setup:
     return self.init_fn(self.init_key(), self.loader.global_batch_at(0))
 
 
+def save_run_info(workdir: str, config, spec: base.DataSpec) -> None:
+  """Writes ``run.json``: the config and data layout, so sample.py needs no dataset."""
+  evaluation.write_json(
+    os.path.join(workdir, "run.json"), {"config": json.loads(config.to_json_best_effort()), "spec": spec._asdict()}
+  )
+
+
+def load_run_info(workdir: str):
+  """Reads ``run.json`` back: (config, DataSpec)."""
+  path = os.path.join(workdir, "run.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"workdir={workdir!r}: no run.json; is this a train.py workdir?")
+  with open(path) as f:
+    info = json.load(f)
+  config = ml_collections.ConfigDict(info["config"])
+  spec = info["spec"]
+  spec["one_hot"] = tuple(spec["one_hot"])
+  return config, base.DataSpec(**spec)
+
+
 def run(config, workdir: str, stop_at: int | None = None):
   """Trains ``config`` in ``workdir``, resuming from its newest readable checkpoint.
 
@@ -117,6 +139,8 @@ def run(config, workdir: str, stop_at: int | None = None):
   su = Setup(config)
   lead = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
+  if lead:
+    save_run_info(workdir, config, su.spec)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), t_cfg.ckpt_every, t_cfg.keep_checkpoints)
   state, start = ckpt.restore_latest(su.abstract_state())
   if state is None:

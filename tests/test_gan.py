@@ -31,7 +31,7 @@ def test_generator_is_fully_convolutional(smoke_config):
   fam = families.make(cfg, base.DataSpec(16, 9, 1))
   batch = {"x": jnp.zeros((2, 16, 16, 9)), "label": jnp.zeros((2,), jnp.int32)}
   state = fam.init(jax.random.PRNGKey(0), batch)
-  big = fam.sample(state.ema_params, jax.random.PRNGKey(1), 2, None, 8)  # 8x8 latent grid
+  big = fam.sample(state.ema_params, jax.random.PRNGKey(1), 2, latent_grid=8)  # 8x8 latent grid
   assert big.shape == (2, 32, 32, 9)  # 16 px from a 4x4 grid: 4x upsampling
   assert float(jnp.abs(big).max()) <= 1.0
 

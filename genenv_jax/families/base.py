@@ -46,6 +46,23 @@ class DataSpec(NamedTuple):
   one_hot: tuple[int, int] = (0, 0)  # [start, stop) of one-hot label channels, if any
 
 
+class Tiling(NamedTuple):
+  """How a fully convolutional family renders scenes larger than its training size.
+
+  Attributes:
+    render: (params, z [n, gh, gw, latent_channels], cond [n]) -> [n, gh*cell_px, gw*cell_px, C].
+    cell_px: pixels per latent cell.
+    latent_channels: channels of one latent cell.
+    margin_cells: latent cells of context each side of a tile (>= the
+      generator's receptive field, so tiles join without seams).
+  """
+
+  render: Callable[..., jax.Array]
+  cell_px: int
+  latent_channels: int
+  margin_cells: int
+
+
 class Family(NamedTuple):
   """A model family.
 
@@ -53,14 +70,16 @@ class Family(NamedTuple):
     init: (key, batch) -> TrainState.
     train_step: (TrainState, batch) -> (TrainState, metrics).
     eval_step: (TrainState, batch) -> metrics.
-    sample: (params, key, n, cond) -> [n, h, w, C] in [-1, 1]; sample i depends
-      only on (params, key, i). ``n`` must be static under jit.
+    sample: (params, key, n, cond, temperature) -> [n, h, w, C] in [-1, 1];
+      sample i depends only on (params, key, i). ``n`` must be static under jit.
+    tiling: for fully convolutional families, how to render large scenes.
   """
 
   init: Callable[[jax.Array, Batch], TrainState]
   train_step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
   eval_step: Callable[[TrainState, Batch], Metrics]
   sample: Callable[..., jax.Array]
+  tiling: Tiling | None = None
 
 
 def ema_update(ema: PyTree, new: PyTree, step: jax.Array, decay: float) -> PyTree:

@@ -245,10 +245,14 @@ def make(config, data: base.DataSpec) -> base.Family:
     }
     return kept, metrics
 
-  def sample(params, key, n, cond=None, latent_grid=None):
+  def sample(params, key, n, cond=None, temperature=1.0, latent_grid=None):
+    """``temperature`` scales the latent (the truncation trick for a Gaussian latent)."""
     kz, kl = jax.random.split(key)
     label = labels_for(kl, n) if cond is None else jnp.broadcast_to(jnp.asarray(cond, jnp.int32), (n,))
-    return gen.apply(params, latents(kz, n, latent_grid or latent_size), label)
+    return gen.apply(params, temperature * latents(kz, n, latent_grid or latent_size), label)
+
+  def render(params, z, cond):
+    return gen.apply(params, z, cond)
 
   def eval_step(state, batch):
     """Discriminator accuracy on held-out reals vs EMA fakes."""
@@ -261,4 +265,9 @@ def make(config, data: base.DataSpec) -> base.Family:
     acc = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
     return {"d_accuracy": acc, "d_loss": d_loss_fn(loss_kind, real_logits, fake_logits)}
 
-  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample)
+  # Receptive field in latent cells: two 3x3 convs at the latent grid, then
+  # per level one conv at the lower and two at the higher resolution; 2 cells
+  # of slack on top.
+  receptive = 2 + sum(1 / 2 ** (i - 1) + 2 / 2**i for i in range(1, num_up + 1)) + 1 / 2**num_up
+  tiling = base.Tiling(render, 2**num_up, latent_ch, int(math.ceil(receptive)) + 2)
+  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, tiling=tiling)

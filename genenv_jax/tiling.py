@@ -1,0 +1,132 @@
+"""Scenes far larger than the training size, from a fully convolutional generator.
+
+The latent is a field over global cell coordinates: cell (u, v) holds
+``normal(fold_in(fold_in(key, u), v))``. A tile of T x T cells is rendered
+from the window of (T + 2M) x (T + 2M) cells around it (M >= the generator's
+receptive field in cells) and cropped to its centre, so it equals the same
+region of one big rendering: no seams, any tile can be regenerated alone,
+and memory is bounded by a strip of tiles, never by the scene. Tiles of a
+strip are spread over the local devices; strips are streamed into PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from genenv_jax import pngstream, synthesis
+
+_OFFSET = 1 << 24  # fold_in takes uint32: shift coordinates (margins can be negative)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+  m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+  if not m or int(m[1]) < 1 or int(m[2]) < 1:
+    raise ValueError(f"scene_size={text!r}: must be HEIGHTxWIDTH in pixels, e.g. 4096x4096")
+  return int(m[1]), int(m[2])
+
+
+def latent_window(key, u0, v0, gh: int, gw: int, channels: int, temperature: float):
+  """[gh, gw, channels] latent cells (u0..u0+gh, v0..v0+gw) of the global field."""
+  us = jnp.arange(gh) + u0 + _OFFSET
+  vs = jnp.arange(gw) + v0 + _OFFSET
+
+  def cell(u, v):
+    return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, u), v), (channels,))
+
+  return temperature * jax.vmap(lambda u: jax.vmap(lambda v: cell(u, v))(vs))(us)
+
+
+def make_tile_renderer(trained, tile_cells: int, temperature: float, cond: int, mesh=None):
+  """Jitted (params, seed, origins [n, 2] in cells) -> [n, T*px, T*px, C] float tiles."""
+  tl = trained.family.tiling
+  if tl is None:
+    raise ValueError(f"family={trained.config.family!r}: not fully convolutional; large scenes need a GAN")
+  m, t, px = tl.margin_cells, tile_cells, tl.cell_px
+  mesh = mesh or synthesis.local_mesh()
+
+  def render(params, seed, origins):
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x711E)
+    z = jax.vmap(
+      lambda o: latent_window(key, o[0] - m, o[1] - m, t + 2 * m, t + 2 * m, tl.latent_channels, temperature)
+    )(origins)
+    label = jnp.full((origins.shape[0],), max(cond, 0), jnp.int32)
+    x = jax.vmap(lambda zz, ll: tl.render(params, zz[None], ll[None])[0])(z, label)
+    return x[:, m * px : (m + t) * px, m * px : (m + t) * px]
+
+  repl, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+  return jax.jit(render, in_shardings=(repl, None, rows), out_shardings=rows), mesh.devices.size
+
+
+def render_region(trained, seed: int, u0: int, v0: int, gh: int, gw: int, temperature: float = 1.0, cond: int = 0):
+  """The region of cells [u0, u0+gh) x [v0, v0+gw) rendered in one piece (for tests)."""
+  tl = trained.family.tiling
+  m, px = tl.margin_cells, tl.cell_px
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x711E)
+  z = latent_window(key, u0 - m, v0 - m, gh + 2 * m, gw + 2 * m, tl.latent_channels, temperature)
+  x = tl.render(trained.params, z[None], jnp.full((1,), max(cond, 0), jnp.int32))[0]
+  return np.asarray(x[m * px : (m + gh) * px, m * px : (m + gw) * px])
+
+
+def iter_strips(trained, height: int, width: int, seed: int, tile_cells: int, temperature: float, cond: int):
+  """Yields [rows, width, C] float strips of the scene, top to bottom."""
+  render, n_dev = make_tile_renderer(trained, tile_cells, temperature, cond)
+  px = trained.family.tiling.cell_px
+  tile_px = tile_cells * px
+  rows, cols = -(-height // tile_px), -(-width // tile_px)
+  for r in range(rows):
+    pieces = []
+    for c0 in range(0, cols, n_dev):
+      origins = np.array([[r * tile_cells, c * tile_cells] for c in range(c0, c0 + n_dev)], np.int32)
+      out = np.asarray(jax.device_get(render(trained.params, seed, origins)))
+      pieces.extend(out[: min(n_dev, cols - c0)])
+    strip = np.concatenate(pieces, axis=1)[:, :width]
+    yield strip[: min(tile_px, height - r * tile_px)]
+
+
+def write_large_scene(trained, output, height, width, seed=0, tile_cells=32, temperature=1.0, cond=-1):
+  """Writes ``scene_rgb.png`` (and ``scene_labels.png``, ``scene_height.png``) into ``output``."""
+  if tile_cells < 1:
+    raise ValueError(f"tile_cells={tile_cells}: must be >= 1")
+  os.makedirs(output, exist_ok=True)
+  channels, k = trained.channels, trained.num_label_classes
+  writers = {"rgb": pngstream.StripPNG(os.path.join(output, "scene_rgb.png"), height, width, 3)}
+  if "labels" in channels:
+    writers["labels"] = pngstream.StripPNG(os.path.join(output, "scene_labels.png"), height, width, 3)
+  if "height" in channels:
+    writers["height"] = pngstream.StripPNG(os.path.join(output, "scene_height.png"), height, width, 1)
+  try:
+    for strip in iter_strips(trained, height, width, seed, tile_cells, temperature, cond):
+      u8 = jax.device_get(synthesis.to_uint8(jnp.asarray(strip), channels, k))
+      writers["rgb"].write(u8["image"])
+      if "labels" in writers:
+        writers["labels"].write(trained.world.palette[u8["labels"]])
+      if "height" in writers:
+        writers["height"].write(u8["height"])
+    for w in writers.values():
+      w.close()
+  except BaseException:
+    for w in writers.values():
+      w.abort()
+    raise
+  with open(os.path.join(output, "scene.json"), "w") as f:
+    json.dump(
+      {
+        "height": height,
+        "width": width,
+        "seed": seed,
+        "tile_cells": tile_cells,
+        "temperature": temperature,
+        "cond": cond,
+        "checkpoint_step": trained.step,
+      },
+      f,
+      indent=1,
+    )

@@ -1,0 +1,183 @@
+"""sample.py: deterministic bytes, resumable shards, TFDS read-back, seamless large scenes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from genenv_jax import synthesis, tiling, trained, training
+from genenv_jax.config_utils import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, data_dir):
+  w = str(tmp_path_factory.mktemp("trained"))
+  cfg = load_config(
+    os.path.join(ROOT, "configs/gan_city.py:smoke"), [f"data.data_dir={data_dir!r}", "train.eval_every=100"]
+  )
+  training.run(cfg, w)
+  return w
+
+
+@pytest.fixture(scope="module")
+def model(workdir):
+  return trained.load(workdir)
+
+
+def _checksums(output):
+  with open(os.path.join(output, synthesis.PROVENANCE_FILE)) as f:
+    return [s["content_sha256"] for s in json.load(f)["shards"]]
+
+
+def test_one_and_eight_devices_and_two_batch_sizes_give_identical_bytes(model, tmp_path):
+  a = synthesis.run(model, str(tmp_path / "a"), 40, seed=3, batch_size=8, shard_size=16, num_devices=1, progress=False)
+  b = synthesis.run(model, str(tmp_path / "b"), 40, seed=3, batch_size=64, shard_size=16, num_devices=8, progress=False)
+  c = synthesis.run(model, str(tmp_path / "c"), 40, seed=3, batch_size=16, shard_size=16, num_devices=1, progress=False)
+  assert len(a["shards"]) == 3
+  assert _checksums(tmp_path / "a") == _checksums(tmp_path / "b") == _checksums(tmp_path / "c")
+
+
+def test_reads_back_through_tfds_without_tensorflow(model, tmp_path):
+  out = str(tmp_path / "ds")
+  synthesis.run(model, out, 20, seed=1, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  ds = tfds.builder_from_directory(out).as_data_source("train")
+  assert len(ds) == 20
+  rows = [ds[i] for i in range(20)]
+  assert sorted(int(r["index"]) for r in rows) == list(range(20))
+  assert rows[0]["image"].shape == (16, 16, 3) and rows[0]["labels"].shape == (16, 16)
+  assert rows[0]["height"].shape == (16, 16) and int(rows[0]["seed"]) == 1
+  assert os.path.exists(os.path.join(out, "contact_sheet.png"))
+  prov = json.load(open(os.path.join(out, synthesis.PROVENANCE_FILE)))
+  assert prov["checkpoint_step"] == model.step and prov["family"] == "gan" and prov["temperature"] == 1.0
+  # Sample i is sample i: the stored image equals a fresh generation of index i.
+  gen = synthesis.make_generate(model, synthesis.local_mesh(1), 8, 1.0, -1)
+  fresh = np.asarray(gen(model.params, np.arange(8, 16, dtype=np.int32), 1)["image"])
+  by_index = {int(r["index"]): r["image"] for r in rows}
+  np.testing.assert_array_equal(fresh[3], by_index[11])
+
+
+def test_one_shard_regenerated_alone_is_identical(model, tmp_path):
+  out = str(tmp_path / "ds")
+  synthesis.run(model, out, 24, seed=2, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  before = _checksums(out)
+  shard1 = synthesis.shard_path(out, 1, 3)
+  os.remove(shard1)
+  os.remove(synthesis.digest_path(shard1))
+  os.remove(os.path.join(out, synthesis.PROVENANCE_FILE))
+  synthesis.run(model, out, 24, seed=2, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  assert _checksums(out) == before
+
+
+def test_conflicting_settings_are_refused(model, tmp_path):
+  out = str(tmp_path / "ds")
+  synthesis.run(model, out, 8, seed=0, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  with pytest.raises(ValueError, match=r"other settings \(seed: existing 0 vs requested 5\)"):
+    synthesis.run(model, out, 8, seed=5, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  with pytest.raises(ValueError, match="num_samples: existing 8 vs requested 16"):
+    synthesis.run(model, out, 16, seed=0, batch_size=8, shard_size=8, progress=False, num_devices=1)
+
+
+def test_bad_arguments(model, tmp_path, workdir):
+  with pytest.raises(ValueError, match="batch_size=12: must be a multiple of 8 local devices"):
+    synthesis.run(model, str(tmp_path / "x"), 8, batch_size=12, progress=False)
+  with pytest.raises(ValueError, match="cond=2: allowed classes are none"):
+    synthesis.run(model, str(tmp_path / "x"), 8, batch_size=64, cond=2, progress=False)
+  with pytest.raises(FileNotFoundError, match="no run.json"):
+    trained.load(str(tmp_path))
+  os.chmod(tmp_path, 0o500)
+  try:
+    if os.geteuid() != 0:  # root can write anywhere
+      with pytest.raises(OSError, match="cannot write there"):
+        synthesis.run(model, str(tmp_path / "ro" / "x"), 8, batch_size=64, progress=False)
+  finally:
+    os.chmod(tmp_path, 0o700)
+  with pytest.raises(ValueError, match="scene_size='big'"):
+    tiling.parse_size("big")
+
+
+def test_write_failure_leaves_no_complete_looking_shard(model, tmp_path, monkeypatch):
+  out = str(tmp_path / "ds")
+
+  class Full:
+    def __init__(self, *a, **k):
+      raise OSError(28, "No space left on device")
+
+  from array_record.python import array_record_module as arm
+
+  monkeypatch.setattr(arm, "ArrayRecordWriter", Full)
+  with pytest.raises(OSError, match="writing shard 0 to .* failed: No space left on device"):
+    synthesis.run(model, out, 8, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  assert not [f for f in os.listdir(out) if "array_record" in f or f.startswith(".tmp")]
+
+
+def test_tiles_join_without_seams(model):
+  tl = model.family.tiling
+  t = 3
+  one_piece = tiling.render_region(model, 7, 0, 0, 2 * t, 2 * t)
+  render, n_dev = tiling.make_tile_renderer(model, t, 1.0, -1)
+  origins = np.array([[r * t, c * t] for r in range(2) for c in range(2)] + [[0, 0]] * (n_dev - 4), np.int32)
+  tiles = np.asarray(render(model.params, 7, origins))
+  tp = t * tl.cell_px
+  assembled = np.concatenate([np.concatenate([tiles[0], tiles[1]], 1), np.concatenate([tiles[2], tiles[3]], 1)], 0)
+  assert assembled.shape == one_piece.shape == (2 * tp, 2 * tp, 9)
+  np.testing.assert_allclose(assembled, one_piece, atol=1e-4)
+  # A region away from the origin is the same cells of the same field.
+  shifted = tiling.render_region(model, 7, t, t, t, t)
+  np.testing.assert_allclose(shifted, one_piece[tp:, tp:], atol=1e-4)
+
+
+def test_large_scene_png(model, tmp_path):
+  tiling.write_large_scene(model, str(tmp_path), 100, 150, seed=1, tile_cells=4)
+  for name, mode in (("scene_rgb.png", "RGB"), ("scene_labels.png", "RGB"), ("scene_height.png", "L")):
+    with Image.open(tmp_path / name) as img:
+      assert img.size == (150, 100) and img.mode == mode
+      img.load()
+
+
+def _sample_cmd(workdir, out, n=48):
+  return [
+    sys.executable,
+    os.path.join(ROOT, "sample.py"),
+    f"--workdir={workdir}",
+    f"--output={out}",
+    f"--num_samples={n}",
+    "--shard_size=8",
+    "--batch_size=8",
+    "--seed=4",
+  ]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_byte_identical(workdir, tmp_path):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  ref = str(tmp_path / "ref")
+  subprocess.run(_sample_cmd(workdir, ref), env=env, check=True, capture_output=True, timeout=300)
+  for kill_after in (1, 3):
+    out = str(tmp_path / f"killed{kill_after}")
+    p = subprocess.Popen(_sample_cmd(workdir, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+      done = [f for f in os.listdir(out) if "array_record" in f] if os.path.isdir(out) else []
+      if len(done) >= kill_after:
+        break
+      time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    r = subprocess.run(_sample_cmd(workdir, out), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _checksums(out) == _checksums(ref)
+    ds = tfds.builder_from_directory(out).as_data_source("train")
+    assert sorted(int(ds[i]["index"]) for i in range(len(ds))) == list(range(48))
+  # Rerunning a finished command does nothing.
+  before = {f: os.path.getmtime(os.path.join(ref, f)) for f in os.listdir(ref)}
+  subprocess.run(_sample_cmd(workdir, ref), env=env, check=True, capture_output=True, timeout=300)
+  assert {f: os.path.getmtime(os.path.join(ref, f)) for f in os.listdir(ref)} == before
