@@ -1,0 +1,104 @@
+r"""sample.py throughput against the bare generator, and large-scene peak memory.
+
+  python benchmarks/synthesis_throughput.py --config=configs/gan_city.py:cpu --num_samples=4096
+
+Prints, measured side by side in one run on this machine:
+  * the bare jitted generator (samples/s, nothing written),
+  * sample.py end to end (generate, encode, write shards; same batch size),
+  * a one-sample-at-a-time loop (as StyleGAN's gen_images.py: one call and
+    one PNG per seed),
+  * peak resident memory of sample.py --scene_size at 1024x1024 and 4096x4096.
+"""
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+_PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def peak_rss_mb(cmd) -> float:
+  """Peak RSS of ``cmd``, measured by a fresh parent that waits only for it."""
+  out = subprocess.run([sys.executable, "-c", _PEAK, *cmd], check=True, capture_output=True, text=True).stdout
+  return int(out.strip().splitlines()[-1]) / 1024.0
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--config", default="configs/gan_city.py:cpu")
+  p.add_argument("--num_samples", type=int, default=4096)
+  p.add_argument("--batch_size", type=int, default=256)
+  p.add_argument("--single", type=int, default=200, help="samples for the one-at-a-time loop")
+  p.add_argument("--skip_memory", action="store_true")
+  a = p.parse_args()
+
+  import jax
+  import numpy as np
+  from PIL import Image
+
+  from genenv_jax import synthesis, trained, training
+  from genenv_jax.config_utils import load_config
+
+  tmp = tempfile.mkdtemp()
+  work = os.path.join(tmp, "work")
+  cfg = load_config(
+      a.config, ["data.num_train=512", "data.num_test=64", "train.num_steps=1", "train.eval_every=1000"]
+  )
+  training.run(cfg, work)
+  model = trained.load(work)
+
+  # Bare generator: the same jitted function sample.py uses, nothing else.
+  gen = synthesis.make_generate(model, synthesis.local_mesh(), 8, 1.0, -1)
+  idx = np.arange(a.batch_size, dtype=np.int32)
+  jax.block_until_ready(gen(model.params, idx, 0))
+  n_batches = max(1, a.num_samples // a.batch_size)
+  t = time.perf_counter()
+  for b in range(n_batches):
+    out = gen(model.params, idx + b * a.batch_size, 0)
+  jax.block_until_ready(out)
+  bare = n_batches * a.batch_size / (time.perf_counter() - t)
+
+  # End to end (compile once in a warm-up run, then time a fresh output).
+  synthesis.run(model, os.path.join(tmp, "warm"), a.batch_size, batch_size=a.batch_size, progress=False)
+  t = time.perf_counter()
+  synthesis.run(model, os.path.join(tmp, "out"), n_batches * a.batch_size, batch_size=a.batch_size,
+                shard_size=max(a.batch_size, 1024), progress=False)
+  e2e = n_batches * a.batch_size / (time.perf_counter() - t)
+
+  # One at a time, as a per-seed loop does.
+  one = jax.jit(lambda params, key: model.family.sample(params, key, 1))
+  jax.block_until_ready(one(model.params, jax.random.PRNGKey(0)))
+  t = time.perf_counter()
+  for i in range(a.single):
+    x = np.asarray(one(model.params, jax.random.PRNGKey(i)))
+    img = np.clip((x[0, ..., :3] + 1) * 127.5, 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(io.BytesIO(), format="PNG")
+  single = a.single / (time.perf_counter() - t)
+
+  print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; config {a.config}; batch {a.batch_size}")
+  print(f"{'bare jitted generator':<34} {bare:10.1f} samples/s  1.00")
+  print(f"{'sample.py end to end':<34} {e2e:10.1f} samples/s  {e2e / bare:.2f} of bare")
+  print(f"{'one sample at a time + PNG':<34} {single:10.1f} samples/s  {single / bare:.2f} of bare")
+  if not a.skip_memory:
+    for size in (1024, 4096):
+      out = os.path.join(tmp, f"big{size}")
+      mb = peak_rss_mb([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={work}", f"--output={out}",
+                        f"--scene_size={size}x{size}", "--tile_cells=32"])
+      print(f"{'large scene ' + str(size) + 'x' + str(size) + ' peak RSS':<34} {mb:10.0f} MB")
+  shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  main()
