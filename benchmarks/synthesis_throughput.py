@@ -24,8 +24,8 @@ sys.path.insert(0, ROOT)
 
 
 _PEAK = (
-    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+  "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
 )
 
 
@@ -53,9 +53,7 @@ def main():
 
   tmp = tempfile.mkdtemp()
   work = os.path.join(tmp, "work")
-  cfg = load_config(
-      a.config, ["data.num_train=512", "data.num_test=64", "train.num_steps=1", "train.eval_every=1000"]
-  )
+  cfg = load_config(a.config, ["data.num_train=512", "data.num_test=64", "train.num_steps=1", "train.eval_every=1000"])
   training.run(cfg, work)
   model = trained.load(work)
 
@@ -73,8 +71,14 @@ def main():
   # End to end (compile once in a warm-up run, then time a fresh output).
   synthesis.run(model, os.path.join(tmp, "warm"), a.batch_size, batch_size=a.batch_size, progress=False)
   t = time.perf_counter()
-  synthesis.run(model, os.path.join(tmp, "out"), n_batches * a.batch_size, batch_size=a.batch_size,
-                shard_size=max(a.batch_size, 1024), progress=False)
+  synthesis.run(
+    model,
+    os.path.join(tmp, "out"),
+    n_batches * a.batch_size,
+    batch_size=a.batch_size,
+    shard_size=max(a.batch_size, 1024),
+    progress=False,
+  )
   e2e = n_batches * a.batch_size / (time.perf_counter() - t)
 
   # One at a time, as a per-seed loop does.
@@ -94,8 +98,16 @@ def main():
   if not a.skip_memory:
     for size in (1024, 4096):
       out = os.path.join(tmp, f"big{size}")
-      mb = peak_rss_mb([sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={work}", f"--output={out}",
-                        f"--scene_size={size}x{size}", "--tile_cells=32"])
+      mb = peak_rss_mb(
+        [
+          sys.executable,
+          os.path.join(ROOT, "sample.py"),
+          f"--workdir={work}",
+          f"--output={out}",
+          f"--scene_size={size}x{size}",
+          "--tile_cells=32",
+        ]
+      )
       print(f"{'large scene ' + str(size) + 'x' + str(size) + ' peak RSS':<34} {mb:10.0f} MB")
   shutil.rmtree(tmp, ignore_errors=True)
 

@@ -64,3 +64,48 @@ def sample_batches(sample_fn, params, key, n: int, batch: int) -> np.ndarray:
   for j in range(-(-n // batch)):
     out.append(np.asarray(jax.device_get(sample_fn(params, jax.random.fold_in(key, j), batch))))
   return np.concatenate(out)[:n]
+
+
+def evaluate_workdir(workdir: str, num_samples: int, step: int | None = None, batch: int = 64) -> dict:
+  """Scores a trained workdir beside its floor and ceiling, all on ``num_samples`` scenes.
+
+  * ``model``: EMA samples of the checkpoint.
+  * ``real``: held-out real scenes (test split) against the train-split
+    reference: the best a model can score (the ceiling).
+  * ``untrained``: the same family freshly initialised (the floor).
+  """
+  from genenv_jax import trained as trained_lib
+  from genenv_jax.data import sources
+
+  model = trained_lib.load(workdir, step)
+  if model.world is None:
+    raise ValueError(f"workdir={workdir!r}: trained on user data; scene rules need a built-in world")
+  cfg = model.config
+  ev = SceneEvaluator(
+    model.world,
+    sources.make_source(cfg.data, "train"),
+    sources.make_source(cfg.data, "test"),
+    model.channels,
+    model.num_label_classes,
+    num_samples,
+  )
+  sample = jax.jit(model.family.sample, static_argnums=(2,))
+  key = jax.random.PRNGKey(0xE7A1)
+  x = sample_batches(sample, model.params, key, num_samples, batch)
+  dummy = {
+    "x": np.zeros((2, model.spec.image_size, model.spec.image_size, model.spec.channels), np.float32),
+    "label": np.zeros((2,), np.int32),
+  }
+  fresh = jax.jit(model.family.init)(jax.random.PRNGKey(cfg.seed), dummy).ema_params
+  x0 = sample_batches(sample, fresh, key, num_samples, batch)
+  real = {k[len("real/") :]: v for k, v in ev.reference.items()}
+  result = {
+    "workdir": workdir,
+    "checkpoint_step": model.step,
+    "num_samples": num_samples,
+    "model": ev.score(x),
+    "real": real,
+    "untrained": ev.score(x0),
+  }
+  write_json(os.path.join(workdir, "eval_results.json"), result)
+  return result

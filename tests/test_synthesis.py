@@ -40,8 +40,8 @@ def _checksums(output):
 
 def test_one_and_eight_devices_and_two_batch_sizes_give_identical_bytes(model, tmp_path):
   a = synthesis.run(model, str(tmp_path / "a"), 40, seed=3, batch_size=8, shard_size=16, num_devices=1, progress=False)
-  b = synthesis.run(model, str(tmp_path / "b"), 40, seed=3, batch_size=64, shard_size=16, num_devices=8, progress=False)
-  c = synthesis.run(model, str(tmp_path / "c"), 40, seed=3, batch_size=16, shard_size=16, num_devices=1, progress=False)
+  synthesis.run(model, str(tmp_path / "b"), 40, seed=3, batch_size=64, shard_size=16, num_devices=8, progress=False)
+  synthesis.run(model, str(tmp_path / "c"), 40, seed=3, batch_size=16, shard_size=16, num_devices=1, progress=False)
   assert len(a["shards"]) == 3
   assert _checksums(tmp_path / "a") == _checksums(tmp_path / "b") == _checksums(tmp_path / "c")
 
