@@ -1,9 +1,10 @@
 """Model families: an explicit registry from ``config.family`` to a module's ``make``."""
 
-from genenv_jax.families import base, gan
+from genenv_jax.families import base, flow, gan
 
 FAMILIES = {
   "gan": gan.make,
+  "flow": flow.make,
 }
 
 
