@@ -19,8 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from genenv_jax.families import base
-from genenv_jax.families import optim
+from genenv_jax.families import base, optim
 
 LOG2PI = math.log(2 * math.pi)
 
