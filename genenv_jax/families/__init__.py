@@ -1,10 +1,11 @@
 """Model families: an explicit registry from ``config.family`` to a module's ``make``."""
 
-from genenv_jax.families import base, flow, gan
+from genenv_jax.families import base, flow, gan, vae
 
 FAMILIES = {
   "gan": gan.make,
   "flow": flow.make,
+  "vae": vae.make,
 }
 
 
