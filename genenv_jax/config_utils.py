@@ -72,3 +72,63 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_co
       value = float(value)
     parent[parts[-1]] = value
   return config
+
+
+def data_config(world: str, image_size: int, num_train: int, num_test: int, channels) -> ml_collections.ConfigDict:
+  """The ``data`` section shared by every config (built-in world by default)."""
+  d = ml_collections.ConfigDict()
+  d.source = "world"  # 'world' | 'folder' | 'tfds'
+  d.world = world
+  d.image_size = image_size
+  d.num_train = num_train
+  d.num_test = num_test
+  d.data_dir = "~/tensorflow_datasets"
+  d.channels = tuple(channels)
+  d.conditional = False  # condition on the world's scene class
+  d.path = ""  # data.source='folder': a folder of images
+  d.name = ""  # data.source='tfds': a TFDS catalog name, prepared offline
+  d.train_split = "train"
+  d.test_split = "test"
+  d.image_key = "image"
+  d.label_key = "label"
+  return d
+
+
+def optim_config(lr: float, b1: float, b2: float, warmup_steps: int, clip_norm: float) -> ml_collections.ConfigDict:
+  o = ml_collections.ConfigDict()
+  o.lr = lr
+  o.b1 = b1
+  o.b2 = b2
+  o.warmup_steps = warmup_steps
+  o.schedule = "constant"  # 'constant' | 'cosine'
+  o.clip_norm = clip_norm
+  return o
+
+
+def train_config(batch_size: int, num_steps: int, every: int, eval_samples: int) -> ml_collections.ConfigDict:
+  """The ``train`` section: log every every/25 steps, evaluate and checkpoint every ``every``."""
+  t = ml_collections.ConfigDict()
+  t.batch_size = batch_size
+  t.num_steps = num_steps
+  t.log_every = max(1, every // 25)
+  t.eval_every = every
+  t.ckpt_every = every
+  t.keep_checkpoints = 3
+  t.eval_samples = eval_samples
+  t.grid_size = 8
+  t.max_nonfinite = 20  # stop after this many skipped non-finite steps
+  return t
+
+
+def smoke(c: ml_collections.ConfigDict) -> None:
+  """Shrinks a config to seconds: 16 px, 6 steps of batch 8, tiny data."""
+  c.data.image_size = 16
+  c.data.num_train = 256
+  c.data.num_test = 64
+  c.train.batch_size = 8
+  c.train.num_steps = 6
+  c.train.log_every = 2
+  c.train.eval_every = 6
+  c.train.ckpt_every = 3
+  c.train.eval_samples = 16
+  c.train.grid_size = 4

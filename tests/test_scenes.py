@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from genenv_jax.scenes import city, get_world
+from genenv_jax.scenes import city, get_world, terrain
 
 
+@pytest.mark.parametrize("world", ["city", "terrain"])
 @pytest.mark.parametrize("size,n", [(16, 60), (32, 120), (64, 60), (128, 15)])
-def test_every_real_scene_passes_every_rule(size, n):
-  w = get_world("city")
+def test_every_real_scene_passes_every_rule(world, size, n):
+  w = get_world(world)
   for seed in range(n):
     sc = w.generate(seed, size)
     v = w.validity(sc.labels, sc.height)
@@ -63,3 +64,18 @@ def test_bad_size_and_world_name():
     w.generate(0, 40)
   with pytest.raises(ValueError, match="known worlds"):
     get_world("atlantis")
+
+
+def test_terrain_layers_rules_and_determinism():
+  w = get_world("terrain")
+  a = w.generate(5, 64)
+  np.testing.assert_array_equal(a.rgb, w.generate(5, 64).rgb)
+  assert a.rgb.shape == (64, 64, 3) and a.height.min() >= 0 and a.height.max() <= 1
+  kinds = {w.generate(s, 32).scene_class for s in range(30)}
+  assert kinds == {0, 1, 2}
+  # Water lifted onto a mountain top breaks the rules.
+  lab = a.labels.copy()
+  lab[a.height > 0.6] = terrain.WATER
+  assert not w.validity(lab, a.height)["water_is_low"] or not (a.height > 0.6).any()
+  flat = np.full_like(a.height, 0.5)
+  assert not all(w.validity(a.labels, flat).values())

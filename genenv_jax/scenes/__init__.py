@@ -2,9 +2,11 @@
 
 from genenv_jax.scenes import base
 from genenv_jax.scenes.city import CityWorld
+from genenv_jax.scenes.terrain import TerrainWorld
 
 WORLDS = {
   "city": CityWorld,
+  "terrain": TerrainWorld,
 }
 
 
