@@ -2,14 +2,13 @@
 
 import os
 
+import helpers
 import jax
 import numpy as np
 import pytest
 
 from genenv_jax import training
 from genenv_jax.config_utils import load_config
-
-import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ["configs/flow_terrain.py:smoke", "configs/vae_terrain.py:smoke"]
