@@ -65,15 +65,12 @@ class Setup:
     parallel.check_batch(config.train.batch_size, self.mesh)
     d = config.data
     self.world = get_world(d.world) if d.source == "world" else None
+    self.num_label_classes = len(self.world.class_names) if self.world else 0
+    # Check the family's config before any data is generated or read.
+    families.make(config, self._spec(num_classes=2 if d.conditional else 1))
     self.train_source = sources.make_source(d, "train")
     self.test_source = sources.make_source(d, "test")
-    self.num_label_classes = len(self.world.class_names) if self.world else 0
-    self.spec = base.DataSpec(
-      image_size=d.image_size,
-      channels=pipeline.num_channels(d.channels, self.num_label_classes),
-      num_classes=self.train_source.num_classes,
-      one_hot=pipeline.one_hot_range(d.channels, self.num_label_classes),
-    )
+    self.spec = self._spec(self.train_source.num_classes)
     if d.conditional and self.spec.num_classes < 2:
       raise ValueError("data.conditional=True: the data source has no scene classes (num_classes=1)")
     self.family = families.make(config, self.spec)
@@ -91,6 +88,15 @@ class Setup:
     )
     self.eval_fn = jax.jit(self.family.eval_step, in_shardings=(self.repl, self.bsh), out_shardings=self.repl)
     self.sample_fn = jax.jit(self.family.sample, static_argnums=(2,), out_shardings=self.bsh)
+
+  def _spec(self, num_classes: int) -> base.DataSpec:
+    d = self.config.data
+    return base.DataSpec(
+      image_size=d.image_size,
+      channels=pipeline.num_channels(d.channels, self.num_label_classes),
+      num_classes=num_classes,
+      one_hot=pipeline.one_hot_range(d.channels, self.num_label_classes),
+    )
 
   def init_key(self):
     return jax.random.PRNGKey(self.config.seed)
