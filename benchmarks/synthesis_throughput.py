@@ -38,7 +38,7 @@ def peak_rss_mb(cmd) -> float:
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--config", default="configs/gan_city.py:cpu")
-  p.add_argument("--num_samples", type=int, default=4096)
+  p.add_argument("--num_samples", type=int, default=32768)
   p.add_argument("--batch_size", type=int, default=256)
   p.add_argument("--single", type=int, default=200, help="samples for the one-at-a-time loop")
   p.add_argument("--skip_memory", action="store_true")

