@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from genenv_jax import parallel, training
+from genenv_jax import config_utils, parallel, training
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/gan_city.py:cpu", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, samples).", required=True)
@@ -45,4 +45,8 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
+  problem = config_utils.check_override_flags(sys.argv[1:])
+  if problem:
+    print(f"error: {problem}", file=sys.stderr)
+    sys.exit(1)
   app.run(main)

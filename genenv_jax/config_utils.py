@@ -132,3 +132,32 @@ def smoke(c: ml_collections.ConfigDict) -> None:
   c.train.ckpt_every = 3
   c.train.eval_samples = 16
   c.train.grid_size = 4
+
+
+def check_override_flags(argv: list[str]) -> str | None:
+  """Checks ``--config.a.b=v`` flags against the config file before absl parses them.
+
+  absl's config flags raise a bare AttributeError traceback for an unknown
+  key; this returns a message naming the key and the keys that exist instead
+  (or None when every override names an existing key).
+  """
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if spec is None:
+    return None
+  try:
+    config = load_config(spec)
+  except (FileNotFoundError, ValueError) as e:
+    return str(e)
+  for a in argv:
+    if not a.startswith("--config."):
+      continue
+    key = a[len("--config.") :].split("=", 1)[0]
+    node = config
+    parts = key.split(".")
+    for i, p in enumerate(parts):
+      if not isinstance(node, ml_collections.ConfigDict) or p not in node:
+        where = ".".join(parts[:i]) or "the config"
+        keys = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        return f"--config.{key}: {where} has no key {p!r}; keys there are {keys}"
+      node = node[p]
+  return None

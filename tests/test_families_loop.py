@@ -29,7 +29,7 @@ def test_one_and_eight_devices_match(spec, data_dir):
 
 @pytest.mark.parametrize("spec", CONFIGS)
 def test_resume_equals_uninterrupted(spec, data_dir, tmp_path):
-  cfg = _config(spec, data_dir, "train.num_steps=4", "train.ckpt_every=2", "train.eval_every=100")
+  cfg = _config(spec, data_dir, "train.num_steps=4", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1")
   full = training.run(cfg, str(tmp_path / "full"))
   training.run(cfg, str(tmp_path / "cut"), stop_at=2)
   resumed = training.run(cfg, str(tmp_path / "cut"))

@@ -68,7 +68,7 @@ def _params(state):
 
 
 def test_resume_equals_uninterrupted(smoke_config, tmp_path):
-  cfg = smoke_config("train.num_steps=5", "train.ckpt_every=2", "train.eval_every=100")
+  cfg = smoke_config("train.num_steps=5", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1")
   full = training.run(cfg, str(tmp_path / "full"))
   training.run(cfg, str(tmp_path / "cut"), stop_at=3)  # "interrupted" after step 3
   assert 3 in checkpoint.Checkpointer(str(tmp_path / "cut" / "checkpoints"), 2, 3).all_steps()
@@ -84,7 +84,7 @@ def test_resume_equals_uninterrupted(smoke_config, tmp_path):
 
 @pytest.mark.parametrize("damage", ["empty", "missing_data"])
 def test_broken_newest_checkpoint_falls_back(smoke_config, tmp_path, caplog, damage):
-  cfg = smoke_config("train.num_steps=4", "train.ckpt_every=2", "train.eval_every=100")
+  cfg = smoke_config("train.num_steps=4", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1")
   training.run(cfg, str(tmp_path))
   ck_dir = tmp_path / "checkpoints"
   newest = ck_dir / "4"
@@ -144,6 +144,7 @@ def test_train_on_an_image_folder(smoke_config, tmp_path):
     "data.channels=('rgb',)",
     "train.num_steps=2",
     "train.eval_every=2",
+    "mesh.num_devices=1",
   )
   state = training.run(cfg, str(tmp_path / "run"))
   assert int(state.step) == 2
@@ -174,3 +175,13 @@ def test_train_cli_smoke_then_resume(data_dir, tmp_path):
   assert open(os.path.join(work, "metrics.jsonl")).read().splitlines() == lines
   bad = subprocess.run(cmd + ["--config.gan.loss=wgan"], capture_output=True, text=True, env=env, timeout=300)
   assert bad.returncode == 1 and "gan.loss='wgan'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_unknown_override_flag_names_the_keys():
+  from genenv_jax.config_utils import check_override_flags
+
+  cfg = "--config=" + os.path.join(ROOT, "configs/gan_city.py:smoke")
+  assert check_override_flags([cfg, "--config.train.batch_size=8", "--workdir=w"]) is None
+  msg = check_override_flags([cfg, "--config.train.batchsize=8"])
+  assert "train has no key 'batchsize'" in msg and "'batch_size'" in msg
+  assert "no key 'trian'" in check_override_flags([cfg, "--config.trian.batch_size=8"])
