@@ -94,3 +94,17 @@ def test_diff_augment_runs_inside_step(smoke_config):
   batch = {"x": jnp.zeros((4, 16, 16, 9)), "label": jnp.zeros((4,), jnp.int32)}
   s, m = jax.jit(fam.train_step)(fam.init(jax.random.PRNGKey(0), batch), batch)
   assert np.isfinite(float(m["g_loss"]))
+
+
+def test_train_step_compiles_once_and_stays_finite(smoke_config):
+  import chex
+
+  fam = families.make(smoke_config(), base.DataSpec(16, 9, 1))
+  rng = np.random.default_rng(1)
+  batch = {"x": jnp.asarray(rng.uniform(-1, 1, (4, 16, 16, 9)), jnp.float32), "label": jnp.zeros((4,), jnp.int32)}
+  state = fam.init(jax.random.PRNGKey(0), batch)
+  step = jax.jit(chex.assert_max_traces(fam.train_step, n=1), donate_argnums=(0,))
+  for _ in range(3):
+    state, m = step(state, batch)
+  chex.assert_tree_all_finite(state.params)
+  chex.assert_shape(fam.sample(state.ema_params, jax.random.PRNGKey(2), 2), (2, 16, 16, 9))
