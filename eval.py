@@ -28,6 +28,8 @@ def main(argv):
   print(f"{'metric':<30} {'untrained':>10} {'model':>10} {'real':>10}")
   for k in keys:
     print(f"{k:<30} {r['untrained'][k]:>10.3f} {r['model'][k]:>10.3f} {r['real'][k]:>10.3f}")
+  for k, v in r.get("test_likelihood", {}).items():
+    print(f"test {k:<25} {v:>10.3f}   (independent per-pixel baseline {r['baseline_independent_pixel_bpd']:.3f})")
   return 0
 
 

@@ -32,11 +32,11 @@ def get_config(arg=None):
     c.data.image_size = 32
     c.data.num_train = 20_000
     c.data.num_test = 1_000
-    c.flow.steps = 4
+    c.flow.steps = 6
     c.flow.hidden = 48
     c.flow.ema_decay = 0.99
     c.optim.warmup_steps = 100
-    c.train = config_utils.train_config(batch_size=32, num_steps=3_000, every=1_000, eval_samples=256)
+    c.train = config_utils.train_config(batch_size=32, num_steps=6_000, every=2_000, eval_samples=256)
   if "smoke" in variant:
     c.flow.levels = 2
     c.flow.steps = 1

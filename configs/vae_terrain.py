@@ -41,7 +41,7 @@ def get_config(arg=None):
     c.vae.max_width = 128
     c.vae.ema_decay = 0.99
     c.optim.warmup_steps = 100
-    c.train = config_utils.train_config(batch_size=32, num_steps=3_000, every=1_000, eval_samples=256)
+    c.train = config_utils.train_config(batch_size=32, num_steps=5_000, every=1_000, eval_samples=256)
   if "smoke" in variant:
     c.vae.latent_size = 4
     c.vae.latent_channels = 4

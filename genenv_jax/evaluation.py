@@ -10,7 +10,7 @@ import numpy as np
 
 from genenv_jax import logs
 from genenv_jax.data import pipeline
-from genenv_jax.metrics import scene_metrics
+from genenv_jax.metrics import baselines, scene_metrics
 
 
 class SceneEvaluator:
@@ -99,6 +99,7 @@ def evaluate_workdir(workdir: str, num_samples: int, step: int | None = None, ba
   fresh = jax.jit(model.family.init)(jax.random.PRNGKey(cfg.seed), dummy).ema_params
   x0 = sample_batches(sample, fresh, key, num_samples, batch)
   real = {k[len("real/") :]: v for k, v in ev.reference.items()}
+  likelihood = test_likelihood(model, sources.make_source(cfg.data, "test"), batch)
   result = {
     "workdir": workdir,
     "checkpoint_step": model.step,
@@ -107,5 +108,39 @@ def evaluate_workdir(workdir: str, num_samples: int, step: int | None = None, ba
     "real": real,
     "untrained": ev.score(x0),
   }
+  if likelihood:
+    result["test_likelihood"] = likelihood
+    result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(
+      sources.make_source(cfg.data, "train"),
+      sources.make_source(cfg.data, "test"),
+      model.channels,
+      model.num_label_classes,
+    )
   write_json(os.path.join(workdir, "eval_results.json"), result)
   return result
+
+
+def test_likelihood(model, test_source, batch: int) -> dict[str, float]:
+  """The family's bits/dim metrics averaged over the whole test split (empty for GANs)."""
+  from genenv_jax import parallel
+  from genenv_jax.families import base as fam_base
+
+  mesh = parallel.make_mesh(1)
+  loader = pipeline.Loader(test_source, model.channels, model.num_label_classes, 0, batch, parallel.batch_sharded(mesh))
+  state = fam_base.TrainState(
+    step=jax.numpy.zeros((), jax.numpy.int32),
+    params=model.params,
+    opt_state=None,
+    ema_params=model.params,
+    rng=jax.random.PRNGKey(0),
+    skipped=jax.numpy.zeros((), jax.numpy.int32),
+  )
+  step = jax.jit(model.family.eval_step)
+  sums, n = {}, 0
+  for s in range(len(test_source) // batch):
+    m = jax.device_get(step(state, loader.global_batch_at(s)))
+    for k, v in m.items():
+      if "bpd" in k:
+        sums[k] = sums.get(k, 0.0) + float(v)
+    n += 1
+  return {k: v / n for k, v in sums.items()} if n else {}
