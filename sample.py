@@ -8,12 +8,11 @@ The dataset reads back with no TensorFlow:
 Rerunning the same command resumes; a finished output is left as it is.
 """
 
-import logging as std_logging
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
-from genenv_jax import parallel, synthesis, tiling, trained
+from genenv_jax import cli, synthesis, tiling, trained
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder.", required=True)
@@ -27,20 +26,11 @@ _COND = flags.DEFINE_integer("cond", -1, "Scene class for conditional models (-1
 _CHUNK = flags.DEFINE_integer("chunk", 8, "Per-device micro-batch; fixes the computation so bytes never vary.")
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
-_COORD = flags.DEFINE_string("coordinator", "", "HOST:PORT of process 0, or 'auto' on a TPU pod/cluster.")
-_NPROC = flags.DEFINE_integer("num_processes", 1, "Processes in a multi-process run.")
-_PID = flags.DEFINE_integer("process_id", 0, "This process's index.")
-
-
-class _QuietOrbax:
-  def filter(self, record):
-    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
 
 
 def main(argv):
   del argv
-  logging.get_absl_handler().addFilter(_QuietOrbax())
-  parallel.initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
+  cli.start()
   try:
     model = trained.load(_WORKDIR.value, _STEP.value)
     if _SCENE.value:

@@ -110,19 +110,10 @@ def get_config(arg=None):
     c.train.eval_samples = 256
     c.gan.ema_decay = 0.99
   if "smoke" in variant:
-    c.data.image_size = 16
-    c.data.num_train = 256
-    c.data.num_test = 64
     c.model.latent_channels = 8
     c.model.g_width = 8
     c.model.g_max_width = 16
     c.model.d_width = 8
     c.model.d_max_width = 16
-    c.train.batch_size = 8
-    c.train.num_steps = 6
-    c.train.log_every = 2
-    c.train.eval_every = 6
-    c.train.ckpt_every = 3
-    c.train.eval_samples = 16
-    c.train.grid_size = 4
+    config_utils.smoke(c)
   return c

@@ -96,3 +96,25 @@ def keep_if_finite(ok: jax.Array, new: PyTree, old: PyTree) -> PyTree:
 def tree_all_finite(tree: PyTree) -> jax.Array:
   leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def finish_step(state: TrainState, params, opt_state, ema_source, ok: jax.Array, ema_decay: float) -> TrainState:
+  """The state after one step: updated if ``ok`` (finite), else kept and counted as skipped.
+
+  Args:
+    state: the state before the step.
+    params, opt_state: the updated parameters and optimiser state.
+    ema_source: the parameters the EMA tracks (a GAN's generator).
+    ok: scalar bool, whether loss and gradients were finite.
+    ema_decay: EMA decay (see ``ema_update``).
+  """
+  new = TrainState(
+    step=state.step + 1,
+    params=params,
+    opt_state=opt_state,
+    ema_params=ema_update(state.ema_params, ema_source, state.step, ema_decay),
+    rng=state.rng,
+    skipped=state.skipped,
+  )
+  kept = keep_if_finite(ok, new, state._replace(step=state.step + 1))
+  return kept._replace(skipped=state.skipped + (~ok).astype(jnp.int32))

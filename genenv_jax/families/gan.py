@@ -178,7 +178,7 @@ def make(config, data: base.DataSpec) -> base.Family:
       step=jnp.zeros((), jnp.int32),
       params=params,
       opt_state=opt_state,
-      ema_params=params["g"],
+      ema_params=jax.tree.map(jnp.copy, params["g"]),  # own buffers: the step donates both
       rng=jax.random.key_data(kr) if jnp.issubdtype(kr.dtype, jax.dtypes.prng_key) else kr,
       skipped=jnp.zeros((), jnp.int32),
     )
@@ -223,16 +223,7 @@ def make(config, data: base.DataSpec) -> base.Family:
     pg_new = optax.apply_updates(pg, upd)
 
     ok = jnp.isfinite(d_loss) & jnp.isfinite(g_loss) & base.tree_all_finite((gd, gg))
-    new = base.TrainState(
-      step=state.step + 1,
-      params={"g": pg_new, "d": pd_new},
-      opt_state={"g": og, "d": od},
-      ema_params=base.ema_update(state.ema_params, pg_new, state.step, ema_decay),
-      rng=state.rng,
-      skipped=state.skipped,
-    )
-    kept = base.keep_if_finite(ok, new, state._replace(step=state.step + 1))
-    kept = kept._replace(skipped=state.skipped + (~ok).astype(jnp.int32))
+    kept = base.finish_step(state, {"g": pg_new, "d": pd_new}, {"g": og, "d": od}, pg_new, ok, ema_decay)
     metrics = {
       "d_loss": d_loss,
       "g_loss": g_loss,

@@ -164,7 +164,7 @@ def make(config, data: base.DataSpec) -> base.Family:
       step=jnp.zeros((), jnp.int32),
       params=params,
       opt_state=tx.init(params),
-      ema_params=params,
+      ema_params=jax.tree.map(jnp.copy, params),  # own buffers: the step donates both
       rng=kr,
       skipped=jnp.zeros((), jnp.int32),
     )
@@ -175,16 +175,7 @@ def make(config, data: base.DataSpec) -> base.Family:
     upd, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, upd)
     ok = jnp.isfinite(loss) & base.tree_all_finite(grads)
-    new = base.TrainState(
-      step=state.step + 1,
-      params=params,
-      opt_state=opt_state,
-      ema_params=base.ema_update(state.ema_params, params, state.step, ema_decay),
-      rng=state.rng,
-      skipped=state.skipped,
-    )
-    kept = base.keep_if_finite(ok, new, state._replace(step=state.step + 1))
-    kept = kept._replace(skipped=state.skipped + (~ok).astype(jnp.int32))
+    kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
     return kept, {"loss": loss, "bpd": bpd, "kl_bpd": kl, "skipped": kept.skipped}
 
   def iw_bound(params, key, x):

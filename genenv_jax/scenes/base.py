@@ -68,3 +68,19 @@ def rgb_to_labels(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
   """Nearest-palette classification, for models that output RGB only."""
   d = ((rgb[..., None, :].astype(np.float32) - palette.astype(np.float32)) ** 2).sum(-1)
   return d.argmin(-1).astype(np.uint8)
+
+
+def rejection_sample(world, draw, world_id: int, seed: int, size: int, attempts: int = 20) -> Scene:
+  """Draws scene ``seed`` with ``draw(rng, size)`` until it passes every rule of ``world``.
+
+  A rare draw that breaks a rule is redrawn from the next attempt's seed, so
+  every real scene satisfies the rules and the result is still a pure
+  function of (world, seed, size).
+  """
+  check_size(world.name, size, world.min_size)
+  for attempt in range(attempts):
+    rng = np.random.default_rng([world_id, int(seed), int(size), attempt])
+    scene = draw(rng, size)
+    if all(world.validity(scene.labels, scene.height).values()):
+      return scene
+  raise RuntimeError(f"world {world.name!r}: no valid scene for seed {seed} at size {size} in {attempts} draws")

@@ -65,15 +65,7 @@ class CityWorld:
   # ------------------------------------------------------------------ generate
   def generate(self, seed: int, size: int) -> base.Scene:
     """Draws scene ``seed`` at ``size`` x ``size`` pixels (deterministic)."""
-    base.check_size(self.name, size, self.min_size)
-    # Rejection sampling: a draw that breaks a rule (rare: a coast that leaves
-    # too little road) is redrawn from the next attempt's seed.
-    for attempt in range(20):
-      rng = np.random.default_rng([_WORLD_ID, int(seed), int(size), attempt])
-      scene = self._draw(rng, size)
-      if all(self.validity(scene.labels, scene.height).values()):
-        return scene
-    return scene
+    return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)
 
   def _draw(self, rng, size):
     r = size

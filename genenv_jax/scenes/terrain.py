@@ -59,13 +59,7 @@ class TerrainWorld:
   min_size = 16
 
   def generate(self, seed: int, size: int) -> base.Scene:
-    base.check_size(self.name, size, self.min_size)
-    for attempt in range(20):
-      rng = np.random.default_rng([_WORLD_ID, int(seed), int(size), attempt])
-      scene = self._draw(rng, size)
-      if all(self.validity(scene.labels, scene.height).values()):
-        return scene
-    return scene
+    return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)
 
   def _draw(self, rng, r):
     kind = int(rng.integers(3))
