@@ -118,3 +118,17 @@ def finish_step(state: TrainState, params, opt_state, ema_source, ok: jax.Array,
   )
   kept = keep_if_finite(ok, new, state._replace(step=state.step + 1))
   return kept._replace(skipped=state.skipped + (~ok).astype(jnp.int32))
+
+
+def initial_state(params, opt_state, ema_source, rng: jax.Array) -> TrainState:
+  """Step 0. The EMA starts as a copy with its own buffers (the step donates both)."""
+  if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.key_data(rng)  # raw uint32 keys checkpoint everywhere
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=opt_state,
+    ema_params=jax.tree.map(jnp.copy, ema_source),
+    rng=rng,
+    skipped=jnp.zeros((), jnp.int32),
+  )

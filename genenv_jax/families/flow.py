@@ -230,14 +230,7 @@ def make(config, data: base.DataSpec) -> base.Family:
   def init(key, batch):
     kp, kd, kr = jax.random.split(key, 3)
     params = model.init(kp, dequantize(kd, batch["x"]), method=Glow.log_prob)  # data-dependent actnorm
-    return base.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=tx.init(params),
-      ema_params=jax.tree.map(jnp.copy, params),  # own buffers: the step donates both
-      rng=kr,
-      skipped=jnp.zeros((), jnp.int32),
-    )
+    return base.initial_state(params, tx.init(params), params, kr)
 
   def train_step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)

@@ -174,14 +174,7 @@ def make(config, data: base.DataSpec) -> base.Family:
     z = jnp.zeros((n, latent_size, latent_size, latent_ch))
     params = {"g": gen.init(kg, z, batch["label"]), "d": disc.init(kd, batch["x"], batch["label"])}
     opt_state = {k: txs[k].init(params[k]) for k in params}
-    return base.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=opt_state,
-      ema_params=jax.tree.map(jnp.copy, params["g"]),  # own buffers: the step donates both
-      rng=jax.random.key_data(kr) if jnp.issubdtype(kr.dtype, jax.dtypes.prng_key) else kr,
-      skipped=jnp.zeros((), jnp.int32),
-    )
+    return base.initial_state(params, opt_state, params["g"], kr)
 
   def train_step(state: base.TrainState, batch):
     key = jax.random.fold_in(state.rng, state.step)

@@ -160,14 +160,7 @@ def make(config, data: base.DataSpec) -> base.Family:
     n, g = batch["x"].shape[0], v.latent_size
     z0 = jnp.zeros((n, g, g, v.latent_channels))
     params = {"enc": enc.init(ke, batch["x"]), "dec": dec.init(kd, z0)}
-    return base.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=tx.init(params),
-      ema_params=jax.tree.map(jnp.copy, params),  # own buffers: the step donates both
-      rng=kr,
-      skipped=jnp.zeros((), jnp.int32),
-    )
+    return base.initial_state(params, tx.init(params), params, kr)
 
   def train_step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)
