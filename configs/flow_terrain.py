@@ -5,8 +5,18 @@ Commands:
   python train.py --config=configs/flow_terrain.py:cpu --workdir=runs/flow_terrain_cpu
   python train.py --config=configs/flow_terrain.py --workdir=runs/flow_terrain
 
-Metric: test bits/dim (``eval/bpd`` in metrics.jsonl) of the 8-bit RGB and
-height channels. Not yet measured in a full ``:cpu`` run (see README).
+Measured with ``:cpu`` on a 2-core CPU (6000 steps of batch 32, 12.4 min
+wall with other work beside it), ``python eval.py --workdir=runs/flow_terrain_cpu
+--num_samples=1000``:
+
+  test bits/dim (RGB + height, 4096 dims)         3.975
+  independent per-pixel categorical baseline      7.406
+  untrained flow                                  7.94 (step-0 eval)
+  statistics distance, T=0.7 (untrained / real)   1.348 (5.756 / 0.073)
+
+Validity is not a useful number for this config: without a label channel
+the rules judge biomes from nearest-palette colours of the shaded render,
+which even real scenes pass only 1% of the time.
 """
 
 import ml_collections
@@ -25,6 +35,7 @@ def get_config(arg=None):
   c.flow.steps = 16
   c.flow.hidden = 256
   c.flow.ema_decay = 0.999
+  c.flow.sample_temperature = 0.7  # samples for evaluation and grids (Glow's choice)
   c.optim = config_utils.optim_config(lr=1e-3, b1=0.9, b2=0.999, warmup_steps=500, clip_norm=50.0)
   c.train = config_utils.train_config(batch_size=64, num_steps=50_000, every=2_500, eval_samples=512)
   c.mesh = ml_collections.ConfigDict({"num_devices": -1})

@@ -222,6 +222,7 @@ def make(config, data: base.DataSpec) -> base.Family:
   tx = optim.make(config.optim, config.optim.lr, config.train.num_steps)
   num_dims = data.image_size * data.image_size * data.channels
   ema_decay = f_cfg.ema_decay
+  default_temperature = f_cfg.get("sample_temperature", 1.0)
 
   def loss_fn(params, key, x):
     logp = model.apply(params, dequantize(key, x), method=Glow.log_prob)
@@ -257,11 +258,17 @@ def make(config, data: base.DataSpec) -> base.Family:
 
     return jax.vmap(one)(keys)
 
-  def sample(params, key, n, cond=None, temperature=1.0):
-    """Sample i depends only on (params, key, i); ``temperature`` scales the noise."""
+  def sample(params, key, n, cond=None, temperature=None):
+    """Sample i depends only on (params, key, i).
+
+    ``temperature`` scales the noise (default ``flow.sample_temperature``;
+    Glow samples at 0.7). The inverse of an undertrained coupling can
+    overflow at high temperature: such values are clipped to the data range.
+    """
     del cond
+    t = default_temperature if temperature is None else temperature
     top, splits = noise(key, n)
-    y = model.apply(params, top, splits, temperature, method=Glow.sample)
-    return jnp.clip(2.0 * y, -1.0, 1.0)
+    y = model.apply(params, top, splits, t, method=Glow.sample)
+    return jnp.clip(jnp.nan_to_num(2.0 * y, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
 
   return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample)
