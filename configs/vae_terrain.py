@@ -5,9 +5,20 @@ Commands:
   python train.py --config=configs/vae_terrain.py:cpu --workdir=runs/vae_terrain_cpu
   python train.py --config=configs/vae_terrain.py --workdir=runs/vae_terrain
 
-Metrics: test ELBO and importance-weighted bits/dim (``eval/elbo_bpd``,
-``eval/iw_bpd``), validity and statistics distance of samples. Not yet
-measured in a full ``:cpu`` run (see README).
+Measured with ``:cpu`` on a 2-core CPU (5000 steps of batch 32, 9.9 min
+wall), ``python eval.py --workdir=runs/vae_terrain_cpu --num_samples=1000``:
+
+  ===========================  =========  =======  ====
+  metric                       untrained  trained  real
+  ===========================  =========  =======  ====
+  test ELBO bits/dim           7.617      4.701
+  test IW bits/dim (k=16)      7.613      4.686
+  validity (all rules)         0.000      0.143    1.000
+  statistics distance          7.515      1.046    0.067
+  ===========================  =========  =======  ====
+
+An independent per-pixel categorical fitted to the train split scores 6.393
+bits/dim on the same dimensions.
 """
 
 import ml_collections
