@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from genenv_jax.scenes import city, get_world, terrain
+from genenv_jax.scenes import city, forest, get_world, terrain
 
 
-@pytest.mark.parametrize("world", ["city", "terrain"])
+@pytest.mark.parametrize("world", ["city", "terrain", "forest"])
 @pytest.mark.parametrize("size,n", [(16, 60), (32, 120), (64, 60), (128, 15)])
 def test_every_real_scene_passes_every_rule(world, size, n):
   w = get_world(world)
@@ -79,3 +79,14 @@ def test_terrain_layers_rules_and_determinism():
   assert not w.validity(lab, a.height)["water_is_low"] or not (a.height > 0.6).any()
   flat = np.full_like(a.height, 0.5)
   assert not all(w.validity(a.labels, flat).values())
+
+
+def test_forest_rules_reject_broken_scenes():
+  w = get_world("forest")
+  sc = w.generate(4, 64)
+  assert (sc.labels == forest.TRUNK).any() and sc.rgb.shape == (64, 64, 3)
+  upside_down = sc.labels[::-1].copy()
+  assert not w.validity(upside_down, sc.height)["sky_on_top"]
+  floating = sc.labels.copy()
+  floating[floating == forest.GROUND] = forest.SKY
+  assert not all(w.validity(floating, sc.height).values())

@@ -2,11 +2,13 @@
 
 from genenv_jax.scenes import base
 from genenv_jax.scenes.city import CityWorld
+from genenv_jax.scenes.forest import ForestWorld
 from genenv_jax.scenes.terrain import TerrainWorld
 
 WORLDS = {
   "city": CityWorld,
   "terrain": TerrainWorld,
+  "forest": ForestWorld,
 }
 
 

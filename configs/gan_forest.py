@@ -1,0 +1,26 @@
+r"""GAN on the built-in ``forest`` world: side-view landscapes with trees.
+
+The same GAN as ``gan_city.py`` (all its variants and overrides), drawing RGB,
+a one-hot label map (sky, hills, ground, trunk, foliage) and a depth map.
+
+Commands:
+  python train.py --config=configs/gan_forest.py:smoke --workdir=runs/forest_smoke
+  python train.py --config=configs/gan_forest.py:cpu --workdir=runs/forest_cpu
+  python train.py --config=configs/gan_forest.py --workdir=runs/forest
+
+Measured: see README "Results" (filled from ``eval.py`` once a ``:cpu`` run
+is recorded).
+"""
+
+import importlib.util
+import os
+
+
+def get_config(arg=None):
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan_city.py")
+  spec = importlib.util.spec_from_file_location("_gan_city_config", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  c = mod.get_config(arg)
+  c.data.world = "forest"
+  return c
