@@ -116,6 +116,7 @@ def evaluate_workdir(workdir: str, num_samples: int, step: int | None = None, ba
       model.channels,
       model.num_label_classes,
     )
+  result["grids"] = write_family_grids(model, sources.make_source(cfg.data, "test"), os.path.join(workdir, "eval"))
   write_json(os.path.join(workdir, "eval_results.json"), result)
   return result
 
@@ -144,3 +145,34 @@ def test_likelihood(model, test_source, batch: int) -> dict[str, float]:
         sums[k] = sums.get(k, 0.0) + float(v)
     n += 1
   return {k: v / n for k, v in sums.items()} if n else {}
+
+
+def write_family_grids(model, test_source, out_dir: str, n: int = 8, steps: int = 8) -> list[str]:
+  """PNG grids a family offers beyond samples: VAE reconstructions and interpolations.
+
+  Returns the paths written (none for families without ``extras``).
+  """
+  extras = model.family.extras or {}
+  palette = model.world.palette if model.world is not None else np.zeros((1, 3), np.uint8)
+  raw = test_source.get(list(range(2 * n)))
+  x = pipeline.encode(raw, model.channels, model.num_label_classes)
+  paths = []
+
+  def tiles(t):
+    return logs.scene_tiles(pipeline.decode(np.asarray(t), model.channels, model.num_label_classes), palette)
+
+  if "reconstruct" in extras:
+    rec = jax.jit(extras["reconstruct"])(model.params, x[:n])
+    pairs = np.stack([tiles(x[:n]), tiles(rec)], 1).reshape(2 * n, *tiles(rec).shape[1:])
+    paths.append(os.path.join(out_dir, "reconstructions.png"))
+    logs.save_grid(paths[-1], pairs, cols=2)  # each row: real | reconstruction
+  if "interpolate" in extras:
+    path = jax.jit(extras["interpolate"], static_argnums=(3,))(model.params, x[:n], x[n : 2 * n], steps)
+    flat = np.asarray(path).reshape(n * steps, *path.shape[2:])
+    paths.append(os.path.join(out_dir, "interpolations.png"))
+    logs.save_grid(paths[-1], tiles(flat), cols=steps)  # each row: one pair, left to right
+  sample = jax.jit(model.family.sample, static_argnums=(2,))
+  prior = sample(model.params, jax.random.PRNGKey(0xE7A1), n * n)
+  paths.append(os.path.join(out_dir, "prior_samples.png"))
+  logs.save_grid(paths[-1], tiles(prior), cols=n)
+  return paths

@@ -69,3 +69,15 @@ def test_vae_bad_latent_size():
     cfg = _config()
     cfg.vae.latent_size = 3
     families.make(cfg, base.DataSpec(8, 3, 1))
+
+
+def test_interpolation_ends_at_the_reconstructions():
+  spec = base.DataSpec(image_size=8, channels=3, num_classes=1)
+  fam = families.make(_config(), spec)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 8, 8, 3), minval=-1, maxval=1)
+  state = fam.init(jax.random.PRNGKey(1), {"x": x, "label": jnp.zeros((2,), jnp.int32)})
+  rec = fam.extras["reconstruct"](state.params, x)
+  path = fam.extras["interpolate"](state.params, x[:1], x[1:], 5)
+  assert rec.shape == (2, 8, 8, 3) and path.shape == (1, 5, 8, 8, 3)
+  np.testing.assert_allclose(path[0, 0], rec[0], atol=1e-5)
+  np.testing.assert_allclose(path[0, -1], rec[1], atol=1e-5)

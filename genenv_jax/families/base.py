@@ -73,6 +73,8 @@ class Family(NamedTuple):
     sample: (params, key, n, cond, temperature) -> [n, h, w, C] in [-1, 1];
       sample i depends only on (params, key, i). ``n`` must be static under jit.
     tiling: for fully convolutional families, how to render large scenes.
+    extras: further named pure functions a family offers (a VAE's
+      ``reconstruct(params, x)`` and ``interpolate(params, x_a, x_b, steps)``).
   """
 
   init: Callable[[jax.Array, Batch], TrainState]
@@ -80,6 +82,7 @@ class Family(NamedTuple):
   eval_step: Callable[[TrainState, Batch], Metrics]
   sample: Callable[..., jax.Array]
   tiling: Tiling | None = None
+  extras: dict[str, Callable[..., jax.Array]] | None = None  # e.g. a VAE's 'reconstruct', 'interpolate'
 
 
 def ema_update(ema: PyTree, new: PyTree, step: jax.Array, decay: float) -> PyTree:

@@ -199,4 +199,19 @@ def make(config, data: base.DataSpec) -> base.Family:
     z = jax.vmap(lambda k: jax.random.normal(k, (g, g, v.latent_channels)))(keys) * temperature
     return lik.mode(dec.apply(params["dec"], z), data.channels)
 
-  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample)
+  def reconstruct(params, x):
+    """[n, s, s, C] -> the decoder's mode at the posterior mean."""
+    mu, _ = enc.apply(params["enc"], x)
+    return lik.mode(dec.apply(params["dec"], mu), data.channels)
+
+  def interpolate(params, x_a, x_b, steps: int):
+    """[n, s, s, C] pairs -> [n, steps, s, s, C]: decoded along the line between posterior means."""
+    mu_a, _ = enc.apply(params["enc"], x_a)
+    mu_b, _ = enc.apply(params["enc"], x_b)
+    t = jnp.linspace(0.0, 1.0, steps)[None, :, None, None, None]
+    z = (1 - t) * mu_a[:, None] + t * mu_b[:, None]
+    flat = lik.mode(dec.apply(params["dec"], z.reshape(-1, *z.shape[2:])), data.channels)
+    return flat.reshape(z.shape[0], steps, *flat.shape[1:])
+
+  extras = {"reconstruct": reconstruct, "interpolate": interpolate}
+  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, extras=extras)
