@@ -11,7 +11,12 @@ from genenv_jax import training
 from genenv_jax.config_utils import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ["configs/flow_terrain.py:smoke", "configs/vae_terrain.py:smoke", "configs/gan_forest.py:smoke"]
+CONFIGS = [
+  "configs/flow_terrain.py:smoke",
+  "configs/vae_terrain.py:smoke",
+  "configs/gan_forest.py:smoke",
+  "configs/vae_characters.py:smoke",
+]
 
 
 def _config(spec, data_dir, *overrides):

@@ -6,7 +6,7 @@ import pytest
 from genenv_jax.scenes import city, forest, get_world, terrain
 
 
-@pytest.mark.parametrize("world", ["city", "terrain", "forest"])
+@pytest.mark.parametrize("world", ["city", "terrain", "forest", "characters"])
 @pytest.mark.parametrize("size,n", [(16, 60), (32, 120), (64, 60), (128, 15)])
 def test_every_real_scene_passes_every_rule(world, size, n):
   w = get_world(world)
@@ -90,3 +90,15 @@ def test_forest_rules_reject_broken_scenes():
   floating = sc.labels.copy()
   floating[floating == forest.GROUND] = forest.SKY
   assert not all(w.validity(floating, sc.height).values())
+
+
+def test_character_rules_reject_broken_sprites():
+  w = get_world("characters")
+  sc = w.generate(2, 32)
+  assert all(w.validity(sc.labels).values())
+  assert not w.validity(sc.labels[::-1].copy())["parts_in_order"]
+  shifted = np.zeros_like(sc.labels)
+  shifted[:, 8:] = sc.labels[:, :-8]  # no wrap-around
+  assert not w.validity(shifted)["centred"]
+  noise = np.random.default_rng(0).integers(0, 7, (32, 32)).astype(np.uint8)
+  assert not all(w.validity(noise).values())

@@ -1,6 +1,7 @@
 """Procedural scene worlds: an explicit registry, no import side effects."""
 
 from genenv_jax.scenes import base
+from genenv_jax.scenes.characters import CharactersWorld
 from genenv_jax.scenes.city import CityWorld
 from genenv_jax.scenes.forest import ForestWorld
 from genenv_jax.scenes.terrain import TerrainWorld
@@ -9,6 +10,7 @@ WORLDS = {
   "city": CityWorld,
   "terrain": TerrainWorld,
   "forest": ForestWorld,
+  "characters": CharactersWorld,
 }
 
 
