@@ -8,8 +8,10 @@ Commands:
   python train.py --config=configs/gan_forest.py:cpu --workdir=runs/forest_cpu
   python train.py --config=configs/gan_forest.py --workdir=runs/forest
 
-Measured: see README "Results" (filled from ``eval.py`` once a ``:cpu`` run
-is recorded).
+Measured with ``:cpu`` on a 2-core CPU (3000 steps), ``python eval.py
+--workdir=runs/forest_cpu --num_samples=1000``: validity 0.708 (untrained
+0.000, real held-out 1.000); statistics distance 0.250 (untrained 16.627,
+real 0.078).
 """
 
 import importlib.util

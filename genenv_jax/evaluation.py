@@ -130,7 +130,7 @@ def test_likelihood(model, test_source, batch: int) -> dict[str, float]:
   loader = pipeline.Loader(test_source, model.channels, model.num_label_classes, 0, batch, parallel.batch_sharded(mesh))
   state = fam_base.TrainState(
     step=jax.numpy.zeros((), jax.numpy.int32),
-    params=model.params,
+    params=model.train_params,
     opt_state=None,
     ema_params=model.params,
     rng=jax.random.PRNGKey(0),

@@ -24,6 +24,7 @@ class Trained:
   step: int
   world: object | None
   workdir: str
+  train_params: object = None  # all trained parameters (a GAN's include its discriminator)
 
   @property
   def channels(self):
@@ -56,4 +57,4 @@ def load(workdir: str, step: int | None = None) -> Trained:
   if state is None:
     raise FileNotFoundError(f"workdir={workdir!r}: no readable checkpoint in {ck_dir}")
   world = get_world(config.data.world) if config.data.source == "world" else None
-  return Trained(config, spec, family, state.ema_params, int(got), world, workdir)
+  return Trained(config, spec, family, state.ema_params, int(got), world, workdir, state.params)
