@@ -5,7 +5,11 @@ Commands:
   python train.py --config=configs/vae_characters.py:cpu --workdir=runs/vae_characters_cpu
   python train.py --config=configs/vae_characters.py --workdir=runs/vae_characters
 
-Measured: see README "Results" once a ``:cpu`` run is recorded.
+Measured with ``:cpu`` on a 2-core CPU (5000 steps), ``python eval.py
+--workdir=runs/vae_characters_cpu --num_samples=1000``: test ELBO 3.678 and
+IW bound 3.669 bits/dim (independent per-pixel baseline 4.633; untrained
+7.6). Prior samples are poor: validity 0.002 (real 1.000), statistics
+distance 4.554 (untrained 21.533, real 0.067).
 """
 
 import importlib.util
