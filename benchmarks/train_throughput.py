@@ -24,7 +24,6 @@ def measure(config_arg: str, steps: int, overrides: list[str]) -> dict:
   sys.path.insert(0, ROOT)
   import jax
   import jax.numpy as jnp
-  from ml_collections import config_flags  # noqa: F401  (parses --config-style args below)
 
   from genenv_jax import training
   from genenv_jax.config_utils import load_config

@@ -30,7 +30,6 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from genenv_jax import logs
-from genenv_jax.data import pipeline
 
 DATASET_NAME = "synthetic_scenes"
 SETTINGS_FILE = "synthesis.json"
@@ -68,7 +67,6 @@ def local_mesh(num_devices: int = -1) -> Mesh:
 def make_generate(trained, mesh: Mesh, chunk: int, temperature: float, cond: int):
   """Jitted (params, indices [B], seed) -> dict of uint8 arrays, sharded over ``mesh``."""
   fam, channels, k = trained.family, trained.channels, trained.num_label_classes
-  n_dev = mesh.devices.size
 
   def one(params, key):
     c = None if cond < 0 else cond
@@ -89,7 +87,6 @@ def make_generate(trained, mesh: Mesh, chunk: int, temperature: float, cond: int
     x = sharded(params, keys)
     return to_uint8(x, channels, k)
 
-  del n_dev
   return jax.jit(generate, in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), None))
 
 
@@ -375,7 +372,7 @@ def finalize(trained, output, settings, features, num_shards, generate, batch_si
         "file": os.path.basename(q),
         "num_examples": n_ex,
         "file_sha256": _sha256(q),
-        "content_sha256": open(digest_path(q)).read().strip(),
+        "content_sha256": _read(digest_path(q)),
       }
       for q, n_ex in zip(paths, lengths)
     ],
@@ -412,6 +409,11 @@ def params_fingerprint(params) -> str:
   return h.hexdigest()
 
 
+def _read(path: str) -> str:
+  with open(path) as f:
+    return f.read().strip()
+
+
 def _sha256(path: str) -> str:
   h = hashlib.sha256()
   with open(path, "rb") as f:
@@ -420,14 +422,4 @@ def _sha256(path: str) -> str:
   return h.hexdigest()
 
 
-def decode_rows(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Stored rows -> the dict ``pipeline``/``logs`` use (heights back in [0, 1])."""
-  out = {"rgb": rows["image"]}
-  if "labels" in rows:
-    out["labels"] = rows["labels"]
-  if "height" in rows:
-    out["height"] = rows["height"] / 255.0
-  return out
-
-
-__all__ = ["run", "Settings", "make_generate", "pipeline"]
+__all__ = ["run", "Settings", "make_generate"]

@@ -108,3 +108,19 @@ def test_train_step_compiles_once_and_stays_finite(smoke_config):
     state, m = step(state, batch)
   chex.assert_tree_all_finite(state.params)
   chex.assert_shape(fam.sample(state.ema_params, jax.random.PRNGKey(2), 2), (2, 16, 16, 9))
+
+
+def test_diff_augment_translation_and_cutout():
+  from genenv_jax.families import augment
+
+  x = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 9), minval=-1, maxval=1)
+  moved = augment.translate(jax.random.PRNGKey(1), x, 0.125)
+  # Every output is the input shifted by at most 2 px with -1 fill: some shift matches exactly.
+  for i in range(4):
+    pad = np.pad(np.asarray(x[i]), ((2, 2), (2, 2), (0, 0)), constant_values=-1.0)
+    hits = [np.array_equal(pad[a : a + 16, b : b + 16], np.asarray(moved[i])) for a in range(5) for b in range(5)]
+    assert any(hits)
+  cut = np.asarray(augment.cutout(jax.random.PRNGKey(2), x, 0.25))
+  zeroed = (cut == 0).all(-1)
+  assert (zeroed.sum((1, 2)) >= 9).all()  # a square of side >= 3 in every image
+  np.testing.assert_array_equal(cut[~zeroed], np.asarray(x)[~zeroed])

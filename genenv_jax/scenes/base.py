@@ -59,11 +59,6 @@ def check_size(world_name: str, size: int, min_size: int) -> None:
     )
 
 
-def labels_to_rgb(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-  """[..., h, w] class ids -> [..., h, w, 3] uint8 picture of the label map."""
-  return palette[np.clip(labels, 0, len(palette) - 1)]
-
-
 def rgb_to_labels(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
   """Nearest-palette classification, for models that output RGB only."""
   d = ((rgb[..., None, :].astype(np.float32) - palette.astype(np.float32)) ** 2).sum(-1)
