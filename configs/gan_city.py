@@ -89,6 +89,7 @@ def get_config(arg=None):
   c.train.eval_samples = 512
   c.train.grid_size = 8
   c.train.max_nonfinite = 20  # stop after this many skipped non-finite steps
+  c.train.feature_net = "default"  # FD/KID/precision-recall features: 'default' (shipped), 'none' or a .npz path
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = -1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 
 VARIANTS = ("smoke", "cpu", "full")
@@ -34,6 +36,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"train.{key}={v!r}: must be a positive integer")
   if t.eval_samples < 2:
     raise ValueError(f"train.eval_samples={t.eval_samples}: must be at least 2")
+  fnet = t.get("feature_net", "default")
+  if fnet not in ("default", "none") and not os.path.isfile(fnet):
+    raise ValueError(f"train.feature_net={fnet!r}: must be 'default', 'none' or the path of a feature-net .npz")
+  if fnet != "none" and t.eval_samples < 8:
+    raise ValueError(
+      f"train.eval_samples={t.eval_samples}: FD/KID/precision-recall need at least 8 (or train.feature_net='none')"
+    )
 
 
 def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
@@ -117,6 +126,7 @@ def train_config(batch_size: int, num_steps: int, every: int, eval_samples: int)
   t.eval_samples = eval_samples
   t.grid_size = 8
   t.max_nonfinite = 20  # stop after this many skipped non-finite steps
+  t.feature_net = "default"  # FD/KID/precision-recall features: 'default' (shipped), 'none' or a .npz path
   return t
 
 

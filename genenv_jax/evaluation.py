@@ -10,28 +10,39 @@ import numpy as np
 
 from genenv_jax import logs
 from genenv_jax.data import pipeline
-from genenv_jax.metrics import baselines, scene_metrics
+from genenv_jax.metrics import baselines, feature_metrics, features, scene_metrics
 
 
 class SceneEvaluator:
-  """Holds the real reference statistics and scores generated batches.
+  """Holds the real reference (rule statistics, features) and scores generated batches.
 
   Args:
     world: the scene world (``None`` for user data: no rules, no statistics).
     train_source, test_source: data sources.
     channels, num_label_classes: the model tensor's layout.
     n: how many scenes to compare.
+    feature_net: a ``metrics.features.FeatureNet`` for FD, KID and
+      precision/recall (``None``: rule metrics only).
+
+  ``reference`` holds the real held-out scenes' scores (``real/...``): the
+  test split judged against the train split, the best a model can reach.
   """
 
-  def __init__(self, world, train_source, test_source, channels, num_label_classes, n):
+  def __init__(self, world, train_source, test_source, channels, num_label_classes, n, feature_net=None):
     self.world, self.channels, self.k, self.n = world, tuple(channels), num_label_classes, n
+    self.feature_net = feature_net
     self.reference = {}
-    if world is None:
+    if world is None and feature_net is None:
       return
     ref = self._decoded_real(train_source, n)
-    self.ref_stats = scene_metrics.per_scene(world, *scene_metrics.scene_maps(ref, world))[1]
     held = self._decoded_real(test_source, n)
-    real = scene_metrics.evaluate(world, *scene_metrics.scene_maps(held, world), self.ref_stats)
+    real = {}
+    if world is not None:
+      self.ref_stats = scene_metrics.per_scene(world, *scene_metrics.scene_maps(ref, world))[1]
+      real.update(scene_metrics.evaluate(world, *scene_metrics.scene_maps(held, world), self.ref_stats))
+    if feature_net is not None:
+      self.ref_features = feature_net.features(ref["rgb"])
+      real.update(feature_metrics.compare(self.ref_features, feature_net.features(held["rgb"]), feature_net.mesh))
     self.reference = {f"real/{k}": v for k, v in real.items()}
 
   def _decoded_real(self, source, n):
@@ -41,14 +52,26 @@ class SceneEvaluator:
 
   def score(self, x: np.ndarray) -> dict[str, float]:
     """Metrics of generated tensors [n, h, w, C] in [-1, 1]."""
-    if self.world is None:
-      return {}
     decoded = pipeline.decode(x, self.channels, self.k)
-    return scene_metrics.evaluate(self.world, *scene_metrics.scene_maps(decoded, self.world), self.ref_stats)
+    out = {}
+    if self.world is not None:
+      out.update(scene_metrics.evaluate(self.world, *scene_metrics.scene_maps(decoded, self.world), self.ref_stats))
+    if self.feature_net is not None:
+      out.update(
+        feature_metrics.compare(self.ref_features, self.feature_net.features(decoded["rgb"]), self.feature_net.mesh)
+      )
+    return out
 
   def grid(self, x: np.ndarray, path: str, cols: int, palette) -> None:
     decoded = pipeline.decode(x, self.channels, self.k)
     logs.save_grid(path, logs.scene_tiles(decoded, palette), cols)
+
+
+def make_feature_net(spec: str, mesh=None):
+  """``'default'``: the shipped network; ``'none'``: no feature metrics; else a path to ``.npz`` weights."""
+  if spec == "none":
+    return None
+  return features.FeatureNet(None if spec == "default" else spec, mesh)
 
 
 def write_json(path: str, record: dict) -> None:
@@ -66,21 +89,34 @@ def sample_batches(sample_fn, params, key, n: int, batch: int) -> np.ndarray:
   return np.concatenate(out)[:n]
 
 
-def evaluate_workdir(workdir: str, num_samples: int, step: int | None = None, batch: int = 64) -> dict:
-  """Scores a trained workdir beside its floor and ceiling, all on ``num_samples`` scenes.
+def evaluate_workdir(
+  workdir: str, num_samples: int, step: int | None = None, batch: int = 64, feature_net: str = "default", mesh=None
+) -> dict:
+  """Scores a trained workdir beside its calibration, all on ``num_samples`` scenes per set.
 
   * ``model``: EMA samples of the checkpoint.
-  * ``real``: held-out real scenes (test split) against the train-split
-    reference: the best a model can score (the ceiling).
-  * ``untrained``: the same family freshly initialised (the floor).
+  * ``real``: held-out real scenes (test split) against the same train-split
+    reference: the best a model can score.
+  * ``untrained``: the same family freshly initialised: the worst.
+
+  Metrics: FD, KID (mean and std over subsets), precision and recall in the
+  scene feature network's space; validity, each rule's pass rate and the
+  statistics distance for built-in worlds; test bits/dim for likelihood
+  families beside an independent per-pixel baseline. Sampling and features
+  are sharded over ``mesh`` (default: every device). Writes
+  ``WORKDIR/eval_results.json``.
   """
+  from genenv_jax import parallel
   from genenv_jax import trained as trained_lib
   from genenv_jax.data import sources
 
+  mesh = mesh or parallel.make_mesh(-1)
+  parallel.check_batch(batch, mesh)
   model = trained_lib.load(workdir, step)
-  if model.world is None:
-    raise ValueError(f"workdir={workdir!r}: trained on user data; scene rules need a built-in world")
   cfg = model.config
+  fnet = make_feature_net(feature_net, mesh)
+  if model.world is None and fnet is None:
+    raise ValueError(f"workdir={workdir!r}: trained on user data, which has no scene rules; use a feature network")
   ev = SceneEvaluator(
     model.world,
     sources.make_source(cfg.data, "train"),
@@ -88,22 +124,26 @@ def evaluate_workdir(workdir: str, num_samples: int, step: int | None = None, ba
     model.channels,
     model.num_label_classes,
     num_samples,
+    fnet,
   )
-  sample = jax.jit(model.family.sample, static_argnums=(2,))
+  repl = parallel.replicated(mesh)
+  sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
   key = jax.random.PRNGKey(0xE7A1)
-  x = sample_batches(sample, model.params, key, num_samples, batch)
+  x = sample_batches(sample, jax.device_put(model.params, repl), key, num_samples, batch)
   dummy = {
     "x": np.zeros((2, model.spec.image_size, model.spec.image_size, model.spec.channels), np.float32),
     "label": np.zeros((2,), np.int32),
   }
-  fresh = jax.jit(model.family.init)(jax.random.PRNGKey(cfg.seed), dummy).ema_params
+  fresh = jax.jit(model.family.init, out_shardings=repl)(jax.random.PRNGKey(cfg.seed), dummy).ema_params
   x0 = sample_batches(sample, fresh, key, num_samples, batch)
   real = {k[len("real/") :]: v for k, v in ev.reference.items()}
-  likelihood = test_likelihood(model, sources.make_source(cfg.data, "test"), batch)
+  likelihood = test_likelihood(model, sources.make_source(cfg.data, "test"), batch, mesh)
   result = {
     "workdir": workdir,
     "checkpoint_step": model.step,
     "num_samples": num_samples,
+    "num_devices": int(mesh.devices.size),
+    "feature_net": None if fnet is None else {"path": fnet.path, "sha256": fnet.meta["sha256"]},
     "model": ev.score(x),
     "real": real,
     "untrained": ev.score(x0),
@@ -121,12 +161,11 @@ def evaluate_workdir(workdir: str, num_samples: int, step: int | None = None, ba
   return result
 
 
-def test_likelihood(model, test_source, batch: int) -> dict[str, float]:
+def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:
   """The family's bits/dim metrics averaged over the whole test split (empty for GANs)."""
   from genenv_jax import parallel
   from genenv_jax.families import base as fam_base
 
-  mesh = parallel.make_mesh(1)
   loader = pipeline.Loader(test_source, model.channels, model.num_label_classes, 0, batch, parallel.batch_sharded(mesh))
   state = fam_base.TrainState(
     step=jax.numpy.zeros((), jax.numpy.int32),
@@ -136,6 +175,7 @@ def test_likelihood(model, test_source, batch: int) -> dict[str, float]:
     rng=jax.random.PRNGKey(0),
     skipped=jax.numpy.zeros((), jax.numpy.int32),
   )
+  state = jax.device_put(state, parallel.replicated(mesh))
   step = jax.jit(model.family.eval_step)
   sums, n = {}, 0
   for s in range(len(test_source) // batch):

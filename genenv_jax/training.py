@@ -156,7 +156,13 @@ def run(config, workdir: str, stop_at: int | None = None):
     logging.info("resumed from step %d in %s", start, workdir)
   writer = logs.MetricWriter(workdir, start, enabled=lead)
   evaluator = evaluation.SceneEvaluator(
-    su.world, su.train_source, su.test_source, config.data.channels, su.num_label_classes, t_cfg.eval_samples
+    su.world,
+    su.train_source,
+    su.test_source,
+    config.data.channels,
+    su.num_label_classes,
+    t_cfg.eval_samples,
+    evaluation.make_feature_net(t_cfg.get("feature_net", "default"), su.mesh),
   )
   test_loader = pipeline.Loader(
     su.test_source, config.data.channels, su.num_label_classes, config.seed + 1, t_cfg.batch_size, su.bsh

@@ -28,3 +28,13 @@ def smoke_config(data_dir):
     return load_config(os.path.join(ROOT, "configs/gan_city.py:smoke"), [f"data.data_dir={data_dir!r}", *overrides])
 
   return make
+
+
+@pytest.fixture(scope="session")
+def smoke_workdir(tmp_path_factory, data_dir):
+  """A city GAN trained for the smoke config's 6 steps (shared by synthesis and evaluation tests)."""
+  from genenv_jax import training
+
+  w = str(tmp_path_factory.mktemp("trained"))
+  training.run(load_config(os.path.join(ROOT, "configs/gan_city.py:smoke"), [f"data.data_dir={data_dir!r}"]), w)
+  return w

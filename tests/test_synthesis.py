@@ -12,20 +12,14 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from genenv_jax import synthesis, tiling, trained, training
-from genenv_jax.config_utils import load_config
+from genenv_jax import synthesis, tiling, trained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, data_dir):
-  w = str(tmp_path_factory.mktemp("trained"))
-  cfg = load_config(
-    os.path.join(ROOT, "configs/gan_city.py:smoke"), [f"data.data_dir={data_dir!r}", "train.eval_every=100"]
-  )
-  training.run(cfg, w)
-  return w
+def workdir(smoke_workdir):
+  return smoke_workdir
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,158 @@
+"""The scene feature network: the feature space of FD, KID and precision/recall.
+
+No Inception weights can be downloaded here, so the project trains its own
+feature network on the built-in worlds (``genenv_jax.metrics.feature_training``,
+``python tools/train_feature_net.py``) and ships the weights in
+``genenv_jax/metrics/weights/``. The network reads RGB only, resized to 32x32,
+and is trained to tell the world and scene class of a scene (12 kinds) and to
+regress each world's scene statistics, so its features encode both what kind
+of scene it is and its layout. Features are the 128 global-average-pooled
+activations of the last convolution (Inception FID's ``pool3`` analogue).
+
+Feature extraction runs jitted with the batch sharded over the devices of a
+mesh, in fixed-size chunks so results do not depend on the device count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from genenv_jax import parallel
+from genenv_jax.nets.blocks import avg_pool2
+
+INPUT_SIZE = 32
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "scene_features_v1.npz")
+# What the corruption head tells apart (``feature_training.corrupt``).
+CORRUPTIONS = ("clean", "noise", "blur", "quantize", "colour", "patch_swap")
+
+
+class SceneFeatureNet(nn.Module):
+  """Three conv stages (32x32 -> 4x4), global average pool, then heads.
+
+  Returns ``(features [b, 4*width], kind_logits [b, num_kinds], stats,
+  corruption_logits [b, len(CORRUPTIONS)])`` where ``stats`` is a tuple of
+  per-world statistic predictions.
+  """
+
+  num_kinds: int
+  stat_dims: tuple[int, ...]
+  width: int = 32
+
+  @nn.compact
+  def __call__(self, x):
+    h = x
+    for i, c in enumerate((self.width, 2 * self.width, 4 * self.width)):
+      for j in range(2):
+        h = nn.Conv(c, (3, 3), name=f"conv{i}_{j}")(h)
+        h = nn.GroupNorm(num_groups=8, name=f"norm{i}_{j}")(h)
+        h = nn.relu(h)
+      if i < 2:
+        h = avg_pool2(h)
+    feats = h.mean(axis=(1, 2))
+    logits = nn.Dense(self.num_kinds, name="kind")(feats)
+    stats = tuple(nn.Dense(d, name=f"stats{k}")(feats) for k, d in enumerate(self.stat_dims))
+    corruption = nn.Dense(len(CORRUPTIONS), name="corruption")(feats)
+    return feats, logits, stats, corruption
+
+
+def to_input(rgb: np.ndarray | jax.Array, size: int = INPUT_SIZE) -> jax.Array:
+  """uint8 RGB [n, h, w, 3] (any size) -> float [-1, 1] at size x size (antialiased resize)."""
+  x = jnp.asarray(rgb, jnp.float32) / 127.5 - 1.0
+  n, h, w, _ = x.shape
+  if (h, w) != (size, size):
+    x = jax.image.resize(x, (n, size, size, 3), "linear", antialias=True)
+  return x
+
+
+def save(path: str, params, meta: dict) -> None:
+  """Writes the weights (``.npz``) and ``meta`` plus the weights' sha256 (``.json`` beside it)."""
+  flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
+  buf = io.BytesIO()
+  np.savez(buf, **flat)
+  data = buf.getvalue()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "wb") as f:
+    f.write(data)
+  meta = dict(meta, sha256=hashlib.sha256(data).hexdigest())
+  with open(_meta_path(path), "w") as f:
+    json.dump(meta, f, indent=1, sort_keys=True)
+
+
+def _meta_path(path: str) -> str:
+  return os.path.splitext(path)[0] + ".json"
+
+
+class FeatureNet:
+  """Loaded feature network: ``features(rgb_uint8) -> float64 [n, d]``.
+
+  Args:
+    path: an ``.npz`` written by ``save`` with its ``.json`` beside it
+      (default: the shipped weights).
+    mesh: device mesh to shard batches over (default: all devices).
+    chunk: images per device per call.
+  """
+
+  def __init__(self, path: str | None = None, mesh=None, chunk: int = 64):
+    path = path or DEFAULT_WEIGHTS
+    self.path = path
+    if not os.path.isfile(path) or not os.path.isfile(_meta_path(path)):
+      raise FileNotFoundError(
+        f"feature network {path!r}: needs the .npz weights and {os.path.basename(_meta_path(path))!r} beside them; "
+        "retrain with `python tools/train_feature_net.py`"
+      )
+    with open(path, "rb") as f:
+      data = f.read()
+    with open(_meta_path(path)) as f:
+      self.meta = json.load(f)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != self.meta.get("sha256"):
+      raise ValueError(
+        f"feature network {path!r}: sha256 {digest[:12]}... does not match its metadata "
+        f"({str(self.meta.get('sha256'))[:12]}...); the file is corrupt or was replaced"
+      )
+    with np.load(io.BytesIO(data)) as z:
+      flat = {tuple(k.split("/")): jnp.asarray(z[k]) for k in z.files}
+    self.params = traverse_util.unflatten_dict(flat)
+    self.net = SceneFeatureNet(len(self.meta["kinds"]), tuple(self.meta["stat_dims"]), self.meta["width"])
+    self.input_size = self.meta["input_size"]
+    self.mesh = mesh or parallel.make_mesh(-1)
+    self.chunk = chunk
+    shard = parallel.batch_sharded(self.mesh)
+    self._apply = jax.jit(
+      lambda p, rgb: self.net.apply(p, to_input(rgb, self.input_size))[0],
+      in_shardings=(parallel.replicated(self.mesh), shard),
+      out_shardings=shard,
+    )
+
+  @property
+  def dim(self) -> int:
+    return 4 * self.meta["width"]
+
+  def features(self, rgb: np.ndarray) -> np.ndarray:
+    """Features of uint8 RGB scenes [n, h, w, 3] as float64 [n, dim]."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
+      raise ValueError(f"feature network input: expected uint8 [n, h, w, 3], got {rgb.dtype} {rgb.shape}")
+    n, step = len(rgb), self.chunk * self.mesh.devices.size
+    out = []
+    for i in range(0, n, step):
+      part = rgb[i : i + step]
+      pad = step - len(part)
+      if pad:
+        part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), np.uint8)])
+      out.append(np.asarray(jax.device_get(self._apply(self.params, part)))[: step - pad])
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, self.dim))
+
+  def logits(self, rgb: np.ndarray) -> np.ndarray:
+    """Scene-kind logits [n, num_kinds] (names in ``meta['kinds']``), unsharded; for checks."""
+    return np.asarray(self.net.apply(self.params, to_input(rgb, self.input_size))[1])

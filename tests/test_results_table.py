@@ -1,0 +1,58 @@
+"""The README's results table is generated from results/*.json, one per config, each with its command."""
+
+import glob
+import importlib.util
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tool(name):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def test_readme_table_is_what_the_script_writes():
+  table = _tool("results_table")
+  with open(os.path.join(ROOT, "README.md")) as f:
+    readme = f.read()
+  assert table.render(readme, os.path.join(ROOT, "results")) == readme, "run: python tools/results_table.py"
+
+
+def test_every_config_has_a_reproducible_result():
+  configs = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))}
+  results = {}
+  for p in glob.glob(os.path.join(ROOT, "results", "*.json")):
+    with open(p) as f:
+      r = json.load(f)
+    results[os.path.splitext(os.path.basename(r["config"].split(":")[0]))[0]] = r
+  assert configs <= set(results), f"configs without a results JSON: {sorted(configs - set(results))}"
+  reproduce = _tool("reproduce")
+  for r in results.values():
+    assert r["command"] == f"python tools/reproduce.py {r['config']}"
+    assert os.path.basename(r["workdir"]) == reproduce.result_name(r["config"])
+    for column in ("model", "real", "untrained"):
+      assert {"fd", "kid", "kid_std", "precision", "recall"} <= set(r[column])
+
+
+def test_cells_show_model_beside_real_and_untrained(tmp_path):
+  table = _tool("results_table")
+  col = {"fd": 1.0, "kid": 0.002, "kid_std": 0.001, "precision": 0.5, "recall": 0.25}
+  r = {
+    "config": "configs/x.py:cpu",
+    "family": "gan",
+    "world": "city",
+    "image_size": 32,
+    "checkpoint_step": 10,
+    "num_samples": 100,
+    "command": "python tools/reproduce.py configs/x.py:cpu",
+    "model": col,
+    "real": dict(col, fd=0.1),
+    "untrained": dict(col, fd=90.0),
+  }
+  (tmp_path / "x_cpu.json").write_text(json.dumps(r))
+  out = table.table(str(tmp_path))
+  assert "**1.00** (0.10 / 90.00)" in out and "**2.00±1.00**" in out and "100 scenes per set" in out

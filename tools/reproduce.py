@@ -1,0 +1,65 @@
+r"""One command per README results row: train a config, evaluate it, store the JSON.
+
+  python tools/reproduce.py configs/gan_city.py:cpu
+
+runs ``train.py`` (resuming if the workdir already holds the run), then
+``eval.py``, and copies the evaluation to ``results/<config>_<variant>.json``
+with the commands that made it. ``python tools/results_table.py`` then
+rewrites the README's results table from ``results/``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_NUM = flags.DEFINE_integer("num_samples", 1000, "Scenes per set for eval.py.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Default: runs/<config>_<variant>.")
+
+
+def result_name(spec: str) -> str:
+  path, _, variant = spec.partition(":")
+  stem = os.path.splitext(os.path.basename(path))[0]
+  return f"{stem}_{variant}" if variant else stem
+
+
+def main(argv):
+  if len(argv) != 2:
+    print("usage: python tools/reproduce.py configs/NAME.py[:variant] [--num_samples=N]", file=sys.stderr)
+    return 2
+  spec = argv[1]
+  name = result_name(spec)
+  workdir = _WORKDIR.value or os.path.join("runs", name)
+  train = [sys.executable, "train.py", f"--config={spec}", f"--workdir={workdir}"]
+  evaluate = [sys.executable, "eval.py", f"--workdir={workdir}", f"--num_samples={_NUM.value}"]
+  for cmd in (train, evaluate):
+    print("+", " ".join(cmd[1:]), flush=True)
+    if subprocess.run(cmd, cwd=ROOT).returncode:
+      return 1
+  with open(os.path.join(ROOT, workdir, "eval_results.json")) as f:
+    result = json.load(f)
+  with open(os.path.join(ROOT, workdir, "run.json")) as f:
+    config = json.load(f)["config"]
+  result.update(
+    config=spec,
+    family=config["family"],
+    world=config["data"]["world"] if config["data"]["source"] == "world" else config["data"]["source"],
+    image_size=config["data"]["image_size"],
+    num_steps=config["train"]["num_steps"],
+    command=" ".join(["python", "tools/reproduce.py", *sys.argv[1:]]),
+    train_command=" ".join(["python", *train[1:]]),
+    eval_command=" ".join(["python", *evaluate[1:]]),
+  )
+  os.makedirs(os.path.join(ROOT, "results"), exist_ok=True)
+  out = os.path.join(ROOT, "results", f"{name}.json")
+  with open(out, "w") as f:
+    json.dump(result, f, indent=1, sort_keys=True)
+  print(f"wrote {out}; now run: python tools/results_table.py")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
