@@ -17,6 +17,13 @@ wall with other work beside it), ``python eval.py --workdir=runs/flow_terrain_cp
 Validity is not a useful number for this config: without a label channel
 the rules judge biomes from nearest-palette colours of the shaded render,
 which even real scenes pass only 1% of the time.
+
+Feature space (the shipped scene feature network), model (real held-out /
+untrained): FD 44.00 (0.15 / 140.57); KID 1.718
+(0.000 / 6.103); precision 0.515 (0.927); recall
+0.183 (0.918). Samples at T=0.7 are mostly sharp (86% "clean").
+All numbers: ``python tools/reproduce.py configs/flow_terrain.py:cpu`` writes
+``results/flow_terrain_cpu.json`` (the README's results table).
 """
 
 import ml_collections

@@ -19,6 +19,13 @@ wall), ``python eval.py --workdir=runs/vae_terrain_cpu --num_samples=1000``:
 
 An independent per-pixel categorical fitted to the train split scores 6.393
 bits/dim on the same dimensions.
+
+Feature space (the shipped scene feature network), model (real held-out /
+untrained): FD 105.41 (0.15 / 108.78); KID 5.389
+(0.000 / 5.151); precision 0.000 (0.927); recall
+0.000 (0.918). Prior samples are blurred (100% "blur" to the feature network).
+All numbers: ``python tools/reproduce.py configs/vae_terrain.py:cpu`` writes
+``results/vae_terrain_cpu.json`` (the README's results table).
 """
 
 import ml_collections

@@ -42,7 +42,7 @@ class SceneEvaluator:
       real.update(scene_metrics.evaluate(world, *scene_metrics.scene_maps(held, world), self.ref_stats))
     if feature_net is not None:
       self.ref_features = feature_net.features(ref["rgb"])
-      real.update(feature_metrics.compare(self.ref_features, feature_net.features(held["rgb"]), feature_net.mesh))
+      real.update(self._feature_scores(held["rgb"]))
     self.reference = {f"real/{k}": v for k, v in real.items()}
 
   def _decoded_real(self, source, n):
@@ -57,9 +57,14 @@ class SceneEvaluator:
     if self.world is not None:
       out.update(scene_metrics.evaluate(self.world, *scene_metrics.scene_maps(decoded, self.world), self.ref_stats))
     if self.feature_net is not None:
-      out.update(
-        feature_metrics.compare(self.ref_features, self.feature_net.features(decoded["rgb"]), self.feature_net.mesh)
-      )
+      out.update(self._feature_scores(decoded["rgb"]))
+    return out
+
+  def _feature_scores(self, rgb: np.ndarray) -> dict[str, float]:
+    """FD, KID, precision/recall against the reference, and the corruption head's verdicts."""
+    feats, verdicts = self.feature_net.embed(rgb)
+    out = feature_metrics.compare(self.ref_features, feats, self.feature_net.mesh)
+    out.update(self.feature_net.verdict_fractions(verdicts))
     return out
 
   def grid(self, x: np.ndarray, path: str, cols: int, palette) -> None:
@@ -188,9 +193,9 @@ def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:
 
 
 def write_family_grids(model, test_source, out_dir: str, n: int = 8, steps: int = 8) -> list[str]:
-  """PNG grids a family offers beyond samples: VAE reconstructions and interpolations.
+  """PNG grids: prior samples, samples above real scenes, and a VAE's reconstructions and interpolations.
 
-  Returns the paths written (none for families without ``extras``).
+  Returns the paths written.
   """
   extras = model.family.extras or {}
   palette = model.world.palette if model.world is not None else np.zeros((1, 3), np.uint8)
@@ -215,4 +220,9 @@ def write_family_grids(model, test_source, out_dir: str, n: int = 8, steps: int 
   prior = sample(model.params, jax.random.PRNGKey(0xE7A1), n * n)
   paths.append(os.path.join(out_dir, "prior_samples.png"))
   logs.save_grid(paths[-1], tiles(prior), cols=n)
+  # RGB only, 4x nearest-neighbour: top row samples, bottom row real test scenes.
+  rgb = pipeline.decode(np.asarray(prior[:n]), model.channels, model.num_label_classes)["rgb"]
+  both = np.concatenate([rgb, raw["image"][:n]]).repeat(4, 1).repeat(4, 2)
+  paths.append(os.path.join(out_dir, "samples_vs_real.png"))
+  logs.save_grid(paths[-1], both, cols=n)
   return paths

@@ -55,4 +55,4 @@ def test_cells_show_model_beside_real_and_untrained(tmp_path):
   }
   (tmp_path / "x_cpu.json").write_text(json.dumps(r))
   out = table.table(str(tmp_path))
-  assert "**1.00** (0.10 / 90.00)" in out and "**2.00±1.00**" in out and "100 scenes per set" in out
+  assert "**1.00** (0.10 / 90.00)" in out and "**0.002±0.001**" in out and "100 scenes per set" in out

@@ -38,13 +38,14 @@ def main(argv):
       name, 10**9, n, drop_class=last
     ),
   }
-  print(f"| {name}, {n} scenes per set | FD | KID ×10³ | precision | recall |")
-  print("|---|---|---|---|---|")
+  print(f"| {name}, {n} scenes per set | FD | KID | precision | recall | looks clean |")
+  print("|---|---|---|---|---|---|")
   for label, rgb in sets.items():
-    m = feature_metrics.compare(ref, net.features(rgb), net.mesh)
+    feats, verdicts = net.embed(rgb)
+    m = feature_metrics.compare(ref, feats, net.mesh)
     print(
-      f"| {label} | {m['fd']:.2f} | {m['kid'] * 1e3:.2f}±{m['kid_std'] * 1e3:.2f} "
-      f"| {m['precision']:.3f} | {m['recall']:.3f} |"
+      f"| {label} | {m['fd']:.2f} | {m['kid']:.4f}±{m['kid_std']:.4f} "
+      f"| {m['precision']:.3f} | {m['recall']:.3f} | {net.verdict_fractions(verdicts)['looks/clean']:.3f} |"
     )
 
 

@@ -24,7 +24,7 @@ def _cell(r, key, fmt, scale=1.0):
 
 def _kid(r):
   m, real, un = (r[c] for c in ("model", "real", "untrained"))
-  return f"**{m['kid'] * 1e3:.2f}±{m['kid_std'] * 1e3:.2f}** ({real['kid'] * 1e3:.2f} / {un['kid'] * 1e3:.1f})"
+  return f"**{m['kid']:.3f}±{m['kid_std']:.3f}** ({real['kid']:.3f} / {un['kid']:.3f})"
 
 
 def _validity(r):
@@ -45,7 +45,7 @@ def _bpd(r):
 
 def table(results_dir: str) -> str:
   rows = [
-    "| config | family, world | FD ↓ | KID ×10³ ↓ | precision ↑ | recall ↑ | validity ↑ | stats distance ↓ "
+    "| config | family, world | FD ↓ | KID ↓ | precision ↑ | recall ↑ | validity ↑ | stats distance ↓ "
     "| test bits/dim ↓ | reproduce |",
     "|---|---|---|---|---|---|---|---|---|---|",
   ]

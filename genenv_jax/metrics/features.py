@@ -128,11 +128,12 @@ class FeatureNet:
     self.mesh = mesh or parallel.make_mesh(-1)
     self.chunk = chunk
     shard = parallel.batch_sharded(self.mesh)
-    self._apply = jax.jit(
-      lambda p, rgb: self.net.apply(p, to_input(rgb, self.input_size))[0],
-      in_shardings=(parallel.replicated(self.mesh), shard),
-      out_shardings=shard,
-    )
+
+    def embed(p, rgb):
+      feats, _, _, corruption = self.net.apply(p, to_input(rgb, self.input_size))
+      return feats, corruption.argmax(-1)
+
+    self._apply = jax.jit(embed, in_shardings=(parallel.replicated(self.mesh), shard), out_shardings=shard)
 
   @property
   def dim(self) -> int:
@@ -140,18 +141,33 @@ class FeatureNet:
 
   def features(self, rgb: np.ndarray) -> np.ndarray:
     """Features of uint8 RGB scenes [n, h, w, 3] as float64 [n, dim]."""
+    return self.embed(rgb)[0]
+
+  def embed(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(features float64 [n, dim], corruption verdict int [n]) of uint8 RGB scenes [n, h, w, 3].
+
+    The verdict indexes ``CORRUPTIONS``: what the corruption head thinks was
+    done to each scene (0: clean).
+    """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[-1] != 3:
       raise ValueError(f"feature network input: expected uint8 [n, h, w, 3], got {rgb.dtype} {rgb.shape}")
-    n, step = len(rgb), self.chunk * self.mesh.devices.size
-    out = []
+    n, k = len(rgb), self.mesh.devices.size
+    step = min(self.chunk, -(-n // k)) * k  # small sets are not padded up to a full chunk
+    feats, verdicts = [np.zeros((0, self.dim))], [np.zeros((0,), np.int32)]
     for i in range(0, n, step):
       part = rgb[i : i + step]
       pad = step - len(part)
       if pad:
         part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), np.uint8)])
-      out.append(np.asarray(jax.device_get(self._apply(self.params, part)))[: step - pad])
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, self.dim))
+      f, v = jax.device_get(self._apply(self.params, part))
+      feats.append(np.asarray(f)[: step - pad])
+      verdicts.append(np.asarray(v)[: step - pad])
+    return np.concatenate(feats).astype(np.float64), np.concatenate(verdicts)
+
+  def verdict_fractions(self, verdicts: np.ndarray) -> dict[str, float]:
+    """``{'looks/clean': f, 'looks/noise': f, ...}``: the share of each corruption verdict."""
+    return {f"looks/{c}": float(np.mean(verdicts == i)) for i, c in enumerate(CORRUPTIONS)}
 
   def logits(self, rgb: np.ndarray) -> np.ndarray:
     """Scene-kind logits [n, num_kinds] (names in ``meta['kinds']``), unsharded; for checks."""
