@@ -8,7 +8,7 @@ import os
 import jax
 import numpy as np
 
-from genenv_jax import logs
+from genenv_jax import logs, parallel
 from genenv_jax.data import pipeline
 from genenv_jax.metrics import baselines, feature_metrics, features, scene_metrics
 
@@ -90,7 +90,7 @@ def sample_batches(sample_fn, params, key, n: int, batch: int) -> np.ndarray:
   """Draws n samples in fixed-size chunks; chunk j uses fold_in(key, j)."""
   out = []
   for j in range(-(-n // batch)):
-    out.append(np.asarray(jax.device_get(sample_fn(params, jax.random.fold_in(key, j), batch))))
+    out.append(parallel.to_host(sample_fn(params, jax.random.fold_in(key, j), batch)))
   return np.concatenate(out)[:n]
 
 
@@ -111,7 +111,6 @@ def evaluate_workdir(
   are sharded over ``mesh`` (default: every device). Writes
   ``WORKDIR/eval_results.json``.
   """
-  from genenv_jax import parallel
   from genenv_jax import trained as trained_lib
   from genenv_jax.data import sources
 
@@ -168,7 +167,6 @@ def evaluate_workdir(
 
 def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:
   """The family's bits/dim metrics averaged over the whole test split (empty for GANs)."""
-  from genenv_jax import parallel
   from genenv_jax.families import base as fam_base
 
   loader = pipeline.Loader(test_source, model.channels, model.num_label_classes, 0, batch, parallel.batch_sharded(mesh))

@@ -65,3 +65,22 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P("data"))
+
+
+def put_global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """A host array that every process holds in full -> a global array laid out by ``sharding``.
+
+  Each process places only the slices its own devices hold, so this works on
+  one host and on a multi-host mesh alike.
+  """
+  x = np.asarray(x)
+  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def to_host(x: jax.Array) -> np.ndarray:
+  """The whole value of a global array, on every process (gathered across hosts when needed)."""
+  if x.is_fully_addressable:
+    return np.asarray(jax.device_get(x))
+  from jax.experimental import multihost_utils
+
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))

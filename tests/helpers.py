@@ -16,3 +16,14 @@ def run_steps(config, num_devices: int, steps: int = 3):
     m = jax.device_get(m)
     losses.append([float(m[k]) for k in sorted(m) if "loss" in k])
   return np.array(losses), jax.device_get(state.params)
+
+
+def feature_metrics_of_fixed_sets(mesh) -> dict:
+  """FD/KID/precision/recall of two fixed random image sets, computed over ``mesh`` (any process count)."""
+  from genenv_jax.metrics import feature_metrics, features
+
+  rng = np.random.default_rng(0)
+  a = rng.integers(0, 256, (37, 16, 16, 3), dtype=np.uint8)
+  b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
+  net = features.FeatureNet(mesh=mesh, chunk=4)
+  return feature_metrics.compare(net.features(a), net.features(b), mesh)

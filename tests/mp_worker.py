@@ -22,8 +22,10 @@ def main():
 
   config = load_config(os.path.join(root, "configs/gan_city.py:smoke"), [f"data.data_dir={data_dir!r}"])
   losses, _ = helpers.run_steps(config, num_devices=8)
+  feats = helpers.feature_metrics_of_fixed_sets(parallel.make_mesh(8))
   if pid == 0:
     print("LOSSES " + json.dumps(losses.tolist()))
+    print("FEATURES " + json.dumps(feats))
   jax.distributed.shutdown()
 
 

@@ -37,7 +37,7 @@ def test_one_and_eight_devices_give_the_same_losses(smoke_config):
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_same_losses(smoke_config, data_dir):
+def test_two_processes_give_the_same_losses_and_feature_metrics(smoke_config, data_dir):
   cfg = smoke_config()
   l1, _ = helpers.run_steps(cfg, num_devices=1)  # also prepares the dataset once
   port = _free_port()
@@ -61,6 +61,10 @@ def test_two_processes_give_the_same_losses(smoke_config, data_dir):
   line = [ln for ln in outs[0][0].splitlines() if ln.startswith("LOSSES ")][0]
   l2 = np.array(json.loads(line[len("LOSSES ") :]))
   np.testing.assert_allclose(l1, l2, rtol=1e-4, atol=1e-5)
+  # Feature extraction and k-NN over a mesh spanning both processes match one process.
+  line = [ln for ln in outs[0][0].splitlines() if ln.startswith("FEATURES ")][0]
+  two = json.loads(line[len("FEATURES ") :])
+  assert two == pytest.approx(helpers.feature_metrics_of_fixed_sets(parallel.make_mesh(8)), rel=1e-4, abs=1e-6)
 
 
 def _params(state):

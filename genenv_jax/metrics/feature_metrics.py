@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,35 +69,42 @@ def _sq_dists(q, c):
   return jnp.maximum(d, 0.0)
 
 
-def _sharded_rows(fn, mesh, rows: np.ndarray, *replicated_args):
-  """Applies ``fn(rows, *args)`` jitted with ``rows`` sharded over ``mesh`` (padded to fit)."""
+def _kth_neighbour(rows, allf, k):
+  neg, _ = jax.lax.top_k(-_sq_dists(rows, allf), k + 1)  # the nearest is the point itself
+  return jnp.sqrt(-neg[:, -1])
+
+
+def _covered(rows, centers, radii):
+  return (_sq_dists(rows, centers) <= (radii * radii)[None, :]).any(-1)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fn, mesh, **static):
+  """``fn`` jitted once per mesh, its output sharded by rows."""
+  return jax.jit(functools.partial(fn, **static), out_shardings=parallel.batch_sharded(mesh))
+
+
+def _sharded_rows(f, mesh, rows: np.ndarray, *replicated_args):
+  """Applies jitted ``f(rows, *args)`` with ``rows`` sharded over ``mesh`` (padded to fit) on every process."""
   n, k = len(rows), mesh.devices.size
   pad = (-n) % k
   if pad:
     rows = np.concatenate([rows, np.repeat(rows[:1], pad, 0)])
-  shard, repl = parallel.batch_sharded(mesh), parallel.replicated(mesh)
-  f = jax.jit(fn, in_shardings=(shard, *[repl] * len(replicated_args)), out_shardings=shard)
-  return np.asarray(jax.device_get(f(rows, *replicated_args)))[:n]
+  repl = parallel.replicated(mesh)
+  args = [parallel.put_global(a, repl) for a in replicated_args]
+  return parallel.to_host(f(parallel.put_global(rows, parallel.batch_sharded(mesh)), *args))[:n]
 
 
 def knn_radii(feats: np.ndarray, k: int, mesh) -> np.ndarray:
   """Distance from each point to its k-th nearest neighbour in the same set (itself excluded)."""
   f32 = np.asarray(feats, np.float32)
-
-  def fn(rows, allf):
-    neg, _ = jax.lax.top_k(-_sq_dists(rows, allf), k + 1)  # the nearest is the point itself
-    return jnp.sqrt(-neg[:, -1])
-
-  return _sharded_rows(fn, mesh, f32, f32)
+  return _sharded_rows(_jitted(_kth_neighbour, mesh, k=k), mesh, f32, f32)
 
 
 def coverage(queries: np.ndarray, centers: np.ndarray, radii: np.ndarray, mesh) -> np.ndarray:
   """Whether each query lies within ``radii[j]`` of some ``centers[j]``: bool [nq]."""
-
-  def fn(rows, c, r):
-    return (_sq_dists(rows, c) <= (r * r)[None, :]).any(-1)
-
-  return _sharded_rows(fn, mesh, np.asarray(queries, np.float32), np.asarray(centers, np.float32), radii)
+  q, c = np.asarray(queries, np.float32), np.asarray(centers, np.float32)
+  return _sharded_rows(_jitted(_covered, mesh), mesh, q, c, np.asarray(radii, np.float32))
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, mesh=None) -> tuple[float, float]:

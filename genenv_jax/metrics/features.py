@@ -127,7 +127,7 @@ class FeatureNet:
     self.input_size = self.meta["input_size"]
     self.mesh = mesh or parallel.make_mesh(-1)
     self.chunk = chunk
-    shard = parallel.batch_sharded(self.mesh)
+    shard = self._shard = parallel.batch_sharded(self.mesh)
 
     def embed(p, rgb):
       feats, _, _, corruption = self.net.apply(p, to_input(rgb, self.input_size))
@@ -160,9 +160,9 @@ class FeatureNet:
       pad = step - len(part)
       if pad:
         part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), np.uint8)])
-      f, v = jax.device_get(self._apply(self.params, part))
-      feats.append(np.asarray(f)[: step - pad])
-      verdicts.append(np.asarray(v)[: step - pad])
+      f, v = self._apply(self.params, parallel.put_global(part, self._shard))
+      feats.append(parallel.to_host(f)[: step - pad])
+      verdicts.append(parallel.to_host(v)[: step - pad])
     return np.concatenate(feats).astype(np.float64), np.concatenate(verdicts)
 
   def verdict_fractions(self, verdicts: np.ndarray) -> dict[str, float]:
