@@ -121,15 +121,8 @@ def evaluate_workdir(
   fnet = make_feature_net(feature_net, mesh)
   if model.world is None and fnet is None:
     raise ValueError(f"workdir={workdir!r}: trained on user data, which has no scene rules; use a feature network")
-  ev = SceneEvaluator(
-    model.world,
-    sources.make_source(cfg.data, "train"),
-    sources.make_source(cfg.data, "test"),
-    model.channels,
-    model.num_label_classes,
-    num_samples,
-    fnet,
-  )
+  train_src, test_src = sources.make_source(cfg.data, "train"), sources.make_source(cfg.data, "test")
+  ev = SceneEvaluator(model.world, train_src, test_src, model.channels, model.num_label_classes, num_samples, fnet)
   repl = parallel.replicated(mesh)
   sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
   key = jax.random.PRNGKey(0xE7A1)
@@ -141,7 +134,7 @@ def evaluate_workdir(
   fresh = jax.jit(model.family.init, out_shardings=repl)(jax.random.PRNGKey(cfg.seed), dummy).ema_params
   x0 = sample_batches(sample, fresh, key, num_samples, batch)
   real = {k[len("real/") :]: v for k, v in ev.reference.items()}
-  likelihood = test_likelihood(model, sources.make_source(cfg.data, "test"), batch, mesh)
+  likelihood = test_likelihood(model, test_src, batch, mesh)
   result = {
     "workdir": workdir,
     "checkpoint_step": model.step,
@@ -155,12 +148,9 @@ def evaluate_workdir(
   if likelihood:
     result["test_likelihood"] = likelihood
     result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(
-      sources.make_source(cfg.data, "train"),
-      sources.make_source(cfg.data, "test"),
-      model.channels,
-      model.num_label_classes,
+      train_src, test_src, model.channels, model.num_label_classes
     )
-  result["grids"] = write_family_grids(model, sources.make_source(cfg.data, "test"), os.path.join(workdir, "eval"))
+  result["grids"] = write_family_grids(model, test_src, x, os.path.join(workdir, "eval"))
   write_json(os.path.join(workdir, "eval_results.json"), result)
   return result
 
@@ -180,18 +170,21 @@ def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:
   )
   state = jax.device_put(state, parallel.replicated(mesh))
   step = jax.jit(model.family.eval_step)
-  sums, n = {}, 0
-  for s in range(len(test_source) // batch):
-    m = jax.device_get(step(state, loader.global_batch_at(s)))
-    for k, v in m.items():
-      if "bpd" in k:
-        sums[k] = sums.get(k, 0.0) + float(v)
-    n += 1
-  return {k: v / n for k, v in sums.items()} if n else {}
+  # Dispatch every batch, then fetch once: no host sync per batch.
+  per_batch = [step(state, loader.global_batch_at(s)) for s in range(len(test_source) // batch)]
+  per_batch = jax.device_get(per_batch)
+  keys = [k for k in (per_batch[0] if per_batch else {}) if "bpd" in k]
+  return {k: float(np.mean([m[k] for m in per_batch])) for k in keys}
 
 
-def write_family_grids(model, test_source, out_dir: str, n: int = 8, steps: int = 8) -> list[str]:
+def write_family_grids(model, test_source, samples: np.ndarray, out_dir: str, n: int = 8, steps: int = 8) -> list[str]:
   """PNG grids: prior samples, samples above real scenes, and a VAE's reconstructions and interpolations.
+
+  Args:
+    model: a ``trained.Trained``.
+    test_source: real scenes for the comparisons.
+    samples: model samples [>= n*n, h, w, C] in [-1, 1] (the ones that were scored).
+    out_dir: where the PNGs go.
 
   Returns the paths written.
   """
@@ -214,8 +207,7 @@ def write_family_grids(model, test_source, out_dir: str, n: int = 8, steps: int 
     flat = np.asarray(path).reshape(n * steps, *path.shape[2:])
     paths.append(os.path.join(out_dir, "interpolations.png"))
     logs.save_grid(paths[-1], tiles(flat), cols=steps)  # each row: one pair, left to right
-  sample = jax.jit(model.family.sample, static_argnums=(2,))
-  prior = sample(model.params, jax.random.PRNGKey(0xE7A1), n * n)
+  prior = samples[: n * n]
   paths.append(os.path.join(out_dir, "prior_samples.png"))
   logs.save_grid(paths[-1], tiles(prior), cols=n)
   # RGB only, 4x nearest-neighbour: top row samples, bottom row real test scenes.

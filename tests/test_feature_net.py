@@ -78,8 +78,16 @@ def test_features_agree_on_one_and_eight_devices(net):
   np.testing.assert_allclose(net.features(rgb), one, rtol=1e-4, atol=1e-5)
 
 
-def test_any_input_size_is_resized_and_bad_input_is_named(net):
-  assert net.features(np.zeros((3, 64, 48, 3), np.uint8)).shape == (3, net.dim)
+def test_resizing_adds_no_blur_and_bad_input_is_named(net):
+  x = _city(7, 5)
+  same = net.features(x)
+  # A 2x (64 px) or 4x rendering of the same pixels is the same scene to the network.
+  np.testing.assert_allclose(net.features(x.repeat(2, 1).repeat(2, 2)), same, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(net.features(x.repeat(4, 1).repeat(4, 2)), same, rtol=1e-5, atol=1e-5)
+  # 16 px scenes are read at 32 px by pixel repetition.
+  small = x[:, ::2, ::2]
+  np.testing.assert_allclose(net.features(small), net.features(small.repeat(2, 1).repeat(2, 2)), atol=1e-5)
+  assert net.features(np.zeros((3, 64, 48, 3), np.uint8)).shape == (3, net.dim)  # any other size: resized
   with pytest.raises(ValueError, match="expected uint8"):
     net.features(np.zeros((3, 32, 32, 3), np.float32))
 
