@@ -12,27 +12,37 @@ import sys
 
 from absl import app, flags
 
-from genenv_jax import evaluation
+from genenv_jax import cli, evaluation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
 _NUM = flags.DEFINE_integer("num_samples", 1000, "Scenes per set.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Scenes per device call (a multiple of the device count).")
 _FEATURES = flags.DEFINE_string("feature_net", "default", "'default' (shipped), 'none', or a feature-net .npz path.")
+
+
+def _fmt(v, spec):
+  return "n/a" if v is None else format(v, spec)
 
 
 def main(argv):
   del argv
+  cli.start()
   try:
-    r = evaluation.evaluate_workdir(_WORKDIR.value, _NUM.value, _STEP.value, feature_net=_FEATURES.value)
+    r = evaluation.evaluate_workdir(
+      _WORKDIR.value, _NUM.value, _STEP.value, batch=_BATCH.value, feature_net=_FEATURES.value
+    )
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(f"step {r['checkpoint_step']}, {r['num_samples']} scenes per set, {r['num_devices']} devices")
   print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")
   for k in r["model"]:
-    print(f"{k:<34} {r['untrained'][k]:>10.4f} {r['model'][k]:>10.4f} {r['real'][k]:>10.4f}")
+    print(f"{k:<34} {_fmt(r['untrained'][k], '>10.4f')} {_fmt(r['model'][k], '>10.4f')} {_fmt(r['real'][k], '>10.4f')}")
   for k, v in r.get("test_likelihood", {}).items():
-    print(f"test {k:<29} {v:>10.3f}   (independent per-pixel baseline {r['baseline_independent_pixel_bpd']:.3f})")
+    print(
+      f"test {k:<29} {_fmt(v, '>10.3f')}   (independent per-pixel baseline {r['baseline_independent_pixel_bpd']:.3f})"
+    )
   return 0
 
 

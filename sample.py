@@ -1,41 +1,91 @@
-r"""Synthesizes a scene dataset (or one large scene) from a trained workdir.
+r"""Synthesizes a scene dataset (or one large scene, or engine exports) from a trained workdir or a world.
 
   python sample.py --workdir=runs/city --output=out/city_synth --num_samples=1000000
   python sample.py --workdir=runs/city --output=out/city_big --scene_size=4096x4096
+  python sample.py --workdir=runs/city --output=out/city_unity --scene_size=1025x1025 --export=unity,gltf,tiled
+  python sample.py --world=city --output=out/real_city --scene_size=1025x1025 --export=unity,gltf,tiled
+  python sample.py --world=characters --output=out/sprites --num_samples=64 --export=sprites
 
 The dataset reads back with no TensorFlow:
   tfds.builder_from_directory('out/city_synth').as_data_source('train')
 Rerunning the same command resumes; a finished output is left as it is.
 """
 
+import os
+import shutil
 import sys
 
 from absl import app, flags
 
-from genenv_jax import cli, synthesis, tiling, trained
+from genenv_jax import cli, exports, synthesis, tiling, trained
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir (or give --world).")
+_WORLD = flags.DEFINE_string("world", None, "A built-in world as the source instead of a model (real scenes).")
+_EXPORT = flags.DEFINE_string(
+  "export", "", f"Engine formats for --scene_size, comma-separated: {','.join(exports.EXPORTERS)}; or 'sprites'."
+)
 _OUTPUT = flags.DEFINE_string("output", None, "Output folder.", required=True)
 _NUM = flags.DEFINE_integer("num_samples", 1000, "Samples to write.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sample i uses fold_in(PRNGKey(seed), i).")
 _BATCH = flags.DEFINE_integer("batch_size", 256, "Samples per device call (all local devices).")
 _SHARD = flags.DEFINE_integer("shard_size", 10_000, "Samples per output shard.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest readable).")
-_TEMP = flags.DEFINE_float("temperature", 1.0, "Latent scale (truncation for GANs, temperature for flows).")
+_TEMP = flags.DEFINE_float(
+  "temperature", None, "Latent scale (truncation for GANs, temperature for flows); default: the family's own."
+)
 _COND = flags.DEFINE_integer("cond", -1, "Scene class for conditional models (-1: drawn per sample).")
 _CHUNK = flags.DEFINE_integer("chunk", 8, "Per-device micro-batch; fixes the computation so bytes never vary.")
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
+_FORCE = flags.DEFINE_bool("force", False, f"Large scenes: allow more than {tiling.MAX_PIXELS:,} pixels.")
+
+
+def _export():
+  """--export: engine-ready folders from a large scene (or a sprite sheet of --num_samples scenes)."""
+  out = os.path.abspath(os.path.expanduser(_OUTPUT.value))
+  source = {"world": _WORLD.value} if _WORLD.value else {"workdir": os.path.abspath(_WORKDIR.value)}
+  if _EXPORT.value.strip() == "sprites":
+    settings = {**source, "format": "sprites", "num_samples": _NUM.value, "seed": _SEED.value}
+    return exports.export_sprites(out, _WORLD.value, _WORKDIR.value, _NUM.value, _SEED.value, _STEP.value, settings)
+  names = exports.parse(_EXPORT.value)
+  if not _SCENE.value:
+    raise ValueError(f"export={_EXPORT.value!r}: give the scene's size, e.g. --scene_size=1025x1025")
+  h, w = tiling.parse_size(_SCENE.value)
+  settings = {**source, "scene_size": [h, w], "seed": _SEED.value, "step": _STEP.value, "temperature": _TEMP.value}
+  exports.clean_stale(out)
+  if _WORLD.value:
+    exports.check_sizes((h, w), names)
+    scene = exports.from_world(_WORLD.value, h, w, _SEED.value)
+    exports.export(scene, out, names, settings)
+    return
+  model = trained.load(_WORKDIR.value, _STEP.value)
+  exports.check_model(model, names, (h, w))
+  spool = os.path.join(out, f".tmp-spool-{os.getpid()}")
+  os.makedirs(spool)
+  try:
+    scene = exports.from_model(model, h, w, _SEED.value, spool, _TILE.value, _TEMP.value)
+    exports.export(scene, out, names, settings)
+  finally:
+    shutil.rmtree(spool, ignore_errors=True)
 
 
 def main(argv):
   del argv
   cli.start()
   try:
+    if bool(_WORKDIR.value) == bool(_WORLD.value):
+      raise ValueError("give one source: --workdir=A_TRAIN_PY_WORKDIR or --world=city|terrain|forest|characters")
+    if _EXPORT.value:
+      _export()
+      return 0
+    if _WORLD.value:
+      raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
     model = trained.load(_WORKDIR.value, _STEP.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)
-      tiling.write_large_scene(model, _OUTPUT.value, h, w, _SEED.value, _TILE.value, _TEMP.value, _COND.value)
+      tiling.write_large_scene(
+        model, _OUTPUT.value, h, w, _SEED.value, _TILE.value, _TEMP.value, _COND.value, force=_FORCE.value
+      )
     else:
       synthesis.run(
         model,
@@ -51,6 +101,9 @@ def main(argv):
   except (ValueError, OSError, RuntimeError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except KeyboardInterrupt:
+    print("interrupted: finished shards are kept; rerun the same command to resume", file=sys.stderr)
+    return 130
   return 0
 
 

@@ -10,22 +10,22 @@ On a TPU pod, ``--coordinator=auto`` lets JAX read the pod's environment.
 
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from genenv_jax import cli, config_utils, training
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/gan_city.py:cpu", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, samples).", required=True)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete a different run already in --workdir, then train.")
 
 
 def main(argv):
   del argv
   cli.start()
   try:
-    training.run(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, FileNotFoundError, training.TrainingDiverged) as e:
-    logging.error("%s", e)
+    training.run(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
+  except (ValueError, OSError, training.TrainingDiverged) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0

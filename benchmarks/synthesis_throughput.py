@@ -48,7 +48,7 @@ def main():
   import numpy as np
   from PIL import Image
 
-  from genenv_jax import synthesis, trained, training
+  from genenv_jax import parallel, synthesis, trained, training
   from genenv_jax.config_utils import load_config
 
   tmp = tempfile.mkdtemp()
@@ -58,7 +58,7 @@ def main():
   model = trained.load(work)
 
   # Bare generator: the same jitted function sample.py uses, nothing else.
-  gen = synthesis.make_generate(model, synthesis.local_mesh(), 8, 1.0, -1)
+  gen = synthesis.make_generate(model, parallel.local_mesh(), 8, 1.0, -1)
   idx = np.arange(a.batch_size, dtype=np.int32)
   jax.block_until_ready(gen(model.params, idx, 0))
   n_batches = max(1, a.num_samples // a.batch_size)

@@ -43,21 +43,8 @@ def get_config(arg=None):
   c.family = "gan"
   c.seed = 0
 
-  c.data = ml_collections.ConfigDict()
-  c.data.source = "world"  # 'world' | 'folder' | 'tfds'
-  c.data.world = "city"
-  c.data.image_size = 64
-  c.data.num_train = 50_000
-  c.data.num_test = 2_000
-  c.data.data_dir = "~/tensorflow_datasets"
-  c.data.channels = ("rgb", "labels", "height")
-  c.data.conditional = False  # condition on the scene class (inland/river/coast)
-  c.data.path = ""  # data.source='folder': a folder of images
-  c.data.name = ""  # data.source='tfds': a TFDS catalog name, prepared offline
-  c.data.train_split = "train"
-  c.data.test_split = "test"
-  c.data.image_key = "image"
-  c.data.label_key = "label"
+  c.data = config_utils.data_config("city", 64, 50_000, 2_000, ("rgb", "labels", "height"))
+  # data.conditional: condition on the scene class (inland/river/coast)
 
   c.model = ml_collections.ConfigDict()
   c.model.latent_size = 4  # spatial latent grid side; the image is this times 2^k
@@ -77,29 +64,12 @@ def get_config(arg=None):
   c.gan.aug_translation = 0.125
   c.gan.aug_cutout = 0.25
 
-  c.optim = ml_collections.ConfigDict()
+  c.optim = config_utils.optim_config(lr=2e-4, b1=0.0, b2=0.99, warmup_steps=100, clip_norm=10.0)
+  del c.optim.lr
   c.optim.g_lr = 2e-4
   c.optim.d_lr = 2e-4
-  c.optim.b1 = 0.0
-  c.optim.b2 = 0.99
-  c.optim.warmup_steps = 100
-  c.optim.schedule = "constant"
-  c.optim.clip_norm = 10.0
-
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 64
-  c.train.num_steps = 50_000
-  c.train.log_every = 100
-  c.train.eval_every = 2_500
-  c.train.ckpt_every = 2_500
-  c.train.keep_checkpoints = 3
-  c.train.eval_samples = 512
-  c.train.grid_size = 8
-  c.train.max_nonfinite = 20  # stop after this many skipped non-finite steps
-  c.train.feature_net = "default"  # FD/KID/precision-recall features: 'default' (shipped), 'none' or a .npz path
-
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.num_devices = -1
+  c.train = config_utils.train_config(batch_size=64, num_steps=50_000, every=2_500, eval_samples=512)
+  c.mesh = ml_collections.ConfigDict({"num_devices": -1})
 
   if "cpu" in variant:
     c.data.image_size = 32
@@ -110,12 +80,9 @@ def get_config(arg=None):
     c.model.d_width = 16
     c.model.d_max_width = 128
     c.model.latent_channels = 32
-    c.train.batch_size = 32
-    c.train.num_steps = 3_000
+    c.train = config_utils.train_config(batch_size=32, num_steps=3_000, every=1_000, eval_samples=256)
     c.train.log_every = 50
-    c.train.eval_every = 1_000
     c.train.ckpt_every = 500
-    c.train.eval_samples = 256
     c.gan.ema_decay = 0.99
   if "smoke" in variant:
     c.model.latent_channels = 8

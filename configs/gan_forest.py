@@ -21,15 +21,10 @@ All numbers: ``python tools/reproduce.py configs/gan_forest.py:cpu`` writes
 ``results/gan_forest_cpu.json`` (the README's results table).
 """
 
-import importlib.util
-import os
+from configs import gan_city
 
 
 def get_config(arg=None):
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan_city.py")
-  spec = importlib.util.spec_from_file_location("_gan_city_config", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  c = mod.get_config(arg)
+  c = gan_city.get_config(arg)
   c.data.world = "forest"
   return c

@@ -19,16 +19,11 @@ All numbers: ``python tools/reproduce.py configs/vae_characters.py:cpu`` writes
 ``results/vae_characters_cpu.json`` (the README's results table).
 """
 
-import importlib.util
-import os
+from configs import vae_terrain
 
 
 def get_config(arg=None):
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vae_terrain.py")
-  spec = importlib.util.spec_from_file_location("_vae_terrain_config", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  c = mod.get_config(arg)
+  c = vae_terrain.get_config(arg)
   c.data.world = "characters"
   c.data.channels = ("rgb", "labels")  # sprites have no height map
   return c

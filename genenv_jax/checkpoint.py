@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 
 import orbax.checkpoint as ocp
+
+DIGEST_FILE = "genenv_sha256.json"
+
+
+def _file_digests(step_dir: str) -> dict[str, str]:
+  """sha256 of every file under a step folder (the digest file itself excluded)."""
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, step_dir)
+      if rel.startswith(DIGEST_FILE):
+        continue
+      h = hashlib.sha256()
+      with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          h.update(block)
+      out[rel] = h.hexdigest()
+  return out
+
+
+class CorruptCheckpoint(ValueError):
+  """A step's files do not match the digests written when it was saved."""
 
 
 class Checkpointer:
@@ -18,8 +43,46 @@ class Checkpointer:
     self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=save_every, create=True)
     self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 
+  @classmethod
+  def for_reading(cls, directory: str, workdir: str) -> Checkpointer:
+    """A checkpointer over an existing run's folder (sample.py, eval.py)."""
+    if not os.path.isdir(directory):
+      raise FileNotFoundError(f"workdir={workdir!r}: no checkpoints folder; train first")
+    return cls(directory, 1, 1000)
+
   def save(self, step: int, state, force: bool = False) -> bool:
+    self.seal()
     return self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def seal(self) -> None:
+    """Waits for pending saves, then writes each finished step's file digests (checked on restore)."""
+    self.manager.wait_until_finished()
+    for s in self.manager.all_steps():
+      step_dir = os.path.join(self.directory, str(s))
+      path = os.path.join(step_dir, DIGEST_FILE)
+      if os.path.isdir(step_dir) and not os.path.exists(path):
+        digests = _file_digests(step_dir)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+          json.dump(digests, f, sort_keys=True)
+        os.replace(tmp, path)
+
+  def verify(self, step: int) -> None:
+    """Raises ``CorruptCheckpoint`` when a file of ``step`` changed since it was sealed.
+
+    A step saved before digests existed (or killed between its save and its
+    seal) has no digest file and is trusted as Orbax reads it.
+    """
+    step_dir = os.path.join(self.directory, str(step))
+    path = os.path.join(step_dir, DIGEST_FILE)
+    if not os.path.exists(path):
+      return
+    with open(path) as f:
+      want = json.load(f)
+    got = _file_digests(step_dir)
+    bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    if bad:
+      raise CorruptCheckpoint(f"{len(bad)} file(s) differ from their saved sha256: {', '.join(bad[:3])}")
 
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
@@ -27,8 +90,9 @@ class Checkpointer:
   def restore_latest(self, abstract_state, step: int | None = None, set_aside: bool = True):
     """Restores the newest checkpoint that reads whole (or ``step``).
 
-    A newer step folder that is empty or lost files (a kill mid-copy, a full
-    disk) is reported and skipped, falling back to the previous one; with
+    A newer step folder that is empty, lost files (a kill mid-copy, a full
+    disk) or whose bytes no longer match the digests written at save time
+    is reported and skipped, falling back to the previous one; with
     ``set_aside`` (training) it is renamed ``N.unreadable`` so that step N
     can be saved again.
 
@@ -43,6 +107,7 @@ class Checkpointer:
     broken = []
     for s in reversed(steps):
       try:
+        self.verify(s)
         state = self.manager.restore(s, args=ocp.args.StandardRestore(abstract_state))
         if set_aside:
           self._set_aside(broken)
@@ -85,7 +150,7 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def wait(self):
-    self.manager.wait_until_finished()
+    self.seal()
 
   def close(self):
     self.manager.close()

@@ -6,6 +6,8 @@ import os
 
 import ml_collections
 
+from genenv_jax import layout
+
 VARIANTS = ("smoke", "cpu", "full")
 
 
@@ -25,9 +27,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"data.source={d.source!r}: must be one of 'world', 'folder', 'tfds'")
   if not isinstance(d.image_size, int) or d.image_size < 8 or d.image_size % 8:
     raise ValueError(f"data.image_size={d.image_size!r}: must be a multiple of 8 and at least 8 (e.g. 32, 64, 128)")
-  chans = tuple(d.channels)
-  if not chans or chans[0] != "rgb" or len(set(chans)) != len(chans) or not set(chans) <= {"rgb", "labels", "height"}:
-    raise ValueError(f"data.channels={chans}: must start with 'rgb', optionally followed by 'labels' and/or 'height'")
+  chans = layout.check_channels(d.channels)
+  if d.source == "world":
+    for key in ("num_train", "num_test"):
+      v = d[key]
+      if not isinstance(v, int) or v < 8:
+        raise ValueError(f"data.{key}={v!r}: must be an integer >= 8 (evaluation compares at least 8 scenes)")
   if d.source != "world" and len(chans) > 1:
     raise ValueError(f"data.channels={chans}: data.source={d.source!r} has RGB only; use ('rgb',)")
   for key in ("batch_size", "num_steps", "log_every", "eval_every", "ckpt_every", "keep_checkpoints"):
@@ -45,6 +50,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
     )
 
 
+def _load_module(path: str):
+  """Executes a config file; a broken one is a ValueError naming the file and line."""
+  import importlib.util
+
+  mod_spec = importlib.util.spec_from_file_location("_genenv_config", path)
+  mod = importlib.util.module_from_spec(mod_spec)
+  try:
+    mod_spec.loader.exec_module(mod)
+  except SyntaxError as e:
+    raise ValueError(f"config file {path!r}: syntax error at line {e.lineno}: {e.msg}") from e
+  except ImportError as e:
+    raise ValueError(f"config file {path!r}: {e}") from e
+  if not callable(getattr(mod, "get_config", None)):
+    raise ValueError(f"config file {path!r}: defines no get_config(arg) function")
+  return mod
+
+
 def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
   """Loads ``path.py[:arg]`` and applies ``a.b=value`` overrides (for scripts and tests).
 
@@ -52,15 +74,11 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_co
   the keys that exist.
   """
   import ast
-  import importlib.util
-  import os
 
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config file {path!r}: not found")
-  mod_spec = importlib.util.spec_from_file_location("_genenv_config", path)
-  mod = importlib.util.module_from_spec(mod_spec)
-  mod_spec.loader.exec_module(mod)
+  mod = _load_module(path)
   config = mod.get_config(arg or None)
   for item in overrides:
     key, _, raw = item.partition("=")

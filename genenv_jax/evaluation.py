@@ -1,97 +1,24 @@
-"""Evaluation during training: samples from the EMA params, judged by the world's rules."""
+"""Offline evaluation of a trained workdir (``eval.py``): the model beside its calibration.
+
+The scoring itself is ``genenv_jax.metrics.scorer``, shared with the training
+loop; this module loads a checkpoint, draws the three sets and writes
+``eval_results.json`` and the picture grids.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
 import numpy as np
 
-from genenv_jax import logs, parallel
-from genenv_jax.data import pipeline
-from genenv_jax.metrics import baselines, feature_metrics, features, scene_metrics
+from genenv_jax import logs, parallel, trained
+from genenv_jax import workdir as workdir_lib
+from genenv_jax.data import pipeline, sources
+from genenv_jax.families import base
+from genenv_jax.metrics import baselines, features, scorer
 
-
-class SceneEvaluator:
-  """Holds the real reference (rule statistics, features) and scores generated batches.
-
-  Args:
-    world: the scene world (``None`` for user data: no rules, no statistics).
-    train_source, test_source: data sources.
-    channels, num_label_classes: the model tensor's layout.
-    n: how many scenes to compare.
-    feature_net: a ``metrics.features.FeatureNet`` for FD, KID and
-      precision/recall (``None``: rule metrics only).
-
-  ``reference`` holds the real held-out scenes' scores (``real/...``): the
-  test split judged against the train split, the best a model can reach.
-  """
-
-  def __init__(self, world, train_source, test_source, channels, num_label_classes, n, feature_net=None):
-    self.world, self.channels, self.k, self.n = world, tuple(channels), num_label_classes, n
-    self.feature_net = feature_net
-    self.reference = {}
-    if world is None and feature_net is None:
-      return
-    ref = self._decoded_real(train_source, n)
-    held = self._decoded_real(test_source, n)
-    real = {}
-    if world is not None:
-      self.ref_stats = scene_metrics.per_scene(world, *scene_metrics.scene_maps(ref, world))[1]
-      real.update(scene_metrics.evaluate(world, *scene_metrics.scene_maps(held, world), self.ref_stats))
-    if feature_net is not None:
-      self.ref_features = feature_net.features(ref["rgb"])
-      real.update(self._feature_scores(held["rgb"]))
-    self.reference = {f"real/{k}": v for k, v in real.items()}
-
-  def _decoded_real(self, source, n):
-    idx = list(range(min(n, len(source))))
-    raw = source.get(idx)
-    return pipeline.decode(pipeline.encode(raw, self.channels, self.k), self.channels, self.k)
-
-  def score(self, x: np.ndarray) -> dict[str, float]:
-    """Metrics of generated tensors [n, h, w, C] in [-1, 1]."""
-    decoded = pipeline.decode(x, self.channels, self.k)
-    out = {}
-    if self.world is not None:
-      out.update(scene_metrics.evaluate(self.world, *scene_metrics.scene_maps(decoded, self.world), self.ref_stats))
-    if self.feature_net is not None:
-      out.update(self._feature_scores(decoded["rgb"]))
-    return out
-
-  def _feature_scores(self, rgb: np.ndarray) -> dict[str, float]:
-    """FD, KID, precision/recall against the reference, and the corruption head's verdicts."""
-    feats, verdicts = self.feature_net.embed(rgb)
-    out = feature_metrics.compare(self.ref_features, feats, self.feature_net.mesh)
-    out.update(self.feature_net.verdict_fractions(verdicts))
-    return out
-
-  def grid(self, x: np.ndarray, path: str, cols: int, palette) -> None:
-    decoded = pipeline.decode(x, self.channels, self.k)
-    logs.save_grid(path, logs.scene_tiles(decoded, palette), cols)
-
-
-def make_feature_net(spec: str, mesh=None):
-  """``'default'``: the shipped network; ``'none'``: no feature metrics; else a path to ``.npz`` weights."""
-  if spec == "none":
-    return None
-  return features.FeatureNet(None if spec == "default" else spec, mesh)
-
-
-def write_json(path: str, record: dict) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
-
-
-def sample_batches(sample_fn, params, key, n: int, batch: int) -> np.ndarray:
-  """Draws n samples in fixed-size chunks; chunk j uses fold_in(key, j)."""
-  out = []
-  for j in range(-(-n // batch)):
-    out.append(parallel.to_host(sample_fn(params, jax.random.fold_in(key, j), batch)))
-  return np.concatenate(out)[:n]
+EVAL_SEED = 0xE7A1
 
 
 def evaluate_workdir(
@@ -111,28 +38,33 @@ def evaluate_workdir(
   are sharded over ``mesh`` (default: every device). Writes
   ``WORKDIR/eval_results.json``.
   """
-  from genenv_jax import trained as trained_lib
-  from genenv_jax.data import sources
-
+  if not isinstance(num_samples, int) or num_samples < 2:
+    raise ValueError(f"num_samples={num_samples!r}: must be at least 2 scenes per set")
   mesh = mesh or parallel.make_mesh(-1)
-  parallel.check_batch(batch, mesh)
-  model = trained_lib.load(workdir, step)
+  n_dev = mesh.devices.size
+  if batch < 1 or batch % n_dev:
+    raise ValueError(f"batch_size={batch}: must be a positive multiple of the {n_dev} devices (e.g. {n_dev * 8})")
+  model = trained.load(workdir, step)
+  wd = model.workdir
+  wd.create()  # fail now, not after the scores are computed, if the results cannot be written
   cfg = model.config
-  fnet = make_feature_net(feature_net, mesh)
+  fnet = scorer.make_feature_net(feature_net, mesh)
   if model.world is None and fnet is None:
     raise ValueError(f"workdir={workdir!r}: trained on user data, which has no scene rules; use a feature network")
   train_src, test_src = sources.make_source(cfg.data, "train"), sources.make_source(cfg.data, "test")
-  ev = SceneEvaluator(model.world, train_src, test_src, model.channels, model.num_label_classes, num_samples, fnet)
+  ev = scorer.SceneEvaluator(model.world, train_src, test_src, model.layout, num_samples, fnet)
   repl = parallel.replicated(mesh)
   sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
-  key = jax.random.PRNGKey(0xE7A1)
-  x = sample_batches(sample, jax.device_put(model.params, repl), key, num_samples, batch)
+  key = jax.random.PRNGKey(EVAL_SEED)
+  logs.phase(f"sampling {num_samples} scenes from step {model.step} and from the untrained model")
+  x = scorer.sample_batches(sample, jax.device_put(model.params, repl), key, num_samples, batch)
   dummy = {
     "x": np.zeros((2, model.spec.image_size, model.spec.image_size, model.spec.channels), np.float32),
     "label": np.zeros((2,), np.int32),
   }
   fresh = jax.jit(model.family.init, out_shardings=repl)(jax.random.PRNGKey(cfg.seed), dummy).ema_params
-  x0 = sample_batches(sample, fresh, key, num_samples, batch)
+  x0 = scorer.sample_batches(sample, fresh, key, num_samples, batch)
+  logs.phase("scoring model, real held-out and untrained sets")
   real = {k[len("real/") :]: v for k, v in ev.reference.items()}
   likelihood = test_likelihood(model, test_src, batch, mesh)
   result = {
@@ -140,27 +72,29 @@ def evaluate_workdir(
     "checkpoint_step": model.step,
     "num_samples": num_samples,
     "num_devices": int(mesh.devices.size),
-    "feature_net": None if fnet is None else {"path": fnet.path, "sha256": fnet.meta["sha256"]},
+    "feature_net": None if fnet is None else {"path": features.portable_path(fnet.path), "sha256": fnet.meta["sha256"]},
     "model": ev.score(x),
     "real": real,
     "untrained": ev.score(x0),
   }
   if likelihood:
     result["test_likelihood"] = likelihood
-    result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(
-      train_src, test_src, model.channels, model.num_label_classes
-    )
-  result["grids"] = write_family_grids(model, test_src, x, os.path.join(workdir, "eval"))
-  write_json(os.path.join(workdir, "eval_results.json"), result)
+    result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(train_src, test_src, model.layout)
+  result["grids"] = [
+    os.path.join(workdir, os.path.relpath(p, wd.path)) for p in write_family_grids(model, test_src, x, wd.eval_dir)
+  ]
+  workdir_lib.write_json(wd.eval_results, result)
+  logs.phase(f"wrote {wd.eval_results}")
   return result
 
 
 def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:
-  """The family's bits/dim metrics averaged over the whole test split (empty for GANs)."""
-  from genenv_jax.families import base as fam_base
-
-  loader = pipeline.Loader(test_source, model.channels, model.num_label_classes, 0, batch, parallel.batch_sharded(mesh))
-  state = fam_base.TrainState(
+  """The family's likelihood metrics (its ``roles.likelihood``) over the whole test split (empty for GANs)."""
+  keys = list(model.family.roles.likelihood)
+  if not keys:
+    return {}
+  loader = pipeline.Loader(test_source, model.layout, 0, batch, parallel.batch_sharded(mesh))
+  state = base.TrainState(
     step=jax.numpy.zeros((), jax.numpy.int32),
     params=model.train_params,
     opt_state=None,
@@ -173,7 +107,6 @@ def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:
   # Dispatch every batch, then fetch once: no host sync per batch.
   per_batch = [step(state, loader.global_batch_at(s)) for s in range(len(test_source) // batch)]
   per_batch = jax.device_get(per_batch)
-  keys = [k for k in (per_batch[0] if per_batch else {}) if "bpd" in k]
   return {k: float(np.mean([m[k] for m in per_batch])) for k in keys}
 
 
@@ -189,13 +122,13 @@ def write_family_grids(model, test_source, samples: np.ndarray, out_dir: str, n:
   Returns the paths written.
   """
   extras = model.family.extras or {}
-  palette = model.world.palette if model.world is not None else np.zeros((1, 3), np.uint8)
+  lay = model.layout
   raw = test_source.get(list(range(2 * n)))
-  x = pipeline.encode(raw, model.channels, model.num_label_classes)
+  x = lay.encode(raw)
   paths = []
 
   def tiles(t):
-    return logs.scene_tiles(pipeline.decode(np.asarray(t), model.channels, model.num_label_classes), palette)
+    return lay.tiles(lay.decode(np.asarray(t)))
 
   if "reconstruct" in extras:
     rec = jax.jit(extras["reconstruct"])(model.params, x[:n])
@@ -211,8 +144,8 @@ def write_family_grids(model, test_source, samples: np.ndarray, out_dir: str, n:
   paths.append(os.path.join(out_dir, "prior_samples.png"))
   logs.save_grid(paths[-1], tiles(prior), cols=n)
   # RGB only, 4x nearest-neighbour: top row samples, bottom row real test scenes.
-  rgb = pipeline.decode(np.asarray(prior[:n]), model.channels, model.num_label_classes)["rgb"]
-  both = np.concatenate([rgb, raw["image"][:n]]).repeat(4, 1).repeat(4, 2)
+  rgb = lay.decode(np.asarray(prior[:n]))["rgb"]
+  both = np.concatenate([rgb, lay.decode(x[:n])["rgb"]]).repeat(4, 1).repeat(4, 2)
   paths.append(os.path.join(out_dir, "samples_vs_real.png"))
   logs.save_grid(paths[-1], both, cols=n)
   return paths

@@ -3,35 +3,65 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 
+import jax
 import numpy as np
 from PIL import Image
+
+
+def phase(message: str) -> None:
+  """One console line per phase of a command (preparing data, compiling, evaluating, writing)."""
+  if jax.process_index() == 0:
+    print(f"[genenv] {message}", file=sys.stderr, flush=True)
 
 
 class MetricWriter:
   """Appends ``{'step': s, ...}`` lines to ``metrics.jsonl`` and TensorBoard scalars.
 
   On resume from step ``s``, records after ``s`` (written by the interrupted
-  run after its last checkpoint) are dropped, so each step is logged once.
+  run after its last checkpoint) are dropped, so each step is logged once. A
+  torn last line (a kill or a full disk mid-write) is dropped with a warning
+  naming the file.
   """
 
-  def __init__(self, workdir: str, resume_step: int, enabled: bool = True):
+  def __init__(self, wd, resume_step: int, enabled: bool = True):
     self.enabled = enabled
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = wd.metrics
     self._tb = None
+    self._evaluated: set[int] = set()
     if not enabled:
       return
     if os.path.exists(self.path):
+      keep, torn = [], 0
       with open(self.path) as f:
-        keep = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+        for ln in f:
+          if not ln.strip():
+            continue
+          try:
+            rec = json.loads(ln)
+          except json.JSONDecodeError:
+            torn += 1
+            continue
+          if rec.get("step", 0) <= resume_step:
+            keep.append(json.dumps(rec) + "\n")
+            if any(k.startswith("eval/") for k in rec):
+              self._evaluated.add(rec["step"])
+      if torn:
+        logging.warning("%s: dropped %d damaged line(s) (an interrupted write)", self.path, torn)
       tmp = self.path + ".tmp"
       with open(tmp, "w") as f:
         f.writelines(keep)
       os.replace(tmp, self.path)
     from tensorboardX import SummaryWriter  # Writes event files without TensorFlow.
 
-    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+    self._tb = SummaryWriter(wd.tensorboard, purge_step=resume_step + 1 if resume_step else None)
+
+  def has_eval(self, step: int) -> bool:
+    """Whether ``metrics.jsonl`` already holds the evaluation of ``step``."""
+    return step in self._evaluated
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self.enabled:
@@ -39,6 +69,8 @@ class MetricWriter:
     clean = {k: float(v) for k, v in metrics.items()}
     with open(self.path, "a") as f:
       f.write(json.dumps({"step": int(step), **clean}) + "\n")
+    if any(k.startswith("eval/") for k in clean):
+      self._evaluated.add(int(step))
     for k, v in clean.items():
       self._tb.add_scalar(k, v, step)
     self._tb.flush()
@@ -46,19 +78,6 @@ class MetricWriter:
   def close(self):
     if self._tb is not None:
       self._tb.close()
-
-
-def scene_tiles(decoded: dict[str, np.ndarray], palette: np.ndarray) -> np.ndarray:
-  """[n, h, w*k, 3]: RGB render, label map and height side by side for each scene."""
-  parts = []
-  if "rgb" in decoded:
-    parts.append(decoded["rgb"])
-  if "labels" in decoded:
-    parts.append(palette[np.clip(decoded["labels"], 0, len(palette) - 1)])
-  if "height" in decoded:
-    h = (decoded["height"] * 255).astype(np.uint8)
-    parts.append(np.repeat(h[..., None], 3, -1))
-  return np.concatenate(parts, axis=2)
 
 
 def save_grid(path: str, tiles: np.ndarray, cols: int, pad: int = 2) -> None:

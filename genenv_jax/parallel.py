@@ -40,14 +40,23 @@ def initialize_distributed(coordinator: str, num_processes: int, process_id: int
   )
 
 
-def make_mesh(num_devices: int = -1) -> Mesh:
-  """A 1-D ``('data',)`` mesh over ``num_devices`` devices (-1: all of them)."""
-  devices = jax.devices()
+def make_mesh(num_devices: int = -1, local: bool = False, name: str = "mesh.num_devices") -> Mesh:
+  """The 1-D ``('data',)`` mesh: over ``num_devices`` devices (-1: all of them).
+
+  ``local`` takes this process's devices only (synthesis: each host
+  generates its own shards). This is the one place a mesh is made.
+  """
+  devices = jax.local_devices() if local else jax.devices()
   if num_devices == -1:
     num_devices = len(devices)
-  if not 1 <= num_devices <= len(devices):
-    raise ValueError(f"mesh.num_devices={num_devices}: must be -1 (all) or 1..{len(devices)}")
+  if not isinstance(num_devices, int) or not 1 <= num_devices <= len(devices):
+    raise ValueError(f"{name}={num_devices}: must be -1 (all) or 1..{len(devices)}")
   return Mesh(np.array(devices[:num_devices]), ("data",))
+
+
+def local_mesh(num_devices: int = -1) -> Mesh:
+  """This process's devices (all, or the first ``num_devices``)."""
+  return make_mesh(num_devices, local=True, name="num_devices")
 
 
 def check_batch(global_batch: int, mesh: Mesh) -> None:

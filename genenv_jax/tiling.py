@@ -11,7 +11,7 @@ strip are spread over the local devices; strips are streamed into PNGs.
 
 from __future__ import annotations
 
-import json
+import glob
 import os
 import re
 
@@ -21,9 +21,11 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from genenv_jax import pngstream, synthesis
+from genenv_jax import logs, parallel, pngstream
+from genenv_jax import workdir as workdir_lib
 
 _OFFSET = 1 << 24  # fold_in takes uint32: shift coordinates (margins can be negative)
+MAX_PIXELS = 16384 * 16384  # larger scenes need --force (hours of work and tens of GB of PNG)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -50,7 +52,7 @@ def make_tile_renderer(trained, tile_cells: int, temperature: float, cond: int, 
   if tl is None:
     raise ValueError(f"family={trained.config.family!r}: not fully convolutional; large scenes need a GAN")
   m, t, px = tl.margin_cells, tile_cells, tl.cell_px
-  mesh = mesh or synthesis.local_mesh()
+  mesh = mesh or parallel.local_mesh()
 
   def render(params, seed, origins):
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x711E)
@@ -75,13 +77,17 @@ def render_region(trained, seed: int, u0: int, v0: int, gh: int, gw: int, temper
   return np.asarray(x[m * px : (m + gh) * px, m * px : (m + gw) * px])
 
 
-def iter_strips(trained, height: int, width: int, seed: int, tile_cells: int, temperature: float, cond: int):
+def iter_strips(
+  trained, height: int, width: int, seed: int, tile_cells: int, temperature: float, cond: int, progress: bool = False
+):
   """Yields [rows, width, C] float strips of the scene, top to bottom."""
   render, n_dev = make_tile_renderer(trained, tile_cells, temperature, cond)
   px = trained.family.tiling.cell_px
   tile_px = tile_cells * px
   rows, cols = -(-height // tile_px), -(-width // tile_px)
-  for r in range(rows):
+  from tqdm import tqdm
+
+  for r in tqdm(range(rows), disable=not progress, unit="strip", desc="scene", dynamic_ncols=True):
     pieces = []
     for c0 in range(0, cols, n_dev):
       origins = np.array([[r * tile_cells, c * tile_cells] for c in range(c0, c0 + n_dev)], np.int32)
@@ -91,42 +97,57 @@ def iter_strips(trained, height: int, width: int, seed: int, tile_cells: int, te
     yield strip[: min(tile_px, height - r * tile_px)]
 
 
-def write_large_scene(trained, output, height, width, seed=0, tile_cells=32, temperature=1.0, cond=-1):
-  """Writes ``scene_rgb.png`` (and ``scene_labels.png``, ``scene_height.png``) into ``output``."""
+def write_large_scene(
+  trained, output, height, width, seed=0, tile_cells=32, temperature=None, cond=-1, force=False, progress=True
+):
+  """Writes ``scene_rgb.png`` (and ``scene_labels.png``, ``scene_height.png``) into ``output``.
+
+  ``temperature=None`` is the family's default. Scenes above ``MAX_PIXELS``
+  are refused unless ``force``; temporary files of killed runs are removed.
+  """
+  from genenv_jax.synthesis import provenance
+
   if tile_cells < 1:
     raise ValueError(f"tile_cells={tile_cells}: must be >= 1")
+  temperature = provenance.check_temperature(trained.family.sample_temperature if temperature is None else temperature)
+  lay = trained.layout
+  kinds = lay.kinds()
+  png_bytes = height * width * sum(3 if (k.categorical or k.planes == 3) else 1 for k in kinds)
+  if height * width > MAX_PIXELS and not force:
+    raise ValueError(
+      f"scene_size={height}x{width}: {height * width / 1e6:.0f} Mpixels (~{png_bytes / 1e9:.1f} GB uncompressed) is "
+      f"above the limit of {MAX_PIXELS / 1e6:.0f} Mpixels; pass --force to write it anyway"
+    )
   os.makedirs(output, exist_ok=True)
-  channels, k = trained.channels, trained.num_label_classes
-  writers = {"rgb": pngstream.StripPNG(os.path.join(output, "scene_rgb.png"), height, width, 3)}
-  if "labels" in channels:
-    writers["labels"] = pngstream.StripPNG(os.path.join(output, "scene_labels.png"), height, width, 3)
-  if "height" in channels:
-    writers["height"] = pngstream.StripPNG(os.path.join(output, "scene_height.png"), height, width, 1)
+  for stale in glob.glob(os.path.join(output, "scene_*.png.tmp*")):
+    os.remove(stale)
+  logs.phase(f"rendering a {height}x{width} scene ({height * width / 1e6:.1f} Mpixels, ~{png_bytes / 1e6:.0f} MB raw)")
+  writers = {}
+  for k in kinds:
+    planes = 1 if (not k.categorical and k.planes == 1) else 3
+    writers[k.name] = pngstream.StripPNG(os.path.join(output, f"scene_{k.name}.png"), height, width, planes)
   try:
-    for strip in iter_strips(trained, height, width, seed, tile_cells, temperature, cond):
-      u8 = jax.device_get(synthesis.to_uint8(jnp.asarray(strip), channels, k))
-      writers["rgb"].write(u8["image"])
-      if "labels" in writers:
-        writers["labels"].write(trained.world.palette[u8["labels"]])
-      if "height" in writers:
-        writers["height"].write(u8["height"])
+    for strip in iter_strips(trained, height, width, seed, tile_cells, temperature, cond, progress):
+      decoded = lay.from_records(jax.device_get(lay.to_uint8(jnp.asarray(strip))))
+      for k in kinds:
+        v = decoded[k.name]
+        writers[k.name].write(lay.palette[v] if k.categorical else (v if k.planes == 3 else np.round(v * 255)))
     for w in writers.values():
       w.close()
   except BaseException:
     for w in writers.values():
       w.abort()
     raise
-  with open(os.path.join(output, "scene.json"), "w") as f:
-    json.dump(
-      {
-        "height": height,
-        "width": width,
-        "seed": seed,
-        "tile_cells": tile_cells,
-        "temperature": temperature,
-        "cond": cond,
-        "checkpoint_step": trained.step,
-      },
-      f,
-      indent=1,
-    )
+  workdir_lib.write_json(
+    os.path.join(output, "scene.json"),
+    {
+      "height": height,
+      "width": width,
+      "seed": seed,
+      "tile_cells": tile_cells,
+      "temperature": temperature,
+      "cond": cond,
+      "checkpoint_step": trained.step,
+    },
+  )
+  logs.phase(f"wrote {', '.join(sorted(os.path.basename(w.path) for w in writers.values()))} to {output}")

@@ -7,25 +7,26 @@ parameters replicated and the batch sharded along the mesh's ``data`` axis.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
 
 import jax
-import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from genenv_jax import checkpoint, config_utils, evaluation, families, logs, parallel
+from genenv_jax import checkpoint, config_utils, families, logs, parallel
+from genenv_jax import layout as layout_lib
+from genenv_jax import workdir as workdir_lib
 from genenv_jax.data import pipeline, sources
 from genenv_jax.families import base
+from genenv_jax.metrics import scorer
 from genenv_jax.scenes import get_world
 
 EVAL_SEED = 0xE7A1
-_SHOWN = ("loss", "bpd", "d_loss", "g_loss")
 
 
 class _StopSignal:
@@ -65,20 +66,28 @@ class Setup:
     parallel.check_batch(config.train.batch_size, self.mesh)
     d = config.data
     self.world = get_world(d.world) if d.source == "world" else None
-    self.num_label_classes = len(self.world.class_names) if self.world else 0
-    # Check the family's config before any data is generated or read.
-    families.make(config, self._spec(num_classes=2 if d.conditional else 1))
+    self.layout = layout_lib.Layout.for_data(d.channels, self.world)
+    # Opening a source is cheap (a world is generated on first read), so the
+    # family below checks its config before any scene is drawn.
     self.train_source = sources.make_source(d, "train")
     self.test_source = sources.make_source(d, "test")
-    self.spec = self._spec(self.train_source.num_classes)
-    if d.conditional and self.spec.num_classes < 2:
+    if d.source != "world":
+      for split, src in (("train", self.train_source), ("test", self.test_source)):
+        if len(src) < 8:
+          where = f"data.path={d.path!r}" if d.source == "folder" else f"data.name={d.name!r} ({split} split)"
+          raise ValueError(f"{where}: {len(src)} usable images; training and evaluation need at least 8")
+    if d.conditional and self.train_source.num_classes < 2:
       raise ValueError("data.conditional=True: the data source has no scene classes (num_classes=1)")
+    self.spec = base.DataSpec(
+      image_size=d.image_size,
+      channels=self.layout.num_channels,
+      num_classes=self.train_source.num_classes if d.conditional else 1,
+      one_hot=self.layout.one_hot,
+    )
     self.family = families.make(config, self.spec)
     self.repl = parallel.replicated(self.mesh)
     self.bsh = parallel.batch_sharded(self.mesh)
-    self.loader = pipeline.Loader(
-      self.train_source, d.channels, self.num_label_classes, config.seed, config.train.batch_size, self.bsh
-    )
+    self.loader = pipeline.Loader(self.train_source, self.layout, config.seed, config.train.batch_size, self.bsh)
     self.init_fn = jax.jit(self.family.init, out_shardings=self.repl)
     self.step_fn = jax.jit(
       self.family.train_step,
@@ -88,15 +97,6 @@ class Setup:
     )
     self.eval_fn = jax.jit(self.family.eval_step, in_shardings=(self.repl, self.bsh), out_shardings=self.repl)
     self.sample_fn = jax.jit(self.family.sample, static_argnums=(2,), out_shardings=self.bsh)
-
-  def _spec(self, num_classes: int) -> base.DataSpec:
-    d = self.config.data
-    return base.DataSpec(
-      image_size=d.image_size,
-      channels=pipeline.num_channels(d.channels, self.num_label_classes),
-      num_classes=num_classes,
-      one_hot=pipeline.one_hot_range(d.channels, self.num_label_classes),
-    )
 
   def init_key(self):
     return jax.random.PRNGKey(self.config.seed)
@@ -110,90 +110,114 @@ class Setup:
     return self.init_fn(self.init_key(), self.loader.global_batch_at(0))
 
 
-def save_run_info(workdir: str, config, spec: base.DataSpec) -> None:
-  """Writes ``run.json``: the config and data layout, so sample.py needs no dataset."""
-  evaluation.write_json(
-    os.path.join(workdir, "run.json"), {"config": json.loads(config.to_json_best_effort()), "spec": spec._asdict()}
-  )
-
-
-def load_run_info(workdir: str):
-  """Reads ``run.json`` back: (config, DataSpec)."""
-  path = os.path.join(workdir, "run.json")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"workdir={workdir!r}: no run.json; is this a train.py workdir?")
-  with open(path) as f:
-    info = json.load(f)
-  config = ml_collections.ConfigDict(info["config"])
-  spec = info["spec"]
-  spec["one_hot"] = tuple(spec["one_hot"])
-  return config, base.DataSpec(**spec)
-
-
-def run(config, workdir: str, stop_at: int | None = None):
+def run(config, workdir: str, stop_at: int | None = None, overwrite: bool = False):
   """Trains ``config`` in ``workdir``, resuming from its newest readable checkpoint.
 
   Args:
     config: the ml_collections config.
-    workdir: where checkpoints, metrics, TensorBoard events and grids go.
+    workdir: where checkpoints, metrics, TensorBoard events and grids go
+      (``genenv_jax.workdir``). A workdir belongs to one run: another config
+      is refused unless ``overwrite``, which deletes the old run first.
     stop_at: stop after this step (as if interrupted) instead of ``train.num_steps``.
+    overwrite: delete an existing run in ``workdir`` first.
 
   Returns:
     The final ``TrainState``.
   """
-  t_cfg = config.train
-  su = Setup(config)
+  wd = workdir_lib.Workdir(workdir)
   lead = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  logs.phase("checking the config")
+  su = Setup(config)  # every config check; no scene is generated yet
+  if overwrite and lead and wd.has_run():
+    with wd.lock():
+      pass  # refuse to delete the workdir of a training that is running
+    shutil.rmtree(wd.path)
+  changed = wd.check_same_run(config)
+  wd.create()
   if lead:
-    save_run_info(workdir, config, su.spec)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), t_cfg.ckpt_every, t_cfg.keep_checkpoints)
+    with wd.lock():
+      return _run(su, wd, stop_at, changed)
+  return _run(su, wd, stop_at, changed)
+
+
+def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[str]):
+  config = su.config
+  t_cfg = config.train
+  lead = jax.process_index() == 0
+  if changed:
+    logging.warning("resuming %s with changed settings: %s", wd, ", ".join(changed))
+  if lead:
+    wd.write_run(config, su.spec, su.layout.class_names)
+  logs.phase(f"preparing {len(su.train_source)} training and {len(su.test_source)} test scenes")
+  ckpt = checkpoint.Checkpointer(wd.checkpoints, t_cfg.ckpt_every, t_cfg.keep_checkpoints)
   state, start = ckpt.restore_latest(su.abstract_state())
   if state is None:
     state, start = su.init_state(), 0
-    logging.info("initialised a new run in %s", workdir)
+    logs.phase(f"initialised a new run in {wd}")
   else:
-    logging.info("resumed from step %d in %s", start, workdir)
-  writer = logs.MetricWriter(workdir, start, enabled=lead)
-  evaluator = evaluation.SceneEvaluator(
+    logs.phase(f"resumed from step {start} in {wd}")
+  writer = logs.MetricWriter(wd, start, enabled=lead)
+  evaluator = scorer.SceneEvaluator(
     su.world,
     su.train_source,
     su.test_source,
-    config.data.channels,
-    su.num_label_classes,
+    su.layout,
     t_cfg.eval_samples,
-    evaluation.make_feature_net(t_cfg.get("feature_net", "default"), su.mesh),
+    scorer.make_feature_net(t_cfg.get("feature_net", "default"), su.mesh),
   )
-  test_loader = pipeline.Loader(
-    su.test_source, config.data.channels, su.num_label_classes, config.seed + 1, t_cfg.batch_size, su.bsh
-  )
-  palette = su.world.palette if su.world else np.zeros((1, 3), np.uint8)
+  test_loader = pipeline.Loader(su.test_source, su.layout, config.seed + 1, t_cfg.batch_size, su.bsh)
+  roles = su.family.roles
 
   def do_eval(step):
+    """The evaluation of ``step``: part of that step's commit (redone on resume if it is missing)."""
     ema = state.ema_params
-    x = evaluation.sample_batches(
-      su.sample_fn, ema, jax.random.PRNGKey(EVAL_SEED), t_cfg.eval_samples, t_cfg.batch_size
-    )
+    x = scorer.sample_batches(su.sample_fn, ema, jax.random.PRNGKey(EVAL_SEED), t_cfg.eval_samples, t_cfg.batch_size)
     m = {f"eval/{k}": v for k, v in evaluator.score(x).items()}
     family_metrics = jax.device_get(su.eval_fn(state, test_loader.global_batch_at(step)))
     m.update({f"eval/{k}": float(v) for k, v in family_metrics.items()})
     m.update(evaluator.reference)
     if lead:
       g = t_cfg.grid_size
-      path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
-      evaluator.grid(x[: g * g], path, g, palette)
-      evaluator.grid(x[: g * g], os.path.join(workdir, "samples", "latest.png"), g, palette)
-      evaluation.write_json(os.path.join(workdir, "eval.json"), {"step": step, **m})
+      evaluator.grid(x[: g * g], wd.sample_grid(step), g)
+      evaluator.grid(x[: g * g], wd.sample_grid(None), g)
+      workdir_lib.write_json(wd.eval_json, {"step": step, **m})
     writer.write(step, m)
     return m
 
+  def eval_due(step):
+    return step == 0 or step % t_cfg.eval_every == 0 or step == t_cfg.num_steps
+
   stop = t_cfg.num_steps if stop_at is None else min(stop_at, t_cfg.num_steps)
-  if start == 0 and stop > 0:
-    do_eval(0)  # The untrained generator: the floor of every metric.
+  # The untrained model at step 0 (the floor of every metric), or a resumed
+  # step whose evaluation a kill lost between its checkpoint and its row.
+  if eval_due(start) and not (writer.has_eval(start) and (not lead or os.path.exists(wd.sample_grid(start)))):
+    logs.phase(f"evaluating step {start}")
+    do_eval(start)
+  skipped_at_start = int(jax.device_get(state.skipped))
   pending, last_t, last_step = [], time.time(), start
+  if start >= stop:
+    logs.phase(f"already trained to step {start} (train.num_steps={t_cfg.num_steps}); nothing to do")
+  else:
+    logs.phase(f"training steps {start}..{stop} (the first step compiles)")
   bar = tqdm(total=stop, initial=start, disable=not lead, dynamic_ncols=True, desc="train")
-  step = start
   stopper = _StopSignal()
+
+  def log(done):
+    nonlocal pending, last_t, last_step
+    host = jax.device_get(pending)
+    pending = []
+    now = time.time()
+    rate = (done - last_step) / max(now - last_t, 1e-9)
+    last_t, last_step = now, done
+    m = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+    m["skipped"] = float(host[-1]["skipped"])
+    m["steps_per_s"], m["images_per_s"] = rate, rate * t_cfg.batch_size
+    writer.write(done, m)
+    bar.set_postfix(
+      steps_s=f"{rate:.2f}", img_s=f"{rate * t_cfg.batch_size:.0f}", **{k: f"{m[k]:.3f}" for k in roles.shown if k in m}
+    )
+    return m
+
   try:
     for step, batch in su.loader.iterate(start, stop):
       state, metrics = su.step_fn(state, batch)
@@ -204,29 +228,20 @@ def run(config, workdir: str, stop_at: int | None = None):
         jax.block_until_ready(pending[-2])
       done = step + 1
       bar.update(1)
-      if done % t_cfg.log_every == 0 or done == stop:
-        host = jax.device_get(pending)
-        pending = []
-        now = time.time()
-        rate = (done - last_step) / max(now - last_t, 1e-9)
-        last_t, last_step = now, done
-        m = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
-        m["skipped"] = float(host[-1]["skipped"])
-        m["steps_per_s"], m["images_per_s"] = rate, rate * t_cfg.batch_size
-        writer.write(done, m)
-        bar.set_postfix(
-          steps_s=f"{rate:.2f}", img_s=f"{rate * t_cfg.batch_size:.0f}", **{k: f"{m[k]:.3f}" for k in _SHOWN if k in m}
-        )
-        if m["skipped"] > t_cfg.max_nonfinite:
+      if done % t_cfg.log_every == 0 or done == stop or stopper.requested:
+        m = log(done)
+        run_skipped = int(m["skipped"]) - skipped_at_start
+        if run_skipped > t_cfg.max_nonfinite:
           ckpt.save(done, state, force=True)
           ckpt.wait()
           raise TrainingDiverged(
-            f"step {done}: {int(m['skipped'])} steps had a non-finite loss (train.max_nonfinite="
-            f"{t_cfg.max_nonfinite}); saved a checkpoint in {workdir}. Lower optim.*_lr or raise gan.r1_gamma."
+            f"step {done}: {run_skipped} steps of this run had a non-finite loss (train.max_nonfinite="
+            f"{t_cfg.max_nonfinite}); saved a checkpoint in {wd}. Lower optim.*_lr or raise gan.r1_gamma and "
+            "rerun: the run resumes from that checkpoint and the count starts again."
           )
       if done % t_cfg.ckpt_every == 0:
         ckpt.save(done, state, force=True)
-      if done % t_cfg.eval_every == 0 or done == t_cfg.num_steps:
+      if eval_due(done):
         do_eval(done)
       if stopper.requested:
         logging.warning("signal %s: saving step %d and stopping; rerun to resume", stopper.requested, done)

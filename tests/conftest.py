@@ -1,13 +1,11 @@
 """Shared fixtures. 8 fake CPU devices, set before JAX is imported anywhere."""
 
 import os
-import sys
 
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import pytest  # noqa: E402
 

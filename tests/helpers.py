@@ -7,15 +7,21 @@ from genenv_jax import parallel, training
 
 
 def run_steps(config, num_devices: int, steps: int = 3):
-  """Runs ``steps`` train steps on a mesh of ``num_devices``; returns (losses, params)."""
+  """Runs ``steps`` train steps on a mesh of ``num_devices``.
+
+  Returns:
+    ([steps, k] the metrics the family declares comparable across device counts, params).
+  """
   su = training.Setup(config, mesh=parallel.make_mesh(num_devices))
+  keys = su.family.roles.compare
+  assert keys, f"family {config.family!r} declares no metrics to compare"
   state = su.init_state()
-  losses = []
+  values = []
   for s, batch in su.loader.iterate(0, steps):
     state, m = su.step_fn(state, batch)
     m = jax.device_get(m)
-    losses.append([float(m[k]) for k in sorted(m) if "loss" in k])
-  return np.array(losses), jax.device_get(state.params)
+    values.append([float(m[k]) for k in keys])
+  return np.array(values), jax.device_get(state.params)
 
 
 def feature_metrics_of_fixed_sets(mesh) -> dict:

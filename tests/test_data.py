@@ -3,11 +3,12 @@
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
-from genenv_jax import parallel
+from genenv_jax import layout, parallel
 from genenv_jax.data import pipeline, sources, world_builder
 from genenv_jax.data.world_builder import TEST_SEED_OFFSET
 from genenv_jax.scenes import get_world
@@ -32,13 +33,20 @@ def test_encode_decode_round_trip():
     "labels": np.stack([s.labels for s in scs]),
     "height": np.stack([np.round(s.height * 255).astype(np.uint8) for s in scs]),
   }
-  chans = ("rgb", "labels", "height")
-  x = pipeline.encode(raw, chans, 5)
+  lay = layout.Layout.for_data(("rgb", "labels", "height"), w)
+  assert lay.num_channels == 9 and lay.one_hot == (3, 8)
+  x = lay.encode(raw)
   assert x.shape == (4, 16, 16, 9) and x.min() >= -1 and x.max() <= 1
-  d = pipeline.decode(x, chans, 5)
+  d = lay.decode(x)
   np.testing.assert_array_equal(d["rgb"], raw["image"])
   np.testing.assert_array_equal(d["labels"], raw["labels"])
   np.testing.assert_allclose(d["height"], raw["height"] / 255.0, atol=1e-6)
+  # The on-device path gives the stored records back, and from_records the decoded form.
+  rec = {k: np.asarray(v) for k, v in lay.to_uint8(jnp.asarray(x)).items()}
+  for k in ("image", "labels", "height"):
+    np.testing.assert_array_equal(rec[k], raw[k])
+  np.testing.assert_allclose(lay.from_records(rec)["height"], d["height"], atol=1e-6)
+  assert lay.tiles(d).shape == (4, 16, 48, 3)
 
 
 def test_batch_is_a_pure_function_of_seed_and_step():
@@ -56,7 +64,7 @@ def test_batch_is_a_pure_function_of_seed_and_step():
 def test_loader_shards_global_batch(data_dir):
   src = sources.WorldSource("city", 16, 40, 10, data_dir, "train")
   mesh = parallel.make_mesh(8)
-  loader = pipeline.Loader(src, ("rgb",), 5, 0, 16, parallel.batch_sharded(mesh))
+  loader = pipeline.Loader(src, layout.Layout(("rgb",)), 0, 16, parallel.batch_sharded(mesh))
   got = list(loader.iterate(0, 3))
   assert [s for s, _ in got] == [0, 1, 2]
   x = got[1][1]["x"]
@@ -121,3 +129,38 @@ def test_tfds_catalog_unprepared_is_a_clear_error(tmp_path):
 def test_process_rows_single_process():
   assert jax.process_count() == 1
   assert pipeline.process_rows(8) == slice(0, 8)
+
+
+def test_sixteen_bit_and_exif_rotated_images_are_read_as_displayed(tmp_path, caplog):
+  ramp = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (32, 1))
+  Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+  with Image.open(tmp_path / "ramp16.png") as img:
+    assert img.mode.startswith("I")
+    x = sources.to_rgb_square(img, 32)
+  # Scaled, not clipped: the ramp still climbs from black to white.
+  np.testing.assert_allclose(x[0, :, 0], np.round(np.linspace(0, 255, 32)), atol=1)
+  # A portrait photo stored landscape with EXIF orientation 6 (rotate 90 degrees clockwise to display).
+  stored = np.zeros((20, 40, 3), np.uint8)
+  stored[:, :20] = 255  # the stored image's left half is white
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.fromarray(stored).save(tmp_path / "rot.jpg", exif=exif, quality=95)
+  with Image.open(tmp_path / "rot.jpg") as img:
+    shown = sources.to_rgb_square(img, 20)
+  assert shown[:5].mean() > 200 and shown[-5:].mean() < 50  # displayed: white on top
+  for i in range(8):
+    Image.fromarray(ramp).save(tmp_path / f"more{i}.png")
+  src = sources.FolderSource(str(tmp_path), 16)
+  assert len(src) == 10 and "scaled to 8 bits" in caplog.text
+
+
+def test_broken_config_files_are_one_line_errors(tmp_path):
+  from genenv_jax.config_utils import check_override_flags, load_config
+
+  bad = tmp_path / "bad.py"
+  bad.write_text("def get_config(arg=None:\n  pass\n")
+  with pytest.raises(ValueError, match=r"bad.py': syntax error at line 1"):
+    load_config(str(bad))
+  empty = tmp_path / "empty.py"
+  empty.write_text("X = 1\n")
+  assert "defines no get_config" in check_override_flags([f"--config={empty}"])

@@ -28,13 +28,21 @@ def test_one_and_eight_devices_match(spec, data_dir):
   cfg = _config(spec, data_dir)
   l1, _ = helpers.run_steps(cfg, num_devices=1)
   l8, _ = helpers.run_steps(cfg, num_devices=8)
-  assert np.isfinite(l1).all() and l1.shape[0] == 3
+  assert np.isfinite(l1).all() and l1.shape[0] == 3 and l1.shape[1] >= 1  # real numbers compared, never an empty set
   np.testing.assert_allclose(l1, l8, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("spec", CONFIGS)
 def test_resume_equals_uninterrupted(spec, data_dir, tmp_path):
-  cfg = _config(spec, data_dir, "train.num_steps=4", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1")
+  cfg = _config(
+    spec,
+    data_dir,
+    "train.num_steps=4",
+    "train.ckpt_every=2",
+    "train.eval_every=100",
+    "mesh.num_devices=1",
+    "train.feature_net='none'",  # evaluation is not what this test checks
+  )
   full = training.run(cfg, str(tmp_path / "full"))
   training.run(cfg, str(tmp_path / "cut"), stop_at=2)
   resumed = training.run(cfg, str(tmp_path / "cut"))

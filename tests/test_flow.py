@@ -128,3 +128,30 @@ def test_flow_refuses_label_channels_and_bad_levels():
     families.make(_config(), base.DataSpec(8, 9, 1, (3, 8)))
   with pytest.raises(ValueError, match="flow.levels=2 with data.image_size=6"):
     families.make(_config(), base.DataSpec(6, 3, 1))
+
+
+def test_sample_py_writes_the_distribution_that_evaluation_scores(data_dir, tmp_path):
+  """Synthesis without --temperature samples at the family's own default (0.7 for the flow), like eval.py."""
+  import os
+
+  import tensorflow_datasets as tfds
+
+  from genenv_jax import synthesis, trained, training
+  from genenv_jax.config_utils import load_config
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  overrides = [f"data.data_dir={data_dir!r}", "train.num_steps=2", "train.feature_net='none'", "mesh.num_devices=1"]
+  training.run(load_config(os.path.join(root, "configs/flow_terrain.py:smoke"), overrides), str(tmp_path / "w"))
+  model = trained.load(str(tmp_path / "w"))
+  assert model.family.sample_temperature == 0.7
+  prov = synthesis.run(model, str(tmp_path / "o"), 8, seed=5, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  assert prov["temperature"] == 0.7
+  ds = tfds.builder_from_directory(str(tmp_path / "o")).as_data_source("train")
+  written = {int(r["index"]): r["image"].astype(int) for r in (ds[i] for i in range(8))}
+  for i in (0, 5):
+    key = jax.random.fold_in(jax.random.PRNGKey(5), i)
+    scored = model.family.sample(model.params, key, 1)  # how evaluation calls it: no temperature
+    want = np.asarray(model.layout.to_uint8(scored)["image"][0]).astype(int)
+    assert np.abs(written[i] - want).max() <= 1
+    hot = np.asarray(model.layout.to_uint8(model.family.sample(model.params, key, 1, None, 1.0))["image"][0])
+    assert np.abs(written[i] - hot.astype(int)).max() > 1  # what sample.py wrote before: another distribution

@@ -23,7 +23,11 @@ def test_readme_table_is_what_the_script_writes():
 
 
 def test_every_config_has_a_reproducible_result():
-  configs = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))}
+  configs = {
+    os.path.splitext(os.path.basename(p))[0]
+    for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    if not os.path.basename(p).startswith("_")
+  }
   results = {}
   for p in glob.glob(os.path.join(ROOT, "results", "*.json")):
     with open(p) as f:
@@ -56,3 +60,23 @@ def test_cells_show_model_beside_real_and_untrained(tmp_path):
   (tmp_path / "x_cpu.json").write_text(json.dumps(r))
   out = table.table(str(tmp_path))
   assert "**1.00** (0.10 / 90.00)" in out and "**0.002±0.001**" in out and "100 scenes per set" in out
+
+
+def _strings(x):
+  if isinstance(x, str):
+    yield x
+  elif isinstance(x, dict):
+    for v in x.values():
+      yield from _strings(v)
+  elif isinstance(x, list):
+    for v in x:
+      yield from _strings(v)
+
+
+def test_results_hold_no_absolute_paths():
+  for p in glob.glob(os.path.join(ROOT, "results", "*.json")):
+    with open(p) as f:
+      r = json.load(f)
+    absolute = [s for s in _strings(r) if os.path.isabs(s)]
+    assert not absolute, f"{os.path.basename(p)}: {absolute}"
+    assert os.path.isfile(os.path.join(ROOT, r["feature_net"]["path"]))

@@ -30,7 +30,7 @@ def test_one_and_eight_devices_give_the_same_losses(smoke_config):
   cfg = smoke_config()
   l1, p1 = helpers.run_steps(cfg, num_devices=1)
   l8, p8 = helpers.run_steps(cfg, num_devices=8)
-  assert l1.shape == (3, 2)
+  assert l1.shape == (3, 5)  # d_loss, g_loss, r1, d_real, d_fake
   np.testing.assert_allclose(l1, l8, rtol=1e-4, atol=1e-5)
   for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8)):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
@@ -43,6 +43,7 @@ def test_two_processes_give_the_same_losses_and_feature_metrics(smoke_config, da
   port = _free_port()
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
+  env["PYTHONPATH"] = ROOT  # the worker imports genenv_jax from this checkout
   worker = os.path.join(ROOT, "tests", "mp_worker.py")
   procs = [
     subprocess.Popen(
@@ -72,7 +73,9 @@ def _params(state):
 
 
 def test_resume_equals_uninterrupted(smoke_config, tmp_path):
-  cfg = smoke_config("train.num_steps=5", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1")
+  cfg = smoke_config(
+    "train.num_steps=5", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1", "train.feature_net='none'"
+  )
   full = training.run(cfg, str(tmp_path / "full"))
   training.run(cfg, str(tmp_path / "cut"), stop_at=3)  # "interrupted" after step 3
   assert 3 in checkpoint.Checkpointer(str(tmp_path / "cut" / "checkpoints"), 2, 3).all_steps()
@@ -88,7 +91,9 @@ def test_resume_equals_uninterrupted(smoke_config, tmp_path):
 
 @pytest.mark.parametrize("damage", ["empty", "missing_data"])
 def test_broken_newest_checkpoint_falls_back(smoke_config, tmp_path, caplog, damage):
-  cfg = smoke_config("train.num_steps=4", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1")
+  cfg = smoke_config(
+    "train.num_steps=4", "train.ckpt_every=2", "train.eval_every=100", "mesh.num_devices=1", "train.feature_net='none'"
+  )
   training.run(cfg, str(tmp_path))
   ck_dir = tmp_path / "checkpoints"
   newest = ck_dir / "4"

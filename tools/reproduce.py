@@ -16,6 +16,10 @@ import sys
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as a script from anywhere
+
+from genenv_jax import workdir as workdir_lib  # noqa: E402
+
 _NUM = flags.DEFINE_integer("num_samples", 1000, "Scenes per set for eval.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Default: runs/<config>_<variant>.")
 
@@ -39,10 +43,9 @@ def main(argv):
     print("+", " ".join(cmd[1:]), flush=True)
     if subprocess.run(cmd, cwd=ROOT).returncode:
       return 1
-  with open(os.path.join(ROOT, workdir, "eval_results.json")) as f:
-    result = json.load(f)
-  with open(os.path.join(ROOT, workdir, "run.json")) as f:
-    config = json.load(f)["config"]
+  wd = workdir_lib.Workdir(os.path.join(ROOT, workdir))
+  result = workdir_lib.read_json(wd.eval_results)
+  config = wd.read_raw()["config"]
   result.update(
     config=spec,
     family=config["family"],

@@ -12,6 +12,10 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as a script from anywhere
+
+from genenv_jax import families  # noqa: E402
+
 BEGIN, END = "<!-- results:begin (tools/results_table.py) -->", "<!-- results:end -->"
 
 
@@ -39,7 +43,8 @@ def _bpd(r):
   lik = r.get("test_likelihood")
   if not lik:
     return "—"
-  vals = " / ".join(f"{k.replace('_bpd', '').replace('bpd', 'exact')} **{v:.3f}**" for k, v in sorted(lik.items()))
+  names = families.entry(r["family"]).roles.likelihood  # what each likelihood metric is called
+  vals = " / ".join(f"{names.get(k, k)} **{v:.3f}**" for k, v in sorted(lik.items()))
   return f"{vals} (per-pixel {r['baseline_independent_pixel_bpd']:.3f})"
 
 

@@ -16,52 +16,6 @@ from typing import Iterator
 import jax
 import numpy as np
 
-CHANNEL_KINDS = ("rgb", "labels", "height")
-
-
-def num_channels(channels, num_label_classes: int) -> int:
-  """Channels of the model's tensor for the ``data.channels`` tuple."""
-  return sum({"rgb": 3, "labels": num_label_classes, "height": 1}[c] for c in channels)
-
-
-def one_hot_range(channels, num_label_classes: int) -> tuple[int, int]:
-  """[start, stop) of the one-hot label channels in the model tensor ((0, 0) if none)."""
-  if "labels" not in channels:
-    return (0, 0)
-  start = num_channels(channels[: list(channels).index("labels")], num_label_classes)
-  return (start, start + num_label_classes)
-
-
-def encode(batch: dict[str, np.ndarray], channels, num_label_classes: int) -> np.ndarray:
-  """Source batch -> [n, h, w, C] float32 in [-1, 1]: RGB, one-hot labels, height."""
-  parts = []
-  for c in channels:
-    if c == "rgb":
-      parts.append(batch["image"].astype(np.float32) / 127.5 - 1.0)
-    elif c == "labels":
-      onehot = np.eye(num_label_classes, dtype=np.float32)[batch["labels"]]
-      parts.append(onehot * 2.0 - 1.0)
-    elif c == "height":
-      parts.append(batch["height"][..., None].astype(np.float32) / 127.5 - 1.0)
-  return np.concatenate(parts, axis=-1)
-
-
-def decode(x: np.ndarray, channels, num_label_classes: int) -> dict[str, np.ndarray]:
-  """Model tensor [n, h, w, C] in [-1, 1] -> ``rgb`` uint8, ``labels`` and ``height`` [0, 1] where present."""
-  x = np.asarray(x, np.float32)
-  out, k = {}, 0
-  for c in channels:
-    if c == "rgb":
-      out["rgb"] = np.clip((x[..., k : k + 3] + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-      k += 3
-    elif c == "labels":
-      out["labels"] = x[..., k : k + num_label_classes].argmax(-1).astype(np.uint8)
-      k += num_label_classes
-    elif c == "height":
-      out["height"] = np.clip((x[..., k] + 1.0) / 2.0, 0.0, 1.0)
-      k += 1
-  return out
-
 
 class StepIndexer:
   """Maps (step, row) to a dataset index; one seeded permutation per epoch."""
@@ -97,16 +51,15 @@ class Loader:
 
   Args:
     source: a ``sources.Source``.
-    channels: which channels the model sees (see ``encode``).
-    num_label_classes: classes of the world's label map.
+    layout: the model tensor's ``layout.Layout`` (which channels it sees).
     seed: data seed.
     global_batch: batch size summed over all devices and hosts.
     sharding: ``NamedSharding`` of the batch (leading axis along ``data``).
     prefetch: how many batches to prepare ahead on a background thread.
   """
 
-  def __init__(self, source, channels, num_label_classes, seed, global_batch, sharding, prefetch=2):
-    self.source, self.channels, self.k = source, tuple(channels), num_label_classes
+  def __init__(self, source, layout, seed, global_batch, sharding, prefetch=2):
+    self.source, self.layout = source, layout
     self.global_batch, self.sharding, self.prefetch = global_batch, sharding, prefetch
     self.indexer = StepIndexer(len(source), seed, global_batch)
     self.rows = process_rows(global_batch)
@@ -114,7 +67,7 @@ class Loader:
   def host_batch(self, step: int) -> dict[str, np.ndarray]:
     """This process's rows of the step's batch, encoded, as numpy."""
     raw = self.source.get(self.indexer.indices(step, self.rows))
-    return {"x": encode(raw, self.channels, self.k), "label": raw["label"].astype(np.int32)}
+    return {"x": self.layout.encode(raw), "label": raw["label"].astype(np.int32)}
 
   def global_batch_at(self, step: int) -> dict[str, jax.Array]:
     local = self.host_batch(step)

@@ -13,9 +13,10 @@ import os
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from genenv_jax.data import world_builder
+from genenv_jax.scenes import get_world
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -29,12 +30,24 @@ class Source(Protocol):
   def get(self, indices: list[int]) -> dict[str, np.ndarray]: ...
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+  """16- and 32-bit integer images (Pillow modes ``I;16*``, ``I``) scaled to 8 bits, not clipped."""
+  a = np.asarray(img).astype(np.float64)
+  top = 65535.0 if img.mode.startswith("I;16") or a.max() <= 65535 else float(a.max())
+  return Image.fromarray(np.clip(np.round(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+
+
 def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
   """Any PIL image -> [size, size, 3] uint8: RGB, shorter side resized, centre crop.
 
-  RGBA is composited on black (as StyleGAN2-ADA's dataset_tool drops alpha);
-  grayscale and palette images are converted to RGB.
+  The EXIF orientation is applied (images as displayed, not as stored).
+  16-bit images are scaled to 8 bits; RGBA is composited on black (as
+  StyleGAN2-ADA's dataset_tool drops alpha); grayscale and palette images are
+  converted to RGB.
   """
+  img = ImageOps.exif_transpose(img)
+  if img.mode.startswith("I"):
+    img = _to_8bit(img)
   if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
     img = img.convert("RGBA")
     bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
@@ -49,14 +62,25 @@ def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
 
 
 class WorldSource:
-  """One split of a built-in world, prepared locally as array_record."""
+  """One split of a built-in world, prepared locally as array_record on first use.
+
+  Opening is free: the dataset is generated (or found on disk) when it is
+  first read, so configs are checked before any scene is drawn.
+  """
 
   has_structure = True
 
   def __init__(self, world: str, size: int, num_train: int, num_test: int, data_dir: str, split: str):
-    b = world_builder.prepare(world, size, num_train, num_test, data_dir)
-    self._ds = b.as_data_source(split=split)
-    self.num_classes = b.info.features["label"].num_classes
+    self._args = (world, size, num_train, num_test, data_dir)
+    self._split = split
+    self._data = None
+    self.num_classes = len(get_world(world).scene_class_names)
+
+  @property
+  def _ds(self):
+    if self._data is None:
+      self._data = world_builder.prepare(*self._args).as_data_source(split=self._split)
+    return self._data
 
   def __len__(self):
     return len(self._ds)
@@ -90,11 +114,12 @@ class FolderSource:
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
       raise ValueError(f"data.path={path!r}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
-    images, self.skipped = [], []
+    images, self.skipped, wide = [], [], 0
     for f in files:
       try:
         with Image.open(f) as img:
           img.load()
+          wide += img.mode.startswith("I")
           images.append(to_rgb_square(img, size))
       except (OSError, ValueError, Image.DecompressionBombError) as e:
         self.skipped.append((f, str(e)))
@@ -108,6 +133,8 @@ class FolderSource:
         names,
         " ..." if len(self.skipped) > 5 else "",
       )
+    if wide:
+      logging.warning("data.path=%r: %d images with 16-bit values were scaled to 8 bits", path, wide)
     if not images:
       raise ValueError(f"data.path={path!r}: none of the {len(files)} image files could be decoded")
     self._images = np.stack(images)

@@ -96,7 +96,21 @@ def builder(world: str, size: int, num_train: int, num_test: int, data_dir: str)
 
 
 def prepare(world: str, size: int, num_train: int, num_test: int, data_dir: str):
-  """Generates the dataset if it is not already on disk; returns the builder."""
-  b = builder(world, size, num_train, num_test, data_dir)
-  b.download_and_prepare()
+  """Generates the dataset if it is not already on disk; returns the builder.
+
+  Processes that share a ``data_dir`` take turns (a file lock): the first
+  generates, the others then find the dataset prepared.
+  """
+  import fcntl
+
+  root = os.path.expanduser(data_dir)
+  try:
+    os.makedirs(root, exist_ok=True)
+    lock = open(os.path.join(root, ".genenv-prepare.lock"), "a")
+  except OSError as e:
+    raise OSError(e.errno, f"data.data_dir={data_dir!r}: cannot write there ({e.strerror})") from e
+  with lock:
+    fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    b = builder(world, size, num_train, num_test, data_dir)
+    b.download_and_prepare()
   return b

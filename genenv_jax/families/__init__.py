@@ -1,19 +1,49 @@
-"""Model families: an explicit registry from ``config.family`` to a module's ``make``."""
+"""Model families: an explicit registry from ``config.family`` to a module's ``make``.
 
-from genenv_jax.families import base, flow, gan, vae
+This is the one place that reads a config for a family: it picks the sections
+the family declares, builds its optax optimisers (one per entry of the
+family's ``OPTIMIZERS``, learning rate from ``optim.<key>``) and hands them
+over as explicit arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from genenv_jax.families import base, flow, gan, optim, vae
+
+
+class Entry(NamedTuple):
+  make: Callable[..., base.Family]
+  sections: tuple[str, ...]  # config sections passed to ``make``, in order
+  optimizers: dict[str, str]  # optimiser name -> its learning-rate key in ``optim``
+  roles: base.MetricRoles
+
 
 FAMILIES = {
-  "gan": gan.make,
-  "flow": flow.make,
-  "vae": vae.make,
+  "gan": Entry(gan.make, ("model", "gan"), gan.OPTIMIZERS, gan.ROLES),
+  "flow": Entry(flow.make, ("flow",), flow.OPTIMIZERS, flow.ROLES),
+  "vae": Entry(vae.make, ("vae",), vae.OPTIMIZERS, vae.ROLES),
 }
 
 
+def entry(name: str) -> Entry:
+  if name not in FAMILIES:
+    raise ValueError(f"family={name!r}: must be one of {sorted(FAMILIES)}")
+  return FAMILIES[name]
+
+
 def make(config, data: base.DataSpec) -> base.Family:
-  """Builds the family ``config.family`` names."""
-  if config.family not in FAMILIES:
-    raise ValueError(f"family={config.family!r}: must be one of {sorted(FAMILIES)}")
-  return FAMILIES[config.family](config, data)
+  """Builds the family ``config.family`` names, for data described by ``data``."""
+  e = entry(config.family)
+  missing = [s for s in (*e.sections, "optim") if s not in config]
+  if missing:
+    raise ValueError(f"family={config.family!r}: the config has no {missing} section(s)")
+  txs = {
+    name: optim.make(config.optim, config.optim[lr_key], config.train.num_steps)
+    for name, lr_key in e.optimizers.items()
+  }
+  return e.make(*(config[s] for s in e.sections), txs, data)
 
 
-__all__ = ["FAMILIES", "make", "base"]
+__all__ = ["FAMILIES", "Entry", "entry", "make", "base"]

@@ -42,8 +42,27 @@ class DataSpec(NamedTuple):
 
   image_size: int
   channels: int
-  num_classes: int  # scene classes for conditioning; 1 = unconditional
+  num_classes: int  # scene classes the model is conditioned on; 1 = unconditional
   one_hot: tuple[int, int] = (0, 0)  # [start, stop) of one-hot label channels, if any
+
+  @property
+  def conditional(self) -> bool:
+    return self.num_classes > 1
+
+
+class MetricRoles(NamedTuple):
+  """What a family's metric names mean, so the loop, evaluation and tests never guess from names.
+
+  Attributes:
+    shown: train-step metrics for the progress bar.
+    compare: train-step metrics that must agree across device counts (tests).
+    likelihood: ``eval_step`` metrics that are test bits/dim, with the short
+      name the results table prints for each (e.g. ``{'iw_bpd': 'iw'}``).
+  """
+
+  shown: tuple[str, ...]
+  compare: tuple[str, ...]
+  likelihood: dict[str, str] = {}
 
 
 class Tiling(NamedTuple):
@@ -72,6 +91,10 @@ class Family(NamedTuple):
     eval_step: (TrainState, batch) -> metrics.
     sample: (params, key, n, cond, temperature) -> [n, h, w, C] in [-1, 1];
       sample i depends only on (params, key, i). ``n`` must be static under jit.
+      ``temperature=None`` means ``sample_temperature``.
+    roles: what the metric names mean (``MetricRoles``).
+    sample_temperature: the family's default latent scale: what evaluation
+      scores and what ``sample.py`` writes unless told otherwise.
     tiling: for fully convolutional families, how to render large scenes.
     extras: further named pure functions a family offers (a VAE's
       ``reconstruct(params, x)`` and ``interpolate(params, x_a, x_b, steps)``).
@@ -81,6 +104,8 @@ class Family(NamedTuple):
   train_step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
   eval_step: Callable[[TrainState, Batch], Metrics]
   sample: Callable[..., jax.Array]
+  roles: MetricRoles
+  sample_temperature: float = 1.0
   tiling: Tiling | None = None
   extras: dict[str, Callable[..., jax.Array]] | None = None  # e.g. a VAE's 'reconstruct', 'interpolate'
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from genenv_jax.families import base, optim
+from genenv_jax.families import base
 
 LOG2PI = math.log(2 * math.pi)
 
@@ -214,12 +214,22 @@ def validate(flow_cfg, data: base.DataSpec) -> None:
     raise ValueError(f"flow.steps={flow_cfg.steps}, flow.hidden={flow_cfg.hidden}: both must be >= 1")
 
 
-def make(config, data: base.DataSpec) -> base.Family:
-  """Builds the flow family from ``config.flow`` and ``config.optim``."""
-  f_cfg = config.flow
+ROLES = base.MetricRoles(shown=("bpd",), compare=("bpd", "grad_norm"), likelihood={"bpd": "exact"})
+OPTIMIZERS = {"flow": "lr"}
+
+
+def make(flow_cfg, txs: dict, data: base.DataSpec) -> base.Family:
+  """Builds the flow family.
+
+  Args:
+    flow_cfg: the ``flow`` section (levels, steps, width, EMA, sampling temperature).
+    txs: ``{'flow': optax transformation}``, built by the caller.
+    data: the data spec.
+  """
+  f_cfg = flow_cfg
   validate(f_cfg, data)
   model = Glow(data.image_size, data.channels, f_cfg.levels, f_cfg.steps, f_cfg.hidden)
-  tx = optim.make(config.optim, config.optim.lr, config.train.num_steps)
+  tx = txs["flow"]
   num_dims = data.image_size * data.image_size * data.channels
   ema_decay = f_cfg.ema_decay
   default_temperature = f_cfg.get("sample_temperature", 1.0)
@@ -271,4 +281,11 @@ def make(config, data: base.DataSpec) -> base.Family:
     y = model.apply(params, top, splits, t, method=Glow.sample)
     return jnp.clip(jnp.nan_to_num(2.0 * y, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
 
-  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample)
+  return base.Family(
+    init=init,
+    train_step=train_step,
+    eval_step=eval_step,
+    sample=sample,
+    roles=ROLES,
+    sample_temperature=default_temperature,
+  )

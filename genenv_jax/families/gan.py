@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from genenv_jax.families import augment, base, optim
+from genenv_jax.families import augment, base
 from genenv_jax.nets import blocks
 
 
@@ -127,6 +127,10 @@ def validate(model_cfg, gan_cfg, data: base.DataSpec) -> int:
     )
   if s < 8:
     raise ValueError(f"data.image_size={s}: the discriminator needs at least 8 pixels")
+  for key in ("latent_channels", "g_width", "g_max_width", "d_width", "d_max_width"):
+    v = model_cfg[key]
+    if not isinstance(v, int) or v < 1:
+      raise ValueError(f"model.{key}={v!r}: must be a positive integer")
   if gan_cfg.loss not in ("ns", "hinge"):
     raise ValueError(f"gan.loss={gan_cfg.loss!r}: must be 'ns' (non-saturating) or 'hinge'")
   if not 0.0 <= gan_cfg.ema_decay < 1.0:
@@ -138,22 +142,30 @@ def validate(model_cfg, gan_cfg, data: base.DataSpec) -> int:
   return int(math.log2(s // z))
 
 
-def make(config, data: base.DataSpec) -> base.Family:
-  """Builds the GAN family from ``config.model``, ``config.gan``, ``config.optim``."""
-  m, g_cfg = config.model, config.gan
+ROLES = base.MetricRoles(shown=("d_loss", "g_loss"), compare=("d_loss", "g_loss", "r1", "d_real", "d_fake"))
+OPTIMIZERS = {"g": "g_lr", "d": "d_lr"}  # one optax optimiser per network, and its learning-rate key
+
+
+def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec) -> base.Family:
+  """Builds the GAN family.
+
+  Args:
+    model_cfg: the ``model`` section (latent grid, widths).
+    gan_cfg: the ``gan`` section (loss, R1, EMA, augmentation).
+    txs: ``{'g': optax transformation, 'd': ...}``, built by the caller.
+    data: the data spec (conditional when ``data.num_classes > 1``).
+  """
+  m, g_cfg = model_cfg, gan_cfg
   num_up = validate(m, g_cfg, data)
   num_down = int(math.log2(data.image_size // 4))
-  nc = data.num_classes if config.data.conditional else 1
+  nc = data.num_classes
   gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot))
   disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group)
-  txs = {
-    "g": optim.make(config.optim, config.optim.g_lr, config.train.num_steps),
-    "d": optim.make(config.optim, config.optim.d_lr, config.train.num_steps),
-  }
   latent_ch, latent_size = m.latent_channels, m.latent_size
   loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay
   r1_every = g_cfg.r1_every
-  aug = (g_cfg.augment, g_cfg.aug_translation, g_cfg.aug_cutout, config.data.channels[0] == "rgb")
+  # The tensor always starts with RGB (the layout requires it): colour augmentation applies to channels 0..2.
+  aug = (g_cfg.augment, g_cfg.aug_translation, g_cfg.aug_cutout, True)
 
   def latents(key, n, size=latent_size):
     """Sample i's latent grid depends only on (key, i)."""
@@ -229,8 +241,9 @@ def make(config, data: base.DataSpec) -> base.Family:
     }
     return kept, metrics
 
-  def sample(params, key, n, cond=None, temperature=1.0, latent_grid=None):
-    """``temperature`` scales the latent (the truncation trick for a Gaussian latent)."""
+  def sample(params, key, n, cond=None, temperature=None, latent_grid=None):
+    """``temperature`` scales the latent (the truncation trick for a Gaussian latent; default 1)."""
+    temperature = 1.0 if temperature is None else temperature
     kz, kl = jax.random.split(key)
     label = labels_for(kl, n) if cond is None else jnp.broadcast_to(jnp.asarray(cond, jnp.int32), (n,))
     return gen.apply(params, temperature * latents(kz, n, latent_grid or latent_size), label)
@@ -254,4 +267,4 @@ def make(config, data: base.DataSpec) -> base.Family:
   # of slack on top.
   receptive = 2 + sum(1 / 2 ** (i - 1) + 2 / 2**i for i in range(1, num_up + 1)) + 1 / 2**num_up
   tiling = base.Tiling(render, 2**num_up, latent_ch, int(math.ceil(receptive)) + 2)
-  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, tiling=tiling)
+  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, roles=ROLES, tiling=tiling)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from genenv_jax.families import base, optim
+from genenv_jax.families import base
 from genenv_jax.nets import blocks
 
 
@@ -126,6 +126,10 @@ def validate(vae_cfg, data: base.DataSpec) -> int:
     raise ValueError(
       f"data.image_size={s} with vae.latent_size={g}: the image size must be the latent grid size times a power of two"
     )
+  for key in ("latent_channels", "width", "max_width"):
+    v = vae_cfg[key]
+    if not isinstance(v, int) or v < 1:
+      raise ValueError(f"vae.{key}={v!r}: must be a positive integer")
   if vae_cfg.beta <= 0:
     raise ValueError(f"vae.beta={vae_cfg.beta}: must be > 0")
   if vae_cfg.iw_samples < 1:
@@ -133,14 +137,26 @@ def validate(vae_cfg, data: base.DataSpec) -> int:
   return int(math.log2(s // g))
 
 
-def make(config, data: base.DataSpec) -> base.Family:
-  """Builds the VAE family from ``config.vae`` and ``config.optim``."""
-  v = config.vae
+ROLES = base.MetricRoles(
+  shown=("loss", "bpd"), compare=("loss", "bpd", "kl_bpd"), likelihood={"elbo_bpd": "elbo", "iw_bpd": "iw"}
+)
+OPTIMIZERS = {"vae": "lr"}
+
+
+def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
+  """Builds the VAE family.
+
+  Args:
+    vae_cfg: the ``vae`` section (latent grid, widths, beta, importance samples, EMA).
+    txs: ``{'vae': optax transformation}``, built by the caller.
+    data: the data spec.
+  """
+  v = vae_cfg
   levels = validate(v, data)
   lik = Likelihood(data.channels, tuple(data.one_hot))
   enc = Encoder(levels, v.width, v.max_width, v.latent_channels)
   dec = Decoder(levels, v.width, v.max_width, lik.num_out)
-  tx = optim.make(config.optim, config.optim.lr, config.train.num_steps)
+  tx = txs["vae"]
   num_dims = lik.num_dims(data.image_size)
   to_bpd = 1.0 / (num_dims * math.log(2.0))
   beta, k_iw, ema_decay = v.beta, v.iw_samples, v.ema_decay
@@ -192,8 +208,9 @@ def make(config, data: base.DataSpec) -> base.Family:
     iw = iw_bound(state.ema_params, key, batch["x"])
     return {"elbo_bpd": jnp.mean(-rec + kl) * to_bpd, "iw_bpd": -jnp.mean(iw) * to_bpd}
 
-  def sample(params, key, n, cond=None, temperature=1.0):
+  def sample(params, key, n, cond=None, temperature=None):
     del cond
+    temperature = 1.0 if temperature is None else temperature
     g = v.latent_size
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
     z = jax.vmap(lambda k: jax.random.normal(k, (g, g, v.latent_channels)))(keys) * temperature
@@ -214,4 +231,4 @@ def make(config, data: base.DataSpec) -> base.Family:
     return flat.reshape(z.shape[0], steps, *flat.shape[1:])
 
   extras = {"reconstruct": reconstruct, "interpolate": interpolate}
-  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, extras=extras)
+  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, roles=ROLES, extras=extras)

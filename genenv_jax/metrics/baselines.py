@@ -6,26 +6,14 @@ import math
 
 import numpy as np
 
-_FIELDS = {"rgb": ("image", 256), "height": ("height", 256)}
 
-
-def _fields(channels, num_label_classes):
-  out = []
-  for c in channels:
-    if c == "labels":
-      out.append(("labels", num_label_classes))
-    else:
-      out.append(_FIELDS[c])
-  return out
-
-
-def independent_pixel_bpd(train_source, test_source, channels, num_label_classes: int, batch: int = 512) -> float:
+def independent_pixel_bpd(train_source, test_source, layout, batch: int = 512) -> float:
   """Bits/dim of an independent categorical per pixel and channel, fitted on the train split.
 
   Counts use add-one smoothing. Dimensions are counted as in the likelihood
   families: each 8-bit channel value is one, a pixel's label is one.
   """
-  fields = _fields(channels, num_label_classes)
+  fields = [(kind.key, kind.levels(layout.num_label_classes)) for kind in layout.kinds()]
   counts = {}
   for lo in range(0, len(train_source), batch):
     raw = train_source.get(list(range(lo, min(lo + batch, len(train_source)))))

@@ -98,6 +98,13 @@ def save(path: str, params, meta: dict) -> None:
     json.dump(meta, f, indent=1, sort_keys=True)
 
 
+def portable_path(path: str) -> str:
+  """``path`` relative to the repository when it lies inside it (for records written to results/)."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  full = os.path.abspath(path)
+  return os.path.relpath(full, root) if full.startswith(root + os.sep) else path
+
+
 def _meta_path(path: str) -> str:
   return os.path.splitext(path)[0] + ".json"
 

@@ -31,6 +31,14 @@ class Scene:
   scene_class: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Ground:
+  """A top-down world's scale: what a pixel and a height unit are on the ground (for engine exports)."""
+
+  metres_per_pixel: float
+  height_range_m: float  # metres spanned by height 0..1
+
+
 class World(Protocol):
   """The interface of a scene world (see ``city.CityWorld``)."""
 
@@ -42,6 +50,7 @@ class World(Protocol):
   rule_names: tuple[str, ...]
   stat_names: tuple[str, ...]
   min_size: int
+  ground: Ground | None  # None for side views and sprites (no heightmap)
 
   def generate(self, seed: int, size: int) -> Scene: ...
 

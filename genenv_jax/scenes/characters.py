@@ -60,6 +60,7 @@ class CharactersWorld:
     "head_to_height",
   )
   min_size = 16
+  ground = None  # sprites
 
   def generate(self, seed: int, size: int) -> base.Scene:
     return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)

@@ -61,6 +61,7 @@ class CityWorld:
     "road_edge_density",
   )
   min_size = 16
+  ground = base.Ground(metres_per_pixel=2.0, height_range_m=100.0)  # a 32-px scene is 64 m across
 
   # ------------------------------------------------------------------ generate
   def generate(self, seed: int, size: int) -> base.Scene:

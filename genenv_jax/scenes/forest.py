@@ -49,6 +49,7 @@ class ForestWorld:
     "mean_depth",
   )
   min_size = 16
+  ground = None  # a side view: its third channel is depth, not height
 
   def generate(self, seed: int, size: int) -> base.Scene:
     return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)

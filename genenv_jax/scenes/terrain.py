@@ -57,6 +57,7 @@ class TerrainWorld:
     "water_bodies_per_1k_px",
   )
   min_size = 16
+  ground = base.Ground(metres_per_pixel=25.0, height_range_m=1500.0)  # a 32-px scene is 800 m across
 
   def generate(self, seed: int, size: int) -> base.Scene:
     return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)

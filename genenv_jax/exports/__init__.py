@@ -1,0 +1,199 @@
+"""Engine-ready exports of a scene: an explicit registry of writers, each into its own folder.
+
+  python sample.py --world=city --output=out/city --scene_size=1025x1025 --export=unity,gltf,tiled
+  python sample.py --workdir=runs/gan_city_cpu --output=out/gen --scene_size=2017x2017 --export=unreal
+
+Each format is written into ``OUTPUT/<format>/`` under a temporary name and
+renamed when complete, so a failed export leaves nothing half-written; a
+format already exported with the same settings is skipped; an output made
+with other settings is refused (``export.json`` records them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Callable, NamedTuple
+
+from genenv_jax import logs
+from genenv_jax.exports import heightmaps, meshes, sprites, tiled
+from genenv_jax.exports.scene import ExportScene, from_model, from_world
+
+SETTINGS_FILE = "export.json"
+
+
+class Exporter(NamedTuple):
+  write: Callable[..., list[str]]  # (scene, folder) -> files written
+  needs: tuple[str, ...]  # scene arrays it reads beyond RGB: 'height', 'labels'
+  worlds: tuple[str, ...] = ()  # the worlds it is for (empty: any)
+
+
+def _gltf(scene, folder):
+  if scene.world == "city":
+    return meshes.city(scene, folder)
+  return meshes.terrain(scene, folder)
+
+
+EXPORTERS = {
+  "unity": Exporter(heightmaps.unity, ("height",), ("city", "terrain", "")),
+  "unreal": Exporter(heightmaps.unreal, ("height",), ("city", "terrain", "")),
+  "godot": Exporter(heightmaps.godot, ("height",), ("city", "terrain", "")),
+  "splat": Exporter(heightmaps.splat, ("labels",)),
+  "tiled": Exporter(tiled.write, ("labels",)),
+  "gltf": Exporter(_gltf, ("height",), ("city", "terrain", "")),
+  "layers": Exporter(sprites.layers, ("labels",), ("forest",)),
+}
+
+
+def parse(names: str) -> list[str]:
+  """``'unity,gltf'`` -> ['unity', 'gltf']; an unknown name is an error listing the known ones."""
+  out = [n.strip() for n in names.split(",") if n.strip()]
+  unknown = [n for n in out if n not in EXPORTERS]
+  if not out or unknown:
+    raise ValueError(
+      f"export={names!r}: unknown format(s) {unknown or names!r}; allowed: {sorted(EXPORTERS)} "
+      "(or 'sprites' alone, with --num_samples)"
+    )
+  return out
+
+
+def check(scene: ExportScene, names: list[str]) -> None:
+  """Refuses, before anything is written, a format the scene cannot give or a size the engine cannot take."""
+  check_sizes(scene.shape, names)
+  for n in names:
+    e = EXPORTERS[n]
+    if e.worlds and scene.world not in e.worlds:
+      allowed = [w for w in e.worlds if w]
+      raise ValueError(f"export={n!r}: made for worlds {allowed}, not {scene.world or 'user data'!r}")
+    for need in e.needs:
+      if getattr(scene, need) is None:
+        what = "heights" if need == "height" else "a label map"
+        raise ValueError(f"export={n!r}: needs {what}, which world {scene.world!r} does not have")
+
+
+def check_sizes(shape, names: list[str]) -> None:
+  for n in names:
+    if n in ("unity", "unreal"):
+      heightmaps.plan(shape, n)
+
+
+def check_model(trained, names: list[str], shape) -> None:
+  """The same refusals as ``check``, from a model's layout, before its scene is rendered."""
+  check_sizes(shape, names)
+  chans = trained.layout.channels
+  world = trained.world.name if trained.world is not None else ""
+  if trained.family.tiling is None:
+    raise ValueError(f"family={trained.config.family!r}: not fully convolutional; large scenes need a GAN")
+  for n in names:
+    e = EXPORTERS[n]
+    if e.worlds and world not in e.worlds:
+      allowed = [w for w in e.worlds if w]
+      raise ValueError(f"export={n!r}: made for worlds {allowed}, not {world or 'user data'!r}")
+    for need in e.needs:
+      if need not in chans:
+        raise ValueError(f"export={n!r}: needs the model's {need!r} channel; it has {list(chans)}")
+
+
+def export_sprites(output, world, workdir, n, seed, step, settings) -> list[str]:
+  """A sprite sheet of ``n`` scenes: real ones of ``world``, or samples of the model in ``workdir``."""
+  import numpy as np
+
+  if n < 1 or n > 4096:
+    raise ValueError(f"num_samples={n}: a sprite sheet takes 1..4096 frames")
+  if world:
+    from genenv_jax.scenes import get_world
+
+    w = get_world(world)
+    scenes = [w.generate(seed + i, 32) for i in range(n)]
+    rgb, labels = np.stack([s.rgb for s in scenes]), np.stack([s.labels for s in scenes])
+    names, palette = tuple(w.class_names), w.palette
+  else:
+    import jax
+
+    from genenv_jax import trained as trained_lib
+
+    model = trained_lib.load(workdir, step)
+    if "labels" not in model.layout.channels:
+      raise ValueError(f"export='sprites': needs the model's 'labels' channel; it has {list(model.layout.channels)}")
+    x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n)
+    dec = model.layout.decode(np.asarray(x))
+    rgb, labels, names, palette = dec["rgb"], dec["labels"], model.layout.class_names, model.layout.palette
+  os.makedirs(output, exist_ok=True)
+  _settings(output, settings)
+  final = os.path.join(output, "sprites")
+  if os.path.isdir(final):
+    logs.phase(f"{final}: already exported with these settings")
+    return sorted(os.listdir(final))
+  tmp = os.path.join(output, f".tmp-sprites-{os.getpid()}")
+  os.makedirs(tmp, exist_ok=True)
+  try:
+    files = sprites.sprites(rgb, labels, names, palette, tmp)
+    os.replace(tmp, final)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  logs.phase(f"wrote a sheet of {n} sprites to {final}")
+  return files
+
+
+def _settings(output: str, settings: dict) -> None:
+  path = os.path.join(output, SETTINGS_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      theirs = json.load(f)
+    diff = {k: (theirs.get(k), v) for k, v in settings.items() if theirs.get(k) != v}
+    if diff:
+      listed = ", ".join(f"{k}: existing {a!r} vs requested {b!r}" for k, (a, b) in sorted(diff.items()))
+      raise ValueError(f"output={output!r} holds an export made with other settings ({listed}); use a new --output")
+  else:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(settings, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def export(scene: ExportScene, output: str, names: list[str], settings: dict) -> dict[str, list[str]]:
+  """Writes each format in ``names`` into ``output/<format>/``; returns the files per format."""
+  check(scene, names)
+  os.makedirs(output, exist_ok=True)
+  _settings(output, settings)
+  written = {}
+  for n in names:
+    final = os.path.join(output, n)
+    if os.path.isdir(final):
+      logs.phase(f"{final}: already exported with these settings")
+      continue
+    tmp = os.path.join(output, f".tmp-{n}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+      written[n] = EXPORTERS[n].write(scene, tmp)
+      os.replace(tmp, final)
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise
+    logs.phase(f"wrote {n}: {', '.join(written[n][:4])}{' ...' if len(written[n]) > 4 else ''} in {final}")
+  return written
+
+
+def clean_stale(output: str) -> None:
+  """Removes temporary export folders of killed runs."""
+  if os.path.isdir(output):
+    for name in os.listdir(output):
+      if name.startswith(".tmp-"):
+        shutil.rmtree(os.path.join(output, name), ignore_errors=True)
+
+
+__all__ = [
+  "EXPORTERS",
+  "ExportScene",
+  "export",
+  "export_sprites",
+  "parse",
+  "check",
+  "check_model",
+  "from_model",
+  "from_world",
+  "clean_stale",
+]

@@ -1,0 +1,193 @@
+"""The channel layout: which channel kinds a model's tensor holds, and every conversion of them.
+
+A model sees one float tensor ``[n, h, w, C]`` in [-1, 1]; the data (sources,
+TFDS records, synthesized datasets) hold uint8 arrays per kind under a record
+key; pictures and metrics read decoded values. ``Layout`` is the one place that
+knows all three forms. A new channel kind is one ``Kind`` entry in ``KINDS``
+(and a world that draws it).
+
+Record keys follow TFDS's convention (``'image'`` for RGB, what
+``tfds.builder_from_directory(...).as_data_source()`` users expect); inside the
+library a kind is always called by its name (``'rgb'``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+  """One channel kind.
+
+  Attributes:
+    name: the kind's name in ``data.channels`` and in decoded dicts.
+    key: the record key in sources and TFDS datasets.
+    categorical: one-hot over the world's label classes (else 8-bit values).
+    planes: model channels for an 8-bit kind (3 for RGB, 1 for a scalar map).
+    picture: decoded value [n, h, w(, c)] -> [n, h, w, 3] uint8 (palette given).
+  """
+
+  name: str
+  key: str
+  categorical: bool
+  planes: int
+  picture: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+  def width(self, num_label_classes: int) -> int:
+    return num_label_classes if self.categorical else self.planes
+
+  def levels(self, num_label_classes: int) -> int:
+    """Distinct values per dimension (for per-pixel likelihood baselines)."""
+    return num_label_classes if self.categorical else 256
+
+
+def _gray(v):
+  return np.repeat((np.asarray(v) * 255).astype(np.uint8)[..., None], 3, -1)
+
+
+KINDS = {
+  "rgb": Kind("rgb", "image", False, 3, lambda v, palette: v),
+  "labels": Kind("labels", "labels", True, 0, lambda v, palette: palette[np.clip(v, 0, len(palette) - 1)]),
+  "height": Kind("height", "height", False, 1, lambda v, palette: _gray(v)),
+}
+NO_PALETTE = np.zeros((1, 3), np.uint8)
+
+
+def check_channels(channels) -> tuple[str, ...]:
+  """Validates a ``data.channels`` tuple; returns it as a tuple."""
+  chans = tuple(channels)
+  if not chans or chans[0] != "rgb" or len(set(chans)) != len(chans) or not set(chans) <= set(KINDS):
+    others = " and/or ".join(repr(k) for k in KINDS if k != "rgb")
+    raise ValueError(f"data.channels={chans}: must start with 'rgb', optionally followed by {others}")
+  return chans
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """A model tensor's channels and the label classes behind its one-hot part.
+
+  Attributes:
+    channels: kind names in tensor order, e.g. ``('rgb', 'labels', 'height')``.
+    class_names: the label-map classes (empty where the data has none).
+    palette: [classes, 3] uint8 colours for label-map pictures.
+  """
+
+  channels: tuple[str, ...]
+  class_names: tuple[str, ...] = ()
+  palette: np.ndarray = dataclasses.field(default_factory=lambda: NO_PALETTE, compare=False)
+
+  @classmethod
+  def for_data(cls, channels, world=None) -> Layout:
+    """The layout of ``channels`` for a built-in world (``None``: user images, RGB only)."""
+    if world is None:
+      return cls(tuple(channels))
+    return cls(tuple(channels), tuple(world.class_names), world.palette)
+
+  @property
+  def num_label_classes(self) -> int:
+    return len(self.class_names)
+
+  def kinds(self) -> list[Kind]:
+    return [KINDS[c] for c in self.channels]
+
+  def slices(self) -> dict[str, slice]:
+    """Each kind's channel range in the model tensor."""
+    out, c = {}, 0
+    for k in self.kinds():
+      w = k.width(self.num_label_classes)
+      out[k.name] = slice(c, c + w)
+      c += w
+    return out
+
+  @property
+  def num_channels(self) -> int:
+    return sum(k.width(self.num_label_classes) for k in self.kinds())
+
+  @property
+  def one_hot(self) -> tuple[int, int]:
+    """[start, stop) of the one-hot label channels ((0, 0) if none)."""
+    for k, s in zip(self.kinds(), self.slices().values()):
+      if k.categorical:
+        return (s.start, s.stop)
+    return (0, 0)
+
+  def record_keys(self) -> list[str]:
+    return [k.key for k in self.kinds()]
+
+  def encode(self, record: dict[str, np.ndarray]) -> np.ndarray:
+    """Records (uint8 per key) -> [n, h, w, C] float32 in [-1, 1]: one-hot for categorical kinds."""
+    parts = []
+    for k in self.kinds():
+      v = record[k.key]
+      if k.categorical:
+        parts.append(np.eye(self.num_label_classes, dtype=np.float32)[v] * 2.0 - 1.0)
+      else:
+        v = v.astype(np.float32) / 127.5 - 1.0
+        parts.append(v if v.ndim == 4 else v[..., None])
+    return np.concatenate(parts, axis=-1)
+
+  def decode(self, x) -> dict[str, np.ndarray]:
+    """Model tensor [n, h, w, C] -> ``rgb`` uint8, ``labels`` argmax, scalar maps in [0, 1]."""
+    x = np.asarray(x, np.float32)
+    out = {}
+    for k, s in zip(self.kinds(), self.slices().values()):
+      v = x[..., s]
+      if k.categorical:
+        out[k.name] = v.argmax(-1).astype(np.uint8)
+      elif k.planes == 3:
+        out[k.name] = np.clip((v + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+      else:
+        out[k.name] = np.clip((v[..., 0] + 1.0) / 2.0, 0.0, 1.0)
+    return out
+
+  def from_records(self, record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """uint8 records (as ``to_uint8`` makes them) -> the decoded form ``decode`` gives."""
+    out = {}
+    for k in self.kinds():
+      if k.key in record:
+        v = record[k.key]
+        out[k.name] = v if (k.categorical or k.planes == 3) else v / 255.0
+    return out
+
+  def to_uint8(self, x):
+    """Model tensor in [-1, 1] -> records {key: uint8}, with jax.numpy (on device, inside jit)."""
+    import jax.numpy as jnp
+
+    out = {}
+    for k, s in zip(self.kinds(), self.slices().values()):
+      v = x[..., s]
+      if k.categorical:
+        out[k.key] = jnp.argmax(v, axis=-1).astype(jnp.uint8)
+      else:
+        v = jnp.clip(jnp.round((v + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+        out[k.key] = v if k.planes == 3 else v[..., 0]
+    return out
+
+  def tfds_features(self, size: int, extra: dict | None = None):
+    """TFDS features of the records at ``size`` px, stored as raw bytes.
+
+    Raw bytes, not TFDS's default int64 list per pixel: 8x faster to
+    serialise (0.03 vs 0.29 ms per 32x32 scene), smaller, and decoded the
+    same way by ``tfds.data_source``.
+    """
+    import tensorflow_datasets as tfds
+
+    raw = tfds.features.Encoding.BYTES
+    f = {}
+    for k in self.kinds():
+      shape = (size, size, 3) if k.planes == 3 else (size, size)
+      f[k.key] = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding=raw)
+    f.update(extra or {})
+    return tfds.features.FeaturesDict(f)
+
+  def tiles(self, decoded: dict[str, np.ndarray]) -> np.ndarray:
+    """[n, h, w*k, 3]: each kind's picture side by side for each scene."""
+    parts = [k.picture(decoded[k.name], self.palette) for k in self.kinds() if k.name in decoded]
+    return np.concatenate(parts, axis=2)
+
+  def to_json(self) -> dict:
+    return {"channels": list(self.channels), "class_names": list(self.class_names)}

@@ -1,0 +1,102 @@
+"""What determines a synthesis's bytes, and the records that prove what was written."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+
+import jax
+import numpy as np
+
+from genenv_jax import workdir as workdir_lib
+
+SETTINGS_FILE = "synthesis.json"
+PROVENANCE_FILE = "provenance.json"
+LIB_VERSION = "0.1.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Everything that determines the output bytes (a rerun must match it)."""
+
+  params_sha256: str  # fingerprint of the sampling parameters
+  family: str
+  checkpoint_step: int
+  num_samples: int
+  seed: int
+  shard_size: int
+  temperature: float
+  cond: int  # -1: classes drawn per sample
+  image_size: int
+  channels: tuple
+  chunk: int  # per-device micro-batch: the XLA computation, hence the float rounding
+
+
+def check_temperature(temperature: float) -> float:
+  if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+    raise ValueError(f"temperature={temperature!r}: must be a finite number >= 0 (e.g. 0.7 or 1.0)")
+  return float(temperature)
+
+
+def check_output(output: str, settings: Settings) -> None:
+  """Creates ``output`` or checks that it was made with the same settings."""
+  try:
+    os.makedirs(output, exist_ok=True)
+    probe = os.path.join(output, f".write-probe-{os.getpid()}")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise OSError(e.errno, f"output={output!r}: cannot write there ({e.strerror})") from e
+  path = os.path.join(output, SETTINGS_FILE)
+  mine = json.loads(json.dumps(dataclasses.asdict(settings)))
+  if os.path.exists(path):
+    theirs = workdir_lib.read_json(path)
+    diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+    if diff:
+      listed = ", ".join(f"{k}: existing {a!r} vs requested {b!r}" for k, (a, b) in sorted(diff.items()))
+      raise ValueError(
+        f"output={output!r} holds a synthesis made with other settings ({listed}); "
+        "use a new output folder or the same settings"
+      )
+  elif jax.process_index() == 0:
+    workdir_lib.write_json(path, mine)
+
+
+def content_digest(rows: dict[str, np.ndarray]) -> str:
+  """sha256 of a shard's samples (features in sorted order, raw array bytes)."""
+  h = hashlib.sha256()
+  for k in sorted(rows):
+    h.update(k.encode())
+    h.update(np.ascontiguousarray(rows[k]).tobytes())
+  return h.hexdigest()
+
+
+def params_fingerprint(params) -> str:
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(jax.device_get(params)):
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()
+
+
+def file_sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def record(trained, settings: Settings, shards: list[dict]) -> dict:
+  """The provenance record: settings, source run, versions and one entry per shard."""
+  return {
+    **dataclasses.asdict(settings),
+    "workdir": trained.workdir.path,
+    "config": workdir_lib.config_dict(trained.config),
+    "library_version": LIB_VERSION,
+    "jax_version": jax.__version__,
+    "shards": shards,
+  }
