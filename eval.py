@@ -18,6 +18,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=
 _NUM = flags.DEFINE_integer("num_samples", 1000, "Scenes per set.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Scenes per device call (a multiple of the device count).")
+_RENDER = flags.DEFINE_enum(
+  "render", "model", ["model", "world"], "'world': score the world's rendering of the model's labels and heights."
+)
 _FEATURES = flags.DEFINE_string("feature_net", "default", "'default' (shipped), 'none', or a feature-net .npz path.")
 
 
@@ -30,7 +33,7 @@ def main(argv):
   cli.start()
   try:
     r = evaluation.evaluate_workdir(
-      _WORKDIR.value, _NUM.value, _STEP.value, batch=_BATCH.value, feature_net=_FEATURES.value
+      _WORKDIR.value, _NUM.value, _STEP.value, batch=_BATCH.value, feature_net=_FEATURES.value, render=_RENDER.value
     )
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)

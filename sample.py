@@ -20,6 +20,9 @@ from absl import app, flags
 from genenv_jax import cli, exports, synthesis, tiling, trained
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir (or give --world).")
+_RENDER = flags.DEFINE_enum(
+  "render", "model", ["model", "world"], "Exports: the model's RGB, or the world's rendering of its labels and heights."
+)
 _WORLD = flags.DEFINE_string("world", None, "A built-in world as the source instead of a model (real scenes).")
 _EXPORT = flags.DEFINE_string(
   "export", "", f"Engine formats for --scene_size, comma-separated: {','.join(exports.EXPORTERS)}; or 'sprites'."
@@ -51,7 +54,14 @@ def _export():
   if not _SCENE.value:
     raise ValueError(f"export={_EXPORT.value!r}: give the scene's size, e.g. --scene_size=1025x1025")
   h, w = tiling.parse_size(_SCENE.value)
-  settings = {**source, "scene_size": [h, w], "seed": _SEED.value, "step": _STEP.value, "temperature": _TEMP.value}
+  settings = {
+    **source,
+    "scene_size": [h, w],
+    "seed": _SEED.value,
+    "step": _STEP.value,
+    "temperature": _TEMP.value,
+    "render": _RENDER.value,
+  }
   exports.clean_stale(out)
   if _WORLD.value:
     exports.check_sizes((h, w), names)
@@ -64,6 +74,8 @@ def _export():
   os.makedirs(spool)
   try:
     scene = exports.from_model(model, h, w, _SEED.value, spool, _TILE.value, _TEMP.value)
+    if _RENDER.value == "world":
+      scene = exports.render_with_world(scene, _SEED.value)
     exports.export(scene, out, names, settings)
   finally:
     shutil.rmtree(spool, ignore_errors=True)

@@ -21,10 +21,24 @@ from genenv_jax.metrics import baselines, features, scorer
 EVAL_SEED = 0xE7A1
 
 
+RENDERS = ("model", "world")
+
+
 def evaluate_workdir(
-  workdir: str, num_samples: int, step: int | None = None, batch: int = 64, feature_net: str = "default", mesh=None
+  workdir: str,
+  num_samples: int,
+  step: int | None = None,
+  batch: int = 64,
+  feature_net: str = "default",
+  mesh=None,
+  render: str = "model",
 ) -> dict:
   """Scores a trained workdir beside its calibration, all on ``num_samples`` scenes per set.
+
+  ``render='world'`` scores layout first: the RGB of each generated scene is
+  drawn by the world's own renderer from the model's label and height maps
+  (what engine exports use) instead of the model's RGB; results go to
+  ``eval_results_render-world.json``.
 
   * ``model``: EMA samples of the checkpoint.
   * ``real``: held-out real scenes (test split) against the same train-split
@@ -38,6 +52,8 @@ def evaluate_workdir(
   are sharded over ``mesh`` (default: every device). Writes
   ``WORKDIR/eval_results.json``.
   """
+  if render not in RENDERS:
+    raise ValueError(f"render={render!r}: must be one of {list(RENDERS)}")
   if not isinstance(num_samples, int) or num_samples < 2:
     raise ValueError(f"num_samples={num_samples!r}: must be at least 2 scenes per set")
   mesh = mesh or parallel.make_mesh(-1)
@@ -45,6 +61,13 @@ def evaluate_workdir(
   if batch < 1 or batch % n_dev:
     raise ValueError(f"batch_size={batch}: must be a positive multiple of the {n_dev} devices (e.g. {n_dev * 8})")
   model = trained.load(workdir, step)
+  if render == "world" and (
+    model.world is None or not hasattr(model.world, "render") or not {"labels", "height"} <= set(model.channels)
+  ):
+    raise ValueError(
+      f"render='world': needs a built-in world with a renderer (city, terrain) and a model with 'labels' and "
+      f"'height' channels; this model has {list(model.channels)} on {model.world.name if model.world else 'user data'}"
+    )
   wd = model.workdir
   wd.create()  # fail now, not after the scores are computed, if the results cannot be written
   cfg = model.config
@@ -73,19 +96,32 @@ def evaluate_workdir(
     "num_samples": num_samples,
     "num_devices": int(mesh.devices.size),
     "feature_net": None if fnet is None else {"path": features.portable_path(fnet.path), "sha256": fnet.meta["sha256"]},
-    "model": ev.score(x),
+    "model": ev.score_decoded(_rendered(model, x, render)),
     "real": real,
-    "untrained": ev.score(x0),
+    "untrained": ev.score_decoded(_rendered(model, x0, render)),
   }
+  if render != "model":
+    result["render"] = render
   if likelihood:
     result["test_likelihood"] = likelihood
     result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(train_src, test_src, model.layout)
   result["grids"] = [
     os.path.join(workdir, os.path.relpath(p, wd.path)) for p in write_family_grids(model, test_src, x, wd.eval_dir)
   ]
-  workdir_lib.write_json(wd.eval_results, result)
-  logs.phase(f"wrote {wd.eval_results}")
+  out = wd.eval_results if render == "model" else wd.join(f"eval_results_render-{render}.json")
+  workdir_lib.write_json(out, result)
+  logs.phase(f"wrote {out}")
   return result
+
+
+def _rendered(model, x: np.ndarray, render: str) -> dict[str, np.ndarray]:
+  """Decoded samples; with ``render='world'`` their RGB drawn by the world from their labels and heights."""
+  decoded = model.layout.decode(x)
+  if render == "world":
+    decoded["rgb"] = np.stack(
+      [model.world.render(lab, h, seed=i) for i, (lab, h) in enumerate(zip(decoded["labels"], decoded["height"]))]
+    )
+  return decoded
 
 
 def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:

@@ -59,3 +59,16 @@ def test_eval_cli_names_a_bad_workdir_and_feature_net(smoke_workdir, tmp_path):
     cmd + [f"--workdir={smoke_workdir}", f"--feature_net={bad}"], capture_output=True, text=True, env=env, timeout=120
   )
   assert r.returncode == 1 and "nope.npz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_layout_first_scores_the_world_rendering_of_the_model_layouts(smoke_workdir, results):
+  _, by_model = results
+  r = evaluation.evaluate_workdir(smoke_workdir, 64, batch=16, mesh=parallel.make_mesh(8), render="world")
+  with open(os.path.join(smoke_workdir, "eval_results_render-world.json")) as f:
+    assert json.load(f)["render"] == "world"
+  # The layouts are the same samples: rules (read from labels and heights) agree; the pictures differ.
+  assert r["model"]["validity"] == by_model["model"]["validity"]
+  assert r["model"]["fd"] != pytest.approx(by_model["model"]["fd"])
+  assert r["real"] == pytest.approx(by_model["real"])
+  with pytest.raises(ValueError, match="render='cartoon'"):
+    evaluation.evaluate_workdir(smoke_workdir, 8, render="cartoon")

@@ -216,3 +216,25 @@ def test_world_sources_from_the_command_line(tmp_path):
   )
   assert bad.returncode == 1 and "not 'forest'" in bad.stderr and "Traceback" not in bad.stderr
   assert not os.path.exists(tmp_path / "g" / "unity")
+
+
+def test_a_model_scene_exports_streamed_from_its_tiles(smoke_workdir, tmp_path):
+  from genenv_jax import tiling, trained
+
+  model = trained.load(smoke_workdir)
+  with pytest.raises(ValueError, match="export='layers': made for worlds \\['forest'\\], not 'city'"):
+    exports.check_model(model, ["layers"], (33, 33))
+  with pytest.raises(ValueError, match="scene size 40: unity takes"):
+    exports.check_model(model, ["unity"], (40, 40))
+  scene = exports.from_model(model, 33, 33, 4, str(tmp_path), tile_cells=4)
+  assert isinstance(scene.height, np.memmap)  # spooled to disk, read back in windows
+  px = model.family.tiling.cell_px
+  want = tiling.render_region(model, 4, 0, 0, 32 // px, 32 // px)
+  np.testing.assert_allclose(scene.height[:32, :32], (want[..., -1] + 1) / 2, atol=1e-4)
+  out = str(tmp_path / "out")
+  exports.export(scene, out, ["unity", "tiled"], {"t": 1})
+  raw = np.fromfile(os.path.join(out, "unity", "terrain.raw"), "<u2").reshape(33, 33)
+  lo, hi = heightmaps.height_range(scene)
+  np.testing.assert_array_equal(np.flipud(raw), heightmaps.quantise(scene.height_m(), lo, hi))
+  world = exports.render_with_world(scene, seed=4)
+  assert world.rgb.shape == (33, 33, 3) and not np.array_equal(world.rgb, scene.rgb)

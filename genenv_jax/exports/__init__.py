@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 
 from genenv_jax import logs
 from genenv_jax.exports import heightmaps, meshes, sprites, tiled
-from genenv_jax.exports.scene import ExportScene, from_model, from_world
+from genenv_jax.exports.scene import ExportScene, from_model, from_world, render_with_world
 
 SETTINGS_FILE = "export.json"
 
@@ -195,5 +195,6 @@ __all__ = [
   "check_model",
   "from_model",
   "from_world",
+  "render_with_world",
   "clean_stale",
 ]

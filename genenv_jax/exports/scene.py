@@ -115,3 +115,22 @@ def from_model(trained, height: int, width: int, seed: int, folder: str, tile_ce
     height_range_m=hr,
     source=f"model {trained.workdir} step {trained.step} seed {seed} temperature {temperature}",
   )
+
+
+def render_with_world(scene: ExportScene, seed: int = 0, max_side: int = 4097) -> ExportScene:
+  """Layout first: the scene's RGB redrawn by its world's renderer from its label and height maps."""
+  import dataclasses as dc
+
+  from genenv_jax.scenes import get_world
+
+  h, w = scene.shape
+  world = get_world(scene.world) if scene.world else None
+  if world is None or not hasattr(world, "render") or scene.labels is None or scene.height is None:
+    raise ValueError(
+      f"render='world': needs a world with a renderer (city, terrain), labels and heights; "
+      f"got {scene.world or 'user data'!r}"
+    )
+  if h != w or h > max_side:
+    raise ValueError(f"render='world': draws square scenes up to {max_side} px in one piece; got {h}x{w}")
+  rgb = world.render(np.asarray(scene.labels), np.asarray(scene.height), seed)
+  return dc.replace(scene, rgb=rgb, source=scene.source + ", RGB drawn by the world from the model's layout")

@@ -52,7 +52,10 @@ class SceneEvaluator:
 
   def score(self, x: np.ndarray) -> dict[str, float]:
     """Metrics of generated tensors [n, h, w, C] in [-1, 1]."""
-    decoded = self.layout.decode(x)
+    return self.score_decoded(self.layout.decode(x))
+
+  def score_decoded(self, decoded: dict[str, np.ndarray]) -> dict[str, float]:
+    """Metrics of decoded scenes (``layout.Layout.decode``'s dict)."""
     out = {}
     if self.world is not None:
       out.update(scene_metrics.evaluate(self.world, *scene_metrics.scene_maps(decoded, self.world), self.ref_stats))

@@ -85,6 +85,12 @@ class CityWorld:
     rgb = self._render(rng, r, u, labels, height)
     return base.Scene(rgb=rgb, labels=labels, height=height, scene_class=kind)
 
+  def render(self, labels: np.ndarray, height: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Layout first: the RGB of a label and height map (e.g. a model's), drawn by this world's renderer."""
+    r = labels.shape[0]
+    rng = np.random.default_rng([_WORLD_ID, int(seed), int(r), 0x5E4D])
+    return self._render(rng, r, r / 64.0, labels, height.astype(np.float32))
+
   def _water(self, rng, r):
     kind = int(rng.choice(3, p=[0.4, 0.35, 0.25]))
     t = np.arange(r, dtype=np.float32) / r

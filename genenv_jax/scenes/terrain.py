@@ -133,6 +133,12 @@ class TerrainWorld:
     labels[stray] = GRASS
     return labels
 
+  def render(self, labels: np.ndarray, height: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Layout first: the RGB of a label and height map (e.g. a model's), drawn by this world's renderer."""
+    r = labels.shape[0]
+    rng = np.random.default_rng([_WORLD_ID, int(seed), int(r), 0x5E4D])
+    return self._render(rng, r, height.astype(np.float32), labels)
+
   def _render(self, rng, r, h, labels):
     colours = self.palette.astype(np.float32) / 255.0
     rgb = colours[labels].copy()
