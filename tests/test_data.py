@@ -164,3 +164,12 @@ def test_broken_config_files_are_one_line_errors(tmp_path):
   empty = tmp_path / "empty.py"
   empty.write_text("X = 1\n")
   assert "defines no get_config" in check_override_flags([f"--config={empty}"])
+
+
+def test_a_folder_too_small_to_evaluate_names_the_folder(tmp_path, smoke_config):
+  from genenv_jax import training
+
+  Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "only.png")
+  cfg = smoke_config("data.source='folder'", f"data.path={str(tmp_path)!r}", "data.channels=('rgb',)")
+  with pytest.raises(ValueError, match=r"data.path=.*: 1 usable images; training and evaluation need at least 8"):
+    training.Setup(cfg)

@@ -139,6 +139,10 @@ def test_bad_configs_fail_before_compiling(smoke_config):
     load_config(os.path.join(ROOT, "configs/gan_city.py:tiny"))
   with pytest.raises(ValueError, match="mesh.num_devices=16"):
     parallel.make_mesh(16)
+  with pytest.raises(ValueError, match=r"model.latent_channels=0: must be a positive integer"):
+    training.Setup(smoke_config("model.latent_channels=0"))
+  with pytest.raises(ValueError, match=r"data.num_train=3: must be an integer >= 8"):
+    training.Setup(smoke_config("data.num_train=3"))
 
 
 def test_train_on_an_image_folder(smoke_config, tmp_path):
