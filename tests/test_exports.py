@@ -157,6 +157,8 @@ def test_gltf_terrain_and_city_meshes_load_with_their_size_in_metres(tmp_path):
   np.testing.assert_allclose(mesh.bounds, [[0, metres.min(), 0], [128, metres.max(), 128]], atol=1e-4)
   v = mesh.vertices
   assert np.hypot(*v[v[:, 1].argmax()][[0, 2]]) < 30  # the high corner is at the origin (north-west)
+  obj = trimesh.load(os.path.join(out, "gltf", "terrain.obj"), force="mesh")
+  np.testing.assert_allclose(obj.bounds, mesh.bounds, atol=1e-4)
   city = exports.from_world("city", 64, 64, seed=3)
   out = str(tmp_path / "city")
   exports.export(city, out, ["gltf"], {"c": 1})

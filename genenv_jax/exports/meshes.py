@@ -1,5 +1,8 @@
 """3D meshes as glTF 2.0 binaries (``.glb``) with trimesh: terrain heightfields and extruded city blocks.
 
+OBJ files are written beside them where trimesh gives them for free (a
+one-tile terrain with its texture; a city's geometry).
+
 Units are metres, +Y up, +X east, +Z south; the image's top-left corner is
 the origin. Terrain is a textured heightfield, one ``.glb`` per tile of
 ``TILE`` cells for large scenes (tiles share their edge vertices). A city is
@@ -101,6 +104,19 @@ def _save(scene, path):
     f.write(data)
 
 
+def _save_obj(mesh, folder: str, name: str) -> list[str]:
+  """Wavefront OBJ beside the glb, where trimesh writes it (a textured mesh: with its .mtl and texture)."""
+  import trimesh
+
+  text, files = trimesh.exchange.obj.export_obj(mesh, include_texture=True, return_texture=True, mtl_name=f"{name}.mtl")
+  with open(os.path.join(folder, f"{name}.obj"), "w") as f:
+    f.write(text)
+  for fname, data in files.items():
+    with open(os.path.join(folder, fname), "wb") as f:
+      f.write(data)
+  return [f"{name}.obj", *files]
+
+
 def terrain(scene, folder: str, name: str = "terrain") -> list[str]:
   """Textured heightfield tiles ``<name>_<x>_<z>.glb`` (one ``<name>.glb`` when the scene fits one tile)."""
   import trimesh
@@ -115,9 +131,11 @@ def terrain(scene, folder: str, name: str = "terrain") -> list[str]:
     for xi, c0 in enumerate(starts_c):
       win = (slice(r0, r0 + TILE + 1), slice(c0, c0 + TILE + 1))
       mesh = heightfield(scene.height_m(win), np.asarray(scene.rgb[win]), scene.metres_per_pixel, r0, c0)
-      fname = f"{name}.glb" if one else f"{name}_{xi}_{zi}.glb"
-      _save(trimesh.Scene({name: mesh}), os.path.join(folder, fname))
-      paths.append(fname)
+      stem = name if one else f"{name}_{xi}_{zi}"
+      _save(trimesh.Scene({name: mesh}), os.path.join(folder, f"{stem}.glb"))
+      paths.append(f"{stem}.glb")
+      if one:
+        paths += _save_obj(mesh, folder, stem)
   return paths
 
 
@@ -145,6 +163,8 @@ def city(scene, folder: str, name: str = "city", building_class: str = "building
     mesh.visual.face_colors = colour
     geometry[f"building_{k:05d}"] = mesh
   _save(trimesh.Scene(geometry), os.path.join(folder, f"{name}.glb"))
+  with open(os.path.join(folder, f"{name}.obj"), "w") as f:
+    f.write(trimesh.Scene(geometry).export(file_type="obj"))  # geometry; colours are in the glb
   with open(os.path.join(folder, f"{name}.json"), "w") as f:
     json.dump({"buildings": int(count), "metres_per_pixel": mpp, "up": "+Y", "origin": "image top-left"}, f, indent=1)
-  return [f"{name}.glb", f"{name}.json"]
+  return [f"{name}.glb", f"{name}.obj", f"{name}.json"]
