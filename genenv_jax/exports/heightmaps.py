@@ -105,11 +105,15 @@ def unity(scene, folder: str, name: str = "terrain", tile: int | None = None) ->
   lo, hi = height_range(scene)
   paths = []
   for zi, z0 in enumerate(starts):  # z0 counts rows up from the bottom of the image
-    rows = slice(n - z0 - tile, n - z0)
+    top = n - z0 - tile
     for xi, x0 in enumerate(starts):
-      q = quantise(scene.height_m((rows, slice(x0, x0 + tile))), lo, hi)
       fname = f"{name}.raw" if len(starts) == 1 else f"{name}_{xi}_{zi}.raw"
-      np.flipud(q).astype("<u2").tofile(os.path.join(folder, fname))
+      with open(os.path.join(folder, fname), "wb") as f:
+        # The file runs south to north: write strips from the tile's bottom up, each flipped.
+        for b in range(top + tile, top, -STRIP):
+          a = max(top, b - STRIP)
+          q = quantise(scene.height_m((slice(a, b), slice(x0, x0 + tile))), lo, hi)
+          np.flipud(q).astype("<u2").tofile(f)
       paths.append(fname)
   side = (tile - 1) * scene.metres_per_pixel
   _sidecar(

@@ -102,6 +102,15 @@ def from_model(trained, height: int, width: int, seed: int, folder: str, tile_ce
     if heights is not None:
       heights[row : row + n] = dec["height"]
     row += n
+  # Close the writable maps and reopen read-only: their dirty pages go to disk, and exporters page
+  # in only the windows they read.
+  for a in (rgb, labels, heights):
+    if a is not None:
+      a.flush()
+  rgb, labels, heights = (
+    None if a is None else np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")
+    for a, name in ((rgb, "rgb"), (labels, "labels"), (heights, "height"))
+  )
   w = trained.world
   mpp, hr = _ground(w) if w is not None else (1.0, 1.0)
   return ExportScene(
