@@ -121,19 +121,28 @@ def export_sprites(output, world, workdir, n, seed, step, settings) -> list[str]
     rgb, labels, names, palette = dec["rgb"], dec["labels"], model.layout.class_names, model.layout.palette
   os.makedirs(output, exist_ok=True)
   _settings(output, settings)
-  final = os.path.join(output, "sprites")
+  return _write_folder(output, "sprites", lambda tmp: sprites.sprites(rgb, labels, names, palette, tmp)) or []
+
+
+def _write_folder(output: str, name: str, write: Callable[[str], list[str]]) -> list[str] | None:
+  """Runs ``write(folder)`` into a temporary folder renamed to ``output/name`` when complete.
+
+  Returns the files written, or None when ``output/name`` already exists (same settings, checked before).
+  """
+  final = os.path.join(output, name)
   if os.path.isdir(final):
     logs.phase(f"{final}: already exported with these settings")
-    return sorted(os.listdir(final))
-  tmp = os.path.join(output, f".tmp-sprites-{os.getpid()}")
-  os.makedirs(tmp, exist_ok=True)
+    return None
+  tmp = os.path.join(output, f".tmp-{name}-{os.getpid()}")
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
   try:
-    files = sprites.sprites(rgb, labels, names, palette, tmp)
+    files = write(tmp)
     os.replace(tmp, final)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  logs.phase(f"wrote a sheet of {n} sprites to {final}")
+  logs.phase(f"wrote {name}: {', '.join(files[:4])}{' ...' if len(files) > 4 else ''} in {final}")
   return files
 
 
@@ -160,20 +169,9 @@ def export(scene: ExportScene, output: str, names: list[str], settings: dict) ->
   _settings(output, settings)
   written = {}
   for n in names:
-    final = os.path.join(output, n)
-    if os.path.isdir(final):
-      logs.phase(f"{final}: already exported with these settings")
-      continue
-    tmp = os.path.join(output, f".tmp-{n}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-      written[n] = EXPORTERS[n].write(scene, tmp)
-      os.replace(tmp, final)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
-    logs.phase(f"wrote {n}: {', '.join(written[n][:4])}{' ...' if len(written[n]) > 4 else ''} in {final}")
+    files = _write_folder(output, n, lambda tmp, n=n: EXPORTERS[n].write(scene, tmp))
+    if files is not None:
+      written[n] = files
   return written
 
 
