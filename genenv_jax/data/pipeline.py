@@ -61,8 +61,15 @@ class Loader:
   def __init__(self, source, layout, seed, global_batch, sharding, prefetch=2):
     self.source, self.layout = source, layout
     self.global_batch, self.sharding, self.prefetch = global_batch, sharding, prefetch
-    self.indexer = StepIndexer(len(source), seed, global_batch)
+    self.seed = seed
+    self._indexer = None  # made on first use: len(source) may generate a world's dataset
     self.rows = process_rows(global_batch)
+
+  @property
+  def indexer(self) -> StepIndexer:
+    if self._indexer is None:
+      self._indexer = StepIndexer(len(self.source), self.seed, self.global_batch)
+    return self._indexer
 
   def host_batch(self, step: int) -> dict[str, np.ndarray]:
     """This process's rows of the step's batch, encoded, as numpy."""
