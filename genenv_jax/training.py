@@ -24,6 +24,7 @@ from genenv_jax import workdir as workdir_lib
 from genenv_jax.data import pipeline, sources
 from genenv_jax.families import base
 from genenv_jax.metrics import scorer
+from genenv_jax.scenes import base as scene_base
 from genenv_jax.scenes import get_world
 
 EVAL_SEED = 0xE7A1
@@ -85,6 +86,8 @@ class Setup:
       one_hot=self.layout.one_hot,
     )
     self.family = families.make(config, self.spec)
+    if self.world is not None:  # the world's own size rules, before any scene is drawn
+      scene_base.check_size(self.world.name, d.image_size, self.world.min_size)
     self.repl = parallel.replicated(self.mesh)
     self.bsh = parallel.batch_sharded(self.mesh)
     self.loader = pipeline.Loader(self.train_source, self.layout, config.seed, config.train.batch_size, self.bsh)

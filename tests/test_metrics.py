@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from genenv_jax.layout import Layout
 from genenv_jax.metrics import baselines, scene_metrics
 
 
@@ -23,7 +24,7 @@ def test_independent_pixel_baseline_hand_computed():
   test = _Source(np.zeros((2, 1, 1, 3)))
   # Add-one smoothing: value 0 seen twice -> (2 + 1) / (3 + 256).
   expected = -math.log2(3 / 259)
-  assert abs(baselines.independent_pixel_bpd(train, test, ("rgb",), 0) - expected) < 1e-9
+  assert abs(baselines.independent_pixel_bpd(train, test, Layout(("rgb",))) - expected) < 1e-9
 
 
 def test_stats_distance_zero_for_identical_and_grows_with_shift():
