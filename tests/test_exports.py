@@ -180,14 +180,12 @@ def test_extruded_masks_are_closed_even_with_pinches():
 
 def test_world_sources_from_the_command_line(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  cmd = [sys.executable, os.path.join(ROOT, "sample.py")]
-  r = subprocess.run(
-    cmd + ["--world=characters", f"--output={tmp_path / 's'}", "--num_samples=6", "--export=sprites"],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=300,
-  )
+
+  def sample(*args):
+    cmd = [sys.executable, os.path.join(ROOT, "sample.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+  r = sample("--world=characters", f"--output={tmp_path / 's'}", "--num_samples=6", "--export=sprites")
   assert r.returncode == 0, r.stderr[-2000:]
   atlas = json.load(open(tmp_path / "s" / "sprites" / "sprites.json"))
   with Image.open(tmp_path / "s" / "sprites" / "sprites.png") as img:
@@ -198,24 +196,12 @@ def test_world_sources_from_the_command_line(tmp_path):
     fr = f["frame"]
     covered[fr["y"] : fr["y"] + fr["h"], fr["x"] : fr["x"] + fr["w"]] = True
   assert covered[sheet[..., 3] > 0].all()  # every opaque pixel belongs to a frame
-  r = subprocess.run(
-    cmd + ["--world=forest", f"--output={tmp_path / 'f'}", "--scene_size=48x48", "--export=layers"],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=300,
-  )
+  r = sample("--world=forest", f"--output={tmp_path / 'f'}", "--scene_size=48x48", "--export=layers")
   assert r.returncode == 0, r.stderr[-2000:]
   layer_files = json.load(open(tmp_path / "f" / "layers" / "layers.json"))["back_to_front"]
   alphas = [np.asarray(Image.open(tmp_path / "f" / "layers" / p))[..., 3] > 0 for p in layer_files]
   assert np.sum(alphas, axis=0).max() == 1 and np.sum(alphas, axis=0).min() == 1  # layers partition the scene
-  bad = subprocess.run(
-    cmd + ["--world=forest", f"--output={tmp_path / 'g'}", "--scene_size=33x33", "--export=unity"],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=300,
-  )
+  bad = sample("--world=forest", f"--output={tmp_path / 'g'}", "--scene_size=33x33", "--export=unity")
   assert bad.returncode == 1 and "not 'forest'" in bad.stderr and "Traceback" not in bad.stderr
   assert not os.path.exists(tmp_path / "g" / "unity")
 
