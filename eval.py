@@ -15,7 +15,9 @@ from absl import app, flags
 from genenv_jax import cli, evaluation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
-_NUM = flags.DEFINE_integer("num_samples", 1000, "Scenes per set.")
+_NUM = flags.DEFINE_integer(
+  "num_samples", None, "Scenes per set (default: the run's train.eval_samples, as in its training log)."
+)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Scenes per device call (a multiple of the device count).")
 _RENDER = flags.DEFINE_enum(
@@ -38,7 +40,11 @@ def main(argv):
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(f"step {r['checkpoint_step']}, {r['num_samples']} scenes per set, {r['num_devices']} devices")
+  print(
+    f"step {r['checkpoint_step']}, {r['num_samples']} scenes per set, {r['num_devices']} devices "
+    f"(FD depends on the count: compare FDs at equal counts; KID does not)"
+  )
+  print(f"reference: {r['reference_set']}\nreal held-out: {r['real_set']}")
   print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")
   for k in r["model"]:
     print(f"{k:<34} {_fmt(r['untrained'][k], '>10.4f')} {_fmt(r['model'][k], '>10.4f')} {_fmt(r['real'][k], '>10.4f')}")

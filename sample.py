@@ -36,7 +36,9 @@ _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest
 _TEMP = flags.DEFINE_float(
   "temperature", None, "Latent scale (truncation for GANs, temperature for flows); default: the family's own."
 )
-_COND = flags.DEFINE_integer("cond", -1, "Scene class for conditional models (-1: drawn per sample).")
+_COND = flags.DEFINE_string(
+  "cond", "-1", "Conditional models: the scene class, by name or index (-1: drawn per sample)."
+)
 _CHUNK = flags.DEFINE_integer("chunk", 8, "Per-device micro-batch; fixes the computation so bytes never vary.")
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
@@ -93,10 +95,11 @@ def main(argv):
     if _WORLD.value:
       raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
     model = trained.load(_WORKDIR.value, _STEP.value)
+    cond = model.cond_index(_COND.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)
       tiling.write_large_scene(
-        model, _OUTPUT.value, h, w, _SEED.value, _TILE.value, _TEMP.value, _COND.value, force=_FORCE.value
+        model, _OUTPUT.value, h, w, _SEED.value, _TILE.value, _TEMP.value, cond, force=_FORCE.value
       )
     else:
       synthesis.run(
@@ -107,7 +110,7 @@ def main(argv):
         batch_size=_BATCH.value,
         shard_size=_SHARD.value,
         temperature=_TEMP.value,
-        cond=_COND.value,
+        cond=cond,
         chunk=_CHUNK.value,
       )
   except (ValueError, OSError, RuntimeError) as e:

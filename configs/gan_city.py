@@ -53,6 +53,9 @@ def get_config(arg=None):
   c.model.g_max_width = 256
   c.model.d_width = 32
   c.model.d_max_width = 256
+  # 'icnr': the pixel-shuffle convolutions' four sub-pixel kernels start equal
+  # (no 8-px stripe); 'lecun' is the round-1 initialisation.
+  c.model.upsample_init = "icnr"
 
   c.gan = ml_collections.ConfigDict()
   c.gan.loss = "ns"  # 'ns' (non-saturating) | 'hinge'

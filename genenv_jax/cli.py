@@ -23,8 +23,9 @@ class _QuietOrbax:
   """Drops Orbax's per-save INFO lines (dozens per checkpoint); warnings still show."""
 
   def filter(self, record):
-    if "Using custom data configuration" in str(record.msg):
-      return False  # TFDS says this for every built-in world; it is how they are meant to be built
+    msg = str(record.msg)
+    if "Using custom data configuration" in msg or "has no dataset_info.json" in msg:
+      return False  # TFDS says these for every built-in world before it is generated; that is expected
     return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
 
 

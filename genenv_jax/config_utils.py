@@ -35,6 +35,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"data.{key}={v!r}: must be an integer >= 8 (evaluation compares at least 8 scenes)")
   if d.source != "world" and len(chans) > 1:
     raise ValueError(f"data.channels={chans}: data.source={d.source!r} has RGB only; use ('rgb',)")
+  if d.source == "folder":
+    if not d.get("path"):
+      raise ValueError("data.path='': data.source='folder' needs the folder of images (--config.data.path=DIR)")
+    f = d.get("test_fraction", 0.0)
+    if not isinstance(f, (int, float)) or not 0.0 <= f < 1.0:
+      raise ValueError(f"data.test_fraction={f!r}: must be in [0, 1) (the share of images held out, e.g. 0.1)")
+    if f == 0.0 and not d.get("test_path"):
+      raise ValueError(
+        "data.test_fraction=0.0 with no data.test_path: evaluation would score the training images against "
+        "themselves; hold out a share (e.g. 0.1) or give data.test_path=DIR"
+      )
   for key in ("batch_size", "num_steps", "log_every", "eval_every", "ckpt_every", "keep_checkpoints"):
     v = t[key]
     if not isinstance(v, int) or v < 1:
@@ -112,7 +123,9 @@ def data_config(world: str, image_size: int, num_train: int, num_test: int, chan
   d.data_dir = "~/tensorflow_datasets"
   d.channels = tuple(channels)
   d.conditional = False  # condition on the world's scene class
-  d.path = ""  # data.source='folder': a folder of images
+  d.path = ""  # data.source='folder': a folder of images (subfolders are classes)
+  d.test_fraction = 0.1  # folder: share of the images held out for evaluation, chosen by a hash of the path
+  d.test_path = ""  # folder: a separate folder of held-out images (overrides test_fraction)
   d.name = ""  # data.source='tfds': a TFDS catalog name, prepared offline
   d.train_split = "train"
   d.test_split = "test"

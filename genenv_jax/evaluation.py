@@ -7,6 +7,7 @@ loop; this module loads a checkpoint, draws the three sets and writes
 
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
@@ -26,7 +27,7 @@ RENDERS = ("model", "world")
 
 def evaluate_workdir(
   workdir: str,
-  num_samples: int,
+  num_samples: int | None,
   step: int | None = None,
   batch: int = 64,
   feature_net: str = "default",
@@ -34,6 +35,11 @@ def evaluate_workdir(
   render: str = "model",
 ) -> dict:
   """Scores a trained workdir beside its calibration, all on ``num_samples`` scenes per set.
+
+  ``num_samples=None`` uses the run's ``train.eval_samples``, the count of
+  the evaluations in its training log: FD is biased upwards by a small
+  count (the covariance estimates are noisy), so FDs only compare at equal
+  counts. KID is unbiased and compares across counts.
 
   ``render='world'`` scores layout first: the RGB of each generated scene is
   drawn by the world's own renderer from the model's label and height maps
@@ -54,13 +60,15 @@ def evaluate_workdir(
   """
   if render not in RENDERS:
     raise ValueError(f"render={render!r}: must be one of {list(RENDERS)}")
-  if not isinstance(num_samples, int) or num_samples < 2:
+  if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 2):
     raise ValueError(f"num_samples={num_samples!r}: must be at least 2 scenes per set")
   mesh = mesh or parallel.make_mesh(-1)
   n_dev = mesh.devices.size
   if batch < 1 or batch % n_dev:
     raise ValueError(f"batch_size={batch}: must be a positive multiple of the {n_dev} devices (e.g. {n_dev * 8})")
   model = trained.load(workdir, step)
+  if num_samples is None:  # the training log's count, so the two FDs compare (FD grows as the count shrinks)
+    num_samples = int(model.config.train.eval_samples)
   if render == "world" and (
     model.world is None or not hasattr(model.world, "render") or not {"labels", "height"} <= set(model.channels)
   ):
@@ -94,6 +102,8 @@ def evaluate_workdir(
     "workdir": workdir,
     "checkpoint_step": model.step,
     "num_samples": num_samples,
+    "reference_set": train_src.description,
+    "real_set": test_src.description,
     "num_devices": int(mesh.devices.size),
     "feature_net": None if fnet is None else {"path": features.portable_path(fnet.path), "sha256": fnet.meta["sha256"]},
     "model": ev.score_decoded(_rendered(model, x, render)),
@@ -105,13 +115,49 @@ def evaluate_workdir(
   if likelihood:
     result["test_likelihood"] = likelihood
     result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(train_src, test_src, model.layout)
-  result["grids"] = [
-    os.path.join(workdir, os.path.relpath(p, wd.path)) for p in write_family_grids(model, test_src, x, wd.eval_dir)
-  ]
+  if fnet is not None and "looks/clean" in real:
+    result["feature_net_domain"] = domain = feature_net_domain(real["looks/clean"])
+    if not domain["in_domain"]:
+      logging.warning(domain["note"])
+  grids = write_family_grids(model, test_src, x, wd.eval_dir)
+  if model.spec.conditional:
+    grids.append(write_class_grid(model, sample, repl, key, wd.eval_dir, batch))
+  result["grids"] = [os.path.join(workdir, os.path.relpath(p, wd.path)) for p in grids]
   out = wd.eval_results if render == "model" else wd.join(f"eval_results_render-{render}.json")
   workdir_lib.write_json(out, result)
   logs.phase(f"wrote {out}")
   return result
+
+
+# Below this share of real held-out images called "clean" by the feature
+# network's corruption head, the images are outside the domain it was trained
+# on (the built-in worlds), and FD/KID/precision/recall in its space say
+# little; the classifier two-sample test on pixel statistics still holds.
+IN_DOMAIN_CLEAN = 0.5
+
+
+def feature_net_domain(real_clean: float) -> dict:
+  """Whether the scene feature network is in its domain on these real images (from its corruption head)."""
+  in_domain = real_clean >= IN_DOMAIN_CLEAN
+  note = f"the scene feature network calls {100 * real_clean:.0f}% of the real held-out images clean: " + (
+    "they are in its domain."
+    if in_domain
+    else f"below {100 * IN_DOMAIN_CLEAN:.0f}%, they are outside the domain it was trained on; FD, KID and "
+    "precision/recall in its space are unreliable here: read c2st/pixels (0.5 = indistinguishable from real)."
+  )
+  return {"real_looks_clean": real_clean, "in_domain": in_domain, "note": note}
+
+
+def write_class_grid(model, sample, repl, key, out_dir: str, batch: int, cols: int = 8) -> str:
+  """A conditional model's samples, one row per scene class, the class name left of each row."""
+  n, rows = batch, []  # batch: a multiple of the mesh's devices (checked by the caller)
+  for c in range(model.spec.num_classes):
+    x = sample(jax.device_put(model.params, repl), jax.random.fold_in(key, 0xC1A55 + c), n, c)
+    rows.append(model.layout.decode(parallel.to_host(x)[: min(cols, n)])["rgb"])
+  names = model.scene_classes or tuple(str(c) for c in range(model.spec.num_classes))
+  path = os.path.join(out_dir, "samples_by_class.png")
+  logs.save_grid(path, np.concatenate(rows).repeat(2, 1).repeat(2, 2), cols=min(cols, n), row_labels=names)
+  return path
 
 
 def _rendered(model, x: np.ndarray, render: str) -> dict[str, np.ndarray]:
@@ -159,7 +205,9 @@ def write_family_grids(model, test_source, samples: np.ndarray, out_dir: str, n:
   """
   extras = model.family.extras or {}
   lay = model.layout
-  raw = test_source.get(list(range(2 * n)))
+  # Real scenes drawn at random (seeded), so a folder sorted by class shows every class.
+  idx = np.sort(np.random.default_rng(EVAL_SEED).permutation(len(test_source))[: 2 * n])
+  raw = test_source.get([int(i) for i in idx])
   x = lay.encode(raw)
   paths = []
 

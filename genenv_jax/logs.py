@@ -80,15 +80,24 @@ class MetricWriter:
       self._tb.close()
 
 
-def save_grid(path: str, tiles: np.ndarray, cols: int, pad: int = 2) -> None:
-  """Writes [n, h, w, 3] uint8 tiles as one PNG grid (atomically)."""
+def save_grid(path: str, tiles: np.ndarray, cols: int, pad: int = 2, row_labels=()) -> None:
+  """Writes [n, h, w, 3] uint8 tiles as one PNG grid (atomically); ``row_labels`` are written left of each row."""
   n, h, w, _ = tiles.shape
   rows = -(-n // cols)
-  grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+  left = 8 + 6 * max((len(t) for t in row_labels), default=0) if row_labels else 0
+  grid = np.full((rows * (h + pad) + pad, left + cols * (w + pad) + pad, 3), 255, np.uint8)
   for i in range(n):
     r, c = divmod(i, cols)
-    grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tiles[i]
+    y, x = pad + r * (h + pad), left + pad + c * (w + pad)
+    grid[y : y + h, x : x + w] = tiles[i]
+  img = Image.fromarray(grid)
+  if row_labels:
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(img)
+    for r, text in enumerate(row_labels):
+      draw.text((4, pad + r * (h + pad) + max(0, h // 2 - 5)), str(text), fill=(0, 0, 0))
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = path + ".tmp.png"
-  Image.fromarray(grid).save(tmp)
+  img.save(tmp)
   os.replace(tmp, path)

@@ -25,6 +25,25 @@ class Trained:
   workdir: workdir_lib.Workdir
   layout: layout_lib.Layout
   train_params: object = None  # all trained parameters (a GAN's include its discriminator)
+  scene_classes: tuple[str, ...] = ()  # names of the conditioning classes (conditional models)
+
+  def cond_index(self, cond: str | int) -> int:
+    """A conditioning class given by name or index -> its index (-1: drawn per sample)."""
+    text = str(cond).strip()
+    if text in ("", "-1"):
+      return -1
+    if text in self.scene_classes:
+      return self.scene_classes.index(text)
+    if not self.spec.conditional:
+      raise ValueError(f"cond={text!r}: this model is unconditional; leave --cond out")
+    names = ", ".join(f"{i}={n}" for i, n in enumerate(self.scene_classes)) or f"0..{self.spec.num_classes - 1}"
+    try:
+      i = int(text)
+    except ValueError:
+      raise ValueError(f"cond={text!r}: not a class of this model; classes are {names}") from None
+    if not 0 <= i < self.spec.num_classes:
+      raise ValueError(f"cond={text!r}: not a class of this model; classes are {names}")
+    return i
 
   @property
   def channels(self):
@@ -34,7 +53,7 @@ class Trained:
 def load(workdir: str, step: int | None = None) -> Trained:
   """Loads the config, family and EMA params of ``workdir`` at ``step`` (default: newest readable)."""
   wd = workdir_lib.Workdir(workdir)
-  config, spec, class_names = wd.read_run()
+  config, spec, class_names, scene_classes = wd.read_run()
   family = families.make(config, spec)
   n = 2
   batch = {
@@ -54,4 +73,4 @@ def load(workdir: str, step: int | None = None) -> Trained:
   layout = layout_lib.Layout(
     tuple(config.data.channels), class_names, world.palette if world else layout_lib.NO_PALETTE
   )
-  return Trained(config, spec, family, state.ema_params, int(got), world, wd, layout, state.params)
+  return Trained(config, spec, family, state.ema_params, int(got), world, wd, layout, state.params, scene_classes)

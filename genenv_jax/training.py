@@ -76,9 +76,17 @@ class Setup:
       for split, src in (("train", self.train_source), ("test", self.test_source)):
         if len(src) < 8:
           where = f"data.path={d.path!r}" if d.source == "folder" else f"data.name={d.name!r} ({split} split)"
-          raise ValueError(f"{where}: {len(src)} usable images; training and evaluation need at least 8")
+          raise ValueError(
+            f"{where}: {len(src)} usable images; training and evaluation need at least 8 in each split "
+            f"({split}: {src.description})"
+          )
     if d.conditional and self.train_source.num_classes < 2:
-      raise ValueError("data.conditional=True: the data source has no scene classes (num_classes=1)")
+      how = {
+        "folder": f"put the images of each class in their own subfolder of data.path={d.path!r}",
+        "tfds": f"data.label_key={d.label_key!r} must name a ClassLabel feature",
+      }.get(d.source, "this world has one scene class")
+      raise ValueError(f"data.conditional=True: the data source has no scene classes ({how})")
+    self.scene_classes = tuple(self.train_source.class_names) if d.conditional else ()
     self.spec = base.DataSpec(
       image_size=d.image_size,
       channels=self.layout.num_channels,
@@ -111,6 +119,20 @@ class Setup:
 
   def init_state(self):
     return self.init_fn(self.init_key(), self.loader.global_batch_at(0))
+
+
+def headline(step: int, m: dict, n: int) -> str:
+  """One console line per evaluation: KID first (unbiased, comparable across sample counts), then the rest."""
+  parts = [f"step {step}:"]
+  if "eval/kid" in m:
+    parts.append(f"KID {m['eval/kid']:.3f} (real {m.get('real/kid', float('nan')):.3f})")
+  if "eval/validity" in m:
+    parts.append(f"validity {m['eval/validity']:.3f}")
+  if "eval/c2st/pixels" in m:
+    parts.append(f"C2ST pixels {m['eval/c2st/pixels']:.2f}")
+  if "eval/fd" in m:
+    parts.append(f"FD@{n} {m['eval/fd']:.2f}")
+  return " ".join(parts) if len(parts) > 1 else f"step {step}: evaluated"
 
 
 def run(config, workdir: str, stop_at: int | None = None, overwrite: bool = False):
@@ -150,8 +172,9 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
   if changed:
     logging.warning("resuming %s with changed settings: %s", wd, ", ".join(changed))
   if lead:
-    wd.write_run(config, su.spec, su.layout.class_names)
-  logs.phase(f"preparing {len(su.train_source)} training and {len(su.test_source)} test scenes")
+    wd.write_run(config, su.spec, su.layout.class_names, su.scene_classes)
+  logs.phase("preparing the data")
+  logs.phase(f"data: {len(su.train_source)} training and {len(su.test_source)} test scenes")
   ckpt = checkpoint.Checkpointer(wd.checkpoints, t_cfg.ckpt_every, t_cfg.keep_checkpoints)
   state, start = ckpt.restore_latest(su.abstract_state())
   if state is None:
@@ -179,6 +202,8 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
     family_metrics = jax.device_get(su.eval_fn(state, test_loader.global_batch_at(step)))
     m.update({f"eval/{k}": float(v) for k, v in family_metrics.items()})
     m.update(evaluator.reference)
+    m["eval/num_samples"] = float(t_cfg.eval_samples)
+    logs.phase(headline(step, m, t_cfg.eval_samples))
     if lead:
       g = t_cfg.grid_size
       evaluator.grid(x[: g * g], wd.sample_grid(step), g)

@@ -85,6 +85,28 @@ class RunInfo(NamedTuple):
   config: ml_collections.ConfigDict
   spec: base.DataSpec
   class_names: tuple[str, ...]  # the label map's classes ('labels' channel), empty if none
+  scene_classes: tuple[str, ...] = ()  # the conditioning classes of a conditional model, empty if none
+
+
+# Config keys added after runs were written: the value an older run.json
+# without the key effectively had, given (their config, this config).
+LEGACY_DEFAULTS = {
+  "model.upsample_init": lambda theirs, mine: "lecun",
+  # Folder runs before the held-out split trained on every image; elsewhere the key has no effect.
+  "data.test_fraction": lambda theirs, mine: 0.0 if theirs["data"]["source"] == "folder" or mine is None else mine,
+  "data.test_path": lambda theirs, mine: "",
+}
+
+
+def with_legacy_defaults(theirs: dict, mine: dict | None = None) -> dict:
+  """``theirs`` (a stored config) with the keys it predates filled in (see ``LEGACY_DEFAULTS``)."""
+  theirs = json.loads(json.dumps(theirs))
+  for key, legacy in LEGACY_DEFAULTS.items():
+    section, _, name = key.partition(".")
+    mine_section = (mine or {}).get(section, {})
+    if section in theirs and name not in theirs[section] and (mine is None or name in mine_section):
+      theirs[section][name] = legacy(theirs, mine_section.get(name))
+  return theirs
 
 
 def config_dict(config) -> dict:
@@ -164,7 +186,7 @@ class Workdir:
   def has_run(self) -> bool:
     return os.path.isfile(self.run_json)
 
-  def write_run(self, config, spec: base.DataSpec, class_names=()) -> None:
+  def write_run(self, config, spec: base.DataSpec, class_names=(), scene_classes=()) -> None:
     """Writes ``run.json``: the config, the data spec and the run's fingerprint (sample.py needs no dataset)."""
     write_json(
       self.run_json,
@@ -172,6 +194,7 @@ class Workdir:
         "config": config_dict(config),
         "spec": spec._asdict(),
         "class_names": list(class_names),
+        "scene_classes": list(scene_classes),
         "fingerprint": fingerprint(config),
       },
     )
@@ -184,7 +207,7 @@ class Workdir:
   def read_run(self) -> RunInfo:
     """``run.json`` back as (config, DataSpec, class names)."""
     info = self.read_raw()
-    config = ml_collections.ConfigDict(info["config"])
+    config = ml_collections.ConfigDict(with_legacy_defaults(info["config"]))
     spec = dict(info["spec"])
     spec["one_hot"] = tuple(spec["one_hot"])
     if not config.data.get("conditional", False):
@@ -195,14 +218,19 @@ class Workdir:
       from genenv_jax.scenes import get_world
 
       class_names = tuple(get_world(config.data.world).class_names)
-    return RunInfo(config, base.DataSpec(**spec), class_names)
+    scene_classes = tuple(info.get("scene_classes", ()))
+    if not scene_classes and spec["num_classes"] > 1 and config.data.source == "world":
+      from genenv_jax.scenes import get_world
+
+      scene_classes = tuple(get_world(config.data.world).scene_class_names)
+    return RunInfo(config, base.DataSpec(**spec), class_names, scene_classes)
 
   def check_same_run(self, config) -> list[str]:
     """Refuses a config that is not this workdir's run; returns the resumable keys that changed."""
     if not self.has_run():
       return []
-    theirs = self.read_raw()["config"]
     mine = config_dict(config)
+    theirs = with_legacy_defaults(self.read_raw()["config"], mine)
     diff = differences(identity(theirs), identity(mine))
     if diff and _describe(theirs) != _describe(mine):
       diff = {"family, data": (_describe(theirs), _describe(mine))}

@@ -31,6 +31,17 @@ def _kid(r):
   return f"**{m['kid']:.3f}±{m['kid_std']:.3f}** ({real['kid']:.3f} / {un['kid']:.3f})"
 
 
+def _c2st(r):
+  """Classifier two-sample test accuracy, on features | on pixel statistics (0.5: indistinguishable)."""
+  if "c2st/pixels" not in r["model"]:
+    return "—"
+
+  def both(c):
+    return " \\| ".join(f"{r[c][k]:.2f}" for k in ("c2st/features", "c2st/pixels") if k in r[c])
+
+  return f"**{both('model')}** ({both('real')} / {both('untrained')})"
+
+
 def _validity(r):
   if "validity" not in r["model"]:
     return "—"
@@ -51,8 +62,8 @@ def _bpd(r):
 def table(results_dir: str) -> str:
   rows = [
     "| config | family, world | FD ↓ | KID ↓ | precision ↑ | recall ↑ | validity ↑ | stats distance ↓ "
-    "| test bits/dim ↓ | reproduce |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| C2ST features \\| pixels → 0.5 | test bits/dim ↓ | reproduce |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
     with open(path) as f:
@@ -61,7 +72,7 @@ def table(results_dir: str) -> str:
       f"| `{r['config']}` | {r['family']}, {r['world']} {r['image_size']}px, step {r['checkpoint_step']} "
       f"| {_cell(r, 'fd', '{:.2f}')} | {_kid(r)} | {_cell(r, 'precision', '{:.3f}')} "
       f"| {_cell(r, 'recall', '{:.3f}')} | {_validity(r)} | {_cell(r, 'stats_distance', '{:.3f}')} "
-      f"| {_bpd(r)} | `{r['command']}` |"
+      f"| {_c2st(r)} | {_bpd(r)} | `{r['command']}` |"
     )
   n = {json.load(open(p))["num_samples"] for p in glob.glob(os.path.join(results_dir, "*.json"))}
   rows.append("")

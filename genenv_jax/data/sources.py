@@ -8,6 +8,7 @@ dict of stacked numpy arrays: ``image`` [n, s, s, 3] uint8 always; ``labels``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Protocol
@@ -23,6 +24,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 class Source(Protocol):
   num_classes: int
+  class_names: tuple[str, ...]  # scene classes (for conditioning); () when there are none
+  description: str  # which images these are, for reports (e.g. how a held-out split was chosen)
   has_structure: bool  # labels and height maps available
 
   def __len__(self) -> int: ...
@@ -74,7 +77,9 @@ class WorldSource:
     self._args = (world, size, num_train, num_test, data_dir)
     self._split = split
     self._data = None
-    self.num_classes = len(get_world(world).scene_class_names)
+    self.class_names = tuple(get_world(world).scene_class_names)
+    self.num_classes = len(self.class_names)
+    self.description = f"the {world} world's {split} split ({num_train if split == 'train' else num_test} scenes)"
 
   @property
   def _ds(self):
@@ -95,56 +100,128 @@ class WorldSource:
     }
 
 
-class FolderSource:
-  """A folder (searched recursively) of the user's PNG/JPEG images, held in memory.
+def split_of(relpath: str, test_fraction: float) -> str:
+  """'test' or 'train' for an image at ``relpath`` (relative to the folder, '/'-separated).
 
-  Corrupt or unreadable files are skipped, counted and named in a warning
-  (StyleGAN2-ADA's dataset tool also skips what PIL cannot open): one bad file
-  in a scraped folder should not stop a run. A folder where nothing decodes is
-  an error.
+  A hash of the path, not of the position in a listing: adding or removing
+  files never moves another file between the splits.
+  """
+  u = int.from_bytes(hashlib.sha256(relpath.encode("utf-8")).digest()[:8], "big") / 2.0**64
+  return "test" if u < test_fraction else "train"
+
+
+def list_images(path: str, key: str = "data.path") -> list[str]:
+  """Image files under ``path`` (recursive), as sorted '/'-separated paths relative to it."""
+  root = os.path.expanduser(path)
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f"{key}={path!r}: no such folder of images")
+  files = sorted(
+    os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
+    for d, _, fs in os.walk(root)
+    for f in fs
+    if f.lower().endswith(IMAGE_EXTENSIONS)
+  )
+  if not files:
+    raise ValueError(f"{key}={path!r}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
+  return files
+
+
+def folder_classes(files: list[str]) -> tuple[str, ...]:
+  """Scene classes of a folder: its subfolders' names, sorted (ImageFolder's convention).
+
+  Only when every image lies in a subfolder and there are at least two;
+  otherwise the folder has one class (``()``).
+  """
+  tops = {f.split("/", 1)[0] for f in files if "/" in f}
+  if len(tops) < 2 or any("/" not in f for f in files):
+    return ()
+  return tuple(sorted(tops))
+
+
+class FolderSource:
+  """One split of a folder of the user's PNG/JPEG images, held in memory.
+
+  ``split='train'`` / ``'test'``: by default the images whose path hashes
+  below ``test_fraction`` are the test split (``split_of``), the rest train;
+  with ``test_path`` the whole of ``path`` trains and ``test_path`` is the
+  test split. Subfolders are scene classes (``folder_classes``), with the
+  same class names in both splits.
+
+  Corrupt or unreadable files are skipped, counted and named in one warning
+  per split (StyleGAN2-ADA's dataset tool also skips what PIL cannot open):
+  one bad file in a scraped folder should not stop a run. A split where
+  nothing decodes is an error.
   """
 
   has_structure = False
-  num_classes = 1
 
-  def __init__(self, path: str, size: int):
-    path = os.path.expanduser(path)
-    if not os.path.isdir(path):
-      raise FileNotFoundError(f"data.path={path!r}: no such folder of images")
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not files:
-      raise ValueError(f"data.path={path!r}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
-    images, self.skipped, wide = [], [], 0
-    for f in files:
+  def __init__(self, path: str, size: int, split: str = "train", test_fraction: float = 0.0, test_path: str = ""):
+    files = list_images(path)
+    self.class_names = folder_classes(files)
+    self.num_classes = max(1, len(self.class_names))
+    if test_path:
+      self.description = f"data.test_path={test_path!r} (all of it)" if split == "test" else f"data.path={path!r}"
+      if split == "test":
+        root, key = test_path, "data.test_path"
+        files = list_images(test_path, key)
+        if self.class_names:
+          theirs = folder_classes(files)
+          unknown = sorted(set(theirs) - set(self.class_names))
+          if not theirs or unknown:
+            raise ValueError(
+              f"data.test_path={test_path!r}: its subfolders must be classes of data.path "
+              f"{list(self.class_names)}; found {list(theirs) or 'images outside class subfolders'}"
+            )
+      else:
+        root, key = path, "data.path"
+    else:
+      root, key = path, "data.path"
+      files = [f for f in files if split_of(f, test_fraction) == split]
+      pct = f"{100 * test_fraction:g}%"
+      self.description = (
+        f"data.path={path!r}: the {pct} held out by a hash of each file's path"
+        if split == "test"
+        else f"data.path={path!r} minus the {pct} held out"
+      )
+    self.split = split
+    self.files = files
+    index = {c: i for i, c in enumerate(self.class_names)}
+    images, labels, self.skipped, wide = [], [], [], 0
+    for rel in files:
+      f = os.path.join(os.path.expanduser(root), *rel.split("/"))
       try:
         with Image.open(f) as img:
           img.load()
           wide += img.mode.startswith("I")
           images.append(to_rgb_square(img, size))
+          labels.append(index[rel.split("/", 1)[0]] if index else 0)
       except (OSError, ValueError, Image.DecompressionBombError) as e:
         self.skipped.append((f, str(e)))
     if self.skipped:
       names = ", ".join(os.path.basename(f) for f, _ in self.skipped[:5])
       logging.warning(
-        "data.path=%r: skipped %d of %d files that are not readable images: %s%s",
-        path,
+        "%s=%r (%s split): skipped %d of %d files that are not readable images: %s%s",
+        key,
+        root,
+        split,
         len(self.skipped),
         len(files),
         names,
         " ..." if len(self.skipped) > 5 else "",
       )
     if wide:
-      logging.warning("data.path=%r: %d images with 16-bit values were scaled to 8 bits", path, wide)
-    if not images:
-      raise ValueError(f"data.path={path!r}: none of the {len(files)} image files could be decoded")
-    self._images = np.stack(images)
+      logging.warning("%s=%r (%s split): %d images with 16-bit values were scaled to 8 bits", key, root, split, wide)
+    if files and not images:
+      raise ValueError(f"{key}={root!r}: none of the {len(files)} image files could be decoded ({split} split)")
+    self._images = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    self._labels = np.asarray(labels, np.int32)
 
   def __len__(self):
     return len(self._images)
 
   def get(self, indices):
     idx = np.asarray(indices, np.int64)
-    return {"image": self._images[idx], "label": np.zeros(len(idx), np.int32)}
+    return {"image": self._images[idx], "label": self._labels[idx]}
 
 
 class TfdsCatalogSource:
@@ -168,6 +245,8 @@ class TfdsCatalogSource:
       ) from e
     self._size, self._image_key, self._label_key = size, image_key, label_key
     self.num_classes = 1
+    self.class_names = ()
+    self.description = f"TFDS {name!r} split {split!r}"
     first = self._ds[0]
     if image_key not in first:
       raise ValueError(f"data.image_key={image_key!r}: dataset {name!r} has features {sorted(first)}")
@@ -175,8 +254,9 @@ class TfdsCatalogSource:
       try:
         builder = tfds.builder(name, data_dir=data_dir)
         self.num_classes = builder.info.features[label_key].num_classes
+        self.class_names = tuple(builder.info.features[label_key].names)
       except Exception:  # Not a ClassLabel: no conditioning.
-        self.num_classes = 1
+        self.num_classes, self.class_names = 1, ()
 
   def __len__(self):
     return len(self._ds)
@@ -215,8 +295,13 @@ def make_source(data_cfg, split: str) -> Source:
       data_cfg.world, data_cfg.image_size, data_cfg.num_train, data_cfg.num_test, data_cfg.data_dir, split
     )
   if kind == "folder":
-    # A folder has no held-out split: evaluation compares with the same images.
-    return FolderSource(data_cfg.path, data_cfg.image_size)
+    return FolderSource(
+      data_cfg.path,
+      data_cfg.image_size,
+      split,
+      data_cfg.get("test_fraction", 0.0),
+      data_cfg.get("test_path", ""),
+    )
   if kind == "tfds":
     tfds_split = data_cfg.train_split if split == "train" else data_cfg.test_split
     return TfdsCatalogSource(

@@ -112,5 +112,27 @@ def prepare(world: str, size: int, num_train: int, num_test: int, data_dir: str)
   with lock:
     fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
     b = builder(world, size, num_train, num_test, data_dir)
-    b.download_and_prepare()
+    if not b.is_prepared():
+      _generate(b, world, size, num_train, num_test)
   return b
+
+
+def _generate(b, world: str, size: int, num_train: int, num_test: int) -> None:
+  """Runs TFDS's preparation with one console line instead of its "Downloading ..." banner and bars."""
+  import contextlib
+  import io
+  import time
+
+  import tensorflow_datasets as tfds
+
+  from genenv_jax import logs
+
+  logs.phase(f"generating the {world} world once: {num_train} training and {num_test} test scenes of {size} px")
+  t = time.time()
+  tfds.display_progress_bar(False)
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints its banner; nothing is downloaded
+      b.download_and_prepare()
+  finally:
+    tfds.display_progress_bar(True)
+  logs.phase(f"wrote {b.data_dir} ({time.time() - t:.0f} s)")

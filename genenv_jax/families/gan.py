@@ -64,6 +64,7 @@ class Generator(nn.Module):
   max_width: int
   num_classes: int = 1
   one_hot: tuple[int, int] = (0, 0)
+  icnr: bool = False
 
   @nn.compact
   def __call__(self, z, label=None):
@@ -74,7 +75,7 @@ class Generator(nn.Module):
     h = blocks.pixel_norm(z)
     h = blocks.ConvBlock(ws[0], norm=True)(h)
     for w in ws[1:]:
-      h = blocks.lrelu(blocks.Upsample(w)(h))
+      h = blocks.lrelu(blocks.Upsample(w, self.icnr)(h))
       h = blocks.ConvBlock(w, norm=True)(h)
     return structured_output(nn.Conv(self.channels, (3, 3))(h), self.one_hot)
 
@@ -131,6 +132,8 @@ def validate(model_cfg, gan_cfg, data: base.DataSpec) -> int:
     v = model_cfg[key]
     if not isinstance(v, int) or v < 1:
       raise ValueError(f"model.{key}={v!r}: must be a positive integer")
+  if model_cfg.get("upsample_init", "lecun") not in ("lecun", "icnr"):
+    raise ValueError(f"model.upsample_init={model_cfg.upsample_init!r}: must be 'icnr' or 'lecun'")
   if gan_cfg.loss not in ("ns", "hinge"):
     raise ValueError(f"gan.loss={gan_cfg.loss!r}: must be 'ns' (non-saturating) or 'hinge'")
   if not 0.0 <= gan_cfg.ema_decay < 1.0:
@@ -159,7 +162,8 @@ def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   num_up = validate(m, g_cfg, data)
   num_down = int(math.log2(data.image_size // 4))
   nc = data.num_classes
-  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot))
+  icnr = m.get("upsample_init", "lecun") == "icnr"
+  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot), icnr)
   disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group)
   latent_ch, latent_size = m.latent_channels, m.latent_size
   loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay

@@ -11,7 +11,7 @@ import numpy as np
 
 from genenv_jax import layout as layout_lib
 from genenv_jax import logs, parallel
-from genenv_jax.metrics import feature_metrics, features, scene_metrics
+from genenv_jax.metrics import feature_metrics, features, scene_metrics, two_sample
 
 
 class SceneEvaluator:
@@ -35,9 +35,11 @@ class SceneEvaluator:
     self.reference = {}
     if world is None and feature_net is None:
       return
-    ref = self._decoded_real(train_source, n)
-    held = self._decoded_real(test_source, n)
-    real = {}
+    ref = self._decoded_real(train_source, n, seed=1)
+    held = self._decoded_real(test_source, n, seed=2)
+    self.mesh = feature_net.mesh if feature_net is not None else None
+    self.ref_pixels = two_sample.pixel_statistics(ref["rgb"])
+    real = {"c2st/pixels": two_sample.c2st(self.ref_pixels, two_sample.pixel_statistics(held["rgb"]), self.mesh)}
     if world is not None:
       self.ref_stats = scene_metrics.per_scene(world, *scene_metrics.scene_maps(ref, world))[1]
       real.update(scene_metrics.evaluate(world, *scene_metrics.scene_maps(held, world), self.ref_stats))
@@ -46,9 +48,10 @@ class SceneEvaluator:
       real.update(self._feature_scores(held["rgb"]))
     self.reference = {f"real/{k}": v for k, v in real.items()}
 
-  def _decoded_real(self, source, n):
-    idx = list(range(min(n, len(source))))
-    return self.layout.decode(self.layout.encode(source.get(idx)))
+  def _decoded_real(self, source, n, seed):
+    """n scenes of ``source`` drawn at random (seeded): a folder listed by class is not read class by class."""
+    idx = np.sort(np.random.default_rng(seed).permutation(len(source))[: min(n, len(source))])
+    return self.layout.decode(self.layout.encode(source.get([int(i) for i in idx])))
 
   def score(self, x: np.ndarray) -> dict[str, float]:
     """Metrics of generated tensors [n, h, w, C] in [-1, 1]."""
@@ -59,6 +62,8 @@ class SceneEvaluator:
     out = {}
     if self.world is not None:
       out.update(scene_metrics.evaluate(self.world, *scene_metrics.scene_maps(decoded, self.world), self.ref_stats))
+    if self.reference:
+      out["c2st/pixels"] = two_sample.c2st(self.ref_pixels, two_sample.pixel_statistics(decoded["rgb"]), self.mesh)
     if self.feature_net is not None:
       out.update(self._feature_scores(decoded["rgb"]))
     return out
@@ -67,6 +72,7 @@ class SceneEvaluator:
     """FD, KID, precision/recall against the reference, and the corruption head's verdicts."""
     feats, verdicts = self.feature_net.embed(rgb)
     out = feature_metrics.compare(self.ref_features, feats, self.feature_net.mesh)
+    out["c2st/features"] = two_sample.c2st(self.ref_features, feats, self.feature_net.mesh)
     out.update(self.feature_net.verdict_fractions(verdicts))
     return out
 

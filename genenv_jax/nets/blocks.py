@@ -36,14 +36,34 @@ def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
 
 
+def icnr(base_init=nn.initializers.lecun_normal(), r: int = 2):
+  """ICNR (Aitken et al. 2017): the r*r sub-pixel kernels of a pixel-shuffle conv start equal.
+
+  The convolution before ``depth_to_space`` then starts as a nearest-neighbour
+  upsampling of one ordinary convolution, so the output has no phase-dependent
+  (x mod r) structure at initialisation; stacked upsamplings otherwise leave a
+  periodic stripe (period 2^k) that training does not remove.
+  """
+
+  def init(key, shape, dtype=jnp.float32):
+    *k, fan_out = shape
+    small = base_init(key, (*k, fan_out // (r * r)), dtype)
+    # depth_to_space reads channel (ry * r + rx) * c + ch: repeat the block r*r times.
+    return jnp.tile(small, (1,) * len(k) + (r * r,))
+
+  return init
+
+
 class Upsample(nn.Module):
-  """2x upsampling: conv 3x3 to 4*features, then depth-to-space."""
+  """2x upsampling: conv 3x3 to 4*features, then depth-to-space (``icnr``: sub-pixel kernels start equal)."""
 
   features: int
+  icnr: bool = False
 
   @nn.compact
   def __call__(self, x):
-    return depth_to_space(nn.Conv(4 * self.features, (3, 3))(x), 2)
+    init = icnr() if self.icnr else nn.initializers.lecun_normal()
+    return depth_to_space(nn.Conv(4 * self.features, (3, 3), kernel_init=init)(x), 2)
 
 
 class ConvBlock(nn.Module):

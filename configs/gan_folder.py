@@ -1,0 +1,40 @@
+r"""GAN on your own images: a folder of PNG/JPEG files (subfolders are classes).
+
+  python train.py --config=configs/gan_folder.py:cpu --config.data.path=~/my_images --workdir=runs/mine
+  python eval.py --workdir=runs/mine --num_samples=1000
+  python sample.py --workdir=runs/mine --output=out/mine --num_samples=10000
+
+``data.path`` is required. Images of any size and mode are converted to RGB,
+resized on the shorter side and centre-cropped to ``data.image_size``. By
+default 10% of the images (chosen by a hash of each file's path, so adding
+files never moves another between the splits) are held out: eval.py's
+"real" column and its two-sample test use them, never the training images.
+``--config.data.test_path=DIR`` gives a separate held-out folder instead.
+With ``--config.data.conditional=True`` each subfolder is a class
+(``sample.py --cond=NAME``).
+
+The city GAN's architecture with RGB only, DiffAugment on (small datasets,
+StyleGAN2-ADA's lesson) and ICNR-initialised upsamplings. Read the
+classifier two-sample test (``c2st/pixels``: 0.5 = indistinguishable from
+the held-out images) first on photographs: the scene feature network was
+trained on the built-in worlds, and eval.py says when your images are
+outside its domain.
+
+Measured with ``:cpu`` on a 2-core CPU: see the README's "Train on your own
+images" section (a folder written from the terrain world by
+``tools/make_image_folder.py``, so it runs offline).
+"""
+
+from configs import gan_city
+from genenv_jax import config_utils
+
+
+def get_config(arg=None):
+  variant = config_utils.parse_arg(arg)
+  c = gan_city.get_config(",".join(sorted(variant)) or None)
+  c.data.source = "folder"
+  c.data.world = ""
+  c.data.channels = ("rgb",)
+  c.data.path = ""  # required: --config.data.path=DIR
+  c.gan.augment = True
+  return c
