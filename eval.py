@@ -23,6 +23,9 @@ _BATCH = flags.DEFINE_integer("batch_size", 64, "Scenes per device call (a multi
 _RENDER = flags.DEFINE_enum(
   "render", "model", ["model", "world"], "'world': score the world's rendering of the model's labels and heights."
 )
+_SCENE = flags.DEFINE_string(
+  "scene_size", "", "HxW: score large scenes of the seamless canvas against real regions of that size instead."
+)
 _FEATURES = flags.DEFINE_string("feature_net", "default", "'default' (shipped), 'none', or a feature-net .npz path.")
 
 
@@ -33,6 +36,8 @@ def _fmt(v, spec):
 def main(argv):
   del argv
   cli.start()
+  if _SCENE.value:
+    return _large()
   try:
     r = evaluation.evaluate_workdir(
       _WORKDIR.value, _NUM.value, _STEP.value, batch=_BATCH.value, feature_net=_FEATURES.value, render=_RENDER.value
@@ -52,6 +57,24 @@ def main(argv):
     print(
       f"test {k:<29} {_fmt(v, '>10.3f')}   (independent per-pixel baseline {r['baseline_independent_pixel_bpd']:.3f})"
     )
+  return 0
+
+
+def _large():
+  from genenv_jax import large_eval, tiling, workdir
+
+  try:
+    h, w = tiling.parse_size(_SCENE.value)
+    r = large_eval.evaluate(_WORKDIR.value, h, w, _NUM.value or 8, _FEATURES.value, _STEP.value)
+  except (ValueError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  out = workdir.Workdir(_WORKDIR.value).large_eval_results(h, w)
+  workdir.write_json(out, r)
+  print(f"step {r['checkpoint_step']}: {r['num_scenes']} scenes of {h}x{w} per set, {r['crop']}-px crops; wrote {out}")
+  print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")
+  for k in r["model"]:
+    print(f"{k:<34} {_fmt(r['untrained'][k], '>10.4f')} {_fmt(r['model'][k], '>10.4f')} {_fmt(r['real'][k], '>10.4f')}")
   return 0
 
 

@@ -15,7 +15,9 @@ from PIL import Image
 def phase(message: str) -> None:
   """One console line per phase of a command (preparing data, compiling, evaluating, writing)."""
   if jax.process_index() == 0:
-    print(f"[genenv] {message}", file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    tqdm.write(f"[genenv] {message}", file=sys.stderr)  # on its own line, also under a progress bar
 
 
 class MetricWriter:

@@ -10,6 +10,7 @@ Layout::
     samples/           step_NNNNNNN.png grids, latest.png
     eval.json          the newest in-loop evaluation
     eval_results.json  eval.py's scores; eval/ its picture grids
+    eval_results_scene-HxW.json  eval.py --scene_size=HxW's large-scene scores
     .lock              held while a training runs in it
 
 Nothing else in the library spells these names.
@@ -165,6 +166,11 @@ class Workdir:
   samples = property(lambda self: self.join("samples"))
   eval_json = property(lambda self: self.join("eval.json"))
   eval_results = property(lambda self: self.join("eval_results.json"))
+
+  def large_eval_results(self, height: int, width: int) -> str:
+    """eval.py --scene_size=HxW's scores."""
+    return self.join(f"eval_results_scene-{height}x{width}.json")
+
   eval_dir = property(lambda self: self.join("eval"))
   lock_file = property(lambda self: self.join(".lock"))
 

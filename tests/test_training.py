@@ -4,6 +4,7 @@ import glob
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -178,7 +179,20 @@ def test_train_cli_smoke_then_resume(data_dir, tmp_path):
   env.pop("XLA_FLAGS", None)
   r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
   assert r.returncode == 0, r.stderr[-3000:]
-  assert sorted(os.listdir(os.path.join(work, "checkpoints"))) == ["3", "6"]
+  # The console: one line per phase, in order; no library INFO lines by default.
+  phases = [ln for ln in r.stderr.splitlines() if ln.startswith("[genenv] ")]
+  order = [
+    "checking the config",
+    "preparing the data",
+    "data: 256 training",
+    "initialised a new run",
+    "evaluating step 0",
+  ]
+  order += ["step 0: KID", "training steps 0..6", "step 6: KID"]
+  at = [next(i for i, ln in enumerate(phases) if ln[len("[genenv] ") :].startswith(o)) for o in order]
+  assert at == sorted(at), phases
+  info = [ln for ln in r.stderr.splitlines() if re.match(r"^I\d{4} |^INFO[: ]", ln)]
+  assert not info, info[:5]
   assert glob.glob(os.path.join(work, "tensorboard", "events.out.tfevents.*"))
   assert os.path.exists(os.path.join(work, "samples", "step_0000006.png"))
   lines = open(os.path.join(work, "metrics.jsonl")).read().splitlines()

@@ -1,6 +1,11 @@
 r"""One command per README results row: train a config, evaluate it, store the JSON.
 
   python tools/reproduce.py configs/gan_city.py:cpu
+  python tools/reproduce.py configs/gan_folder.py:cpu --override=data.path=~/my_images --name=my_images
+
+``--override=KEY=VALUE`` (repeatable) is passed to train.py as
+``--config.KEY=VALUE``; with overrides the result is named by ``--name``
+(default: the config's name and a hash of the overrides).
 
 runs ``train.py`` (resuming if the workdir already holds the run), then
 ``eval.py``, and copies the evaluation to ``results/<config>_<variant>.json``
@@ -8,6 +13,7 @@ with the commands that made it. ``python tools/results_table.py`` then
 rewrites the README's results table from ``results/``.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -21,7 +27,9 @@ sys.path.insert(0, ROOT)  # run as a script from anywhere
 from genenv_jax import workdir as workdir_lib  # noqa: E402
 
 _NUM = flags.DEFINE_integer("num_samples", 1000, "Scenes per set for eval.py.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Default: runs/<config>_<variant>.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Default: runs/<name>.")
+_OVERRIDE = flags.DEFINE_multi_string("override", [], "KEY=VALUE config overrides, e.g. data.path=~/images.")
+_NAME = flags.DEFINE_string("name", None, "Result name (results/<name>.json, runs/<name>); default from the config.")
 
 
 def result_name(spec: str) -> str:
@@ -32,12 +40,22 @@ def result_name(spec: str) -> str:
 
 def main(argv):
   if len(argv) != 2:
-    print("usage: python tools/reproduce.py configs/NAME.py[:variant] [--num_samples=N]", file=sys.stderr)
+    print(
+      "usage: python tools/reproduce.py configs/NAME.py[:variant] [--num_samples=N] [--override=KEY=VALUE ...]",
+      file=sys.stderr,
+    )
     return 2
   spec = argv[1]
-  name = result_name(spec)
+  for item in _OVERRIDE.value:
+    if "=" not in item:
+      print(f"error: --override={item!r}: must be KEY=VALUE, e.g. data.path=~/images", file=sys.stderr)
+      return 2
+  name = _NAME.value or result_name(spec)
+  if _OVERRIDE.value and not _NAME.value:
+    name += "_" + hashlib.sha256("\n".join(_OVERRIDE.value).encode()).hexdigest()[:8]
   workdir = _WORKDIR.value or os.path.join("runs", name)
   train = [sys.executable, "train.py", f"--config={spec}", f"--workdir={workdir}"]
+  train += [f"--config.{item}" for item in _OVERRIDE.value]
   evaluate = [sys.executable, "eval.py", f"--workdir={workdir}", f"--num_samples={_NUM.value}"]
   for cmd in (train, evaluate):
     print("+", " ".join(cmd[1:]), flush=True)
@@ -48,8 +66,10 @@ def main(argv):
   config = wd.read_raw()["config"]
   result.update(
     config=spec,
+    overrides=list(_OVERRIDE.value),
     family=config["family"],
     world=config["data"]["world"] if config["data"]["source"] == "world" else config["data"]["source"],
+    data_path=config["data"].get("path") or None,
     image_size=config["data"]["image_size"],
     num_steps=config["train"]["num_steps"],
     command=" ".join(["python", "tools/reproduce.py", *sys.argv[1:]]),

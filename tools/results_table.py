@@ -31,6 +31,10 @@ def _kid(r):
   return f"**{m['kid']:.3f}±{m['kid_std']:.3f}** ({real['kid']:.3f} / {un['kid']:.3f})"
 
 
+def _overrides(r):
+  return "".join(f" `{o}`" for o in r.get("overrides", []))
+
+
 def _c2st(r):
   """Classifier two-sample test accuracy, on features | on pixel statistics (0.5: indistinguishable)."""
   if "c2st/pixels" not in r["model"]:
@@ -69,7 +73,8 @@ def table(results_dir: str) -> str:
     with open(path) as f:
       r = json.load(f)
     rows.append(
-      f"| `{r['config']}` | {r['family']}, {r['world']} {r['image_size']}px, step {r['checkpoint_step']} "
+      f"| `{r['config']}`{_overrides(r)} | {r['family']}, {r['world']} {r['image_size']}px, "
+      f"step {r['checkpoint_step']} "
       f"| {_cell(r, 'fd', '{:.2f}')} | {_kid(r)} | {_cell(r, 'precision', '{:.3f}')} "
       f"| {_cell(r, 'recall', '{:.3f}')} | {_validity(r)} | {_cell(r, 'stats_distance', '{:.3f}')} "
       f"| {_c2st(r)} | {_bpd(r)} | `{r['command']}` |"

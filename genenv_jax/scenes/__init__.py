@@ -3,11 +3,13 @@
 from genenv_jax.scenes import base
 from genenv_jax.scenes.characters import CharactersWorld
 from genenv_jax.scenes.city import CityWorld
+from genenv_jax.scenes.city_regions import CityRegionsWorld
 from genenv_jax.scenes.forest import ForestWorld
 from genenv_jax.scenes.terrain import TerrainWorld
 
 WORLDS = {
   "city": CityWorld,
+  "city_regions": CityRegionsWorld,
   "terrain": TerrainWorld,
   "forest": ForestWorld,
   "characters": CharactersWorld,

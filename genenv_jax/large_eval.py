@@ -1,0 +1,143 @@
+"""Large-scene evaluation (``eval.py --scene_size=HxW``): generated canvases beside real regions.
+
+For a model trained on a world, N large scenes are drawn from its seamless
+canvas (``tiling``: the latent field keyed by global cell coordinates, so the
+canvas is one piece) and compared with N real regions of the same size from
+the world's unbounded version (``city_regions``; a bounded world's scene at
+that size otherwise), with the untrained model as the floor:
+
+* ``validity``: the whole scene passes every rule of the world (the rules
+  of a region hold at any size);
+* ``crop_validity`` and each rule's pass rate on the scene's non-overlapping
+  training-size crops, and ``crop_stats_distance`` of those crops against
+  real crops;
+* ``crop_fd`` / ``crop_kid`` / ``crop_c2st_pixels`` on the crops (the
+  feature network reads training-size scenes), against real crops of other
+  seeds;
+* ``seam``: the mean RGB change across the borders of the training-size
+  grid divided by the mean change inside it, by columns and rows (1.0 = no
+  seam; real regions give the spread of this ratio).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from genenv_jax import parallel, tiling, trained
+from genenv_jax.metrics import feature_metrics, scene_metrics, two_sample
+
+EVAL_SEED = 0x1A46E
+
+
+def crops(x: np.ndarray, size: int) -> np.ndarray:
+  """[n, H, W, ...] -> [n * (H//size) * (W//size), size, size, ...] non-overlapping crops."""
+  n, h, w = x.shape[:3]
+  gh, gw = h // size, w // size
+  rest = x.shape[3:]
+  x = x[:, : gh * size, : gw * size].reshape(n, gh, size, gw, size, *rest)
+  return np.moveaxis(x, 3, 2).reshape(n * gh * gw, size, size, *rest)
+
+
+def seam_ratio(rgb: np.ndarray, period: int) -> float:
+  """Mean |RGB change| across grid borders (x, y = period*k) over the mean change elsewhere."""
+  a = np.asarray(rgb, np.float64)
+  ratios = []
+  for axis in (1, 2):
+    d = np.abs(np.diff(a, axis=axis)).mean(axis=-1)  # [n, h-1, w] or [n, h, w-1]
+    d = d.mean(axis=3 - axis)  # per position along the axis
+    pos = np.arange(d.shape[1])
+    border = (pos % period) == period - 1  # the change from the last pixel of a tile to the next tile
+    ratios.append(d[:, border].mean() / d[:, ~border].mean())
+  return float(np.mean(ratios))
+
+
+def score(
+  world, scenes: dict[str, np.ndarray], crop: int, ref_crops: dict[str, np.ndarray], ref_stats, fnet, ref_feats
+):
+  """The large-scene metrics of decoded scenes {'rgb', 'labels', 'height'} (see the module doc)."""
+  out = {}
+  labels, height = scene_metrics.scene_maps(scenes, world)
+  whole, _ = scene_metrics.per_scene(world, labels, height)
+  out["validity"] = float(whole.all(1).mean())
+  small = {k: crops(v, crop) for k, v in scenes.items()}
+  c_lab, c_h = scene_metrics.scene_maps(small, world)
+  for k, v in scene_metrics.evaluate(world, c_lab, c_h, ref_stats).items():
+    out[f"crop_{k}"] = v
+  out["crop_c2st_pixels"] = two_sample.c2st(
+    two_sample.pixel_statistics(ref_crops["rgb"]), two_sample.pixel_statistics(small["rgb"])
+  )
+  if fnet is not None:
+    m = feature_metrics.compare(ref_feats, fnet.features(small["rgb"]), fnet.mesh)
+    out.update({f"crop_{k}": m[k] for k in ("fd", "kid", "precision", "recall")})
+  out["seam"] = seam_ratio(scenes["rgb"], crop)
+  out["num_crops"] = len(small["rgb"])
+  return out
+
+
+def real_regions(world, n: int, h: int, w: int, first_seed: int) -> dict[str, np.ndarray]:
+  """n real scenes of h x w from seeds first_seed.. (regions of an unbounded world)."""
+  rows = [
+    world.region(first_seed + i, 0, 0, h, w) if hasattr(world, "region") else world.generate(first_seed + i, h)
+    for i in range(n)
+  ]
+  return {
+    "rgb": np.stack([r.rgb for r in rows]),
+    "labels": np.stack([r.labels for r in rows]),
+    "height": np.stack([r.height for r in rows]),
+  }
+
+
+def model_regions(model, n: int, h: int, w: int, params=None) -> dict[str, np.ndarray]:
+  """n large scenes of the model's seamless canvas (seeds 0..n-1), decoded."""
+  tl = model.family.tiling
+  if tl is None:
+    raise ValueError(f"family={model.config.family!r}: not fully convolutional; large scenes need a GAN")
+  if h % tl.cell_px or w % tl.cell_px:
+    raise ValueError(f"scene_size={h}x{w}: must be a multiple of the model's {tl.cell_px}-px latent cell")
+  m = model if params is None else dataclasses.replace(model, params=params)
+  x = np.stack([tiling.render_region(m, s, 0, 0, h // tl.cell_px, w // tl.cell_px) for s in range(n)])
+  return model.layout.decode(x)
+
+
+def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "default", step=None) -> dict:
+  """Scores n generated h x w scenes, n real regions and n untrained-model scenes (see the module doc)."""
+  from genenv_jax.metrics import scorer
+  from genenv_jax.scenes import WORLDS, get_world
+
+  model = trained.load(workdir, step)
+  if model.world is None:
+    raise ValueError(f"workdir={workdir!r}: trained on user data; large-scene scores need a built-in world")
+  # Judged by the unbounded version of the world where there is one: its rules hold
+  # for a region of any size and its regions are the real large scenes.
+  world = get_world(f"{model.world.name}_regions") if f"{model.world.name}_regions" in WORLDS else model.world
+  world = get_world(model.world.name) if model.world.name.endswith("_regions") else world
+  crop = model.spec.image_size
+  if height < crop or width < crop or height % crop or width % crop:
+    raise ValueError(f"scene_size={height}x{width}: must be a multiple of the training size {crop}")
+  if not isinstance(n, int) or n < 2:
+    raise ValueError(f"num_samples={n!r}: need at least 2 large scenes per set")
+  fnet = scorer.make_feature_net(feature_net, parallel.make_mesh(-1))
+  # The reference: real training-size crops of other worlds' regions (seeds away from the compared ones).
+  per = (height // crop) * (width // crop)
+  ref = real_regions(world, max(2, -(-max(n * per, 256) // per)), height, width, 10**6)
+  ref_crops = {k: crops(v, crop) for k, v in ref.items()}
+  ref_stats = scene_metrics.per_scene(world, ref_crops["labels"], ref_crops["height"])[1]
+  ref_feats = None if fnet is None else fnet.features(ref_crops["rgb"])
+  sets = {"real": real_regions(world, n, height, width, 0), "model": model_regions(model, n, height, width)}
+  dummy = {"x": np.zeros((2, crop, crop, model.spec.channels), np.float32), "label": np.zeros((2,), np.int32)}
+  fresh = jax.jit(model.family.init)(jax.random.PRNGKey(model.config.seed), dummy).ema_params
+  sets["untrained"] = model_regions(model, n, height, width, params=fresh)
+  out = {
+    "workdir": workdir,
+    "checkpoint_step": model.step,
+    "scene_size": [height, width],
+    "num_scenes": n,
+    "crop": crop,
+    "world": world.name,
+  }
+  for name, scenes in sets.items():
+    out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats)
+  return out
