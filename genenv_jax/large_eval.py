@@ -54,9 +54,7 @@ def seam_ratio(rgb: np.ndarray, period: int) -> float:
   return float(np.mean(ratios))
 
 
-def score(
-  world, scenes: dict[str, np.ndarray], crop: int, ref_crops: dict[str, np.ndarray], ref_stats, fnet, ref_feats
-):
+def score(world, scenes, crop: int, ref_crops, ref_stats, fnet, ref_feats, mesh=None):
   """The large-scene metrics of decoded scenes {'rgb', 'labels', 'height'} (see the module doc)."""
   out = {}
   labels, height = scene_metrics.scene_maps(scenes, world)
@@ -67,7 +65,7 @@ def score(
   for k, v in scene_metrics.evaluate(world, c_lab, c_h, ref_stats).items():
     out[f"crop_{k}"] = v
   out["crop_c2st_pixels"] = two_sample.c2st(
-    two_sample.pixel_statistics(ref_crops["rgb"]), two_sample.pixel_statistics(small["rgb"])
+    two_sample.pixel_statistics(ref_crops["rgb"]), two_sample.pixel_statistics(small["rgb"]), mesh
   )
   if fnet is not None:
     m = feature_metrics.compare(ref_feats, fnet.features(small["rgb"]), fnet.mesh)
@@ -102,7 +100,7 @@ def model_regions(model, n: int, h: int, w: int, params=None) -> dict[str, np.nd
   return model.layout.decode(x)
 
 
-def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "default", step=None) -> dict:
+def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "default", step=None, mesh=None) -> dict:
   """Scores n generated h x w scenes, n real regions and n untrained-model scenes (see the module doc)."""
   from genenv_jax.metrics import scorer
   from genenv_jax.scenes import WORLDS, get_world
@@ -119,7 +117,8 @@ def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "
     raise ValueError(f"scene_size={height}x{width}: must be a multiple of the training size {crop}")
   if not isinstance(n, int) or n < 2:
     raise ValueError(f"num_samples={n!r}: need at least 2 large scenes per set")
-  fnet = scorer.make_feature_net(feature_net, parallel.make_mesh(-1))
+  mesh = mesh or parallel.make_mesh(-1)
+  fnet = scorer.make_feature_net(feature_net, mesh)
   # The reference: real training-size crops of other worlds' regions (seeds away from the compared ones).
   per = (height // crop) * (width // crop)
   ref = real_regions(world, max(2, -(-max(n * per, 256) // per)), height, width, 10**6)
@@ -139,5 +138,5 @@ def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "
     "world": world.name,
   }
   for name, scenes in sets.items():
-    out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats)
+    out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats, mesh)
   return out

@@ -6,11 +6,13 @@ from genenv_jax.scenes.city import CityWorld
 from genenv_jax.scenes.city_regions import CityRegionsWorld
 from genenv_jax.scenes.forest import ForestWorld
 from genenv_jax.scenes.terrain import TerrainWorld
+from genenv_jax.scenes.terrain_regions import TerrainRegionsWorld
 
 WORLDS = {
   "city": CityWorld,
   "city_regions": CityRegionsWorld,
   "terrain": TerrainWorld,
+  "terrain_regions": TerrainRegionsWorld,
   "forest": ForestWorld,
   "characters": CharactersWorld,
 }
