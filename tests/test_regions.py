@@ -48,7 +48,7 @@ def test_city_region_rules_fail_on_a_cut_road_and_a_building_on_water():
   assert (cut[17:47, 17:47] == ROAD).sum() > 0.1 * (cut == ROAD).sum()  # well above the 3% tolerance
   assert not w.validity(cut, sc.height)["road_connected"]
   # A building on water: find a region with water, put a block of building on it.
-  wet = next(w.region(s, 0, 0, 64, 64) for s in range(50) if (w.region(s, 0, 0, 64, 64).labels == WATER).sum() > 60)
+  wet = next(w.region(s, 0, 0, 64, 64) for s in range(50) if (w.region(s, 0, 0, 64, 64).labels == WATER).sum() > 600)
   lab, hgt = wet.labels.copy(), wet.height.copy()
   ys, xs = np.nonzero(lab == WATER)
   pick = np.arange(0, len(ys), 3)[: max(20, int(0.1 * (lab == BUILDING).sum()))]  # scattered, water around
