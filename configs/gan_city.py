@@ -56,6 +56,8 @@ def get_config(arg=None):
   # 'icnr': the pixel-shuffle convolutions' four sub-pixel kernels start equal
   # (no 8-px stripe); 'lecun' is the round-1 initialisation.
   c.model.upsample_init = "icnr"
+  # 'shuffle': pixel shuffle (conv to 4x channels, depth-to-space); 'bilinear': bilinear 2x then conv.
+  c.model.upsample = "shuffle"
 
   c.gan = ml_collections.ConfigDict()
   c.gan.loss = "ns"  # 'ns' (non-saturating) | 'hinge'

@@ -14,6 +14,8 @@ that size otherwise), with the untrained model as the floor:
 * ``crop_fd`` / ``crop_kid`` / ``crop_c2st_pixels`` on the crops (the
   feature network reads training-size scenes), against real crops of other
   seeds;
+* ``sample_validity``: the model's own training-size samples judged by the
+  same rules (what a large scene's crops are compared with);
 * ``seam``: the mean RGB change across the borders of the training-size
   grid divided by the mean change inside it, by columns and rows (1.0 = no
   seam; real regions give the spread of this ratio).
@@ -139,4 +141,14 @@ def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "
   }
   for name, scenes in sets.items():
     out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats, mesh)
+  # The models' own single samples under the same rules (the real ones: real crops, 1.0 by construction).
+  sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
+  k = mesh.devices.size
+  count = min(n * per, 1024)
+  repl = parallel.replicated(mesh)
+  for name, params in (("model", model.params), ("untrained", fresh)):
+    x = scorer.sample_batches(sample, jax.device_put(params, repl), jax.random.PRNGKey(EVAL_SEED), count, 64 * k)
+    lab, hgt = scene_metrics.scene_maps(model.layout.decode(x), world)
+    out[name]["sample_validity"] = float(scene_metrics.per_scene(world, lab, hgt)[0].all(1).mean())
+  out["real"]["sample_validity"] = out["real"]["crop_validity"]
   return out

@@ -93,6 +93,7 @@ class RunInfo(NamedTuple):
 # without the key effectively had, given (their config, this config).
 LEGACY_DEFAULTS = {
   "model.upsample_init": lambda theirs, mine: "lecun",
+  "model.upsample": lambda theirs, mine: "shuffle",
   # Folder runs before the held-out split trained on every image; elsewhere the key has no effect.
   "data.test_fraction": lambda theirs, mine: 0.0 if theirs["data"]["source"] == "folder" or mine is None else mine,
   "data.test_path": lambda theirs, mine: "",

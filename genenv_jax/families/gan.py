@@ -65,6 +65,7 @@ class Generator(nn.Module):
   num_classes: int = 1
   one_hot: tuple[int, int] = (0, 0)
   icnr: bool = False
+  upsample: str = "shuffle"
 
   @nn.compact
   def __call__(self, z, label=None):
@@ -75,7 +76,7 @@ class Generator(nn.Module):
     h = blocks.pixel_norm(z)
     h = blocks.ConvBlock(ws[0], norm=True)(h)
     for w in ws[1:]:
-      h = blocks.lrelu(blocks.Upsample(w, self.icnr)(h))
+      h = blocks.lrelu(blocks.Upsample(w, self.icnr, self.upsample)(h))
       h = blocks.ConvBlock(w, norm=True)(h)
     return structured_output(nn.Conv(self.channels, (3, 3))(h), self.one_hot)
 
@@ -132,6 +133,8 @@ def validate(model_cfg, gan_cfg, data: base.DataSpec) -> int:
     v = model_cfg[key]
     if not isinstance(v, int) or v < 1:
       raise ValueError(f"model.{key}={v!r}: must be a positive integer")
+  if model_cfg.get("upsample", "shuffle") not in ("shuffle", "bilinear"):
+    raise ValueError(f"model.upsample={model_cfg.upsample!r}: must be 'shuffle' (pixel shuffle) or 'bilinear'")
   if model_cfg.get("upsample_init", "lecun") not in ("lecun", "icnr"):
     raise ValueError(f"model.upsample_init={model_cfg.upsample_init!r}: must be 'icnr' or 'lecun'")
   if gan_cfg.loss not in ("ns", "hinge"):
@@ -163,7 +166,7 @@ def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   num_down = int(math.log2(data.image_size // 4))
   nc = data.num_classes
   icnr = m.get("upsample_init", "lecun") == "icnr"
-  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot), icnr)
+  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot), icnr, m.get("upsample", "shuffle"))
   disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group)
   latent_ch, latent_size = m.latent_channels, m.latent_size
   loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay

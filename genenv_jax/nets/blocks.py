@@ -54,14 +54,37 @@ def icnr(base_init=nn.initializers.lecun_normal(), r: int = 2):
   return init
 
 
+def upsample_bilinear(x: jax.Array) -> jax.Array:
+  """2x bilinear upsampling (half-pixel centres): weights 3/4, 1/4 along each axis, edges clamped."""
+
+  def axis(v, ax):
+    n = v.shape[ax]
+    prev = jnp.take(v, jnp.clip(jnp.arange(n) - 1, 0, n - 1), axis=ax)
+    nxt = jnp.take(v, jnp.clip(jnp.arange(n) + 1, 0, n - 1), axis=ax)
+    even, odd = 0.75 * v + 0.25 * prev, 0.75 * v + 0.25 * nxt
+    out = jnp.stack([even, odd], axis=ax + 1)
+    return out.reshape(*v.shape[:ax], 2 * n, *v.shape[ax + 1 :])
+
+  return axis(axis(x, 1), 2)
+
+
 class Upsample(nn.Module):
-  """2x upsampling: conv 3x3 to 4*features, then depth-to-space (``icnr``: sub-pixel kernels start equal)."""
+  """2x upsampling.
+
+  ``mode='shuffle'``: conv 3x3 to 4*features, then depth-to-space (``icnr``:
+  the sub-pixel kernels start equal). ``mode='bilinear'``: bilinear 2x, then
+  conv 3x3 (a resize-convolution: one kernel for every output pixel, no
+  sub-pixel phases; the same FLOPs).
+  """
 
   features: int
   icnr: bool = False
+  mode: str = "shuffle"
 
   @nn.compact
   def __call__(self, x):
+    if self.mode == "bilinear":
+      return nn.Conv(self.features, (3, 3))(upsample_bilinear(x))
     init = icnr() if self.icnr else nn.initializers.lecun_normal()
     return depth_to_space(nn.Conv(4 * self.features, (3, 3), kernel_init=init)(x), 2)
 
