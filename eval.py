@@ -19,7 +19,9 @@ _NUM = flags.DEFINE_integer(
   "num_samples", None, "Scenes per set (default: the run's train.eval_samples, as in its training log)."
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: newest).")
-_BATCH = flags.DEFINE_integer("batch_size", 64, "Scenes per device call (a multiple of the device count).")
+_BATCH = flags.DEFINE_integer(
+  "batch_size", None, "Scenes per device call, a multiple of the device count (default: the run's train.batch_size)."
+)
 _RENDER = flags.DEFINE_enum(
   "render", "model", ["model", "world"], "'world': score the world's rendering of the model's labels and heights."
 )

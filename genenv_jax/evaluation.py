@@ -29,7 +29,7 @@ def evaluate_workdir(
   workdir: str,
   num_samples: int | None,
   step: int | None = None,
-  batch: int = 64,
+  batch: int | None = None,
   feature_net: str = "default",
   mesh=None,
   render: str = "model",
@@ -64,9 +64,11 @@ def evaluate_workdir(
     raise ValueError(f"num_samples={num_samples!r}: must be at least 2 scenes per set")
   mesh = mesh or parallel.make_mesh(-1)
   n_dev = mesh.devices.size
+  model = trained.load(workdir, step)
+  if batch is None:  # the training log's chunks: with its count, the same samples as its last evaluation
+    batch = int(model.config.train.batch_size)
   if batch < 1 or batch % n_dev:
     raise ValueError(f"batch_size={batch}: must be a positive multiple of the {n_dev} devices (e.g. {n_dev * 8})")
-  model = trained.load(workdir, step)
   if num_samples is None:  # the training log's count, so the two FDs compare (FD grows as the count shrinks)
     num_samples = int(model.config.train.eval_samples)
   if render == "world" and (

@@ -74,3 +74,14 @@ def test_layout_first_scores_the_world_rendering_of_the_model_layouts(smoke_work
     evaluation.evaluate_workdir(smoke_workdir, 8, render="cartoon")
   with pytest.raises(ValueError, match="num_samples=0: must be at least 2"):
     evaluation.evaluate_workdir(smoke_workdir, 0)
+
+
+def test_eval_defaults_reproduce_the_training_logs_last_evaluation(smoke_workdir):
+  """eval.py's defaults (the run's eval_samples and batch size): the same samples and reference as training."""
+  rows = [json.loads(ln) for ln in open(os.path.join(smoke_workdir, "metrics.jsonl"))]
+  last = [r for r in rows if "eval/fd" in r][-1]
+  r = evaluation.evaluate_workdir(smoke_workdir, None, mesh=parallel.make_mesh(8))
+  assert r["num_samples"] == last["eval/num_samples"] == 16
+  for k in ("fd", "kid", "validity", "c2st/pixels"):
+    assert r["model"][k] == pytest.approx(last[f"eval/{k}"], rel=1e-4, abs=1e-6), k
+    assert r["real"][k] == pytest.approx(last[f"real/{k}"], rel=1e-4, abs=1e-6), k

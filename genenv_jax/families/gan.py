@@ -166,7 +166,9 @@ def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   num_down = int(math.log2(data.image_size // 4))
   nc = data.num_classes
   icnr = m.get("upsample_init", "lecun") == "icnr"
-  gen = Generator(data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot), icnr, m.get("upsample", "shuffle"))
+  gen = Generator(
+    data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot), icnr, m.get("upsample", "shuffle")
+  )
   disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group)
   latent_ch, latent_size = m.latent_channels, m.latent_size
   loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay
