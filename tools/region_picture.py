@@ -1,0 +1,48 @@
+r"""A large generated scene beside a real region of the same size (README picture).
+
+  python tools/region_picture.py --workdir=runs/gan_city_cpu --size=1024 --output=docs/city_1024_model_vs_real.png
+
+Left: the model's seamless canvas (seed 0, ``eval.py --scene_size`` draws the
+same); right: region (0, 0) of real world 0 of the unbounded version of the
+model's world. Downscaled by ``--scale`` (box filter) to keep the PNG small.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from genenv_jax import cli, large_eval, trained  # noqa: E402
+from genenv_jax.scenes import WORLDS, get_world  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
+_SIZE = flags.DEFINE_integer("size", 1024, "Side of the square scenes in pixels.")
+_SCALE = flags.DEFINE_integer("scale", 2, "Downscale factor for the picture.")
+_OUT = flags.DEFINE_string("output", None, "PNG to write.", required=True)
+
+
+def main(argv):
+  del argv
+  cli.start()
+  model = trained.load(_WORKDIR.value)
+  name = model.world.name
+  world = get_world(name if name.endswith("_regions") or f"{name}_regions" not in WORLDS else f"{name}_regions")
+  s = _SIZE.value
+  gen = large_eval.model_regions(model, 1, s, s)["rgb"][0]
+  real = large_eval.real_regions(world, 1, s, s, 0)["rgb"][0]
+  k = _SCALE.value
+  pair = [x.reshape(s // k, k, s // k, k, 3).mean((1, 3)).round().astype(np.uint8) for x in (gen, real)]
+  gap = np.full((s // k, 8, 3), 255, np.uint8)
+  Image.fromarray(np.concatenate([pair[0], gap, pair[1]], 1)).save(_OUT.value, optimize=True)
+  print(f"wrote {_OUT.value}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
