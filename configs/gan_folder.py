@@ -14,7 +14,7 @@ With ``--config.data.conditional=True`` each subfolder is a class
 (``sample.py --cond=NAME``).
 
 The city GAN's architecture with RGB only, DiffAugment on (small datasets,
-StyleGAN2-ADA's lesson) and ICNR-initialised upsamplings. Read the
+StyleGAN2-ADA's lesson) and bilinear upsampling (no 8-px stripe). Read the
 classifier two-sample test (``c2st/pixels``: 0.5 = indistinguishable from
 the held-out images) first on photographs: the scene feature network was
 trained on the built-in worlds, and eval.py says when your images are
@@ -37,4 +37,5 @@ def get_config(arg=None):
   c.data.channels = ("rgb",)
   c.data.path = ""  # required: --config.data.path=DIR
   c.gan.augment = True
+  c.model.upsample = "bilinear"  # no 8-px stripe in large scenes of photographs
   return c

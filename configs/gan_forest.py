@@ -9,14 +9,16 @@ Commands:
   python train.py --config=configs/gan_forest.py --workdir=runs/forest
 
 Measured with ``:cpu`` on a 2-core CPU (3000 steps), ``python eval.py
---workdir=runs/gan_forest_cpu --num_samples=1000``: validity 0.708 (untrained
-0.000, real held-out 1.000); statistics distance 0.250 (untrained 16.627,
-real 0.078).
+--workdir=runs/gan_forest_cpu --num_samples=1000``: validity 0.573 (untrained
+0.000, real held-out 1.000); statistics distance 0.449 (untrained 20.422,
+real 0.119); C2ST on pixels 1.00 (real 0.48, 0.5 = indistinguishable).
 
 Feature space (the shipped scene feature network), model (real held-out /
-untrained): FD 40.48 (0.07 / 157.88); KID 1.943
-(-0.000 / 8.142); precision 0.024 (0.905); recall
-0.001 (0.919). Its samples look blotchy to the feature network (96% "quantize").
+untrained): FD 39.09 (0.14 / 116.29); KID 1.884
+(0.004 / 5.506); precision 0.011 (0.917); recall
+0.054 (0.914). Its samples look blotchy to the feature network (94% "quantize").
+With gan_city's ICNR-initialised upsamplings (this round; round 1: validity
+0.708, FD 40.48, one run each).
 All numbers: ``python tools/reproduce.py configs/gan_forest.py:cpu`` writes
 ``results/gan_forest_cpu.json`` (the README's results table).
 """

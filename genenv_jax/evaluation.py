@@ -85,6 +85,12 @@ def evaluate_workdir(
   if model.world is None and fnet is None:
     raise ValueError(f"workdir={workdir!r}: trained on user data, which has no scene rules; use a feature network")
   train_src, test_src = sources.make_source(cfg.data, "train"), sources.make_source(cfg.data, "test")
+  if len(test_src) < 2:
+    raise ValueError(
+      f"workdir={workdir!r}: no held-out images to compare with ({test_src.description}: {len(test_src)}); "
+      "runs on folders from before the held-out split trained on every image: retrain, or give it a separate "
+      "folder with --config.data.test_path=DIR when training"
+    )
   ev = scorer.SceneEvaluator(model.world, train_src, test_src, model.layout, num_samples, fnet)
   repl = parallel.replicated(mesh)
   sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
