@@ -11,9 +11,9 @@ its edges, and a large scene from its seamless canvas has a real counterpart:
 a real region of the same size. The city GAN's architecture and ``:cpu``
 budget (3000 steps of batch 32) with 10 channels.
 
-Measured with ``:cpu`` on a 2-core CPU: see the README's "Worlds without
-edges" section and ``results/gan_terrain_cpu.json``
-(``python tools/reproduce.py configs/gan_terrain.py:cpu``).
+Not measured yet: no ``:cpu`` run of this config has been made on this
+project's machine (issue 13 stays open for it). ``python tools/reproduce.py
+configs/gan_terrain.py:cpu`` makes its results row.
 """
 
 from configs import gan_city
