@@ -8,6 +8,11 @@ are those of ``configs/gan_folder.py``. Test bits/dim are measured on the
 held-out images (``data.test_fraction`` of the folder, by path hash, or
 ``data.test_path``), beside an independent per-pixel baseline fitted to the
 training images.
+
+Not measured on this project's machine yet (the 2-core CPU time of this
+round went to the GAN rows); ``python tools/reproduce.py
+configs/flow_folder.py:cpu --override=data.path=DIR --name=NAME`` makes its
+results row. The smoke variant is exercised by tests/test_folder.py.
 """
 
 from configs import flow_terrain

@@ -143,3 +143,17 @@ def test_eval_on_a_folder_scores_held_out_images_never_the_training_set(conditio
   assert 0.3 <= r["real"]["c2st/pixels"] <= 0.75 and r["untrained"]["c2st/pixels"] > 0.9
   assert {"in_domain", "real_looks_clean", "note"} <= set(r["feature_net_domain"])
   assert any(g.endswith("samples_by_class.png") for g in r["grids"])
+
+
+def test_flow_folder_config_measures_bits_per_dim_on_held_out_images(tmp_path, data_dir):
+  from genenv_jax import config_utils, evaluation, training
+
+  root = _class_folder(tmp_path / "imgs", per_class=16, size=16)
+  cfg = config_utils.load_config(
+    "configs/flow_folder.py:smoke",
+    [f"data.path={str(root)!r}", "data.test_fraction=0.3", "train.num_steps=2", "train.eval_every=2"],
+  )
+  training.run(cfg, str(tmp_path / "run"))
+  r = evaluation.evaluate_workdir(str(tmp_path / "run"), 8, batch=8)
+  assert "held out by a hash" in r["real_set"]
+  assert r["test_likelihood"] and all(np.isfinite(v) and v > 0 for v in r["test_likelihood"].values())
