@@ -150,11 +150,15 @@ def test_train_on_an_image_folder(smoke_config, tmp_path):
   from PIL import Image
 
   rng = np.random.default_rng(0)
+  os.makedirs(tmp_path / "train")
+  os.makedirs(tmp_path / "held")
   for i in range(10):
-    Image.fromarray(rng.integers(0, 255, (20 + i, 30, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    Image.fromarray(rng.integers(0, 255, (20 + i, 30, 3), dtype=np.uint8)).save(tmp_path / "train" / f"{i}.png")
+    Image.fromarray(rng.integers(0, 255, (30, 20 + i, 3), dtype=np.uint8)).save(tmp_path / "held" / f"{i}.png")
   cfg = smoke_config(
     "data.source='folder'",
-    f"data.path={str(tmp_path)!r}",
+    f"data.path={str(tmp_path / 'train')!r}",
+    f"data.test_path={str(tmp_path / 'held')!r}",
     "data.channels=('rgb',)",
     "train.num_steps=2",
     "train.eval_every=2",
