@@ -33,6 +33,25 @@ BUILDING_MIN_HEIGHT = 0.25
 GROUND_MAX_HEIGHT = 0.15
 
 
+def heights_consistent(bld: np.ndarray, height: np.ndarray | None, tol: float) -> bool:
+  """Every building stands (median height >= BUILDING_MIN_HEIGHT, up to ``tol`` of building pixels); flat ground.
+
+  Medians, not pixels: a building's footprint edge may blur in a generated
+  height map; what must hold is that each building stands above the ground
+  and the ground is flat.
+  """
+  n_bld = int(bld.sum())
+  if height is None or not n_bld:
+    return True
+  lab, n = ndimage.label(bld, _FOUR)
+  ids = np.arange(1, n + 1)
+  med = np.asarray(ndimage.median(height, lab, ids))
+  size = ndimage.sum_labels(bld, lab, ids)
+  standing = size[med >= BUILDING_MIN_HEIGHT].sum() >= (1 - tol) * n_bld
+  flat_ground = float(np.median(height[~bld])) < GROUND_MAX_HEIGHT if (~bld).any() else True
+  return bool(standing and flat_ground)
+
+
 class CityWorld:
   """Top-down city maps with roads, buildings, parks and water."""
 
@@ -319,19 +338,7 @@ class CityWorld:
     else:
       out["buildings_touch_road"] = True
       out["nothing_built_on_water"] = True
-    if height is not None and n_bld:
-      # Medians, not pixels: a building's footprint edge may blur in a
-      # generated height map; what must hold is that each building stands
-      # above the ground and the ground is flat.
-      lab, n = ndimage.label(bld, _FOUR)
-      ids = np.arange(1, n + 1)
-      med = np.asarray(ndimage.median(height, lab, ids))
-      size = ndimage.sum_labels(bld, lab, ids)
-      standing = size[med >= BUILDING_MIN_HEIGHT].sum() >= (1 - tol) * n_bld
-      flat_ground = float(np.median(height[~bld])) < GROUND_MAX_HEIGHT if (~bld).any() else True
-      out["heights_consistent"] = bool(standing and flat_ground)
-    else:
-      out["heights_consistent"] = True
+    out["heights_consistent"] = heights_consistent(bld, height, tol)
     out["plausible_layout"] = bool(0.05 <= n_road / n_px <= 0.6 and wat.sum() / n_px <= 0.6)
     return out
 

@@ -38,11 +38,11 @@ from genenv_jax.scenes.city import (
   BUILDING,
   BUILDING_MIN_HEIGHT,
   GROUND,
-  GROUND_MAX_HEIGHT,
   PARK,
   ROAD,
   WATER,
   CityWorld,
+  heights_consistent,
 )
 
 PERIOD = 12  # px between streets (24 m)
@@ -78,9 +78,7 @@ class CityRegionsWorld(CityWorld):
   def generate(self, seed: int, size: int) -> base.Scene:
     """The ``size`` x ``size`` region of world ``seed`` at a seeded offset."""
     base.check_size(self.name, size, self.min_size)
-    off = fields.uniform(seed, _T_OFF, np.arange(2))
-    y0, x0 = (np.floor(off * 2 * OFFSET_RANGE).astype(np.int64) - OFFSET_RANGE).tolist()
-    return self.region(seed, int(y0), int(x0), size, size)
+    return self.region(seed, *fields.seeded_offset(seed, _T_OFF, OFFSET_RANGE), size, size)
 
   def region(self, seed: int, y0: int, x0: int, height: int, width: int) -> base.Scene:
     """Rows ``y0 .. y0+height`` and columns ``x0 .. x0+width`` of world ``seed``."""
@@ -271,15 +269,6 @@ class CityRegionsWorld(CityWorld):
       out["nothing_built_on_water"] = bool(wet.sum() <= tol * n_bld)
     else:
       out["buildings_touch_road"] = out["nothing_built_on_water"] = True
-    if height is not None and n_bld:
-      lab, n = ndimage.label(bld, _FOUR)
-      ids = np.arange(1, n + 1)
-      med = np.asarray(ndimage.median(height, lab, ids))
-      size = ndimage.sum_labels(bld, lab, ids)
-      standing = size[med >= BUILDING_MIN_HEIGHT].sum() >= (1 - tol) * n_bld
-      flat = float(np.median(height[~bld])) < GROUND_MAX_HEIGHT if (~bld).any() else True
-      out["heights_consistent"] = bool(standing and flat)
-    else:
-      out["heights_consistent"] = True
+    out["heights_consistent"] = heights_consistent(bld, height, tol)
     out["plausible_layout"] = bool(0.05 <= n_road / n_px <= 0.6)
     return out

@@ -73,6 +73,13 @@ def white(seed: int, tag: int, ys, xs) -> np.ndarray:
   return uniform(seed, tag, np.asarray(ys)[:, None], np.asarray(xs)[None, :]).astype(np.float32)
 
 
+def seeded_offset(seed: int, tag: int, half_range: int) -> tuple[int, int]:
+  """A region origin (y0, x0) in [-half_range, half_range)^2 keyed by the seed."""
+  off = uniform(seed, tag, np.arange(2))
+  y0, x0 = (np.floor(off * 2 * half_range).astype(np.int64) - half_range).tolist()
+  return int(y0), int(x0)
+
+
 def check_region(world: str, y0, x0, height, width, multiple: int, min_size: int) -> None:
   """Clear errors for region arguments a world cannot draw."""
   for name, v in (("y0", y0), ("x0", x0), ("height", height), ("width", width)):

@@ -61,9 +61,7 @@ class TerrainRegionsWorld(TerrainWorld):
   def generate(self, seed: int, size: int) -> base.Scene:
     """The ``size`` x ``size`` region of world ``seed`` at a seeded offset."""
     base.check_size(self.name, size, self.min_size)
-    off = fields.uniform(seed, _T_OFF, np.arange(2))
-    y0, x0 = (np.floor(off * 2 * OFFSET_RANGE).astype(np.int64) - OFFSET_RANGE).tolist()
-    return self.region(seed, int(y0), int(x0), size, size)
+    return self.region(seed, *fields.seeded_offset(seed, _T_OFF, OFFSET_RANGE), size, size)
 
   def region(self, seed: int, y0: int, x0: int, height: int, width: int) -> base.Scene:
     """Rows ``y0 .. y0+height`` and columns ``x0 .. x0+width`` of world ``seed``."""
