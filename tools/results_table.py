@@ -83,7 +83,8 @@ def table(results_dir: str) -> str:
   rows.append("")
   rows.append(
     f"Each cell: **trained model** (real held-out scenes / untrained model), {', '.join(map(str, sorted(n)))} "
-    "scenes per set, all against the same train-split reference."
+    "scenes per set (a folder's held-out split may hold fewer), all against the same train-split reference. "
+    "C2ST: the held-out accuracy of a classifier telling the set from the reference (0.5 = indistinguishable)."
   )
   return "\n".join(rows)
 
