@@ -9,10 +9,14 @@ held-out images (``data.test_fraction`` of the folder, by path hash, or
 ``data.test_path``), beside an independent per-pixel baseline fitted to the
 training images.
 
-Not measured on this project's machine yet (the 2-core CPU time of this
-round went to the GAN rows); ``python tools/reproduce.py
-configs/flow_folder.py:cpu --override=data.path=DIR --name=NAME`` makes its
-results row. The smoke variant is exercised by tests/test_folder.py.
+Measured with ``:cpu`` and 2000 steps on a 2-core CPU (4 min alone) on
+the folder of 6000 forest PNGs written by ``tools/make_image_folder.py``:
+test bits/dim 3.003 on the 594 held-out images (independent per-pixel
+baseline 5.715); samples at temperature 0.7: FD 47.45 (real 0.09 /
+untrained 92.04), precision 0.130, recall 0.144, C2ST pixels 1.00 (real
+0.48). ``python tools/reproduce.py configs/flow_folder.py:cpu
+--override=data.path=runs/forest_pngs --override=train.num_steps=2000
+--name=flow_folder_forest_cpu`` writes ``results/flow_folder_forest_cpu.json``.
 """
 
 from configs import flow_terrain

@@ -8,13 +8,14 @@ Commands:
 Measured with ``:cpu`` on a 2-core CPU (5000 steps), ``python eval.py
 --workdir=runs/vae_characters_cpu --num_samples=1000``: test ELBO 3.678 and
 IW bound 3.669 bits/dim (independent per-pixel baseline 4.633; untrained
-7.6). Prior samples are poor: validity 0.002 (real 1.000), statistics
-distance 4.554 (untrained 21.533, real 0.067).
+7.6). Prior samples are poor: validity 0.003 (real 1.000), statistics
+distance 4.445 (untrained 22.088, real 0.058), C2ST on pixels 1.00 (real
+0.50: a classifier tells every prior sample from a real sprite).
 
 Feature space (the shipped scene feature network), model (real held-out /
-untrained): FD 65.62 (0.07 / 169.71); KID 3.400
-(0.001 / 10.171); precision 0.000 (0.889); recall
-0.000 (0.912). Prior samples are blurred (100% "blur").
+untrained): FD 65.52 (0.05 / 169.26); KID 3.378
+(-0.001 / 10.135); precision 0.000 (0.900); recall
+0.000 (0.917). Prior samples are blurred (100% "blur").
 All numbers: ``python tools/reproduce.py configs/vae_characters.py:cpu`` writes
 ``results/vae_characters_cpu.json`` (the README's results table).
 """
