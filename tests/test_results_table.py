@@ -35,9 +35,15 @@ def test_every_config_has_a_reproducible_result():
     results[os.path.splitext(os.path.basename(r["config"].split(":")[0]))[0]] = r
   assert configs <= set(results), f"configs without a results JSON: {sorted(configs - set(results))}"
   reproduce = _tool("reproduce")
-  for r in results.values():
-    assert r["command"] == f"python tools/reproduce.py {r['config']}"
-    assert os.path.basename(r["workdir"]) == reproduce.result_name(r["config"])
+  for p in glob.glob(os.path.join(ROOT, "results", "*.json")):
+    with open(p) as f:
+      r = json.load(f)
+    name = os.path.splitext(os.path.basename(p))[0]
+    overrides = r.get("overrides", [])
+    expected = f"python tools/reproduce.py {r['config']}" + "".join(f" --override={o}" for o in overrides)
+    expected += f" --name={name}" if overrides else ""
+    assert r["command"] == expected, name
+    assert name == os.path.basename(r["workdir"]) == (name if overrides else reproduce.result_name(r["config"]))
     for column in ("model", "real", "untrained"):
       assert {"fd", "kid", "kid_std", "precision", "recall"} <= set(r[column])
 
