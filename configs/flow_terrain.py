@@ -12,16 +12,17 @@ wall with other work beside it), ``python eval.py --workdir=runs/flow_terrain_cp
   test bits/dim (RGB + height, 4096 dims)         3.975
   independent per-pixel categorical baseline      7.406
   untrained flow                                  7.94 (step-0 eval)
-  statistics distance, T=0.7 (untrained / real)   1.348 (5.756 / 0.073)
+  statistics distance, T=0.7 (untrained / real)   1.379 (5.922 / 0.088)
+  C2ST pixels, T=0.7 (real; 0.5 = indistinguishable) 1.00 (0.50)
 
 Validity is not a useful number for this config: without a label channel
 the rules judge biomes from nearest-palette colours of the shaded render,
 which even real scenes pass only 1% of the time.
 
 Feature space (the shipped scene feature network), model (real held-out /
-untrained): FD 44.00 (0.15 / 140.57); KID 1.718
-(0.000 / 6.103); precision 0.515 (0.927); recall
-0.183 (0.918). Samples at T=0.7 are mostly sharp (86% "clean").
+untrained): FD 45.01 (0.21 / 141.18); KID 1.784
+(0.003 / 6.147); precision 0.652 (0.905); recall
+0.213 (0.916). Samples at T=0.7 are mostly sharp (86% "clean").
 All numbers: ``python tools/reproduce.py configs/flow_terrain.py:cpu`` writes
 ``results/flow_terrain_cpu.json`` (the README's results table).
 """
