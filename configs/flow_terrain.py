@@ -14,6 +14,7 @@ wall with other work beside it), ``python eval.py --workdir=runs/flow_terrain_cp
   untrained flow                                  7.94 (step-0 eval)
   statistics distance, T=0.7 (untrained / real)   1.379 (5.922 / 0.088)
   C2ST pixels, T=0.7 (real; 0.5 = indistinguishable) 1.00 (0.50)
+  C2ST pixels, T=0.7 (real; 0.5 = indistinguishable) 1.00 (0.50)
 
 Validity is not a useful number for this config: without a label channel
 the rules judge biomes from nearest-palette colours of the shaded render,

@@ -11,19 +11,19 @@ wall), ``python eval.py --workdir=runs/vae_terrain_cpu --num_samples=1000``:
   ===========================  =========  =======  ====
   metric                       untrained  trained  real
   ===========================  =========  =======  ====
-  test ELBO bits/dim           7.617      4.701
+  test ELBO bits/dim           7.617      4.700
   test IW bits/dim (k=16)      7.613      4.686
-  validity (all rules)         0.000      0.143    1.000
-  statistics distance          7.515      1.046    0.067
+  validity (all rules)         0.000      0.148    1.000
+  statistics distance          7.699      1.070    0.083
   ===========================  =========  =======  ====
 
 An independent per-pixel categorical fitted to the train split scores 6.393
 bits/dim on the same dimensions.
 
 Feature space (the shipped scene feature network), model (real held-out /
-untrained): FD 105.41 (0.15 / 108.78); KID 5.389
-(0.000 / 5.151); precision 0.000 (0.927); recall
-0.000 (0.918). Prior samples are blurred (100% "blur" to the feature network).
+untrained): FD 105.84 (0.21 / 108.10); KID 5.441
+(0.003 / 5.127); precision 0.000 (0.905); recall
+0.000 (0.916); C2ST pixels 1.00 (real 0.50). Prior samples are blurred (100% "blur" to the feature network).
 All numbers: ``python tools/reproduce.py configs/vae_terrain.py:cpu`` writes
 ``results/vae_terrain_cpu.json`` (the README's results table).
 """
