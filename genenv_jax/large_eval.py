@@ -77,6 +77,14 @@ def score(world, scenes, crop: int, ref_crops, ref_stats, fnet, ref_feats, mesh=
   return out
 
 
+def judge_world(world):
+  """The unbounded version of ``world`` where there is one (its regions are the real large scenes), else itself."""
+  from genenv_jax.scenes import WORLDS, get_world
+
+  name = world.name
+  return get_world(f"{name}_regions") if f"{name}_regions" in WORLDS else world
+
+
 def real_regions(world, n: int, h: int, w: int, first_seed: int) -> dict[str, np.ndarray]:
   """n real scenes of h x w from seeds first_seed.. (regions of an unbounded world)."""
   rows = [
@@ -105,15 +113,13 @@ def model_regions(model, n: int, h: int, w: int, params=None) -> dict[str, np.nd
 def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "default", step=None, mesh=None) -> dict:
   """Scores n generated h x w scenes, n real regions and n untrained-model scenes (see the module doc)."""
   from genenv_jax.metrics import scorer
-  from genenv_jax.scenes import WORLDS, get_world
 
   model = trained.load(workdir, step)
   if model.world is None:
     raise ValueError(f"workdir={workdir!r}: trained on user data; large-scene scores need a built-in world")
   # Judged by the unbounded version of the world where there is one: its rules hold
   # for a region of any size and its regions are the real large scenes.
-  world = get_world(f"{model.world.name}_regions") if f"{model.world.name}_regions" in WORLDS else model.world
-  world = get_world(model.world.name) if model.world.name.endswith("_regions") else world
+  world = judge_world(model.world)
   crop = model.spec.image_size
   if height < crop or width < crop or height % crop or width % crop:
     raise ValueError(f"scene_size={height}x{width}: must be a multiple of the training size {crop}")

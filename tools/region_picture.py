@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from genenv_jax import cli, large_eval, trained  # noqa: E402
-from genenv_jax.scenes import WORLDS, get_world  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
 _SIZE = flags.DEFINE_integer("size", 1024, "Side of the square scenes in pixels.")
@@ -31,8 +30,7 @@ def main(argv):
   del argv
   cli.start()
   model = trained.load(_WORKDIR.value)
-  name = model.world.name
-  world = get_world(name if name.endswith("_regions") or f"{name}_regions" not in WORLDS else f"{name}_regions")
+  world = large_eval.judge_world(model.world)
   s = _SIZE.value
   gen = large_eval.model_regions(model, 1, s, s)["rgb"][0]
   real = large_eval.real_regions(world, 1, s, s, 0)["rgb"][0]
