@@ -134,6 +134,20 @@ def data_config(world: str, image_size: int, num_train: int, num_test: int, chan
   return d
 
 
+def fm_config(widths, attention: bool = False) -> ml_collections.ConfigDict:
+  """The ``fm`` section of a flow-matching config (``genenv_jax.families.flow_matching``)."""
+  f = ml_collections.ConfigDict()
+  f.widths = tuple(widths)  # U-Net features per resolution, finest first (2x pooling between)
+  f.blocks = 1  # residual blocks per resolution on the way down
+  f.attention = attention  # self-attention at the lowest resolution (not with tiled large scenes)
+  f.time_sampling = "uniform"  # 'uniform' | 'logit_normal' (training times)
+  f.ema_decay = 0.999
+  f.solver = "midpoint"  # sampling: 'euler' | 'midpoint' | 'heun' | 'adaptive' (diffrax Tsit5)
+  f.sample_steps = 16  # fixed-step solvers: steps (midpoint and heun evaluate the network twice per step)
+  f.likelihood_steps = 32  # midpoint steps of the bits/dim ODE
+  return f
+
+
 def optim_config(lr: float, b1: float, b2: float, warmup_steps: int, clip_norm: float) -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.lr = lr

@@ -12,6 +12,7 @@ from genenv_jax.config_utils import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = [
+  "configs/fm_city.py:smoke",
   "configs/flow_terrain.py:smoke",
   "configs/vae_terrain.py:smoke",
   "configs/gan_forest.py:smoke",

@@ -2,11 +2,8 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
+import helpers
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -148,45 +145,9 @@ def test_large_scene_png(model, tmp_path):
   assert np.abs(got - want).max() <= 1  # float noise may flip a rounding
 
 
-def _sample_cmd(workdir, out, n=48):
-  return [
-    sys.executable,
-    os.path.join(ROOT, "sample.py"),
-    f"--workdir={workdir}",
-    f"--output={out}",
-    f"--num_samples={n}",
-    "--shard_size=8",
-    "--batch_size=8",
-    "--seed=4",
-  ]
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_is_byte_identical(workdir, tmp_path):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  ref = str(tmp_path / "ref")
-  subprocess.run(_sample_cmd(workdir, ref), env=env, check=True, capture_output=True, timeout=300)
-  for kill_after in (1, 3):
-    out = str(tmp_path / f"killed{kill_after}")
-    p = subprocess.Popen(_sample_cmd(workdir, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and p.poll() is None:
-      done = [f for f in os.listdir(out) if "array_record" in f] if os.path.isdir(out) else []
-      if len(done) >= kill_after:
-        break
-      time.sleep(0.005)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    r = subprocess.run(_sample_cmd(workdir, out), env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert _checksums(out) == _checksums(ref)
-    assert _files(out) == _files(ref)  # the files too: records serialise with a fixed field order
-    ds = tfds.builder_from_directory(out).as_data_source("train")
-    assert sorted(int(ds[i]["index"]) for i in range(len(ds))) == list(range(48))
-  # Rerunning a finished command does nothing.
-  before = {f: os.path.getmtime(os.path.join(ref, f)) for f in os.listdir(ref)}
-  subprocess.run(_sample_cmd(workdir, ref), env=env, check=True, capture_output=True, timeout=300)
-  assert {f: os.path.getmtime(os.path.join(ref, f)) for f in os.listdir(ref)} == before
+  helpers.check_sigkill_resume(workdir, tmp_path)
 
 
 def test_settings_that_change_bytes_are_recorded_and_checked(model, tmp_path):

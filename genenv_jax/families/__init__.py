@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from genenv_jax.families import base, flow, gan, optim, vae
+from genenv_jax.families import base, flow, flow_matching, gan, optim, vae
 
 
 class Entry(NamedTuple):
@@ -24,6 +24,7 @@ FAMILIES = {
   "gan": Entry(gan.make, ("model", "gan"), gan.OPTIMIZERS, gan.ROLES),
   "flow": Entry(flow.make, ("flow",), flow.OPTIMIZERS, flow.ROLES),
   "vae": Entry(vae.make, ("vae",), vae.OPTIMIZERS, vae.ROLES),
+  "flow_matching": Entry(flow_matching.make, ("fm",), flow_matching.OPTIMIZERS, flow_matching.ROLES),
 }
 
 
