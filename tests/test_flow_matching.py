@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from genenv_jax import families, synthesis, training, trained
+from genenv_jax import families, synthesis, trained, training
 from genenv_jax.config_utils import load_config
 from genenv_jax.families import base
 from genenv_jax.families import flow_matching as fm
