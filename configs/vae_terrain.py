@@ -47,6 +47,11 @@ def get_config(arg=None):
   c.vae.beta = 1.0
   c.vae.iw_samples = 16
   c.vae.ema_decay = 0.999
+  # 'gaussian': sample z ~ N(0, I). 'flow_matching': a U-Net velocity field over the latent
+  # grid, trained alongside on posterior samples, samples z by an ODE (prior_steps midpoint steps).
+  c.vae.prior = "gaussian"
+  c.vae.prior_widths = (64, 128)  # prior U-Net features per latent resolution (2x pooling between)
+  c.vae.prior_steps = 16
   c.optim = config_utils.optim_config(lr=5e-4, b1=0.9, b2=0.999, warmup_steps=500, clip_norm=100.0)
   c.train = config_utils.train_config(batch_size=64, num_steps=50_000, every=2_500, eval_samples=512)
   c.mesh = ml_collections.ConfigDict({"num_devices": -1})
@@ -66,6 +71,8 @@ def get_config(arg=None):
     c.vae.width = 8
     c.vae.max_width = 16
     c.vae.iw_samples = 4
+    c.vae.prior_widths = (8, 16)
+    c.vae.prior_steps = 2
     c.optim.warmup_steps = 1
     config_utils.smoke(c)
   return c

@@ -97,6 +97,10 @@ LEGACY_DEFAULTS = {
   # Folder runs before the held-out split trained on every image; elsewhere the key has no effect.
   "data.test_fraction": lambda theirs, mine: 0.0 if theirs["data"]["source"] == "folder" or mine is None else mine,
   "data.test_path": lambda theirs, mine: "",
+  # VAEs before the learned latent prior sampled from the Gaussian prior.
+  "vae.prior": lambda theirs, mine: "gaussian",
+  "vae.prior_widths": lambda theirs, mine: mine,
+  "vae.prior_steps": lambda theirs, mine: mine,
 }
 
 

@@ -81,3 +81,39 @@ def test_interpolation_ends_at_the_reconstructions():
   assert rec.shape == (2, 8, 8, 3) and path.shape == (1, 5, 8, 8, 3)
   np.testing.assert_allclose(path[0, 0], rec[0], atol=1e-5)
   np.testing.assert_allclose(path[0, -1], rec[1], atol=1e-5)
+
+
+def test_learned_prior_leaves_the_vae_as_it_was_and_learns_the_aggregate_posterior():
+  spec = base.DataSpec(image_size=8, channels=3, num_classes=1)
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 3)), jnp.float32)
+  batch = {"x": x, "label": jnp.zeros((16,), jnp.int32)}
+  runs = {}
+  for prior in ("gaussian", "flow_matching"):
+    cfg = _config()
+    # beta << 1: posteriors far from N(0, I), so a prior that learns them has something to show.
+    cfg.vae.update(dict(prior=prior, prior_widths=(32, 32), prior_steps=8, beta=0.02))
+    fam = families.make(cfg, spec)
+    state = fam.init(jax.random.PRNGKey(0), batch)
+    step = jax.jit(fam.train_step)
+    for _ in range(300):
+      state, m = step(state, batch)
+    runs[prior] = (fam, state, m)
+  (_, sg, _), (fam, sf, mf) = runs["gaussian"], runs["flow_matching"]
+  # The encoder and decoder trained exactly as without the prior (no gradient reaches them).
+  for k in ("enc", "dec"):
+    for a, b in zip(jax.tree.leaves(sg.params[k]), jax.tree.leaves(sf.params[k])):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  # The prior's samples have the aggregate posterior's moments, which N(0, I) does not.
+  enc = vae.Encoder(2, 8, 16, 4)
+  mu, logvar = enc.apply(sf.params["enc"], x)
+  post = mu[None] + jnp.exp(0.5 * logvar)[None] * jax.random.normal(jax.random.PRNGKey(2), (64, *mu.shape))
+  post = np.asarray(post).reshape(-1, 4)
+  prior_net = vae.unet.UNet(4, (32, 32), 1, True)
+  z0 = jax.random.normal(jax.random.PRNGKey(3), (1024, 2, 2, 4))
+  z = np.asarray(vae.fm.solve(lambda zz, t: prior_net.apply(sf.params["prior"], zz, t), z0, "midpoint", 8)).reshape(
+    -1, 4
+  )
+  gap_learned = np.abs(z.mean(0) - post.mean(0)).max() + np.abs(z.std(0) - post.std(0)).max()
+  gap_gauss = np.abs(post.mean(0)).max() + np.abs(1 - post.std(0)).max()
+  assert gap_learned < 0.5 * gap_gauss, (gap_learned, gap_gauss)
+  assert fam.roles.shown[-1] == "prior_loss" and np.isfinite(float(mf["prior_loss"]))

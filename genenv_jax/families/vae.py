@@ -7,6 +7,14 @@
 * ``beta`` weights the KL term in the training loss only; reported bits/dim
   always use beta = 1. ``eval_step`` also reports the importance-weighted
   bound (Burda et al.) with ``vae.iw_samples`` samples.
+* ``vae.prior='flow_matching'``: a learned prior for sampling. A small U-Net
+  velocity field over the latent grid is trained, in the same step and with
+  its own optimiser state, by flow matching on posterior samples
+  ``stop_gradient(z ~ q(z|x))`` (the aggregate posterior, which the Gaussian
+  prior does not cover); prior samples solve its ODE from noise and decode.
+  The encoder and decoder train exactly as with the Gaussian prior, so the
+  reported ELBO and importance-weighted bounds keep their meaning (they use
+  N(0, I), a valid but looser prior for the bound).
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import jax.numpy as jnp
 import optax
 
 from genenv_jax.families import base
-from genenv_jax.nets import blocks
+from genenv_jax.families import flow_matching as fm
+from genenv_jax.nets import blocks, unet
 
 
 def widths(levels: int, width: int, max_width: int) -> list[int]:
@@ -134,6 +143,17 @@ def validate(vae_cfg, data: base.DataSpec) -> int:
     raise ValueError(f"vae.beta={vae_cfg.beta}: must be > 0")
   if vae_cfg.iw_samples < 1:
     raise ValueError(f"vae.iw_samples={vae_cfg.iw_samples}: must be >= 1")
+  prior = vae_cfg.get("prior", "gaussian")
+  if prior not in PRIORS:
+    raise ValueError(f"vae.prior={prior!r}: must be one of {list(PRIORS)}")
+  if prior == "flow_matching":
+    pw = tuple(vae_cfg.prior_widths)
+    if not pw or any(not isinstance(w, int) or w < 1 for w in pw) or g % 2 ** (len(pw) - 1):
+      raise ValueError(
+        f"vae.prior_widths={pw!r}: positive integers, one per resolution of the {g}x{g} latent grid "
+        f"(its side must be divisible by 2**(len - 1))"
+      )
+    fm.check_solver("midpoint", vae_cfg.prior_steps)
   return int(math.log2(s // g))
 
 
@@ -141,6 +161,7 @@ ROLES = base.MetricRoles(
   shown=("loss", "bpd"), compare=("loss", "bpd", "kl_bpd"), likelihood={"elbo_bpd": "elbo", "iw_bpd": "iw"}
 )
 OPTIMIZERS = {"vae": "lr"}
+PRIORS = ("gaussian", "flow_matching")
 
 
 def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
@@ -160,6 +181,8 @@ def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   num_dims = lik.num_dims(data.image_size)
   to_bpd = 1.0 / (num_dims * math.log(2.0))
   beta, k_iw, ema_decay = v.beta, v.iw_samples, v.ema_decay
+  learned = v.get("prior", "gaussian") == "flow_matching"
+  prior_net = unet.UNet(v.latent_channels, tuple(v.prior_widths), 1, True) if learned else None
 
   def elbo_terms(params, key, x):
     mu, logvar = enc.apply(params["enc"], x)
@@ -172,20 +195,44 @@ def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     return loss, (jnp.mean(-rec + kl) * to_bpd, jnp.mean(kl) * to_bpd)
 
   def init(key, batch):
-    ke, kd, kr = jax.random.split(key, 3)
+    ke, kd, kr, kp = jax.random.split(key, 4)
     n, g = batch["x"].shape[0], v.latent_size
     z0 = jnp.zeros((n, g, g, v.latent_channels))
     params = {"enc": enc.init(ke, batch["x"]), "dec": dec.init(kd, z0)}
-    return base.initial_state(params, tx.init(params), params, kr)
+    if not learned:
+      return base.initial_state(params, tx.init(params), params, kr)
+    params["prior"] = prior_net.init(kp, z0, jnp.zeros((n,)))
+    vae_params = {"enc": params["enc"], "dec": params["dec"]}
+    opt_state = {"vae": tx.init(vae_params), "prior": tx.init(params["prior"])}
+    return base.initial_state(params, opt_state, params, kr)
+
+  def prior_loss(prior_params, key, x, vae_params):
+    """Flow matching on posterior samples: the prior learns the aggregate posterior (no gradient to the VAE)."""
+    kz, kf = jax.random.split(key)
+    mu, logvar = enc.apply(vae_params["enc"], x)
+    z = jax.lax.stop_gradient(mu + jnp.exp(0.5 * logvar) * jax.random.normal(kz, mu.shape))
+    return fm.cfm_loss(lambda zz, t: prior_net.apply(prior_params, zz, t), kf, z)
 
   def train_step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)
-    (loss, (bpd, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, batch["x"])
-    upd, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, upd)
-    ok = jnp.isfinite(loss) & base.tree_all_finite(grads)
-    kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
-    return kept, {"loss": loss, "bpd": bpd, "kl_bpd": kl, "skipped": kept.skipped}
+    if not learned:
+      (loss, (bpd, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, batch["x"])
+      upd, opt_state = tx.update(grads, state.opt_state, state.params)
+      params = optax.apply_updates(state.params, upd)
+      ok = jnp.isfinite(loss) & base.tree_all_finite(grads)
+      kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
+      return kept, {"loss": loss, "bpd": bpd, "kl_bpd": kl, "skipped": kept.skipped}
+    kv, kp = key, jax.random.fold_in(key, 0x9819)  # the VAE's randomness as without the prior
+    vae_params = {"enc": state.params["enc"], "dec": state.params["dec"]}
+    (loss, (bpd, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(vae_params, kv, batch["x"])
+    upd, o_vae = tx.update(grads, state.opt_state["vae"], vae_params)
+    new_vae = optax.apply_updates(vae_params, upd)
+    p_loss, p_grads = jax.value_and_grad(prior_loss)(state.params["prior"], kp, batch["x"], vae_params)
+    upd, o_prior = tx.update(p_grads, state.opt_state["prior"], state.params["prior"])
+    params = {**new_vae, "prior": optax.apply_updates(state.params["prior"], upd)}
+    ok = jnp.isfinite(loss) & jnp.isfinite(p_loss) & base.tree_all_finite((grads, p_grads))
+    kept = base.finish_step(state, params, {"vae": o_vae, "prior": o_prior}, params, ok, ema_decay)
+    return kept, {"loss": loss, "bpd": bpd, "kl_bpd": kl, "prior_loss": p_loss, "skipped": kept.skipped}
 
   def iw_bound(params, key, x):
     """[b] importance-weighted log-likelihood bound with k_iw samples (nats)."""
@@ -209,11 +256,17 @@ def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     return {"elbo_bpd": jnp.mean(-rec + kl) * to_bpd, "iw_bpd": -jnp.mean(iw) * to_bpd}
 
   def sample(params, key, n, cond=None, temperature=None):
+    """Decoded prior samples; sample i depends only on (params, key, i).
+
+    With the learned prior, ``temperature`` scales the ODE's initial noise.
+    """
     del cond
     temperature = 1.0 if temperature is None else temperature
     g = v.latent_size
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
     z = jax.vmap(lambda k: jax.random.normal(k, (g, g, v.latent_channels)))(keys) * temperature
+    if learned:
+      z = fm.solve(lambda zz, t: prior_net.apply(params["prior"], zz, t), z, "midpoint", v.prior_steps)
     return lik.mode(dec.apply(params["dec"], z), data.channels)
 
   def reconstruct(params, x):
@@ -231,4 +284,7 @@ def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     return flat.reshape(z.shape[0], steps, *flat.shape[1:])
 
   extras = {"reconstruct": reconstruct, "interpolate": interpolate}
-  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, roles=ROLES, extras=extras)
+  roles = (
+    ROLES._replace(shown=(*ROLES.shown, "prior_loss"), compare=(*ROLES.compare, "prior_loss")) if learned else ROLES
+  )
+  return base.Family(init=init, train_step=train_step, eval_step=eval_step, sample=sample, roles=roles, extras=extras)
