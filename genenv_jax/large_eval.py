@@ -28,7 +28,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from genenv_jax import parallel, tiling, trained
+from genenv_jax import canvas, parallel, tiling, trained
 from genenv_jax.metrics import feature_metrics, scene_metrics, two_sample
 
 EVAL_SEED = 0x1A46E
@@ -100,12 +100,15 @@ def real_regions(world, n: int, h: int, w: int, first_seed: int) -> dict[str, np
 
 def model_regions(model, n: int, h: int, w: int, params=None) -> dict[str, np.ndarray]:
   """n large scenes of the model's seamless canvas (seeds 0..n-1), decoded."""
+  m = model if params is None else dataclasses.replace(model, params=params)
   tl = model.family.tiling
+  if tl is None and model.family.canvas is not None:
+    x = np.stack([canvas.render_scene(m, h, w, seed=s) for s in range(n)])
+    return model.layout.decode(x)
   if tl is None:
-    raise ValueError(f"family={model.config.family!r}: not fully convolutional; large scenes need a GAN")
+    raise ValueError(f"family={model.config.family!r}: no large scenes (GAN and flow matching have them)")
   if h % tl.cell_px or w % tl.cell_px:
     raise ValueError(f"scene_size={h}x{w}: must be a multiple of the model's {tl.cell_px}-px latent cell")
-  m = model if params is None else dataclasses.replace(model, params=params)
   x = np.stack([tiling.render_region(m, s, 0, 0, h // tl.cell_px, w // tl.cell_px) for s in range(n)])
   return model.layout.decode(x)
 

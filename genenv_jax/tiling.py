@@ -50,7 +50,7 @@ def make_tile_renderer(trained, tile_cells: int, temperature: float, cond: int, 
   """Jitted (params, seed, origins [n, 2] in cells) -> [n, T*px, T*px, C] float tiles."""
   tl = trained.family.tiling
   if tl is None:
-    raise ValueError(f"family={trained.config.family!r}: not fully convolutional; large scenes need a GAN")
+    raise ValueError(f"family={trained.config.family!r}: no large scenes (GAN and flow matching have them)")
   m, t, px = tl.margin_cells, tile_cells, tl.cell_px
   mesh = mesh or parallel.local_mesh()
 
@@ -81,6 +81,13 @@ def iter_strips(
   trained, height: int, width: int, seed: int, tile_cells: int, temperature: float, cond: int, progress: bool = False
 ):
   """Yields [rows, width, C] float strips of the scene, top to bottom."""
+  if trained.family.tiling is None and trained.family.canvas is not None:
+    from genenv_jax import canvas
+
+    scene = canvas.render_scene(trained, height, width, seed, temperature, cond)
+    for r in range(0, height, 256):
+      yield scene[r : r + 256]
+    return
   render, n_dev = make_tile_renderer(trained, tile_cells, temperature, cond)
   px = trained.family.tiling.cell_px
   tile_px = tile_cells * px

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from genenv_jax import families, synthesis, trained, training
+from genenv_jax import canvas, families, synthesis, tiling, trained, training
 from genenv_jax.config_utils import load_config
 from genenv_jax.families import base
 from genenv_jax.families import flow_matching as fm
@@ -194,3 +194,50 @@ def test_terrain_reports_test_bits_per_dim(data_dir):
   assert su.family.roles.likelihood == {"bpd": "ode"}
   city = families.make(load_config(os.path.join(ROOT, "configs/fm_city.py:smoke")), base.DataSpec(16, 9, 1, (3, 8)))
   assert city.roles.likelihood == {}  # label channels are not 8-bit data
+
+
+# --- large scenes: one canvas-wide ODE ----------------------------------------
+
+
+def test_initial_noise_is_a_pure_function_of_global_coordinates():
+  big = canvas.initial_noise(5, -8, 16, 40, 48, 3)
+  small = canvas.initial_noise(5, 4, 30, 10, 12, 3)
+  np.testing.assert_array_equal(small, big[12:22, 14:26])
+  assert abs(big.mean()) < 0.05 and abs(big.std() - 1) < 0.05
+  assert not np.array_equal(canvas.initial_noise(6, 4, 30, 10, 12, 3), small)
+
+
+def test_windowed_velocity_blends_to_the_pointwise_field():
+  """A pointwise field (v = MU-target velocity) is the same from any window: the canvas ODE equals it per pixel."""
+  cv = base.Canvas(lambda p, x, t, lab: gaussian_velocity(x, t), 16, 2, False, lambda x: x, "midpoint", 32)
+  fam = base.Family(None, None, None, None, fm.ROLES, canvas=cv)
+  cfg = load_config(os.path.join(ROOT, "configs/fm_city.py:smoke"))
+  render, pl = canvas.make_renderer(fam, cfg, 40, 56, chunk=4)
+  assert (pl.height, pl.width) == (40, 56) and len(pl.origins) == 4 * 6
+  noise = canvas.initial_noise(0, 0, 0, pl.height, pl.width, 2)
+  got = np.asarray(render(None, jnp.asarray(noise), jnp.int32(0)))
+  np.testing.assert_allclose(got, MU + S * noise, atol=1e-4)
+
+
+def test_large_scene_same_on_one_and_eight_devices_and_refuses_bad_input(fm_workdir, tmp_path):
+  from genenv_jax import parallel
+
+  model = trained.load(fm_workdir)
+  a = canvas.render_scene(model, 40, 24, seed=1, mesh=parallel.make_mesh(1))
+  b = canvas.render_scene(model, 40, 24, seed=1, mesh=parallel.make_mesh(8))
+  assert a.shape == (40, 24, 9)
+  np.testing.assert_allclose(a[..., :3], b[..., :3], atol=1e-4)
+  np.testing.assert_array_equal(a[..., 3:8], b[..., 3:8])  # the same labels
+  with pytest.raises(ValueError, match="at most 17 Mpixels"):
+    canvas.render_scene(model, 8192, 4096)
+  cfg = load_config(os.path.join(ROOT, "configs/fm_city.py:smoke"), ["fm.attention=True"])
+  fam = families.make(cfg, model.spec)
+  with pytest.raises(ValueError, match=r"window=32 with fm.attention=True"):
+    canvas.make_renderer(fam, cfg, 64, 64, window=32)
+  with pytest.raises(ValueError, match=r"window=12: must be a multiple of 8"):
+    canvas.make_renderer(model.family, model.config, 64, 64, window=12)
+  # sample.py's large-scene path writes the canvas.
+  tiling.write_large_scene(model, str(tmp_path / "big"), 40, 24, seed=1, progress=False)
+  from PIL import Image
+
+  assert Image.open(tmp_path / "big" / "scene_labels.png").size == (24, 40)

@@ -82,6 +82,27 @@ class Tiling(NamedTuple):
   margin_cells: int
 
 
+class Canvas(NamedTuple):
+  """How a family that samples by an ODE renders scenes larger than its training size (``genenv_jax.canvas``).
+
+  Attributes:
+    velocity: (params, x [b, s, s, C], t [b], label [b]) -> [b, s, s, C].
+    window: the training size: the windows the velocity is evaluated on.
+    channels: channels of the model tensor.
+    attention: whether the network attends across a whole window.
+    finalize: ODE end point -> model tensor (one-hot snapping, clipping).
+    solver, steps: the family's default ODE solver and step count.
+  """
+
+  velocity: Callable[..., jax.Array]
+  window: int
+  channels: int
+  attention: bool
+  finalize: Callable[[jax.Array], jax.Array]
+  solver: str
+  steps: int
+
+
 class Family(NamedTuple):
   """A model family.
 
@@ -96,6 +117,7 @@ class Family(NamedTuple):
     sample_temperature: the family's default latent scale: what evaluation
       scores and what ``sample.py`` writes unless told otherwise.
     tiling: for fully convolutional families, how to render large scenes.
+    canvas: for ODE families, how to render large scenes (one canvas-wide ODE).
     extras: further named pure functions a family offers (a VAE's
       ``reconstruct(params, x)`` and ``interpolate(params, x_a, x_b, steps)``).
   """
@@ -107,6 +129,7 @@ class Family(NamedTuple):
   roles: MetricRoles
   sample_temperature: float = 1.0
   tiling: Tiling | None = None
+  canvas: Canvas | None = None
   extras: dict[str, Callable[..., jax.Array]] | None = None  # e.g. a VAE's 'reconstruct', 'interpolate'
 
 

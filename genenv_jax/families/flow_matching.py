@@ -296,4 +296,13 @@ def make(fm_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     sample=sample,
     roles=roles,
     extras={"velocity": velocity},
+    canvas=base.Canvas(
+      velocity,
+      data.image_size,
+      data.channels,
+      bool(f.attention),
+      lambda x: finalize(x, one_hot),
+      f.solver,
+      f.sample_steps,
+    ),
   )

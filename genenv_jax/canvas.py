@@ -1,0 +1,144 @@
+"""Scenes larger than the training size from an ODE family: one canvas-wide ODE, windowed velocity.
+
+The canvas starts as Gaussian noise keyed by global pixel coordinates (any
+region of the initial noise is reproducible from the seed alone). At every
+solver evaluation the velocity of the whole canvas is the weighted mean of
+the network's velocity on overlapping training-size windows (stride half a
+window, tent weights; MultiDiffusion, Bar-Tal et al. 2023): every window the
+network sees looks like a training image, and neighbouring windows agree on
+their overlap because they are averaged into one field before each step.
+Windows are evaluated in chunks over a ``data`` mesh axis (sharded over the
+devices), so the network's memory is bounded by one chunk.
+
+Memory bound, stated honestly: unlike the GAN's tiles (streamed strip by
+strip, bounded by one strip), the canvas is integrated as a whole, so the
+solver's state is about ``8 x H x W x C`` float32 values beside one chunk of
+windows: ~0.3 GB for a 1024x1024 city (9 channels), ~4.8 GB at 4096x4096.
+Compute is ~4 window evaluations per pixel per network evaluation (NFE).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from genenv_jax import parallel
+from genenv_jax.families import flow_matching as fm
+from genenv_jax.scenes import fields
+
+MAX_PIXELS = 4096 * 4096  # the whole canvas is in memory (see the module doc)
+_TAG = 0xCA7
+
+
+class Plan(NamedTuple):
+  height: int  # the canvas drawn: the scene rounded up to whole strides
+  width: int
+  origins: np.ndarray  # [n, 2] window origins
+  window: int
+
+
+def plan(height: int, width: int, window: int) -> Plan:
+  """Window origins covering ``height x width`` (rounded up to a multiple of window/2) at stride window/2."""
+  if height < 1 or width < 1:
+    raise ValueError(f"scene_size={height}x{width}: must be positive")
+  stride = window // 2
+  hh = max(window, -(-height // stride) * stride)
+  ww = max(window, -(-width // stride) * stride)
+  ys, xs = range(0, hh - window + 1, stride), range(0, ww - window + 1, stride)
+  return Plan(hh, ww, np.array([(y, x) for y in ys for x in xs], np.int32), window)
+
+
+def tent(window: int) -> np.ndarray:
+  """[window, window] weights: highest at the centre, 1/window at the edges (never 0)."""
+  r = 1.0 - np.abs(np.arange(window) + 0.5 - window / 2) / (window / 2)
+  r = np.maximum(r, 1.0 / window)
+  return np.outer(r, r).astype(np.float32)
+
+
+def initial_noise(seed: int, y0: int, x0: int, height: int, width: int, channels: int) -> np.ndarray:
+  """[h, w, C] standard normal noise keyed by (seed, global row, global column, channel) (Box-Muller)."""
+  ys = np.arange(y0, y0 + height)[:, None, None]
+  xs = np.arange(x0, x0 + width)[None, :, None]
+  cs = np.arange(channels)[None, None, :]
+  u1 = fields.uniform(seed, _TAG, ys, xs, cs)
+  u2 = fields.uniform(seed, _TAG + 1, ys, xs, cs)
+  return (np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)).astype(np.float32)
+
+
+def check(family, config, window: int | None) -> int:
+  """The window size; clear errors before anything compiles."""
+  cv = family.canvas
+  if cv is None:
+    raise ValueError(f"family={config.family!r}: samples no ODE; its large scenes come from tiling (GAN)")
+  window = cv.window if window is None else window
+  if not isinstance(window, int) or window < 8 or window % 8:
+    raise ValueError(f"window={window!r}: must be a multiple of 8 (default: the training size {cv.window})")
+  if cv.attention and window != cv.window:
+    raise ValueError(
+      f"window={window} with fm.attention=True: attention at the lowest resolution spans the whole window, so a "
+      f"network with attention only sees windows of its training size {cv.window} (or train with fm.attention=False)"
+    )
+  return window
+
+
+def make_renderer(family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None):
+  """Jitted (params, noise [H', W', C], label) -> [H', W', C] model tensor; and its ``Plan``."""
+  window = check(family, config, window)
+  cv = family.canvas
+  mesh = mesh or parallel.local_mesh()
+  pl = plan(height, width, window)
+  k = mesh.devices.size
+  per_call = k * chunk
+  nw = len(pl.origins)
+  padded = -(-nw // per_call) * per_call
+  origins = np.concatenate([pl.origins, np.repeat(pl.origins[:1], padded - nw, 0)])
+  weight = jnp.asarray(tent(window))[..., None]
+  wsum = np.zeros((pl.height, pl.width, 1), np.float32)
+  for y, x in pl.origins:
+    wsum[y : y + window, x : x + window] += np.asarray(weight)
+  wins_sharding = NamedSharding(mesh, P(None, "data"))
+  valid = jnp.asarray(np.arange(padded) < nw, jnp.float32)
+
+  def canvas_velocity(params, x, t, label):
+    o = jnp.asarray(origins)
+    wins = jax.vmap(lambda oo: jax.lax.dynamic_slice(x, (oo[0], oo[1], 0), (window, window, x.shape[-1])))(o)
+    wins = jax.lax.with_sharding_constraint(wins.reshape(padded // per_call, per_call, *wins.shape[1:]), wins_sharding)
+    lab = jnp.full((per_call,), label, jnp.int32)
+    tt = jnp.full((per_call,), t)
+    v = jax.lax.map(lambda w: cv.velocity(params, w, tt, lab), wins).reshape(padded, window, window, -1)
+    v = v * weight * valid[:, None, None, None]
+
+    def add(i, acc):
+      oo = o[i]
+      cur = jax.lax.dynamic_slice(acc, (oo[0], oo[1], 0), (window, window, acc.shape[-1]))
+      return jax.lax.dynamic_update_slice(acc, cur + v[i], (oo[0], oo[1], 0))
+
+    return jax.lax.fori_loop(0, padded, add, jnp.zeros_like(x)) / wsum
+
+  def render(params, noise, label):
+    v = lambda x, t: canvas_velocity(params, x[0], t[0], label)[None]  # noqa: E731
+    return cv.finalize(fm.solve(v, noise[None], cv.solver, cv.steps))[0]
+
+  repl = NamedSharding(mesh, P())
+  return jax.jit(render, in_shardings=(repl, repl, None), out_shardings=repl), pl
+
+
+def render_scene(trained, height, width, seed=0, temperature=1.0, cond=-1, window=None, mesh=None) -> np.ndarray:
+  """A ``height x width`` scene [h, w, C] in [-1, 1], from the seed's coordinate-keyed noise."""
+  cv = trained.family.canvas
+  if height * width > MAX_PIXELS:
+    raise ValueError(
+      f"scene_size={height}x{width}: the canvas ODE holds the whole scene in memory; at most "
+      f"{MAX_PIXELS / 1e6:.0f} Mpixels (4096x4096) for {trained.config.family}"
+    )
+  render, pl = make_renderer(trained.family, trained.config, height, width, window, mesh=mesh)
+  noise = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, cv.channels)
+  label = jnp.int32(max(cond, 0))
+  out = render(trained.params, jnp.asarray(noise), label)
+  return np.asarray(jax.device_get(out))[:height, :width]
