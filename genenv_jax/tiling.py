@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from genenv_jax import logs, parallel, pngstream
+from genenv_jax import canvas, logs, parallel, pngstream
 from genenv_jax import workdir as workdir_lib
 
 _OFFSET = 1 << 24  # fold_in takes uint32: shift coordinates (margins can be negative)
@@ -82,8 +82,6 @@ def iter_strips(
 ):
   """Yields [rows, width, C] float strips of the scene, top to bottom."""
   if trained.family.tiling is None and trained.family.canvas is not None:
-    from genenv_jax import canvas
-
     scene = canvas.render_scene(trained, height, width, seed, temperature, cond)
     for r in range(0, height, 256):
       yield scene[r : r + 256]
