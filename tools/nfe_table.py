@@ -35,8 +35,7 @@ _OUT = flags.DEFINE_string("output", "", "Where the JSON goes (default: WORKDIR/
 
 
 def rows_to_markdown(rows) -> str:
-  head = "| NFE | solver | steps | FD | KID | precision | recall | validity | samples/s |\n|---|---|---|---|---|---|---|---|---|"
-  lines = [head]
+  lines = ["| NFE | solver | steps | FD | KID | precision | recall | validity | samples/s |", "|---" * 9 + "|"]
   for r in rows:
     v = r.get("validity")
     lines.append(
