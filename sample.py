@@ -40,6 +40,10 @@ _COND = flags.DEFINE_string(
   "cond", "-1", "Conditional models: the scene class, by name or index (-1: drawn per sample)."
 )
 _CHUNK = flags.DEFINE_integer("chunk", 8, "Per-device micro-batch; fixes the computation so bytes never vary.")
+_SOLVER = flags.DEFINE_string(
+  "solver", "", "Flow matching: the ODE solver (euler, midpoint, heun, adaptive); default: the run's fm.solver."
+)
+_STEPS = flags.DEFINE_integer("steps", 0, "Flow matching: solver steps; default: the run's fm.sample_steps.")
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
 _FORCE = flags.DEFINE_bool("force", False, f"Large scenes: allow more than {tiling.MAX_PIXELS:,} pixels.")
@@ -70,7 +74,7 @@ def _export():
     scene = exports.from_world(_WORLD.value, h, w, _SEED.value)
     exports.export(scene, out, names, settings)
     return
-  model = trained.load(_WORKDIR.value, _STEP.value)
+  model = trained.with_sampler(trained.load(_WORKDIR.value, _STEP.value), _SOLVER.value, _STEPS.value)
   exports.check_model(model, names, (h, w))
   spool = os.path.join(out, f".tmp-spool-{os.getpid()}")
   os.makedirs(spool)
@@ -94,7 +98,7 @@ def main(argv):
       return 0
     if _WORLD.value:
       raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
-    model = trained.load(_WORKDIR.value, _STEP.value)
+    model = trained.with_sampler(trained.load(_WORKDIR.value, _STEP.value), _SOLVER.value, _STEPS.value)
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)

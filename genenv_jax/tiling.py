@@ -153,6 +153,9 @@ def write_large_scene(
       "temperature": temperature,
       "cond": cond,
       "checkpoint_step": trained.step,
+      "sampler": ""
+      if trained.family.canvas is None
+      else f"{trained.family.canvas.solver}/{trained.family.canvas.steps}",
     },
   )
   logs.phase(f"wrote {', '.join(sorted(os.path.basename(w.path) for w in writers.values()))} to {output}")

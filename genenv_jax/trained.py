@@ -50,6 +50,20 @@ class Trained:
     return self.layout.channels
 
 
+def with_sampler(model: Trained, solver: str = "", steps: int = 0) -> Trained:
+  """``model`` sampling with another ODE solver and/or step count (flow matching only); checked before compiling."""
+  if not solver and not steps:
+    return model
+  if model.family.canvas is None:
+    raise ValueError(f"--solver/--steps: family={model.config.family!r} samples without an ODE; leave them out")
+  config = model.config.copy_and_resolve_references()
+  if solver:
+    config.fm.solver = solver
+  if steps:
+    config.fm.sample_steps = steps
+  return dataclasses.replace(model, config=config, family=families.make(config, model.spec))
+
+
 def load(workdir: str, step: int | None = None) -> Trained:
   """Loads the config, family and EMA params of ``workdir`` at ``step`` (default: newest readable)."""
   wd = workdir_lib.Workdir(workdir)

@@ -1,5 +1,6 @@
 """Flow matching: the loss's minimiser, the ODE against closed forms, likelihood, determinism, bad input."""
 
+import json
 import math
 import os
 
@@ -241,3 +242,22 @@ def test_large_scene_same_on_one_and_eight_devices_and_refuses_bad_input(fm_work
   from PIL import Image
 
   assert Image.open(tmp_path / "big" / "scene_labels.png").size == (24, 40)
+
+
+def test_sampler_choice_at_synthesis_is_checked_and_recorded(fm_workdir, smoke_workdir, tmp_path):
+  model = trained.load(fm_workdir)
+  out = str(tmp_path / "ds")
+  synthesis.run(model, out, 8, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  other = trained.with_sampler(model, "heun", 3)
+  with pytest.raises(ValueError, match=r"sampler: existing 'midpoint/2' vs requested 'heun/3'"):
+    synthesis.run(other, out, 8, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  synthesis.run(other, str(tmp_path / "heun"), 8, batch_size=8, shard_size=8, progress=False, num_devices=1)
+  with open(tmp_path / "heun" / synthesis.SETTINGS_FILE) as f:
+    assert json.load(f)["sampler"] == "heun/3"
+  a = model.family.sample(model.params, jax.random.PRNGKey(0), 2)
+  b = other.family.sample(other.params, jax.random.PRNGKey(0), 2)
+  assert np.abs(np.asarray(a) - np.asarray(b)).max() > 0  # the rebuilt family samples with its own solver
+  with pytest.raises(ValueError, match=r"fm.solver='rk45': must be one of"):
+    trained.with_sampler(model, "rk45")
+  with pytest.raises(ValueError, match=r"--solver/--steps: family='gan' samples without an ODE"):
+    trained.with_sampler(trained.load(smoke_workdir), "euler")

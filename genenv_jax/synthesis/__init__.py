@@ -109,6 +109,7 @@ def run(
     image_size=spec.image_size,
     channels=tuple(trained.channels),
     chunk=chunk,
+    sampler="" if trained.family.canvas is None else f"{trained.family.canvas.solver}/{trained.family.canvas.steps}",
   )
   provenance.check_output(output, settings)
   num_shards = -(-num_samples // shard_size)

@@ -33,6 +33,7 @@ class Settings:
   image_size: int
   channels: tuple
   chunk: int  # per-device micro-batch: the XLA computation, hence the float rounding
+  sampler: str = ""  # ODE families: 'solver/steps' (e.g. 'midpoint/16'); '' for the others
 
 
 def check_temperature(temperature: float) -> float:
@@ -55,7 +56,8 @@ def check_output(output: str, settings: Settings) -> None:
   mine = json.loads(json.dumps(dataclasses.asdict(settings)))
   if os.path.exists(path):
     theirs = workdir_lib.read_json(path)
-    diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+    older = {f.name: f.default for f in dataclasses.fields(Settings) if f.default is not dataclasses.MISSING}
+    diff = {k: (theirs.get(k, older.get(k)), v) for k, v in mine.items() if theirs.get(k, older.get(k)) != v}
     if diff:
       listed = ", ".join(f"{k}: existing {a!r} vs requested {b!r}" for k, (a, b) in sorted(diff.items()))
       raise ValueError(
