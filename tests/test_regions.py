@@ -70,6 +70,36 @@ def test_terrain_region_rules_fail_on_snow_at_sea_level():
   assert not v["snow_is_high"] and not v["plausible_layout"]
 
 
+def test_forest_is_unbounded_along_x_and_its_rules_hold_and_fail():
+  from genenv_jax.scenes.forest import GROUND, SKY, TRUNK
+
+  w = get_world("forest_regions")
+  big = w.region(5, 0, -700, 32, 1024)
+  inner = w.region(5, 0, -700 + 331, 32, 45)
+  for k in ("rgb", "labels", "height"):
+    np.testing.assert_array_equal(getattr(big, k)[:, 331:376], getattr(inner, k))
+  assert not np.array_equal(big.rgb[:, :32], w.region(6, 0, -700, 32, 32).rgb)
+  for width, seeds in ((32, 30), (64, 10), (128, 5), (256, 3), (1024, 2)):
+    for s in range(seeds):
+      sc = w.region(200 + s, 0, 91 * s - 400, 32, width)
+      assert all(w.validity(sc.labels, sc.height).values()), (width, s, w.validity(sc.labels, sc.height))
+  assert all(all(w.validity(g.labels, g.height).values()) for g in (w.generate(s, 32) for s in range(20)))
+  sc = w.region(1, 0, 0, 32, 128)
+  low_sky = sc.labels.copy()
+  low_sky[26:, :] = SKY  # sky below the ground
+  assert not w.validity(low_sky, sc.height)["sky_on_top"]
+  floating = sc.labels.copy()
+  floating[2:9, 40:43] = TRUNK  # trunks in the sky, far from any ground
+  floating[2:9, 80:83] = TRUNK
+  assert (floating == TRUNK).sum() > 0.03 * (floating == TRUNK).sum() + 30
+  assert not w.validity(floating, sc.height)["trees_rooted"]
+  assert (sc.labels == GROUND).any()
+  with pytest.raises(ValueError, match=r"region y0=4, height=32 for world 'forest_regions': a side view spans rows"):
+    w.region(0, 4, 0, 32, 64)
+  with pytest.raises(ValueError, match=r"data.image_size=64: world 'forest_regions' is a side view 32 px tall"):
+    w.generate(0, 64)
+
+
 def test_region_arguments_are_checked():
   w = get_world("city_regions")
   with pytest.raises(

@@ -5,6 +5,7 @@ from genenv_jax.scenes.characters import CharactersWorld
 from genenv_jax.scenes.city import CityWorld
 from genenv_jax.scenes.city_regions import CityRegionsWorld
 from genenv_jax.scenes.forest import ForestWorld
+from genenv_jax.scenes.forest_regions import ForestRegionsWorld
 from genenv_jax.scenes.terrain import TerrainWorld
 from genenv_jax.scenes.terrain_regions import TerrainRegionsWorld
 
@@ -14,6 +15,7 @@ WORLDS = {
   "terrain": TerrainWorld,
   "terrain_regions": TerrainRegionsWorld,
   "forest": ForestWorld,
+  "forest_regions": ForestRegionsWorld,
   "characters": CharactersWorld,
 }
 
