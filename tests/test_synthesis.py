@@ -25,22 +25,12 @@ def model(workdir):
   return trained.load(workdir)
 
 
-def _checksums(output):
-  with open(os.path.join(output, synthesis.PROVENANCE_FILE)) as f:
-    return [s["content_sha256"] for s in json.load(f)["shards"]]
-
-
-def _files(output):
-  with open(os.path.join(output, synthesis.PROVENANCE_FILE)) as f:
-    return [s["file_sha256"] for s in json.load(f)["shards"]]
-
-
 def test_one_and_eight_devices_and_two_batch_sizes_give_identical_bytes(model, tmp_path):
   a = synthesis.run(model, str(tmp_path / "a"), 40, seed=3, batch_size=8, shard_size=16, num_devices=1, progress=False)
   synthesis.run(model, str(tmp_path / "b"), 40, seed=3, batch_size=64, shard_size=16, num_devices=8, progress=False)
   synthesis.run(model, str(tmp_path / "c"), 40, seed=3, batch_size=16, shard_size=16, num_devices=1, progress=False)
   assert len(a["shards"]) == 3
-  assert _checksums(tmp_path / "a") == _checksums(tmp_path / "b") == _checksums(tmp_path / "c")
+  assert helpers._checksums(tmp_path / "a") == helpers._checksums(tmp_path / "b") == helpers._checksums(tmp_path / "c")
 
 
 def test_reads_back_through_tfds_without_tensorflow(model, tmp_path):
@@ -65,13 +55,13 @@ def test_reads_back_through_tfds_without_tensorflow(model, tmp_path):
 def test_one_shard_regenerated_alone_is_identical(model, tmp_path):
   out = str(tmp_path / "ds")
   synthesis.run(model, out, 24, seed=2, batch_size=8, shard_size=8, progress=False, num_devices=1)
-  before = _checksums(out)
+  before = helpers._checksums(out)
   shard1 = synthesis.shard_path(out, 1, 3)
   os.remove(shard1)
   os.remove(synthesis.digest_path(shard1))
   os.remove(os.path.join(out, synthesis.PROVENANCE_FILE))
   synthesis.run(model, out, 24, seed=2, batch_size=8, shard_size=8, progress=False, num_devices=1)
-  assert _checksums(out) == before
+  assert helpers._checksums(out) == before
 
 
 def test_conflicting_settings_are_refused(model, tmp_path):
@@ -166,7 +156,7 @@ def test_settings_that_change_bytes_are_recorded_and_checked(model, tmp_path):
 def test_clean_runs_write_identical_files(model, tmp_path):
   for name in ("a", "b"):
     synthesis.run(model, str(tmp_path / name), 16, seed=9, batch_size=8, shard_size=8, progress=False, num_devices=1)
-  assert _files(tmp_path / "a") == _files(tmp_path / "b")
+  assert helpers._files(tmp_path / "a") == helpers._files(tmp_path / "b")
   for entry, q in zip(json.load(open(tmp_path / "a" / synthesis.PROVENANCE_FILE))["shards"], range(2)):
     assert entry["file_sha256"] == provenance.file_sha256(synthesis.shard_path(str(tmp_path / "a"), q, 2))
 
@@ -182,7 +172,7 @@ def test_damaged_or_deleted_shards_are_rewritten_and_provenance_follows(model, t
   open(os.path.join(out, ".tmp-shard-garbage"), "w").close()  # a stray file that names no shard
   again = synthesis.run(model, out, 24, **args)
   assert again["shards"] == first["shards"]
-  assert [provenance.file_sha256(synthesis.shard_path(out, j, 3)) for j in range(3)] == _files(out)
+  assert [provenance.file_sha256(synthesis.shard_path(out, j, 3)) for j in range(3)] == helpers._files(out)
   assert not [f for f in os.listdir(out) if f.startswith(".tmp-shard")]
   ds = tfds.builder_from_directory(out).as_data_source("train")
   assert sorted(int(ds[i]["index"]) for i in range(len(ds))) == list(range(24))

@@ -11,6 +11,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 PyTree = Any
 Batch = dict[str, jax.Array]  # {'x': [b, h, w, C] float32 in [-1, 1], 'label': [b] int32}
@@ -169,6 +170,14 @@ def finish_step(state: TrainState, params, opt_state, ema_source, ok: jax.Array,
   )
   kept = keep_if_finite(ok, new, state._replace(step=state.step + 1))
   return kept._replace(skipped=state.skipped + (~ok).astype(jnp.int32))
+
+
+def optimizer_step(state: TrainState, tx, loss: jax.Array, grads, ema_decay: float) -> TrainState:
+  """One optax step of a single-optimiser family: all parameters updated and EMA-tracked; skipped if not finite."""
+  upd, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, upd)
+  ok = jnp.isfinite(loss) & tree_all_finite(grads)
+  return finish_step(state, params, opt_state, params, ok, ema_decay)
 
 
 def initial_state(params, opt_state, ema_source, rng: jax.Array) -> TrainState:

@@ -248,10 +248,7 @@ def make(fm_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   def train_step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)
     loss, grads = jax.value_and_grad(loss_fn)(state.params, key, batch["x"], batch["label"])
-    upd, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, upd)
-    ok = jnp.isfinite(loss) & base.tree_all_finite(grads)
-    kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
+    kept = base.optimizer_step(state, tx, loss, grads, ema_decay)
     return kept, {"loss": loss, "grad_norm": optax.tree.norm(grads), "skipped": kept.skipped}
 
   def eval_step(state, batch):

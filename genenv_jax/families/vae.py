@@ -217,10 +217,7 @@ def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     key = jax.random.fold_in(state.rng, state.step)
     if not learned:
       (loss, (bpd, kl)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, batch["x"])
-      upd, opt_state = tx.update(grads, state.opt_state, state.params)
-      params = optax.apply_updates(state.params, upd)
-      ok = jnp.isfinite(loss) & base.tree_all_finite(grads)
-      kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
+      kept = base.optimizer_step(state, tx, loss, grads, ema_decay)
       return kept, {"loss": loss, "bpd": bpd, "kl_bpd": kl, "skipped": kept.skipped}
     kv, kp = key, jax.random.fold_in(key, 0x9819)  # the VAE's randomness as without the prior
     vae_params = {"enc": state.params["enc"], "dec": state.params["dec"]}

@@ -28,6 +28,20 @@ _WORLD_ID = 3003
 _FOUR = ndimage.generate_binary_structure(2, 1)
 
 
+def backdrop(r: int, hill_top: np.ndarray, ground_top: np.ndarray):
+  """Sky, hills and ground of an r-row view from per-column profiles -> (labels [r, w] uint8, depth [r, w])."""
+  yy = np.arange(r, dtype=np.float32)[:, None]
+  labels = np.full((r, len(hill_top)), SKY, np.uint8)
+  depth = np.ones((r, len(hill_top)), np.float32)
+  hills = yy >= hill_top[None, :]
+  ground = yy >= ground_top[None, :]
+  labels[hills] = HILLS
+  depth[hills] = 0.8
+  labels[ground] = GROUND
+  depth[ground] = np.clip(1.0 - (yy - ground_top[None, :]) / (r - ground_top[None, :] + 1e-6), 0, 1)[ground] * 0.6
+  return labels, depth
+
+
 class ForestWorld:
   """Side-view forest landscapes: sky, hills, ground, trunks, foliage."""
 
@@ -57,17 +71,10 @@ class ForestWorld:
   def _draw(self, rng, r):
     kind = int(rng.integers(3))
     x = np.arange(r, dtype=np.float32)
-    labels = np.full((r, r), SKY, np.uint8)
-    depth = np.ones((r, r), np.float32)
     yy = np.arange(r, dtype=np.float32)[:, None]
     hill_top = r * (rng.uniform(0.25, 0.4) + 0.06 * np.sin(x / r * rng.uniform(3, 7) + rng.uniform(0, 6)))
     ground_top = r * (rng.uniform(0.45, 0.6) + 0.04 * np.sin(x / r * rng.uniform(2, 5) + rng.uniform(0, 6)))
-    hills = yy >= hill_top[None, :]
-    ground = yy >= ground_top[None, :]
-    labels[hills] = HILLS
-    depth[hills] = 0.8
-    labels[ground] = GROUND
-    depth[ground] = np.clip(1.0 - (yy - ground_top[None, :]) / (r - ground_top[None, :] + 1e-6), 0, 1)[ground] * 0.6
+    labels, depth = backdrop(r, hill_top, ground_top)
     n_trees = (2, 5, 9)[kind] + int(rng.integers(0, 3))
     # Far trees first, so near ones are drawn over them.
     bases = np.sort(rng.uniform(0.0, 1.0, n_trees))

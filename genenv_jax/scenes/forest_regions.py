@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from genenv_jax.scenes import base, fields
-from genenv_jax.scenes.forest import FOLIAGE, GROUND, HILLS, SKY, TRUNK, ForestWorld
+from genenv_jax.scenes.forest import FOLIAGE, GROUND, SKY, TRUNK, ForestWorld, backdrop
 
 VIEW = 32  # the view height in pixels: every region spans it
 CELL = 4  # columns per tree cell
@@ -76,14 +76,7 @@ class ForestRegionsWorld(ForestWorld):
     hill_top = r * (0.2 + 0.18 * fields.value_noise(seed, _T_HILL, row0, xs, 24.0)[0])
     ground_top = r * (0.45 + 0.15 * fields.value_noise(seed, _T_GROUND, row0, xs, 40.0)[0])
     yy = np.arange(r, dtype=np.float32)[:, None]
-    labels = np.full((r, n), SKY, np.uint8)
-    depth = np.ones((r, n), np.float32)
-    hills = yy >= hill_top[None, :]
-    ground = yy >= ground_top[None, :]
-    labels[hills] = HILLS
-    depth[hills] = 0.8
-    labels[ground] = GROUND
-    depth[ground] = np.clip(1.0 - (yy - ground_top[None, :]) / (r - ground_top[None, :] + 1e-6), 0, 1)[ground] * 0.6
+    labels, depth = backdrop(r, hill_top, ground_top)
     for cx, b, h, tw, crown_r, conifer in self._trees(seed, int(xs[0]), int(xs[-1]) + 1):
       c = cx - int(xs[0])  # column in the padded window
       gy = int(np.ceil(ground_top[c]))
