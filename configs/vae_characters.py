@@ -18,6 +18,17 @@ untrained): FD 65.52 (0.05 / 169.26); KID 3.378
 0.000 (0.917). Prior samples are blurred (100% "blur").
 All numbers: ``python tools/reproduce.py configs/vae_characters.py:cpu`` writes
 ``results/vae_characters_cpu.json`` (the README's results table).
+
+With the learned prior (``--config.vae.prior=flow_matching``: a U-Net velocity
+field over the 4x4x16 latent grid trained alongside on posterior samples,
+16 midpoint steps to sample; 3.7 steps/s against ~8 without it), 5000 steps:
+validity 0.965 (Gaussian prior 0.003), statistics distance 0.328 (4.445), FD
+32.09 (65.52; untrained 169.26), KID 1.429 (3.378); the same test ELBO 3.678
+and IW bound 3.669 to the last digit (the encoder and decoder train exactly
+as before). The samples are whole figures, still blurred (96% "blur"):
+precision and recall stay 0. ``python tools/reproduce.py
+configs/vae_characters.py:cpu --override=vae.prior=flow_matching
+--name=vae_characters_fmprior_cpu`` writes ``results/vae_characters_fmprior_cpu.json``.
 """
 
 from configs import vae_terrain
