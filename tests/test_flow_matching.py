@@ -69,20 +69,24 @@ def test_hutchinson_estimate_agrees_with_the_exact_trace_on_a_tiny_image():
   net = unet.UNet(2, (4, 8), attention=True)
   x = jax.random.normal(jax.random.PRNGKey(4), (2, 4, 4, 2))
   t = jnp.array([0.3, 0.8])
-  params = net.init(jax.random.PRNGKey(5), x, t)
-  # Random weights everywhere (the last layer starts at zero: the field would be 0).
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.PRNGKey(6), len(leaves))
-  params = jax.tree.unflatten(tree, [p + 0.3 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+  params = jax.jit(net.init)(jax.random.PRNGKey(5), x, t)
+
+  @jax.jit
+  def randomised(params):  # random weights everywhere (the last layer starts at zero: the field would be 0)
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(6), len(leaves))
+    return jax.tree.unflatten(tree, [p + 0.3 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+
+  params = randomised(params)
   v = lambda y, s: net.apply(params, y, s)  # noqa: E731
-  _, exact = fm.divergence_exact(v, x, t)
+  _, exact = jax.jit(lambda: fm.divergence_exact(v, x, t))()
   probes = jax.random.rademacher(jax.random.PRNGKey(7), (1000, *x.shape), dtype=x.dtype)
   est = jax.lax.map(lambda p: fm.divergence_hutchinson(v, x, t, p)[1], probes, batch_size=250)
   mean, se = est.mean(0), est.std(0) / math.sqrt(est.shape[0])
   assert np.all(np.abs(mean - exact) < 4 * se + 1e-3), (mean, exact, se)
   assert np.all(se > 1e-3)  # single probes differ: the check has teeth
   # And through the whole ODE: the log-likelihood averaged over probes equals the exact one.
-  lp_exact = fm.log_likelihood(v, x, jax.random.PRNGKey(8), 4, exact=True)
+  lp_exact = jax.jit(lambda: fm.log_likelihood(v, x, jax.random.PRNGKey(8), 4, exact=True))()
   lps = jax.lax.map(lambda k: fm.log_likelihood(v, x, k, 4), jax.random.split(jax.random.PRNGKey(9), 100))
   se = lps.std(0) / math.sqrt(100)
   assert np.all(np.abs(lps.mean(0) - lp_exact) < 4 * se + 1e-3)
