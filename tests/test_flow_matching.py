@@ -140,7 +140,8 @@ def test_trained_velocity_transports_noise_to_a_gaussian_mixture():
 def fm_workdir(tmp_path_factory, data_dir):
   w = str(tmp_path_factory.mktemp("fm"))
   cfg = load_config(
-    os.path.join(ROOT, "configs/fm_city.py:smoke"), [f"data.data_dir={data_dir!r}", "train.num_steps=12"]
+    os.path.join(ROOT, "configs/fm_city.py:smoke"),
+    [f"data.data_dir={data_dir!r}", "train.num_steps=12", "train.feature_net='none'"],
   )
   training.run(cfg, w)
   return w
