@@ -11,8 +11,8 @@ batch 32), ``python eval.py --workdir=runs/fm_characters_cpu --num_samples=1000`
 ``vae_characters`` 0.003 with its Gaussian prior, 0.965 with the learned one
 in 5000 steps), statistics distance 0.315 (14.693 / 0.058), FD 42.94 (real
 0.05 / untrained 168.40), KID 1.853, precision 0.021, recall 0.125 (the VAE's
-0 and 0), C2ST on features 1.00 (real 0.49). The sprites are sharp but
-speckled (73% "quantize"). All numbers: ``python tools/reproduce.py
+0 and 0), C2ST on features 1.00 (real 0.49). The sprites have their parts but
+carry colour speckle (73% "quantize"). All numbers: ``python tools/reproduce.py
 configs/fm_characters.py:cpu`` writes ``results/fm_characters_cpu.json``.
 """
 
