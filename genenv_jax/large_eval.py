@@ -52,8 +52,9 @@ def seam_ratio(rgb: np.ndarray, period: int) -> float:
     d = d.mean(axis=3 - axis)  # per position along the axis
     pos = np.arange(d.shape[1])
     border = (pos % period) == period - 1  # the change from the last pixel of a tile to the next tile
-    ratios.append(d[:, border].mean() / d[:, ~border].mean())
-  return float(np.mean(ratios))
+    if border.any() and (~border).any():  # a 32-px-tall strip has no border along y
+      ratios.append(d[:, border].mean() / d[:, ~border].mean())
+  return float(np.mean(ratios)) if ratios else float("nan")
 
 
 def score(world, scenes, crop: int, ref_crops, ref_stats, fnet, ref_feats, mesh=None):
