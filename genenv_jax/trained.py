@@ -55,7 +55,10 @@ def with_sampler(model: Trained, solver: str = "", steps: int = 0) -> Trained:
   if not solver and not steps:
     return model
   if model.family.canvas is None:
-    raise ValueError(f"--solver/--steps: family={model.config.family!r} samples without an ODE; leave them out")
+    raise ValueError(
+      f"--solver/--steps: for flow matching only; family={model.config.family!r} has none to choose "
+      "(a VAE's learned prior uses vae.prior_steps midpoint steps); leave them out"
+    )
   config = model.config.copy_and_resolve_references()
   if solver:
     config.fm.solver = solver

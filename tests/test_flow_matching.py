@@ -264,5 +264,5 @@ def test_sampler_choice_at_synthesis_is_checked_and_recorded(fm_workdir, smoke_w
   assert np.abs(np.asarray(a) - np.asarray(b)).max() > 0  # the rebuilt family samples with its own solver
   with pytest.raises(ValueError, match=r"fm.solver='rk45': must be one of"):
     trained.with_sampler(model, "rk45")
-  with pytest.raises(ValueError, match=r"--solver/--steps: family='gan' samples without an ODE"):
+  with pytest.raises(ValueError, match=r"--solver/--steps: for flow matching only; family='gan'"):
     trained.with_sampler(trained.load(smoke_workdir), "euler")
