@@ -1,0 +1,157 @@
+r"""Where a train step's time goes: per-op timings from a JAX profiler trace, grouped.
+
+  python benchmarks/profile_step.py --config=configs/gan_city.py:cpu [--steps=10]
+
+Traces ``--steps`` steps of the compiled step on one device (with XLA:CPU's
+per-op trace events on), maps each executed op back to its HLO instruction
+and groups the time two ways:
+
+* by kind: convolutions (the library kernels XLA calls), dense layers,
+  layout changes (transposes and copies, including the fusions that feed a
+  weight-gradient convolution), other element-wise fusions;
+* by phase, from the JAX name stack in the op's metadata: forward, backward
+  and double backward (R1) of each network (``Generator``,
+  ``Discriminator``, ``Encoder``, ...); ops XLA left without a source name
+  (the weight-gradient convolutions and their layout changes) and the
+  optimiser, EMA and losses form their own rows.
+
+It also prints how busy each worker thread was: XLA:CPU runs independent
+ops of the step concurrently, one op per thread, so idle time is what the
+step's dependency chain leaves on the table.
+"""
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_hlo(text: str):
+  """Instruction name -> (opcode, op_name metadata, called computation, line); computation -> lines."""
+  comps, cur = {}, None
+  for line in text.splitlines():
+    m = re.match(r"^(?:ENTRY )?%(\S+) .*\{$", line)
+    if m:
+      cur = m.group(1)
+      comps[cur] = []
+    elif cur:
+      comps[cur].append(line)
+  inst = {}
+  for line in text.splitlines():
+    m = re.match(r"^\s+(?:ROOT )?%(\S+) = \S+ (\S+?)\(", line)
+    if m:
+      on = re.search(r'op_name="([^"]*)"', line)
+      calls = re.search(r"calls=%([^,\s]+)", line)
+      inst[m.group(1)] = (m.group(2), on.group(1) if on else "", calls.group(1) if calls else None, line)
+  return inst, comps
+
+
+def kind_of(inst, comps, name: str) -> str:
+  op, _, calls, _ = inst[name]
+  if op == "fusion":
+    body = "\n".join(comps.get(calls, []))
+    if " convolution(" in body:
+      return "convolution"
+    if " dot(" in body:
+      return "dense (dot)"
+    if " transpose(" in body or " copy(" in body:
+      return "layout change (+element-wise)"
+    if " reduce(" in body:
+      return "reduction"
+    return "element-wise"
+  if op == "convolution":
+    return "convolution"
+  if op == "dot":
+    return "dense (dot)"
+  if op in ("transpose", "copy"):
+    return "layout change (+element-wise)"
+  return op
+
+
+def phase_of(op_name: str) -> str:
+  s = op_name.split("/", 1)[-1]
+  m = re.search(r"(?:^|[/(])([A-Z][A-Za-z0-9]+?)(?:_\d+)?(?:[/)]|$)", s)
+  if not m:
+    if re.search(r"threefry|_normal|_uniform|random", s):
+      return "random numbers"
+    if "is_finite" in s or "reduce_and" in s:
+      return "finite check"
+    return "unnamed by XLA (weight gradients)" if not s else "optimiser, EMA, losses"
+  net = m.group(1)
+  pre = s[: m.start(1)]
+  nested = pre.count("jvp(") >= 2 or "transpose(jvp(transpose" in pre
+  if nested:
+    return f"{net} double backward (R1)"
+  return f"{net} {'backward' if 'transpose(' in pre else 'forward'}"
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--config", default="configs/gan_city.py:cpu")
+  p.add_argument("--steps", type=int, default=10)
+  p.add_argument("--top", type=int, default=12, help="rows of the phase x kind table")
+  a = p.parse_args()
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_cpu_enable_xprof_traceme" not in flags:  # per-op trace events; must be set before JAX starts
+    os.environ["XLA_FLAGS"] = flags + " --xla_force_host_platform_device_count=1 --xla_cpu_enable_xprof_traceme=true"
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+  sys.path.insert(0, ROOT)
+  import jax
+
+  from genenv_jax import training
+  from genenv_jax.config_utils import load_config
+
+  su = training.Setup(load_config(a.config, []))
+  state = su.init_state()
+  batch = su.loader.global_batch_at(0)
+  inst, comps = parse_hlo(su.step_fn.lower(state, batch).compile().as_text())
+  for _ in range(3):
+    state, m = su.step_fn(state, batch)
+  jax.block_until_ready(m)
+  t = time.perf_counter()
+  for _ in range(a.steps):
+    state, m = su.step_fn(state, batch)
+  jax.block_until_ready(m)
+  untraced = (time.perf_counter() - t) / a.steps * 1e3
+  out = tempfile.mkdtemp(prefix="genenv_profile_")
+  with jax.profiler.trace(out, create_perfetto_trace=True):
+    t = time.perf_counter()
+    for _ in range(a.steps):
+      state, m = su.step_fn(state, batch)
+    jax.block_until_ready(m)
+    traced = (time.perf_counter() - t) / a.steps * 1e3
+  events = json.load(gzip.open(glob.glob(f"{out}/**/perfetto_trace.json.gz", recursive=True)[0]))["traceEvents"]
+  by_kind, by_phase, by_both = collections.Counter(), collections.Counter(), collections.Counter()
+  busy = collections.Counter()
+  for e in events:
+    if e.get("ph") != "X" or e["name"] not in inst:
+      continue
+    ms = e.get("dur", 0) / 1e3 / a.steps
+    k, ph = kind_of(inst, comps, e["name"]), phase_of(inst[e["name"]][1])
+    by_kind[k] += ms
+    by_phase[ph] += ms
+    by_both[(ph, k)] += ms
+    busy[e.get("tid")] += ms
+  total = sum(by_kind.values())
+  print(f"{a.config}: {untraced:.1f} ms/step untraced, {traced:.1f} traced; ops: {total:.1f} ms of work per step")
+  print("worker threads busy: " + ", ".join(f"{v / traced:.0%}" for _, v in busy.most_common(4)))
+  for title, table in (("by kind", by_kind), ("by phase", by_phase)):
+    print(f"\n{title}:")
+    for k, v in table.most_common():
+      print(f"  {k:<58} {v:7.1f} ms {v / total:6.1%}")
+  print("\nphase x kind:")
+  for (ph, k), v in by_both.most_common(a.top):
+    print(f"  {ph + ' / ' + k:<58} {v:7.1f} ms {v / total:6.1%}")
+
+
+if __name__ == "__main__":
+  main()
