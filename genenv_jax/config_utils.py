@@ -55,6 +55,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   fnet = t.get("feature_net", "default")
   if fnet not in ("default", "none") and not os.path.isfile(fnet):
     raise ValueError(f"train.feature_net={fnet!r}: must be 'default', 'none' or the path of a feature-net .npz")
+  if t.get("precision", "float32") not in PRECISIONS:
+    raise ValueError(f"train.precision={t.precision!r}: must be one of {list(PRECISIONS)}")
   if fnet != "none" and t.eval_samples < 8:
     raise ValueError(
       f"train.eval_samples={t.eval_samples}: FD/KID/precision-recall need at least 8 (or train.feature_net='none')"
@@ -159,6 +161,9 @@ def optim_config(lr: float, b1: float, b2: float, warmup_steps: int, clip_norm: 
   return o
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
 def train_config(batch_size: int, num_steps: int, every: int, eval_samples: int) -> ml_collections.ConfigDict:
   """The ``train`` section: log every every/25 steps, evaluate and checkpoint every ``every``."""
   t = ml_collections.ConfigDict()
@@ -172,6 +177,10 @@ def train_config(batch_size: int, num_steps: int, every: int, eval_samples: int)
   t.grid_size = 8
   t.max_nonfinite = 20  # stop after this many skipped non-finite steps
   t.feature_net = "default"  # FD/KID/precision-recall features: 'default' (shipped), 'none' or a .npz path
+  # 'float32': parameters and activations in float32 (convolutions at the backend's default precision:
+  # TF32 on recent NVIDIA GPUs). 'bfloat16' (opt-in, the GAN family): activations and convolution inputs in
+  # bfloat16, parameters, optimiser state, losses and R1 in float32.
+  t.precision = "float32"
   return t
 
 

@@ -124,3 +124,45 @@ def test_diff_augment_translation_and_cutout():
   zeroed = (cut == 0).all(-1)
   assert (zeroed.sum((1, 2)) >= 9).all()  # a square of side >= 3 in every image
   np.testing.assert_array_equal(cut[~zeroed], np.asarray(x)[~zeroed])
+
+
+def test_bfloat16_opt_in_keeps_float32_state_and_tracks_the_float32_step(smoke_config):
+  """train.precision='bfloat16': same parameters (float32), losses and gradients within bfloat16's error."""
+  spec = base.DataSpec(16, 9, 1, (3, 8))
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 9)), jnp.float32)
+  batch = {"x": x, "label": jnp.zeros((8,), jnp.int32)}
+  out = {}
+  for precision in ("float32", "bfloat16"):
+    fam = families.make(smoke_config(f"train.precision={precision!r}"), spec)
+    state = fam.init(jax.random.PRNGKey(0), batch)
+    new, m = jax.jit(fam.train_step)(state, batch)
+    out[precision] = (state, new, m)
+  (s32, _, m32), (s16, n16, m16) = out["float32"], out["bfloat16"]
+  # The same parameter tree, all float32 (only the computation changes), and the same initial values.
+  assert jax.tree.structure(s32.params) == jax.tree.structure(s16.params)
+  for a, b in zip(jax.tree.leaves(s32.params), jax.tree.leaves(s16.params)):
+    assert a.dtype == b.dtype == jnp.float32
+    np.testing.assert_array_equal(a, b)
+  floats = [
+    leaf for leaf in jax.tree.leaves((n16.opt_state, n16.ema_params)) if jnp.issubdtype(leaf.dtype, jnp.floating)
+  ]
+  assert floats and all(leaf.dtype == jnp.float32 for leaf in floats)
+  for k in ("d_loss", "g_loss"):
+    np.testing.assert_allclose(float(m16[k]), float(m32[k]), rtol=3e-2)
+  np.testing.assert_allclose(float(m16["d_grad_norm"]), float(m32["d_grad_norm"]), rtol=5e-2)
+  np.testing.assert_allclose(float(m16["g_grad_norm"]), float(m32["g_grad_norm"]), rtol=5e-2)
+  # The generator's output from the same parameters: within bfloat16's rounding.
+  fams = {p: families.make(smoke_config(f"train.precision={p!r}"), spec) for p in ("float32", "bfloat16")}
+  x32, x16 = (fams[p].sample(s32.ema_params, jax.random.PRNGKey(5), 16) for p in ("float32", "bfloat16"))
+  assert x16.dtype == jnp.float32
+  assert float(jnp.mean(jnp.abs(x16 - x32))) < 0.02, float(jnp.mean(jnp.abs(x16 - x32)))
+
+
+def test_precision_is_checked(smoke_config, data_dir):
+  from genenv_jax import config_utils
+
+  with pytest.raises(ValueError, match=r"train.precision='float16': must be one of \['float32', 'bfloat16'\]"):
+    config_utils.validate(smoke_config("train.precision='float16'"))
+  flow_cfg = config_utils.load_config("configs/flow_terrain.py:smoke", ["train.precision='bfloat16'"])
+  with pytest.raises(ValueError, match=r"family='flow' trains in \['float32'\] \(bfloat16 is an opt-in of the GAN"):
+    families.make(flow_cfg, base.DataSpec(16, 4, 1))

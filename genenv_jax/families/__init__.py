@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import jax.numpy as jnp
+
 from genenv_jax.families import base, flow, flow_matching, gan, optim, vae
 
 
@@ -18,10 +20,11 @@ class Entry(NamedTuple):
   sections: tuple[str, ...]  # config sections passed to ``make``, in order
   optimizers: dict[str, str]  # optimiser name -> its learning-rate key in ``optim``
   roles: base.MetricRoles
+  precisions: tuple[str, ...] = ("float32",)  # ``train.precision`` values; others get ``compute_dtype``
 
 
 FAMILIES = {
-  "gan": Entry(gan.make, ("model", "gan"), gan.OPTIMIZERS, gan.ROLES),
+  "gan": Entry(gan.make, ("model", "gan"), gan.OPTIMIZERS, gan.ROLES, ("float32", "bfloat16")),
   "flow": Entry(flow.make, ("flow",), flow.OPTIMIZERS, flow.ROLES),
   "vae": Entry(vae.make, ("vae",), vae.OPTIMIZERS, vae.ROLES),
   "flow_matching": Entry(flow_matching.make, ("fm",), flow_matching.OPTIMIZERS, flow_matching.ROLES),
@@ -44,7 +47,15 @@ def make(config, data: base.DataSpec) -> base.Family:
     name: optim.make(config.optim, config.optim[lr_key], config.train.num_steps)
     for name, lr_key in e.optimizers.items()
   }
-  return e.make(*(config[s] for s in e.sections), txs, data)
+  precision = config.train.get("precision", "float32")
+  if precision not in e.precisions:
+    raise ValueError(
+      f"train.precision={precision!r}: family={config.family!r} trains in {list(e.precisions)} "
+      f"(bfloat16 is an opt-in of the GAN family)"
+    )
+  if precision == "float32":
+    return e.make(*(config[s] for s in e.sections), txs, data)
+  return e.make(*(config[s] for s in e.sections), txs, data, compute_dtype=jnp.dtype(precision))
 
 
 __all__ = ["FAMILIES", "Entry", "entry", "make", "base"]

@@ -66,6 +66,7 @@ class Generator(nn.Module):
   one_hot: tuple[int, int] = (0, 0)
   icnr: bool = False
   upsample: str = "shuffle"
+  dtype: jnp.dtype | None = None  # computation dtype (train.precision); parameters and output stay float32
 
   @nn.compact
   def __call__(self, z, label=None):
@@ -73,12 +74,13 @@ class Generator(nn.Module):
     if self.num_classes > 1:
       emb = nn.Embed(self.num_classes, z.shape[-1])(label)
       z = z + emb[:, None, None, :]
-    h = blocks.pixel_norm(z)
-    h = blocks.ConvBlock(ws[0], norm=True)(h)
+    h = blocks.pixel_norm(z if self.dtype is None else z.astype(self.dtype))
+    h = blocks.ConvBlock(ws[0], norm=True, dtype=self.dtype)(h)
     for w in ws[1:]:
-      h = blocks.lrelu(blocks.Upsample(w, self.icnr, self.upsample)(h))
-      h = blocks.ConvBlock(w, norm=True)(h)
-    return structured_output(nn.Conv(self.channels, (3, 3))(h), self.one_hot)
+      h = blocks.lrelu(blocks.Upsample(w, self.icnr, self.upsample, self.dtype)(h))
+      h = blocks.ConvBlock(w, norm=True, dtype=self.dtype)(h)
+    out = nn.Conv(self.channels, (3, 3), dtype=self.dtype)(h)
+    return structured_output(out.astype(jnp.float32), self.one_hot)
 
 
 class Discriminator(nn.Module):
@@ -87,19 +89,20 @@ class Discriminator(nn.Module):
   max_width: int
   num_classes: int = 1
   mbstd_group: int = 4
+  dtype: jnp.dtype | None = None  # computation dtype (train.precision); parameters and logits stay float32
 
   @nn.compact
   def __call__(self, x, label=None):
     ws = widths(self.num_down, self.width, self.max_width)[::-1]  # fine -> coarse
-    h = blocks.lrelu(nn.Conv(ws[0], (3, 3))(x))
+    h = blocks.lrelu(nn.Conv(ws[0], (3, 3), dtype=self.dtype)(x))
     for w in ws[1:]:
-      h = blocks.ConvBlock(w)(h)
+      h = blocks.ConvBlock(w, dtype=self.dtype)(h)
       h = blocks.avg_pool2(h)
     if self.mbstd_group > 1:
-      h = minibatch_stddev(h, self.mbstd_group)
-    h = blocks.lrelu(nn.Conv(ws[-1], (3, 3))(h))
+      h = minibatch_stddev(h.astype(jnp.float32), self.mbstd_group).astype(h.dtype)
+    h = blocks.lrelu(nn.Conv(ws[-1], (3, 3), dtype=self.dtype)(h))
     h = h.reshape(h.shape[0], -1)
-    h = blocks.lrelu(nn.Dense(ws[-1])(h))
+    h = blocks.lrelu(nn.Dense(ws[-1], dtype=self.dtype)(h)).astype(jnp.float32)
     out = nn.Dense(1)(h)[:, 0]
     if self.num_classes > 1:
       emb = nn.Embed(self.num_classes, ws[-1])(label)
@@ -152,7 +155,7 @@ ROLES = base.MetricRoles(shown=("d_loss", "g_loss"), compare=("d_loss", "g_loss"
 OPTIMIZERS = {"g": "g_lr", "d": "d_lr"}  # one optax optimiser per network, and its learning-rate key
 
 
-def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec) -> base.Family:
+def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec, compute_dtype=None) -> base.Family:
   """Builds the GAN family.
 
   Args:
@@ -160,6 +163,9 @@ def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     gan_cfg: the ``gan`` section (loss, R1, EMA, augmentation).
     txs: ``{'g': optax transformation, 'd': ...}``, built by the caller.
     data: the data spec (conditional when ``data.num_classes > 1``).
+    compute_dtype: ``jnp.bfloat16`` for mixed precision (``train.precision``):
+      both networks compute in it; parameters, optimiser state, EMA, losses,
+      R1 and the generator's output stay float32. None: float32 throughout.
   """
   m, g_cfg = model_cfg, gan_cfg
   num_up = validate(m, g_cfg, data)
@@ -167,9 +173,17 @@ def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   nc = data.num_classes
   icnr = m.get("upsample_init", "lecun") == "icnr"
   gen = Generator(
-    data.channels, num_up, m.g_width, m.g_max_width, nc, tuple(data.one_hot), icnr, m.get("upsample", "shuffle")
+    data.channels,
+    num_up,
+    m.g_width,
+    m.g_max_width,
+    nc,
+    tuple(data.one_hot),
+    icnr,
+    m.get("upsample", "shuffle"),
+    compute_dtype,
   )
-  disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group)
+  disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group, compute_dtype)
   latent_ch, latent_size = m.latent_channels, m.latent_size
   loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay
   r1_every = g_cfg.r1_every

@@ -8,6 +8,8 @@ checkerboard artefacts of strided transposed convolutions.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -32,8 +34,9 @@ def avg_pool2(x: jax.Array) -> jax.Array:
 
 
 def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
-  """Normalises each pixel's feature vector (ProGAN); batch-independent."""
-  return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+  """Normalises each pixel's feature vector (ProGAN); batch-independent. The mean square is taken in float32."""
+  ms = jnp.mean(jnp.square(x.astype(jnp.float32)), axis=-1, keepdims=True)
+  return x * jax.lax.rsqrt(ms + eps).astype(x.dtype)
 
 
 def icnr(base_init=nn.initializers.lecun_normal(), r: int = 2):
@@ -80,13 +83,14 @@ class Upsample(nn.Module):
   features: int
   icnr: bool = False
   mode: str = "shuffle"
+  dtype: jnp.dtype | None = None  # computation dtype (None: the input's); parameters stay float32
 
   @nn.compact
   def __call__(self, x):
     if self.mode == "bilinear":
-      return nn.Conv(self.features, (3, 3))(upsample_bilinear(x))
+      return nn.Conv(self.features, (3, 3), dtype=self.dtype)(upsample_bilinear(x))
     init = icnr() if self.icnr else nn.initializers.lecun_normal()
-    return depth_to_space(nn.Conv(4 * self.features, (3, 3), kernel_init=init)(x), 2)
+    return depth_to_space(nn.Conv(4 * self.features, (3, 3), kernel_init=init, dtype=self.dtype)(x), 2)
 
 
 class ConvBlock(nn.Module):
@@ -94,14 +98,16 @@ class ConvBlock(nn.Module):
 
   features: int
   norm: bool = False
+  dtype: jnp.dtype | None = None  # computation dtype (None: the input's); parameters stay float32
 
   @nn.compact
   def __call__(self, x):
-    skip = nn.Conv(self.features, (1, 1), use_bias=False)(x) if x.shape[-1] != self.features else x
-    h = lrelu(nn.Conv(self.features, (3, 3))(x))
+    conv = functools.partial(nn.Conv, self.features, dtype=self.dtype)
+    skip = conv((1, 1), use_bias=False)(x) if x.shape[-1] != self.features else x
+    h = lrelu(conv((3, 3))(x))
     if self.norm:
       h = pixel_norm(h)
-    h = nn.Conv(self.features, (3, 3))(h)
+    h = conv((3, 3))(h)
     h = lrelu(h)
     if self.norm:
       h = pixel_norm(h)

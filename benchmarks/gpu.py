@@ -1,0 +1,178 @@
+r"""One accelerator benchmark: the full-size configs' train steps and sampling, float32 and bfloat16.
+
+  bash benchmarks/gpu.sh            # what to run on a lent GPU (about 6 minutes on one H100)
+  python benchmarks/gpu.py --configs=configs/gan_city.py --precisions=float32,bfloat16
+
+For each config (each in its own process, so memory and compile caches start
+empty) and each precision the family supports, prints:
+
+* compile time of the train step (lower + compile, no persistent cache);
+* train images/s (synthetic batches of the config's shape: data content does
+  not change a step's speed, and generating a 50,000-scene world would take
+  longer than the benchmark);
+* model FLOP utilisation: XLA's cost analysis of the compiled step x
+  steps/s, against the card's vendor peak for that precision (dense bf16
+  tensor-core peak for bfloat16; TF32 tensor-core peak for float32, which is
+  what XLA uses for float32 convolutions by default on NVIDIA) and against
+  a matmul measured in the same process;
+* sampling: ``family.sample`` of untrained parameters, jitted, samples/s
+  (the generator's, ODE's or inverse flow's cost; ``sample.py`` reaches
+  ~0.9 of it end to end on the CPU).
+
+``--smoke`` runs the ``:smoke`` variants for a few steps (a CPU check that
+the script works; not a measurement).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = "configs/gan_city.py,configs/fm_city.py,configs/flow_terrain.py,configs/vae_terrain.py"
+# Vendor dense peaks in TFLOP/s: (bfloat16 tensor core, TF32 tensor core). SXM parts.
+PEAKS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0), "L4": (121.0, 60.0)}
+
+
+def vendor_peak(kind: str, precision: str):
+  for name, (bf16, tf32) in PEAKS.items():
+    if name in kind:
+      return (bf16 if precision == "bfloat16" else tf32) * 1e12
+  return None
+
+
+def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) -> dict:
+  sys.path.insert(0, ROOT)
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from genenv_jax import config_utils, families
+  from genenv_jax import layout as layout_lib
+  from genenv_jax.families import base
+  from genenv_jax.scenes import get_world
+
+  config = config_utils.load_config(os.path.join(ROOT, config_arg), [f"train.precision={precision!r}"])
+  config_utils.validate(config)
+  d = config.data
+  layout = layout_lib.Layout.for_data(d.channels, get_world(d.world))
+  spec = base.DataSpec(d.image_size, layout.num_channels, 1, layout.one_hot)
+  family = families.make(config, spec)
+  n = config.train.batch_size
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, (n, d.image_size, d.image_size, spec.channels)).astype(np.float32)
+  a, b = spec.one_hot
+  if b > a:  # label channels: exact one-hot in {-1, 1}, as the data path gives them
+    x[..., a:b] = 2.0 * np.eye(b - a, dtype=np.float32)[rng.integers(0, b - a, x.shape[:3])] - 1.0
+  if config.family == "flow":  # 8-bit values, as dequantisation expects
+    x = np.round((x + 1) * 127.5) / 127.5 - 1
+  batch = {"x": jnp.asarray(x), "label": jnp.zeros((n,), jnp.int32)}
+  state = jax.jit(family.init)(jax.random.PRNGKey(0), batch)
+  step = jax.jit(family.train_step, donate_argnums=(0,))
+  t = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", 0.0))
+  for _ in range(3):
+    state, m = compiled(state, batch)
+  jax.block_until_ready(m)
+  steps, t = 0, time.perf_counter()
+  while time.perf_counter() - t < seconds:
+    for _ in range(10):
+      state, m = compiled(state, batch)
+    jax.block_until_ready(m)
+    steps += 10
+  sps = steps / (time.perf_counter() - t)
+  # Sampling from the (untrained) EMA parameters.
+  sample = jax.jit(family.sample, static_argnums=(2,))
+  jax.block_until_ready(sample(state.ema_params, jax.random.PRNGKey(1), sample_batch))
+  k, t = 0, time.perf_counter()
+  while time.perf_counter() - t < seconds / 2 or k < 2:
+    out = sample(state.ema_params, jax.random.PRNGKey(k), sample_batch)
+    k += 1
+  jax.block_until_ready(out)
+  samples_s = k * sample_batch / (time.perf_counter() - t)
+  # A practical peak: a large matmul in the same process, in the precision being measured.
+  dt = jnp.bfloat16 if precision == "bfloat16" else jnp.float32
+  size = 8192 if jax.default_backend() == "gpu" else 1024
+  mm = jax.jit(lambda u: u @ u)
+  u = jnp.ones((size, size), dt)
+  jax.block_until_ready(mm(u))
+  t = time.perf_counter()
+  for _ in range(10):
+    r = mm(u)
+  jax.block_until_ready(r)
+  matmul = 10 * 2 * size**3 / (time.perf_counter() - t)
+  kind = jax.devices()[0].device_kind
+  peak = vendor_peak(kind, precision)
+  return {
+    "config": config_arg,
+    "precision": precision,
+    "device": kind,
+    "compile_s": compile_s,
+    "images_per_s": sps * n,
+    "step_tflop": flops / 1e12,
+    "achieved_tflop_s": flops * sps / 1e12,
+    "mfu_vendor": flops * sps / peak if peak else None,
+    "mfu_matmul": flops * sps / matmul,
+    "matmul_tflop_s": matmul / 1e12,
+    "samples_per_s": samples_s,
+    "last_metrics": {key: float(v) for key, v in m.items()},
+  }
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--configs", default=CONFIGS)
+  p.add_argument("--precisions", default="float32,bfloat16")
+  p.add_argument("--seconds", type=float, default=15.0, help="timed train steps per row (sampling: half)")
+  p.add_argument("--sample_batch", type=int, default=1024)
+  p.add_argument("--smoke", action="store_true", help="the :smoke variants, briefly (checks the script on a CPU)")
+  p.add_argument("--child", default="")
+  a = p.parse_args()
+  if a.child:
+    cfg, precision = a.child.split("|")
+    print("RESULT " + json.dumps(measure(cfg, precision, a.seconds, a.sample_batch)), flush=True)
+    return
+  sys.path.insert(0, ROOT)
+  from genenv_jax import config_utils, families
+
+  rows = []
+  for cfg in a.configs.split(","):
+    cfg = cfg + (":smoke" if a.smoke else "")
+    family = config_utils.load_config(os.path.join(ROOT, cfg), []).family
+    for precision in a.precisions.split(","):
+      if precision not in families.entry(family).precisions:
+        print(f"{cfg} {precision}: not offered by the {family} family", flush=True)
+        continue
+      cmd = [sys.executable, __file__, f"--child={cfg}|{precision}", f"--seconds={a.seconds}"]
+      cmd.append(f"--sample_batch={a.sample_batch}")
+      r = subprocess.run(cmd, capture_output=True, text=True)
+      if "RESULT " not in r.stdout:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{cfg} {precision}: not measured ({last})", flush=True)
+        continue
+      rows.append(json.loads(r.stdout.split("RESULT ", 1)[1].splitlines()[0]))
+      row = rows[-1]
+      print(f"{cfg} {precision}: {row['images_per_s']:.0f} img/s, compile {row['compile_s']:.1f} s", flush=True)
+  if not rows:
+    raise SystemExit("no row measured")
+  print(f"\ndevice: {rows[0]['device']}")
+  head = f"{'config':<28} {'precision':<9} {'img/s':>8} {'TFLOP/step':>10} {'TFLOP/s':>8} {'MFU vendor':>10}"
+  print(head + f" {'MFU matmul':>10} {'compile s':>9} {'samples/s':>9}")
+  for r in rows:
+    mfu = f"{r['mfu_vendor']:.1%}" if r["mfu_vendor"] is not None else "n/a"
+    print(
+      f"{r['config']:<28} {r['precision']:<9} {r['images_per_s']:>8.0f} {r['step_tflop']:>10.4f} "
+      f"{r['achieved_tflop_s']:>8.2f} {mfu:>10} {r['mfu_matmul']:>10.1%} {r['compile_s']:>9.1f} "
+      f"{r['samples_per_s']:>9.0f}"
+    )
+  print("\nRESULTS " + json.dumps(rows))
+
+
+if __name__ == "__main__":
+  main()
