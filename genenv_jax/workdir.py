@@ -101,6 +101,8 @@ LEGACY_DEFAULTS = {
   "vae.prior": lambda theirs, mine: "gaussian",
   "vae.prior_widths": lambda theirs, mine: mine,
   "vae.prior_steps": lambda theirs, mine: mine,
+  "model.chunks": lambda theirs, mine: 1,
+  "vae.chunks": lambda theirs, mine: 1,
   # Runs before the precision option computed in float32.
   "train.precision": lambda theirs, mine: "float32",
 }

@@ -166,3 +166,31 @@ def test_precision_is_checked(smoke_config, data_dir):
   flow_cfg = config_utils.load_config("configs/flow_terrain.py:smoke", ["train.precision='bfloat16'"])
   with pytest.raises(ValueError, match=r"family='flow' trains in \['float32'\] \(bfloat16 is an opt-in of the GAN"):
     families.make(flow_cfg, base.DataSpec(16, 4, 1))
+
+
+@pytest.mark.parametrize("num_devices", [1, 8])
+def test_chunked_step_equals_the_one_op_per_layer_step(smoke_config, num_devices):
+  """model.chunks (the CPU speed option) computes the reference step (chunks=1) up to float rounding."""
+  import helpers
+
+  ref_metrics, ref_params = helpers.run_steps(smoke_config("model.chunks=1"), num_devices)
+  got_metrics, got_params = helpers.run_steps(smoke_config("model.chunks=2"), num_devices)
+  np.testing.assert_allclose(got_metrics, ref_metrics, rtol=1e-4, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(got_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_chunks_split_the_batch_into_interleaved_slices():
+  from genenv_jax.nets import blocks
+
+  x = jnp.arange(24.0).reshape(12, 2)
+  seen = []
+  y = blocks.in_chunks(lambda c: (seen.append(np.asarray(c[:, 0])), c * 2)[1], x, 3)
+  np.testing.assert_array_equal(y, x * 2)  # reassembled in the original order
+  np.testing.assert_array_equal(seen[0], [0, 6, 12, 18])  # slice 0: samples 0, 3, 6, 9
+  assert len(blocks.in_chunks(lambda c: (seen.append(c.shape), c)[1], x[:5], 3)) == 5 and seen[-1] == (5, 2)
+
+
+def test_chunks_are_checked(smoke_config):
+  with pytest.raises(ValueError, match=r"model.chunks=0: must be a positive integer"):
+    families.make(smoke_config("model.chunks=0"), base.DataSpec(16, 9, 1))

@@ -67,6 +67,7 @@ class Generator(nn.Module):
   icnr: bool = False
   upsample: str = "shuffle"
   dtype: jnp.dtype | None = None  # computation dtype (train.precision); parameters and output stay float32
+  chunks: int = 1  # model.chunks: the body runs on this many interleaved slices of the batch (blocks.in_chunks)
 
   @nn.compact
   def __call__(self, z, label=None):
@@ -74,13 +75,21 @@ class Generator(nn.Module):
     if self.num_classes > 1:
       emb = nn.Embed(self.num_classes, z.shape[-1])(label)
       z = z + emb[:, None, None, :]
-    h = blocks.pixel_norm(z if self.dtype is None else z.astype(self.dtype))
-    h = blocks.ConvBlock(ws[0], norm=True, dtype=self.dtype)(h)
-    for w in ws[1:]:
-      h = blocks.lrelu(blocks.Upsample(w, self.icnr, self.upsample, self.dtype)(h))
-      h = blocks.ConvBlock(w, norm=True, dtype=self.dtype)(h)
-    out = nn.Conv(self.channels, (3, 3), dtype=self.dtype)(h)
-    return structured_output(out.astype(jnp.float32), self.one_hot)
+    # Submodules built once, in the order that names their parameters, then applied per slice.
+    first = blocks.ConvBlock(ws[0], norm=True, dtype=self.dtype)
+    levels = [
+      (blocks.Upsample(w, self.icnr, self.upsample, self.dtype), blocks.ConvBlock(w, norm=True, dtype=self.dtype))
+      for w in ws[1:]
+    ]
+    out = nn.Conv(self.channels, (3, 3), dtype=self.dtype)
+
+    def body(z):
+      h = first(blocks.pixel_norm(z if self.dtype is None else z.astype(self.dtype)))
+      for up, block in levels:
+        h = block(blocks.lrelu(up(h)))
+      return out(h).astype(jnp.float32)
+
+    return structured_output(blocks.in_chunks(body, z, self.chunks), self.one_hot)
 
 
 class Discriminator(nn.Module):
@@ -90,14 +99,21 @@ class Discriminator(nn.Module):
   num_classes: int = 1
   mbstd_group: int = 4
   dtype: jnp.dtype | None = None  # computation dtype (train.precision); parameters and logits stay float32
+  chunks: int = 1  # model.chunks: the trunk (up to the minibatch stddev) runs on interleaved slices
 
   @nn.compact
   def __call__(self, x, label=None):
     ws = widths(self.num_down, self.width, self.max_width)[::-1]  # fine -> coarse
-    h = blocks.lrelu(nn.Conv(ws[0], (3, 3), dtype=self.dtype)(x))
-    for w in ws[1:]:
-      h = blocks.ConvBlock(w, dtype=self.dtype)(h)
-      h = blocks.avg_pool2(h)
+    stem = nn.Conv(ws[0], (3, 3), dtype=self.dtype)
+    trunk_blocks = [blocks.ConvBlock(w, dtype=self.dtype) for w in ws[1:]]
+
+    def trunk(x):
+      h = blocks.lrelu(stem(x))
+      for block in trunk_blocks:
+        h = blocks.avg_pool2(block(h))
+      return h
+
+    h = blocks.in_chunks(trunk, x, self.chunks)
     if self.mbstd_group > 1:
       h = minibatch_stddev(h.astype(jnp.float32), self.mbstd_group).astype(h.dtype)
     h = blocks.lrelu(nn.Conv(ws[-1], (3, 3), dtype=self.dtype)(h))
@@ -136,6 +152,9 @@ def validate(model_cfg, gan_cfg, data: base.DataSpec) -> int:
     v = model_cfg[key]
     if not isinstance(v, int) or v < 1:
       raise ValueError(f"model.{key}={v!r}: must be a positive integer")
+  chunks = model_cfg.get("chunks", 1)
+  if not isinstance(chunks, int) or chunks < 1:
+    raise ValueError(f"model.chunks={chunks!r}: must be a positive integer (1: one op per layer)")
   if model_cfg.get("upsample", "shuffle") not in ("shuffle", "bilinear"):
     raise ValueError(f"model.upsample={model_cfg.upsample!r}: must be 'shuffle' (pixel shuffle) or 'bilinear'")
   if model_cfg.get("upsample_init", "lecun") not in ("lecun", "icnr"):
@@ -182,8 +201,9 @@ def make(model_cfg, gan_cfg, txs: dict, data: base.DataSpec, compute_dtype=None)
     icnr,
     m.get("upsample", "shuffle"),
     compute_dtype,
+    m.get("chunks", 1),
   )
-  disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group, compute_dtype)
+  disc = Discriminator(num_down, m.d_width, m.d_max_width, nc, g_cfg.mbstd_group, compute_dtype, m.get("chunks", 1))
   latent_ch, latent_size = m.latent_channels, m.latent_size
   loss_kind, r1_gamma, ema_decay = g_cfg.loss, g_cfg.r1_gamma, g_cfg.ema_decay
   r1_every = g_cfg.r1_every

@@ -143,6 +143,9 @@ def validate(vae_cfg, data: base.DataSpec) -> int:
     raise ValueError(f"vae.beta={vae_cfg.beta}: must be > 0")
   if vae_cfg.iw_samples < 1:
     raise ValueError(f"vae.iw_samples={vae_cfg.iw_samples}: must be >= 1")
+  chunks = vae_cfg.get("chunks", 1)
+  if not isinstance(chunks, int) or chunks < 1:
+    raise ValueError(f"vae.chunks={chunks!r}: must be a positive integer (1: one op per layer)")
   prior = vae_cfg.get("prior", "gaussian")
   if prior not in PRIORS:
     raise ValueError(f"vae.prior={prior!r}: must be one of {list(PRIORS)}")
@@ -182,12 +185,19 @@ def make(vae_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   to_bpd = 1.0 / (num_dims * math.log(2.0))
   beta, k_iw, ema_decay = v.beta, v.iw_samples, v.ema_decay
   learned = v.get("prior", "gaussian") == "flow_matching"
+  chunks = v.get("chunks", 1)  # the ELBO's encoder and decoder on interleaved batch slices (blocks.in_chunks)
   prior_net = unet.UNet(v.latent_channels, tuple(v.prior_widths), 1, True) if learned else None
 
   def elbo_terms(params, key, x):
-    mu, logvar = enc.apply(params["enc"], x)
-    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
-    return lik.log_prob(dec.apply(params["dec"], z), x), kl_diag_gaussian(mu, logvar)
+    eps = jax.random.normal(key, (x.shape[0], v.latent_size, v.latent_size, v.latent_channels))
+
+    def per_sample(x_eps):
+      xx, e = x_eps
+      mu, logvar = enc.apply(params["enc"], xx)
+      z = mu + jnp.exp(0.5 * logvar) * e
+      return lik.log_prob(dec.apply(params["dec"], z), xx), kl_diag_gaussian(mu, logvar)
+
+    return blocks.in_chunks(per_sample, (x, eps), chunks)
 
   def loss_fn(params, key, x):
     rec, kl = elbo_terms(params, key, x)

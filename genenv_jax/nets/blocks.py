@@ -27,6 +27,24 @@ def depth_to_space(x: jax.Array, r: int = 2) -> jax.Array:
   return x.reshape(b, h * r, w * r, c // (r * r))
 
 
+def in_chunks(fn, x, chunks: int):
+  """``fn`` (per-sample: no coupling across the batch) on ``chunks`` interleaved slices of ``x``, reassembled.
+
+  ``x`` and ``fn``'s result are arrays or pytrees of arrays with the batch
+  first. Slice j holds samples j, j + chunks, ...: on a batch sharded along
+  devices every device keeps its own samples. The slices are independent
+  ops, which XLA:CPU runs concurrently on its worker threads (one library
+  convolution per thread); the result equals ``fn(x)`` up to float
+  rounding. Falls back to one call when the batch does not divide.
+  """
+  n = jax.tree.leaves(x)[0].shape[0]
+  if chunks <= 1 or n % chunks:
+    return fn(x)
+  xs = jax.tree.map(lambda a: a.reshape(n // chunks, chunks, *a.shape[1:]), x)
+  outs = [fn(jax.tree.map(lambda a, j=j: a[:, j], xs)) for j in range(chunks)]
+  return jax.tree.map(lambda *o: jnp.stack(o, axis=1).reshape(n, *o[0].shape[1:]), *outs)
+
+
 def avg_pool2(x: jax.Array) -> jax.Array:
   """2x2 average pooling: [b, h, w, c] -> [b, h/2, w/2, c]."""
   b, h, w, c = x.shape
