@@ -98,6 +98,7 @@ def main():
   p.add_argument("--config", default="configs/gan_city.py:cpu")
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--top", type=int, default=12, help="rows of the phase x kind table")
+  p.add_argument("overrides", nargs="*", help="config overrides like model.chunks=2")
   a = p.parse_args()
   flags = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_enable_xprof_traceme" not in flags:  # per-op trace events; must be set before JAX starts
@@ -110,7 +111,7 @@ def main():
   from genenv_jax import training
   from genenv_jax.config_utils import load_config
 
-  su = training.Setup(load_config(a.config, []))
+  su = training.Setup(load_config(a.config, a.overrides))
   state = su.init_state()
   batch = su.loader.global_batch_at(0)
   inst, comps = parse_hlo(su.step_fn.lower(state, batch).compile().as_text())
@@ -142,7 +143,8 @@ def main():
     by_both[(ph, k)] += ms
     busy[e.get("tid")] += ms
   total = sum(by_kind.values())
-  print(f"{a.config}: {untraced:.1f} ms/step untraced, {traced:.1f} traced; ops: {total:.1f} ms of work per step")
+  name = " ".join([a.config, *a.overrides])
+  print(f"{name}: {untraced:.1f} ms/step untraced, {traced:.1f} traced; ops: {total:.1f} ms of work per step")
   print("worker threads busy: " + ", ".join(f"{v / traced:.0%}" for _, v in busy.most_common(4)))
   for title, table in (("by kind", by_kind), ("by phase", by_phase)):
     print(f"\n{title}:")

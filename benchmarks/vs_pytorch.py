@@ -46,6 +46,11 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument("--torch_python", required=True, help="python of an environment with torch installed")
   p.add_argument("--models", default="gan,vae,flow", help=f"pairs to compare, from {sorted(PAIRS)}")
+  p.add_argument(
+    "--variants",
+    default="gan:model.chunks=2",
+    help="extra project rows, MODEL:OVERRIDE[;MODEL:OVERRIDE] (config overrides of that pair's project step)",
+  )
   p.add_argument("--modes", default="eager,cl", help="replica modes: eager, cl (channels_last), compile, compile_cl")
   p.add_argument("--steps", type=int, default=40)
   p.add_argument("--rounds", type=int, default=3)
@@ -62,6 +67,10 @@ def main():
     config, replica = PAIRS[m]
     ours = [sys.executable, os.path.join(ROOT, "benchmarks", "train_throughput.py"), "--child", f"--config={config}"]
     contenders[(m, "this project")] = ours + [f"--steps={a.steps}"]
+    for variant in filter(None, a.variants.split(";")):
+      vm, _, override = variant.partition(":")
+      if vm == m:
+        contenders[(m, f"this project, {override}")] = ours + [f"--steps={a.steps}", override]
     for mode in a.modes.split(","):
       contenders[(m, f"pytorch {mode}")] = [
         os.path.expanduser(a.torch_python),
