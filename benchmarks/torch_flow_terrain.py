@@ -24,14 +24,12 @@ Prints ``RESULT {json}`` with ``steps_per_s`` (what ``benchmarks/vs_pytorch.py``
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch_common
 
 BATCH, IMAGE, CHANNELS, LEVELS, STEPS, HIDDEN = 32, 32, 4, 3, 6, 48
 LR, B1, B2, CLIP, WARM, EMA = 1e-3, 0.9, 0.999, 50.0, 100, 0.99
@@ -118,16 +116,13 @@ class Glow(nn.Module):
     return gaussian_logpdf(h, 0.0, torch.zeros(())) + lp + ld
 
 
-class Trainer:
+class Trainer(torch_common.Trainer):
   def __init__(self, mode, seed=0):
     torch.manual_seed(seed)
     self.mf = torch.channels_last if mode in ("cl", "compile_cl") else torch.contiguous_format
     self.model = Glow().to(memory_format=self.mf)
     self.params = list(self.model.parameters())
-    self.ema = [p.detach().clone() for p in self.params]
-    self.opt = torch.optim.Adam(self.params, lr=LR / WARM, betas=(B1, B2), eps=1e-8, foreach=True)
-    self.step = 0
-    self.loss_fn = torch.compile(self._loss) if mode.startswith("compile") else self._loss
+    self.setup_optimiser(mode, LR, B1, B2, CLIP, WARM, EMA)
 
   def _loss(self, x):
     v = torch.round((x + 1.0) * 127.5)
@@ -135,45 +130,11 @@ class Trainer:
     logp = self.model.log_prob(y)
     return ((-logp + NUM_DIMS * math.log(256.0)) / (NUM_DIMS * math.log(2.0))).mean()
 
-  def train_step(self, x):
-    lr0 = LR / WARM
-    for g in self.opt.param_groups:
-      g["lr"] = lr0 + (LR - lr0) * min(self.step, WARM) / WARM
-    loss = self.loss_fn(x)
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(self.params, CLIP, foreach=True)
-    if bool(torch.isfinite(loss) & torch.isfinite(norm)):
-      self.opt.step()
-      d = min(EMA, (1.0 + self.step) / (10.0 + self.step))
-      with torch.no_grad():
-        torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1.0 - d)
-    self.step += 1
-    return loss.detach()
 
-
-def main():
-  p = argparse.ArgumentParser()
-  p.add_argument("--mode", default="eager", choices=["eager", "cl", "compile", "compile_cl"])
-  p.add_argument("--steps", type=int, default=40)
-  p.add_argument("--warmup", type=int, default=5)
-  p.add_argument("--threads", type=int, default=2)
-  a = p.parse_args()
-  torch.set_num_threads(a.threads)
-  tr = Trainer(a.mode)
-  xs = [(torch.randint(0, 256, (BATCH, CHANNELS, IMAGE, IMAGE)).float() / 127.5 - 1.0) for _ in range(4)]
-  n = sum(q.numel() for q in tr.params)
-  print(f"torch {torch.__version__} threads {torch.get_num_threads()} mode {a.mode} params {n}")
-  for i in range(a.warmup):
-    loss = tr.train_step(xs[i % 4])
-  print("bits/dim after warm-up", float(loss))
-  t = time.perf_counter()
-  for i in range(a.steps):
-    loss = tr.train_step(xs[i % 4])
-  float(loss)
-  sps = a.steps / (time.perf_counter() - t)
-  print("RESULT " + json.dumps({"mode": a.mode, "steps_per_s": sps, "images_per_s": sps * BATCH, "params": n}))
+def batches(mf):
+  """8-bit RGB and height values mapped to [-1, 1]."""
+  return [(torch.randint(0, 256, (BATCH, CHANNELS, IMAGE, IMAGE)).float() / 127.5 - 1.0) for _ in range(4)]
 
 
 if __name__ == "__main__":
-  main()
+  torch_common.main(Trainer, batches, BATCH)

@@ -3,7 +3,7 @@ r"""PyTorch replica of the ``configs/vae_terrain.py:cpu`` train step, for a side
 Benchmark-only (``pip install torch`` into a separate environment; never a
 requirement of the library or the tests). Same network, loss, optimiser and
 EMA as ``genenv_jax/families/vae.py`` with that config (parameter counts are
-printed and equal the project's: encoder 602,256, decoder 800,270):
+printed and equal the project's: 1,402,526 = encoder 602,256 + decoder 800,270):
 
 * Encoder: 3x3 conv 10->16, then [ConvBlock(w), 2x2 average pool] for w in
   32, 64, 128, ConvBlock(128), 1x1 conv to 2 x 16 (mean, log-variance).
@@ -23,14 +23,12 @@ Prints ``RESULT {json}`` with ``steps_per_s`` (what ``benchmarks/vs_pytorch.py``
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch_common
 
 BATCH, IMAGE, CHANNELS, ONE_HOT = 32, 32, 10, (3, 9)
 LATENT_CH, LEVELS, WIDTH, MAX_WIDTH = 16, 3, 16, 128
@@ -133,20 +131,15 @@ def log_prob(out, x):
   return lp - F.cross_entropy(out[:, 2 * nb :], target, reduction="none").sum(dim=(1, 2))
 
 
-class Trainer:
+class Trainer(torch_common.Trainer):
   def __init__(self, mode, seed=0):
     torch.manual_seed(seed)
-    self.cl = mode in ("cl", "compile_cl")
-    self.mf = torch.channels_last if self.cl else torch.contiguous_format
+    cl = mode in ("cl", "compile_cl")
+    self.mf = torch.channels_last if cl else torch.contiguous_format
     self.enc = Encoder().to(memory_format=self.mf)
-    self.dec = Decoder(self.cl).to(memory_format=self.mf)
+    self.dec = Decoder(cl).to(memory_format=self.mf)
     self.params = list(self.enc.parameters()) + list(self.dec.parameters())
-    self.ema = [p.detach().clone() for p in self.params]
-    self.opt = torch.optim.Adam(self.params, lr=LR / WARM, betas=(B1, B2), eps=1e-8, foreach=True)
-    self.step = 0
-    self.loss_fn = self._loss
-    if mode.startswith("compile"):
-      self.loss_fn = torch.compile(self._loss)
+    self.setup_optimiser(mode, LR, B1, B2, CLIP, WARM, EMA)
 
   def _loss(self, x):
     mu, logvar = self.enc(x)
@@ -154,22 +147,6 @@ class Trainer:
     rec = log_prob(self.dec(z), x)
     kl = 0.5 * (torch.exp(logvar) + mu**2 - 1.0 - logvar).sum(dim=(1, 2, 3))
     return (-rec + kl).mean() / (NUM_DIMS * math.log(2.0))
-
-  def train_step(self, x):
-    lr0 = LR / WARM
-    for g in self.opt.param_groups:
-      g["lr"] = lr0 + (LR - lr0) * min(self.step, WARM) / WARM
-    loss = self.loss_fn(x)
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(self.params, CLIP, foreach=True)
-    if bool(torch.isfinite(loss) & torch.isfinite(norm)):
-      self.opt.step()
-      d = min(EMA, (1.0 + self.step) / (10.0 + self.step))
-      with torch.no_grad():
-        torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1.0 - d)
-    self.step += 1
-    return loss.detach()
 
 
 def batches(mf):
@@ -183,30 +160,5 @@ def batches(mf):
   return out
 
 
-def main():
-  p = argparse.ArgumentParser()
-  p.add_argument("--mode", default="eager", choices=["eager", "cl", "compile", "compile_cl"])
-  p.add_argument("--steps", type=int, default=40)
-  p.add_argument("--warmup", type=int, default=5)
-  p.add_argument("--threads", type=int, default=2)
-  a = p.parse_args()
-  torch.set_num_threads(a.threads)
-  tr = Trainer(a.mode)
-  xs = batches(tr.mf)
-  n_enc = sum(q.numel() for q in tr.enc.parameters())
-  n_dec = sum(q.numel() for q in tr.dec.parameters())
-  print(f"torch {torch.__version__} threads {torch.get_num_threads()} mode {a.mode} params enc {n_enc} dec {n_dec}")
-  for i in range(a.warmup):
-    loss = tr.train_step(xs[i % 4])
-  float(loss)
-  t = time.perf_counter()
-  for i in range(a.steps):
-    loss = tr.train_step(xs[i % 4])
-  float(loss)
-  sps = a.steps / (time.perf_counter() - t)
-  res = {"mode": a.mode, "steps_per_s": sps, "images_per_s": sps * BATCH, "params_enc": n_enc, "params_dec": n_dec}
-  print("RESULT " + json.dumps(res))
-
-
 if __name__ == "__main__":
-  main()
+  torch_common.main(Trainer, batches, BATCH)
