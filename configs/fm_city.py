@@ -35,6 +35,16 @@ connected; buildings on water and heights pass 99%), and 88% of samples look
 field). The next levers: more steps (the loss still falls at step 2000) and
 a wider U-Net on an accelerator. All numbers: ``python tools/reproduce.py
 configs/fm_city.py:cpu`` writes ``results/fm_city_cpu.json``.
+
+Trained on regions of the unbounded city instead (``python tools/reproduce.py
+configs/fm_city.py:cpu --override=data.world=city_regions
+--name=fm_city_regions_cpu``, the same 2000 steps, 26 min wall beside the
+test suite): its samples pass the region rules 89.8% of the time (roads
+reach the border 97.9%), FD 12.93 (real 0.15 / untrained 157.20), KID 0.561,
+precision 0.496, recall 0.197. Its 256x256 canvases (``eval.py
+--scene_size=256x256 --num_samples=4``) pass the region rules whole 4 of 4
+times, 84.0% of their 32-px crops pass, crop FD 16.53 (real 1.06), seam
+1.018 (real 0.934, untrained 0.999).
 """
 
 import ml_collections
