@@ -135,7 +135,11 @@ def test_bfloat16_opt_in_keeps_float32_state_and_tracks_the_float32_step(smoke_c
   for precision in ("float32", "bfloat16"):
     fam = families.make(smoke_config(f"train.precision={precision!r}"), spec)
     state = fam.init(jax.random.PRNGKey(0), batch)
-    new, m = jax.jit(fam.train_step)(state, batch)
+    step = jax.jit(fam.train_step)
+    convs = [line for line in step.lower(state, batch).as_text().splitlines() if "stablehlo.convolution" in line]
+    # The opt-in changes what runs: every convolution of the bfloat16 step takes bfloat16 inputs, none of float32's.
+    assert convs and all(("xbf16>" in line) == (precision == "bfloat16") for line in convs), precision
+    new, m = step(state, batch)
     out[precision] = (state, new, m)
   (s32, _, m32), (s16, n16, m16) = out["float32"], out["bfloat16"]
   # The same parameter tree, all float32 (only the computation changes), and the same initial values.
@@ -178,6 +182,19 @@ def test_chunked_step_equals_the_one_op_per_layer_step(smoke_config, num_devices
   np.testing.assert_allclose(got_metrics, ref_metrics, rtol=1e-4, atol=1e-5)
   for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(got_params)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _num_convolutions(fam, batch) -> int:
+  state = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch)
+  return jax.jit(fam.train_step).lower(state, batch).as_text().count("stablehlo.convolution")
+
+
+def test_chunks_run_each_slice_as_its_own_ops(smoke_config):
+  """model.chunks=2 really splits: the step holds more convolutions (each slice's own), not the same program."""
+  spec = base.DataSpec(16, 9, 1, (3, 8))
+  batch = {"x": jnp.zeros((8, 16, 16, 9)), "label": jnp.zeros((8,), jnp.int32)}
+  one, two = (_num_convolutions(families.make(smoke_config(f"model.chunks={k}"), spec), batch) for k in (1, 2))
+  assert two > 1.5 * one, (one, two)
 
 
 def test_chunks_split_the_batch_into_interleaved_slices():

@@ -134,6 +134,14 @@ def test_chunked_elbo_equals_the_one_op_per_layer_step(data_dir, num_devices):
     for k in (1, 4)
   ]
   (ref_metrics, ref_params), (got_metrics, got_params) = runs
+  # It really splits: the chunked step holds each slice's own convolutions.
+  counts = []
+  for k in (1, 4):
+    fam = families.make(load_config(spec, [f"vae.chunks={k}"]), base.DataSpec(16, 10, 1, (3, 9)))
+    batch = {"x": jnp.zeros((8, 16, 16, 10)), "label": jnp.zeros((8,), jnp.int32)}
+    state = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch)
+    counts.append(jax.jit(fam.train_step).lower(state, batch).as_text().count("stablehlo.convolution"))
+  assert counts[1] > 3 * counts[0], counts
   np.testing.assert_allclose(got_metrics, ref_metrics, rtol=1e-4, atol=1e-5)
   # Adam normalises each gradient element, so rounding in a near-zero gradient can move its parameter by a
   # fraction of one step (lr 5e-4); a wrong computation moves most parameters by whole steps.
