@@ -2,6 +2,7 @@ r"""One accelerator benchmark: the full-size configs' train steps and sampling, 
 
   bash benchmarks/gpu.sh            # what to run on a lent GPU (about 6 minutes on one H100)
   python benchmarks/gpu.py --configs=configs/gan_city.py --precisions=float32,bfloat16
+  python benchmarks/gpu.py --configs="configs/gan_city.py@train.batch_size=1024"  # overrides after @, ';'-separated
 
 For each config (each in its own process, so memory and compile caches start
 empty) and each precision the family supports, prints:
@@ -31,7 +32,15 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = "configs/gan_city.py,configs/fm_city.py,configs/flow_terrain.py,configs/vae_terrain.py"
+CONFIGS = ",".join(
+  [
+    "configs/gan_city.py",
+    "configs/gan_city.py@train.batch_size=1024",  # the same step with the card filled: where MFU tops out
+    "configs/fm_city.py",
+    "configs/flow_terrain.py",
+    "configs/vae_terrain.py",
+  ]
+)
 # Vendor dense peaks in TFLOP/s: (bfloat16 tensor core, TF32 tensor core). SXM parts.
 PEAKS = {"H100": (989.0, 494.0), "H200": (989.0, 494.0), "A100": (312.0, 156.0), "L4": (121.0, 60.0)}
 
@@ -54,7 +63,9 @@ def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) 
   from genenv_jax.families import base
   from genenv_jax.scenes import get_world
 
-  config = config_utils.load_config(os.path.join(ROOT, config_arg), [f"train.precision={precision!r}"])
+  path, _, overrides = config_arg.partition("@")
+  overrides = [o for o in overrides.split(";") if o] + [f"train.precision={precision!r}"]
+  config = config_utils.load_config(os.path.join(ROOT, path), overrides)
   config_utils.validate(config)
   d = config.data
   layout = layout_lib.Layout.for_data(d.channels, get_world(d.world))
@@ -143,8 +154,9 @@ def main():
 
   rows = []
   for cfg in a.configs.split(","):
-    cfg = cfg + (":smoke" if a.smoke else "")
-    family = config_utils.load_config(os.path.join(ROOT, cfg), []).family
+    path, at, overrides = cfg.partition("@")
+    cfg = path + (":smoke" if a.smoke else "") + at + overrides
+    family = config_utils.load_config(os.path.join(ROOT, path + (":smoke" if a.smoke else "")), []).family
     for precision in a.precisions.split(","):
       if precision not in families.entry(family).precisions:
         print(f"{cfg} {precision}: not offered by the {family} family", flush=True)
@@ -153,21 +165,23 @@ def main():
       cmd.append(f"--sample_batch={a.sample_batch}")
       r = subprocess.run(cmd, capture_output=True, text=True)
       if "RESULT " not in r.stdout:
-        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        print(f"{cfg} {precision}: not measured ({last})", flush=True)
+        # The end of the child's traceback, so one look at a remote log says why.
+        tail = "\n    ".join(r.stderr.strip().splitlines()[-15:] or ["no output"])
+        print(f"{cfg} {precision}: not measured (exit {r.returncode}):\n    {tail}", flush=True)
         continue
       rows.append(json.loads(r.stdout.split("RESULT ", 1)[1].splitlines()[0]))
       row = rows[-1]
       print(f"{cfg} {precision}: {row['images_per_s']:.0f} img/s, compile {row['compile_s']:.1f} s", flush=True)
+      print("ROW " + json.dumps(row), flush=True)  # each row as soon as it exists (a run cut short keeps them)
   if not rows:
     raise SystemExit("no row measured")
   print(f"\ndevice: {rows[0]['device']}")
-  head = f"{'config':<28} {'precision':<9} {'img/s':>8} {'TFLOP/step':>10} {'TFLOP/s':>8} {'MFU vendor':>10}"
+  head = f"{'config':<44} {'precision':<9} {'img/s':>8} {'TFLOP/step':>10} {'TFLOP/s':>8} {'MFU vendor':>10}"
   print(head + f" {'MFU matmul':>10} {'compile s':>9} {'samples/s':>9}")
   for r in rows:
     mfu = f"{r['mfu_vendor']:.1%}" if r["mfu_vendor"] is not None else "n/a"
     print(
-      f"{r['config']:<28} {r['precision']:<9} {r['images_per_s']:>8.0f} {r['step_tflop']:>10.4f} "
+      f"{r['config']:<44} {r['precision']:<9} {r['images_per_s']:>8.0f} {r['step_tflop']:>10.4f} "
       f"{r['achieved_tflop_s']:>8.2f} {mfu:>10} {r['mfu_matmul']:>10.1%} {r['compile_s']:>9.1f} "
       f"{r['samples_per_s']:>9.0f}"
     )

@@ -7,5 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || true
-python -c "import jax; print('jax', jax.__version__, jax.devices())"
-python benchmarks/gpu.py "$@" 2>&1 | tee "${OUT:-/tmp}/gpu_benchmark.txt"
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
+"$PY" -c "import jax; print('jax', jax.__version__, jax.devices())"
+"$PY" benchmarks/gpu.py "$@" 2>&1 | tee "${OUT:-/tmp}/gpu_benchmark.txt"
