@@ -1,8 +1,14 @@
 r"""One accelerator benchmark: the full-size configs' train steps and sampling, float32 and bfloat16.
 
-  bash benchmarks/gpu.sh            # what to run on a lent GPU (about 6 minutes on one H100)
+  bash benchmarks/gpu.sh            # what to run on a lent GPU (7-8 minutes on one H200)
   python benchmarks/gpu.py --configs=configs/gan_city.py --precisions=float32,bfloat16
   python benchmarks/gpu.py --configs="configs/gan_city.py@train.batch_size=1024"  # overrides after @, ';'-separated
+  python benchmarks/gpu.py --rows_from=docs/gpu/h200_gan_city.log  # the table of an earlier run's log
+
+Most of the time is compilation: on an H200 (jax 0.11.2) gan_city's step took
+30 s to compile in float32 and 75 s in bfloat16 (110 s at batch 1024), plus
+~60 s per row for start-up, initialisation and the sampler's compile.
+``--budget_s`` starts no new row after that many seconds.
 
 For each config (each in its own process, so memory and compile caches start
 empty) and each precision the family supports, prints:
@@ -11,7 +17,7 @@ empty) and each precision the family supports, prints:
 * train images/s (synthetic batches of the config's shape: data content does
   not change a step's speed, and generating a 50,000-scene world would take
   longer than the benchmark);
-* model FLOP utilisation: XLA's cost analysis of the lowered step x
+* model FLOP utilisation: XLA's cost analysis of the step lowered for the CPU x
   steps/s, against the card's vendor peak for that precision (dense bf16
   tensor-core peak for bfloat16; TF32 tensor-core peak for float32, which is
   what XLA uses for float32 convolutions by default on NVIDIA) and against
@@ -35,7 +41,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ",".join(
   [
     "configs/gan_city.py",
-    "configs/gan_city.py@train.batch_size=1024",  # the same step with the card filled: where MFU tops out
     "configs/fm_city.py",
     "configs/flow_terrain.py",
     "configs/vae_terrain.py",
@@ -52,12 +57,9 @@ def vendor_peak(kind: str, precision: str):
   return None
 
 
-def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) -> dict:
+def _family(config_arg: str, precision: str):
+  """(config, data spec, family) for ``path[:variant][@key=value;...]`` at ``precision``."""
   sys.path.insert(0, ROOT)
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-
   from genenv_jax import config_utils, families
   from genenv_jax import layout as layout_lib
   from genenv_jax.families import base
@@ -70,7 +72,39 @@ def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) 
   d = config.data
   layout = layout_lib.Layout.for_data(d.channels, get_world(d.world))
   spec = base.DataSpec(d.image_size, layout.num_channels, 1, layout.one_hot)
-  family = families.make(config, spec)
+  return config, spec, families.make(config, spec)
+
+
+def step_flops(config_arg: str, precision: str) -> dict:
+  """FLOPs of one train step, from XLA's cost analysis of the step lowered for the CPU.
+
+  Run with JAX_PLATFORMS=cpu. The count is the program's (the same HLO on any backend);
+  on a GPU, ``Lowered.cost_analysis()`` returns None (jax-ml/jax#22713; seen with jax
+  0.11.2 on an H200) and the compiled module's cost analysis counts its cuDNN convolution
+  calls as zero (5.2 GFLOP for gan_city's 1.19 TFLOP step).
+  """
+  import jax
+  import jax.numpy as jnp
+
+  config, spec, family = _family(config_arg, precision)
+  n, size = config.train.batch_size, config.data.image_size
+  batch = {
+    "x": jax.ShapeDtypeStruct((n, size, size, spec.channels), jnp.float32),
+    "label": jax.ShapeDtypeStruct((n,), jnp.int32),
+  }
+  state = jax.eval_shape(family.init, jax.random.PRNGKey(0), batch)
+  cost = jax.jit(family.train_step, donate_argnums=(0,)).lower(state, batch).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return {"flops": float(cost["flops"]), "batch": n}
+
+
+def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) -> dict:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  config, spec, family = _family(config_arg, precision)
+  d = config.data
   n = config.train.batch_size
   rng = np.random.default_rng(0)
   x = rng.uniform(-1, 1, (n, d.image_size, d.image_size, spec.channels)).astype(np.float32)
@@ -83,15 +117,8 @@ def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) 
   state = jax.jit(family.init)(jax.random.PRNGKey(0), batch)
   step = jax.jit(family.train_step, donate_argnums=(0,))
   t = time.perf_counter()
-  lowered = step.lower(state, batch)
-  compiled = lowered.compile()
+  compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t
-  # FLOPs of the program as written (before backend passes): on GPU the compiled module's
-  # convolutions are cuDNN custom calls that its cost analysis counts as zero (first H200
-  # run: 5.2 GFLOP for gan_city's step, which is 1.19 TFLOP).
-  cost = lowered.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", 0.0))
   for _ in range(3):
     state, m = compiled(state, batch)
   jax.block_until_ready(m)
@@ -122,41 +149,65 @@ def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) 
     r = mm(u)
   jax.block_until_ready(r)
   matmul = 10 * 2 * size**3 / (time.perf_counter() - t)
-  kind = jax.devices()[0].device_kind
-  peak = vendor_peak(kind, precision)
   return {
     "config": config_arg,
     "precision": precision,
-    "device": kind,
+    "device": jax.devices()[0].device_kind,
     "compile_s": compile_s,
+    "batch": n,
     "images_per_s": sps * n,
-    "step_tflop": flops / 1e12,
-    "achieved_tflop_s": flops * sps / 1e12,
-    "mfu_vendor": flops * sps / peak if peak else None,
-    "mfu_matmul": flops * sps / matmul,
     "matmul_tflop_s": matmul / 1e12,
     "samples_per_s": samples_s,
     "last_metrics": {key: float(v) for key, v in m.items()},
   }
 
 
+def with_flops(row: dict) -> dict:
+  """Adds the step's FLOPs (counted in a CPU subprocess) and the utilisation they give."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  cmd = [sys.executable, __file__, f"--flops={row['config']}|{row['precision']}"]
+  r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+  if "FLOPS " not in r.stdout:
+    raise SystemExit(f"counting FLOPs of {row['config']} failed:\n{r.stderr[-3000:]}")
+  f = json.loads(r.stdout.split("FLOPS ", 1)[1].splitlines()[0])
+  steps_s = row["images_per_s"] / f["batch"]
+  peak = vendor_peak(row["device"], row["precision"])
+  return dict(
+    row,
+    step_tflop=f["flops"] / 1e12,
+    achieved_tflop_s=f["flops"] * steps_s / 1e12,
+    mfu_vendor=f["flops"] * steps_s / peak if peak else None,
+    mfu_matmul=f["flops"] * steps_s / (row["matmul_tflop_s"] * 1e12),
+  )
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--configs", default=CONFIGS)
   p.add_argument("--precisions", default="float32,bfloat16")
-  p.add_argument("--seconds", type=float, default=15.0, help="timed train steps per row (sampling: half)")
+  p.add_argument("--seconds", type=float, default=8.0, help="timed train steps per row (sampling: half)")
+  p.add_argument("--budget_s", type=float, default=480.0, help="start no new row after this many seconds")
   p.add_argument("--sample_batch", type=int, default=1024)
   p.add_argument("--smoke", action="store_true", help="the :smoke variants, briefly (checks the script on a CPU)")
+  p.add_argument("--rows_from", default="", help="print the table of an earlier run's log (its ROW lines)")
   p.add_argument("--child", default="")
+  p.add_argument("--flops", default="")
   a = p.parse_args()
   if a.child:
     cfg, precision = a.child.split("|")
     print("RESULT " + json.dumps(measure(cfg, precision, a.seconds, a.sample_batch)), flush=True)
     return
+  if a.flops:
+    print("FLOPS " + json.dumps(step_flops(*a.flops.split("|"))), flush=True)
+    return
+  if a.rows_from:
+    with open(a.rows_from) as f:
+      rows = [json.loads(line[4:]) for line in f if line.startswith("ROW ")]
+    return table([with_flops(r) for r in rows])
   sys.path.insert(0, ROOT)
   from genenv_jax import config_utils, families
 
-  rows = []
+  rows, start = [], time.perf_counter()
   for cfg in a.configs.split(","):
     path, at, overrides = cfg.partition("@")
     cfg = path + (":smoke" if a.smoke else "") + at + overrides
@@ -164,6 +215,9 @@ def main():
     for precision in a.precisions.split(","):
       if precision not in families.entry(family).precisions:
         print(f"{cfg} {precision}: not offered by the {family} family", flush=True)
+        continue
+      if time.perf_counter() - start > a.budget_s:
+        print(f"{cfg} {precision}: not started (--budget_s={a.budget_s:.0f} spent)", flush=True)
         continue
       cmd = [sys.executable, __file__, f"--child={cfg}|{precision}", f"--seconds={a.seconds}"]
       cmd.append(f"--sample_batch={a.sample_batch}")
@@ -174,11 +228,15 @@ def main():
         print(f"{cfg} {precision}: not measured (exit {r.returncode}):\n    {tail}", flush=True)
         continue
       rows.append(json.loads(r.stdout.split("RESULT ", 1)[1].splitlines()[0]))
-      row = rows[-1]
+      row = rows[-1]  # FLOPs are counted after all rows (CPU work between GPU measurements)
       print(f"{cfg} {precision}: {row['images_per_s']:.0f} img/s, compile {row['compile_s']:.1f} s", flush=True)
       print("ROW " + json.dumps(row), flush=True)  # each row as soon as it exists (a run cut short keeps them)
   if not rows:
     raise SystemExit("no row measured")
+  table([with_flops(r) for r in rows])
+
+
+def table(rows):
   print(f"\ndevice: {rows[0]['device']}")
   head = f"{'config':<44} {'precision':<9} {'img/s':>8} {'TFLOP/step':>10} {'TFLOP/s':>8} {'MFU vendor':>10}"
   print(head + f" {'MFU matmul':>10} {'compile s':>9} {'samples/s':>9}")

@@ -1,0 +1,65 @@
+"""benchmarks/gpu.py's FLOP count: the one that utilisation figures in the README divide by."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _gpu_script():
+  spec = importlib.util.spec_from_file_location("gpu_bench", os.path.join(ROOT, "benchmarks", "gpu.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def test_step_flops_counts_what_the_compiled_cpu_step_does():
+  """The abstract, uncompiled count equals XLA:CPU's count of the compiled step (convolutions included)."""
+  gpu = _gpu_script()
+  cfg = "configs/gan_city.py:smoke@train.batch_size=8"
+  counted = gpu.step_flops(cfg, "float32")
+  config, spec, family = gpu._family(cfg, "float32")
+  n, size = config.train.batch_size, config.data.image_size
+  assert counted["batch"] == n == 8
+  batch = {"x": jnp.zeros((n, size, size, spec.channels)), "label": jnp.zeros((n,), jnp.int32)}
+  state = jax.jit(family.init)(jax.random.PRNGKey(0), batch)
+  cost = jax.jit(family.train_step).lower(state, batch).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  assert counted["flops"] > 1e8  # convolutions counted, not only elementwise work
+  np.testing.assert_allclose(counted["flops"], cost["flops"], rtol=0.02)
+  # Twice the batch: about twice the work (the count follows the override).
+  double = gpu.step_flops("configs/gan_city.py:smoke@train.batch_size=16", "float32")
+  assert 1.8 < double["flops"] / counted["flops"] < 2.1
+
+
+def test_rows_from_recounts_utilisation(tmp_path, capsys, monkeypatch):
+  """An earlier log's ROW lines get their FLOPs recounted (a GPU run's own count was wrong) and MFU from them."""
+  gpu = _gpu_script()
+  row = {
+    "config": "configs/gan_city.py:smoke@train.batch_size=8",
+    "precision": "float32",
+    "device": "NVIDIA H200",
+    "compile_s": 1.0,
+    "images_per_s": 800.0,
+    "matmul_tflop_s": 400.0,
+    "samples_per_s": 1.0,
+    "step_tflop": 1e-9,  # the kind of count the GPU-compiled module gave
+  }
+  out = gpu.with_flops(row)
+  flops = gpu.step_flops(row["config"], "float32")["flops"]
+  steps_s = 800.0 / 8
+  assert out["step_tflop"] == flops / 1e12
+  np.testing.assert_allclose(out["mfu_vendor"], flops * steps_s / 494e12)
+  np.testing.assert_allclose(out["mfu_matmul"], flops * steps_s / 400e12)
+  log = tmp_path / "run.log"
+  log.write_text("# header\nconfigs/x: 1 img/s\nROW " + json.dumps(row) + "\n")
+  monkeypatch.setattr(sys, "argv", ["gpu.py", f"--rows_from={log}"])
+  gpu.main()
+  printed = capsys.readouterr().out
+  assert "NVIDIA H200" in printed and f"{out['mfu_vendor']:.1%}" in printed
