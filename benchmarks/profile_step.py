@@ -25,6 +25,7 @@ import collections
 import glob
 import gzip
 import json
+import math
 import os
 import re
 import sys
@@ -76,6 +77,22 @@ def kind_of(inst, comps, name: str) -> str:
   return op
 
 
+def conv_summary(inst, comps, shapes, name: str):
+  """(description, FLOPs) of the convolution an op runs, or None: shapes and dim labels from the HLO."""
+  op, _, calls, line = inst[name]
+  for ln in comps.get(calls, []) if op == "fusion" else [line]:
+    m = re.search(r"%(\S+) = \S+ convolution\(%([^,\s]+), %([^)\s]+)\).*dim_labels=(\w+)_(\w+)->(\w+)", ln)
+    if not m:
+      continue
+    out, lhs, rhs = (shapes.get(m.group(i), []) for i in (1, 2, 3))
+    kernel = m.group(5)
+    spatial = [rhs[i] for i, c in enumerate(kernel) if c.isdigit()]
+    g = re.search(r"feature_group_count=(\d+)", ln)
+    flops = 2.0 * math.prod(out) * math.prod(spatial) * rhs[kernel.index("i")] / (int(g.group(1)) if g else 1)
+    return f"{lhs} * {rhs} -> {out} ({m.group(4)}_{kernel}->{m.group(6)})", flops
+  return None
+
+
 def phase_of(op_name: str) -> str:
   s = op_name.split("/", 1)[-1]
   m = re.search(r"(?:^|[/(])([A-Z][A-Za-z0-9]+?)(?:_\d+)?(?:[/)]|$)", s)
@@ -98,6 +115,7 @@ def main():
   p.add_argument("--config", default="configs/gan_city.py:cpu")
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--top", type=int, default=12, help="rows of the phase x kind table")
+  p.add_argument("--ops", type=int, default=0, help="also list the N slowest convolutions with shapes and GFLOP/s")
   p.add_argument("overrides", nargs="*", help="config overrides like model.chunks=2")
   a = p.parse_args()
   flags = os.environ.get("XLA_FLAGS", "")
@@ -114,7 +132,11 @@ def main():
   su = training.Setup(load_config(a.config, a.overrides))
   state = su.init_state()
   batch = su.loader.global_batch_at(0)
-  inst, comps = parse_hlo(su.step_fn.lower(state, batch).compile().as_text())
+  hlo = su.step_fn.lower(state, batch).compile().as_text()
+  inst, comps = parse_hlo(hlo)
+  shapes = {  # every instruction's (array) shape, by name
+    m.group(1): [int(v) for v in m.group(2).split(",") if v] for m in re.finditer(r"%(\S+) = \w+\[([\d,]*)\]", hlo)
+  }
   for _ in range(3):
     state, m = su.step_fn(state, batch)
   jax.block_until_ready(m)
@@ -132,11 +154,12 @@ def main():
     traced = (time.perf_counter() - t) / a.steps * 1e3
   events = json.load(gzip.open(glob.glob(f"{out}/**/perfetto_trace.json.gz", recursive=True)[0]))["traceEvents"]
   by_kind, by_phase, by_both = collections.Counter(), collections.Counter(), collections.Counter()
-  busy = collections.Counter()
+  busy, per_op = collections.Counter(), collections.Counter()
   for e in events:
     if e.get("ph") != "X" or e["name"] not in inst:
       continue
     ms = e.get("dur", 0) / 1e3 / a.steps
+    per_op[e["name"]] += ms
     k, ph = kind_of(inst, comps, e["name"]), phase_of(inst[e["name"]][1])
     by_kind[k] += ms
     by_phase[ph] += ms
@@ -153,6 +176,12 @@ def main():
   print("\nphase x kind:")
   for (ph, k), v in by_both.most_common(a.top):
     print(f"  {ph + ' / ' + k:<58} {v:7.1f} ms {v / total:6.1%}")
+  if a.ops:
+    convs = [(v, n, conv_summary(inst, comps, shapes, n)) for n, v in per_op.items()]
+    convs = sorted((c for c in convs if c[2]), reverse=True)[: a.ops]
+    print(f"\nslowest {len(convs)} convolutions (ms/step, GFLOP/s, phase, lhs * rhs -> out):")
+    for v, n, (desc, flops) in convs:
+      print(f"  {v:6.2f} ms {flops / v / 1e6:6.1f}  {phase_of(inst[n][1])[:36]:<36} {desc}")
 
 
 if __name__ == "__main__":
