@@ -186,7 +186,7 @@ def main():
   p.add_argument("--configs", default=CONFIGS)
   p.add_argument("--precisions", default="float32,bfloat16")
   p.add_argument("--seconds", type=float, default=8.0, help="timed train steps per row (sampling: half)")
-  p.add_argument("--budget_s", type=float, default=480.0, help="start no new row after this many seconds")
+  p.add_argument("--budget_s", type=float, default=420.0, help="start no new row after this many seconds")
   p.add_argument("--sample_batch", type=int, default=1024)
   p.add_argument("--smoke", action="store_true", help="the :smoke variants, briefly (checks the script on a CPU)")
   p.add_argument("--rows_from", default="", help="print the table of an earlier run's log (its ROW lines)")

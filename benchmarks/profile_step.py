@@ -15,6 +15,9 @@ and groups the time two ways:
   (the weight-gradient convolutions and their layout changes) and the
   optimiser, EMA and losses form their own rows.
 
+``--ops=N`` also lists the N slowest ops (with their JAX source names) and
+the N slowest convolutions with their operand shapes and achieved GFLOP/s.
+
 It also prints how busy each worker thread was: XLA:CPU runs independent
 ops of the step concurrently, one op per thread, so idle time is what the
 step's dependency chain leaves on the table.
@@ -95,7 +98,8 @@ def conv_summary(inst, comps, shapes, name: str):
 
 def phase_of(op_name: str) -> str:
   s = op_name.split("/", 1)[-1]
-  m = re.search(r"(?:^|[/(])([A-Z][A-Za-z0-9]+?)(?:_\d+)?(?:[/)]|$)", s)
+  # The outermost Flax module: ``Discriminator_0/...`` or a method scope ``Glow.log_prob/...``.
+  m = re.search(r"(?:^|[/(])([A-Z][A-Za-z0-9]+?)(?:_\d+)?(?:[/).]|$)", s)
   if not m:
     if re.search(r"threefry|_normal|_uniform|random", s):
       return "random numbers"
@@ -115,7 +119,7 @@ def main():
   p.add_argument("--config", default="configs/gan_city.py:cpu")
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--top", type=int, default=12, help="rows of the phase x kind table")
-  p.add_argument("--ops", type=int, default=0, help="also list the N slowest convolutions with shapes and GFLOP/s")
+  p.add_argument("--ops", type=int, default=0, help="also list the N slowest ops, and convolutions with shapes and GFLOP/s")
   p.add_argument("overrides", nargs="*", help="config overrides like model.chunks=2")
   a = p.parse_args()
   flags = os.environ.get("XLA_FLAGS", "")
@@ -177,6 +181,9 @@ def main():
   for (ph, k), v in by_both.most_common(a.top):
     print(f"  {ph + ' / ' + k:<58} {v:7.1f} ms {v / total:6.1%}")
   if a.ops:
+    print(f"\nslowest {a.ops} ops (ms/step, kind, source op name):")
+    for n, v in per_op.most_common(a.ops):
+      print(f"  {v:6.2f} ms  {kind_of(inst, comps, n)[:14]:<14} {inst[n][1][-110:]}")
     convs = [(v, n, conv_summary(inst, comps, shapes, n)) for n, v in per_op.items()]
     convs = sorted((c for c in convs if c[2]), reverse=True)[: a.ops]
     print(f"\nslowest {len(convs)} convolutions (ms/step, GFLOP/s, phase, lhs * rhs -> out):")
