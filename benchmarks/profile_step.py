@@ -119,7 +119,7 @@ def main():
   p.add_argument("--config", default="configs/gan_city.py:cpu")
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--top", type=int, default=12, help="rows of the phase x kind table")
-  p.add_argument("--ops", type=int, default=0, help="also list the N slowest ops, and convolutions with shapes and GFLOP/s")
+  p.add_argument("--ops", type=int, default=0, help="also list the N slowest ops and convolutions")
   p.add_argument("overrides", nargs="*", help="config overrides like model.chunks=2")
   a = p.parse_args()
   flags = os.environ.get("XLA_FLAGS", "")
