@@ -1,6 +1,6 @@
 r"""One accelerator benchmark: the full-size configs' train steps and sampling, float32 and bfloat16.
 
-  bash benchmarks/gpu.sh            # what to run on a lent GPU (7-8 minutes on one H200)
+  bash benchmarks/gpu.sh            # what to run on a lent GPU (9-10 minutes on one H200; --budget_s)
   python benchmarks/gpu.py --configs=configs/gan_city.py --precisions=float32,bfloat16
   python benchmarks/gpu.py --configs="configs/gan_city.py@train.batch_size=1024"  # overrides after @, ';'-separated
   python benchmarks/gpu.py --rows_from=docs/gpu/h200_gan_city.log  # the table of an earlier run's log

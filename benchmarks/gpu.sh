@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The accelerator benchmark, ready to run on one lent GPU (7-8 minutes on one H200):
+# The accelerator benchmark, ready to run on one lent GPU (9-10 minutes on one H200; --budget_s):
 #   bash benchmarks/gpu.sh
 # Full-size gan_city, fm_city, flow_terrain and vae_terrain: train images/s, model FLOP utilisation
 # against the card's peaks, compile time, float32 vs bfloat16 (where the family offers it) and
