@@ -63,3 +63,19 @@ def test_rows_from_recounts_utilisation(tmp_path, capsys, monkeypatch):
   gpu.main()
   printed = capsys.readouterr().out
   assert "NVIDIA H200" in printed and f"{out['mfu_vendor']:.1%}" in printed
+
+
+def test_a_failed_flop_count_keeps_the_measured_row(capsys, monkeypatch):
+  """If counting FLOPs fails, the GPU-measured row still reaches the table, its FLOP and MFU cells 'n/a'."""
+  gpu = _gpu_script()
+  failed = type("R", (), {"stdout": "", "stderr": "Traceback ...\nImportError: no module", "returncode": 1})
+  monkeypatch.setattr(gpu.subprocess, "run", lambda *a, **k: failed)
+  row = {"config": "configs/x.py", "precision": "float32", "device": "NVIDIA H200", "compile_s": 2.0}
+  row.update(images_per_s=4498.0, matmul_tflop_s=400.0, samples_per_s=7.0)
+  out = gpu.with_flops(row)
+  assert out["images_per_s"] == 4498.0 and out["mfu_vendor"] is None and out["step_tflop"] is None
+  gpu.table([out])
+  printed = capsys.readouterr().out
+  assert "ImportError: no module" in printed
+  line = next(ln for ln in printed.splitlines() if ln.startswith("configs/x.py"))
+  assert "4498" in line and line.count("n/a") == 4
