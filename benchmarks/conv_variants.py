@@ -20,7 +20,9 @@ flow_terrain (``:cpu``), each variant in its own process, interleaved over
 * ``scheduler off``: ``--xla_cpu_enable_concurrency_optimized_scheduler=false``
   (the default is on: this shows what it is worth).
 
-Neither reformulation is in the library: the README says why.
+The first is the flow's opt-in ``flow.conv1x1_as_dot`` (``blocks.conv_or_dot``,
+applied there to the couplings' 1x1 layers); the per-tap weight gradient is
+not in the library: the README says why.
 """
 
 import argparse
@@ -38,31 +40,6 @@ VARIANTS = {
   "1x1 as dot": ("", True),
   "scheduler off": ("--xla_cpu_enable_concurrency_optimized_scheduler=false", False),
 }
-
-
-def conv_or_dot(
-  lhs,
-  rhs,
-  window_strides,
-  padding,
-  lhs_dilation=None,
-  rhs_dilation=None,
-  dimension_numbers=None,
-  feature_group_count=1,
-  batch_group_count=1,
-  precision=None,
-  preferred_element_type=None,
-):
-  """``lax.conv_general_dilated`` for Flax's NHWC/HWIO convolutions, with 1x1 kernels as a ``dot``."""
-  import jax
-  import jax.numpy as jnp
-
-  if rhs.shape[:2] == (1, 1) and all(s == 1 for s in window_strides) and feature_group_count == 1:
-    return jnp.dot(lhs, rhs[0, 0], precision=precision, preferred_element_type=preferred_element_type)
-  return jax.lax.conv_general_dilated(
-    lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-    feature_group_count, batch_group_count, precision, preferred_element_type,
-  )  # fmt: skip
 
 
 def _ms(fn, *args, reps=20, rounds=5):
@@ -138,6 +115,7 @@ def step_child(config: str, pointwise_dot: bool) -> float:
   import jax
 
   if pointwise_dot:  # before the library builds its modules: every nn.Conv gets the dot path
+    from genenv_jax.nets.blocks import conv_or_dot
 
     class Conv(nn.Conv):
       conv_general_dilated: typing.Any = conv_or_dot

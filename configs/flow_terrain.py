@@ -14,7 +14,6 @@ wall with other work beside it), ``python eval.py --workdir=runs/flow_terrain_cp
   untrained flow                                  7.94 (step-0 eval)
   statistics distance, T=0.7 (untrained / real)   1.379 (5.922 / 0.088)
   C2ST pixels, T=0.7 (real; 0.5 = indistinguishable) 1.00 (0.50)
-  C2ST pixels, T=0.7 (real; 0.5 = indistinguishable) 1.00 (0.50)
 
 Validity is not a useful number for this config: without a label channel
 the rules judge biomes from nearest-palette colours of the shaded render,
@@ -45,6 +44,10 @@ def get_config(arg=None):
   c.flow.hidden = 256
   c.flow.ema_decay = 0.999
   c.flow.sample_temperature = 0.7  # samples for evaluation and grids (Glow's choice)
+  # The couplings' 1x1 hidden layer as a matrix product (the same parameters): ~15% faster steps on
+  # XLA:CPU (README "What made it faster"); equal up to float rounding, so off in the shipped config,
+  # whose committed results reproduce bit for bit with it off.
+  c.flow.conv1x1_as_dot = False
   c.optim = config_utils.optim_config(lr=1e-3, b1=0.9, b2=0.999, warmup_steps=500, clip_norm=50.0)
   c.train = config_utils.train_config(batch_size=64, num_steps=50_000, every=2_500, eval_samples=512)
   c.mesh = ml_collections.ConfigDict({"num_devices": -1})

@@ -103,6 +103,7 @@ LEGACY_DEFAULTS = {
   "vae.prior_steps": lambda theirs, mine: mine,
   "model.chunks": lambda theirs, mine: 1,
   "vae.chunks": lambda theirs, mine: 1,
+  "flow.conv1x1_as_dot": lambda theirs, mine: False,
   # Runs before the precision option computed in float32.
   "train.precision": lambda theirs, mine: "float32",
 }

@@ -130,6 +130,62 @@ def test_flow_refuses_label_channels_and_bad_levels():
     families.make(_config(), base.DataSpec(6, 3, 1))
 
 
+def test_conv_or_dot_computes_the_convolution_and_dots_only_pointwise_kernels():
+  """blocks.conv_or_dot: a 1x1 kernel becomes a dot (no convolution left); every other kernel stays a convolution."""
+  import flax.linen as nn
+
+  from genenv_jax.nets import blocks
+
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 5, 6))
+  for kernel, strides in [((1, 1), 1), ((3, 3), 1), ((1, 1), 2)]:
+    impls = (jax.lax.conv_general_dilated, blocks.conv_or_dot)
+    ref, got = (nn.Conv(7, kernel, strides, conv_general_dilated=f) for f in impls)
+    params = ref.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, got.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(got.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
+    hlo = jax.jit(lambda p: got.apply(p, x)).lower(params).as_text()
+    assert ("stablehlo.convolution" in hlo) == (kernel != (1, 1) or strides != 1), (kernel, strides)
+
+
+def _flow_smoke(data_dir, *overrides):
+  import os
+
+  from genenv_jax.config_utils import load_config
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  return load_config(os.path.join(root, "configs/flow_terrain.py:smoke"), [f"data.data_dir={data_dir!r}", *overrides])
+
+
+@pytest.mark.parametrize("num_devices", [1, 8])
+def test_conv1x1_as_dot_step_equals_the_convolution_step(data_dir, num_devices):
+  """flow.conv1x1_as_dot (the CPU speed option) computes the reference step (1x1 convolutions) up to float rounding."""
+  import helpers
+
+  ref_metrics, ref_params = helpers.run_steps(_flow_smoke(data_dir, "flow.conv1x1_as_dot=False"), num_devices)
+  got_metrics, got_params = helpers.run_steps(_flow_smoke(data_dir, "flow.conv1x1_as_dot=True"), num_devices)
+  np.testing.assert_allclose(got_metrics, ref_metrics, rtol=1e-4, atol=1e-5)
+  assert jax.tree.structure(got_params) == jax.tree.structure(ref_params)  # checkpoints read either way
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(got_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_conv1x1_as_dot_removes_the_pointwise_convolutions_and_is_checked(data_dir):
+  spec = base.DataSpec(16, 4, 1)
+  batch = {"x": jnp.zeros((4, 16, 16, 4)), "label": jnp.zeros((4,), jnp.int32)}
+  counts = []
+  for on in (False, True):
+    fam = families.make(_flow_smoke(data_dir, f"flow.conv1x1_as_dot={on}"), spec)
+    state = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch)
+    counts.append(jax.jit(fam.train_step).lower(state, batch).as_text().count("stablehlo.convolution"))
+  # One 1x1 layer per coupling (levels x steps), each a convolution forward and two in its gradients.
+  c = _flow_smoke(data_dir)
+  assert counts[0] - counts[1] == 3 * c.flow.levels * c.flow.steps, counts
+  bad = _config()
+  bad.flow.conv1x1_as_dot = "yes"  # a config file's value (--config.flow... overrides are type-checked already)
+  with pytest.raises(ValueError, match=r"flow.conv1x1_as_dot='yes': must be True or False"):
+    families.make(bad, spec)
+
+
 def test_sample_py_writes_the_distribution_that_evaluation_scores(data_dir, tmp_path):
   """Synthesis without --temperature samples at the family's own default (0.7 for the flow), like eval.py."""
   import os

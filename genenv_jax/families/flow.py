@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from genenv_jax.families import base
+from genenv_jax.nets import blocks
 
 LOG2PI = math.log(2 * math.pi)
 
@@ -86,13 +87,15 @@ class Coupling(nn.Module):
   """Affine coupling: x_b -> (x_b + shift(x_a)) * sigmoid(raw(x_a) + 2)."""
 
   hidden: int
+  conv1x1_as_dot: bool = False  # flow.conv1x1_as_dot: the 1x1 hidden layer as a matrix product (same params)
 
   @nn.compact
   def __call__(self, x, reverse: bool = False):
     ca = x.shape[-1] // 2
     xa, xb = x[..., :ca], x[..., ca:]
     h = nn.relu(nn.Conv(self.hidden, (3, 3))(xa))
-    h = nn.relu(nn.Conv(self.hidden, (1, 1))(h))
+    pointwise = blocks.conv_or_dot if self.conv1x1_as_dot else jax.lax.conv_general_dilated
+    h = nn.relu(nn.Conv(self.hidden, (1, 1), conv_general_dilated=pointwise)(h))
     h = nn.Conv(2 * xb.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)
     shift, raw = h[..., 0::2], h[..., 1::2]
     scale = jax.nn.sigmoid(raw + 2.0)
@@ -104,9 +107,10 @@ class Coupling(nn.Module):
 
 class FlowStep(nn.Module):
   hidden: int
+  conv1x1_as_dot: bool = False
 
   def setup(self):
-    self.layers = [ActNorm(), InvConv1x1(), Coupling(self.hidden)]
+    self.layers = [ActNorm(), InvConv1x1(), Coupling(self.hidden, self.conv1x1_as_dot)]
 
   def __call__(self, x, reverse: bool = False):
     total = jnp.zeros((x.shape[0],))
@@ -135,9 +139,12 @@ class Glow(nn.Module):
   levels: int
   steps: int
   hidden: int
+  conv1x1_as_dot: bool = False
 
   def setup(self):
-    self.flow_steps = [[FlowStep(self.hidden) for _ in range(self.steps)] for _ in range(self.levels)]
+    self.flow_steps = [
+      [FlowStep(self.hidden, self.conv1x1_as_dot) for _ in range(self.steps)] for _ in range(self.levels)
+    ]
     self.priors = [SplitPrior(self.kept_channels(l)) for l in range(self.levels - 1)]
 
   def kept_channels(self, level: int) -> int:
@@ -212,6 +219,9 @@ def validate(flow_cfg, data: base.DataSpec) -> None:
     )
   if flow_cfg.steps < 1 or flow_cfg.hidden < 1:
     raise ValueError(f"flow.steps={flow_cfg.steps}, flow.hidden={flow_cfg.hidden}: both must be >= 1")
+  as_dot = flow_cfg.get("conv1x1_as_dot", False)
+  if not isinstance(as_dot, bool):
+    raise ValueError(f"flow.conv1x1_as_dot={as_dot!r}: must be True or False")
 
 
 ROLES = base.MetricRoles(shown=("bpd",), compare=("bpd", "grad_norm"), likelihood={"bpd": "exact"})
@@ -228,7 +238,8 @@ def make(flow_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   """
   f_cfg = flow_cfg
   validate(f_cfg, data)
-  model = Glow(data.image_size, data.channels, f_cfg.levels, f_cfg.steps, f_cfg.hidden)
+  as_dot = f_cfg.get("conv1x1_as_dot", False)
+  model = Glow(data.image_size, data.channels, f_cfg.levels, f_cfg.steps, f_cfg.hidden, as_dot)
   tx = txs["flow"]
   num_dims = data.image_size * data.image_size * data.channels
   ema_decay = f_cfg.ema_decay

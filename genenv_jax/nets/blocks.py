@@ -27,6 +27,47 @@ def depth_to_space(x: jax.Array, r: int = 2) -> jax.Array:
   return x.reshape(b, h * r, w * r, c // (r * r))
 
 
+def conv_or_dot(
+  lhs,
+  rhs,
+  window_strides,
+  padding,
+  lhs_dilation=None,
+  rhs_dilation=None,
+  dimension_numbers=None,
+  feature_group_count=1,
+  batch_group_count=1,
+  precision=None,
+  preferred_element_type=None,
+):
+  """``lax.conv_general_dilated`` for Flax's NHWC/HWIO convolutions, a 1x1 kernel computed as a ``dot``.
+
+  Pass it as ``nn.Conv(..., conv_general_dilated=conv_or_dot)``: the layer
+  keeps its parameters (a [1, 1, in, out] kernel), so checkpoints read
+  either way. A pointwise convolution is a matrix product over the channel
+  axis; XLA:CPU runs it (and its gradients) as a ``dot`` 1.1-2x faster than
+  as a library convolution. Other kernels go to the convolution unchanged.
+  Equal to the convolution up to float rounding.
+  """
+  ones = lambda v: v is None or all(s == 1 for s in v)  # noqa: E731
+  pointwise = rhs.ndim == 4 and rhs.shape[:2] == (1, 1) and ones(window_strides) and ones(lhs_dilation)
+  specs = tuple(getattr(dimension_numbers, k, None) for k in ("lhs_spec", "rhs_spec", "out_spec"))
+  nhwc = specs == ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # Flax's NHWC input / HWIO kernel
+  if pointwise and nhwc and feature_group_count == 1 and batch_group_count == 1 and padding_is_zero(padding):
+    return jnp.dot(lhs, rhs[0, 0], precision=precision, preferred_element_type=preferred_element_type)
+  return jax.lax.conv_general_dilated(
+    lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+    feature_group_count, batch_group_count, precision, preferred_element_type,
+  )  # fmt: skip
+
+
+def padding_is_zero(padding) -> bool:
+  """True for a padding that adds nothing to a 1x1 kernel's input ('SAME', 'VALID' or all-zero pairs)."""
+  if isinstance(padding, str):
+    return padding.upper() in ("SAME", "VALID")
+  return all(tuple(p) == (0, 0) for p in padding)
+
+
 def in_chunks(fn, x, chunks: int):
   """``fn`` (per-sample: no coupling across the batch) on ``chunks`` interleaved slices of ``x``, reassembled.
 
