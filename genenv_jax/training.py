@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from genenv_jax import checkpoint, config_utils, families, logs, parallel
+from genenv_jax import checkpoint, config_utils, cpu_kernels, families, logs, parallel
 from genenv_jax import layout as layout_lib
 from genenv_jax import workdir as workdir_lib
 from genenv_jax.data import pipeline, sources
@@ -105,6 +105,7 @@ class Setup:
       in_shardings=(self.repl, self.bsh),
       out_shardings=(self.repl, self.repl),
       donate_argnums=(0,),
+      compiler_options=cpu_kernels.compiler_options(config.train.get("cpu_convolutions", "xla")),
     )
     self.eval_fn = jax.jit(self.family.eval_step, in_shardings=(self.repl, self.bsh), out_shardings=self.repl)
     self.sample_fn = jax.jit(self.family.sample, static_argnums=(2,), out_shardings=self.bsh)

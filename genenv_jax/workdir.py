@@ -104,6 +104,7 @@ LEGACY_DEFAULTS = {
   "model.chunks": lambda theirs, mine: 1,
   "vae.chunks": lambda theirs, mine: 1,
   "flow.conv1x1_as_dot": lambda theirs, mine: False,
+  "train.cpu_convolutions": lambda theirs, mine: "xla",
   # Runs before the precision option computed in float32.
   "train.precision": lambda theirs, mine: "float32",
 }

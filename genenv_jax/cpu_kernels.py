@@ -1,0 +1,38 @@
+"""Which library kernels XLA:CPU uses for the train step's convolutions (``train.cpu_convolutions``).
+
+XLA:CPU (jaxlib 0.10) hands convolutions, dots and reductions to YNNPACK by
+default, and runs each YNNPACK convolution on one thread: on a 2-core machine
+a 32x32 px, 32-channel layer runs at ~90 GFLOP/s whether one core is free or
+two. Its Eigen convolution splits the same layer over both threads (~175
+GFLOP/s). ``'eigen'`` compiles the step with convolutions taken out of the
+YNNPACK set (dots and reductions stay), through ``jax.jit``'s per-computation
+``compiler_options``; nothing process-wide changes. The result equals
+``'xla'`` up to float rounding (different kernels sum in a different order).
+Accelerators ignore the choice.
+"""
+
+from __future__ import annotations
+
+CHOICES = ("xla", "eigen")
+# XLA:CPU's default YNNPACK set in jaxlib 0.10 is {individual dots, individual convolutions, reductions}
+# (what ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`` leaves is the value
+# below; tests/test_cpu_kernels.py checks the compiled program keeps YNNPACK for dots and reductions).
+_WITHOUT_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+
+
+def validate(choice) -> None:
+  if choice not in CHOICES:
+    raise ValueError(
+      f"train.cpu_convolutions={choice!r}: must be one of {list(CHOICES)} ('xla': XLA:CPU's default, "
+      "one thread per convolution; 'eigen': multi-threaded Eigen convolutions)"
+    )
+
+
+def compiler_options(choice: str, backend: str | None = None) -> dict | None:
+  """``jax.jit(compiler_options=...)`` for the train step: None unless 'eigen' on the CPU backend."""
+  import jax  # here, so reading a config imports no JAX
+
+  validate(choice)
+  if choice == "xla" or (backend or jax.default_backend()) != "cpu":
+    return None
+  return {"xla_cpu_experimental_ynn_fusion_type": _WITHOUT_CONVOLUTIONS}

@@ -1,0 +1,63 @@
+"""train.cpu_convolutions: 'eigen' moves the step's convolutions out of YNNPACK and computes the same step."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genenv_jax import config_utils, cpu_kernels, families, workdir
+from genenv_jax.families import base
+
+
+def _convolutions_in_and_out_of_ynnpack(compiled_text: str) -> tuple[int, int, int]:
+  """(convolutions inside YNNPACK fusions, convolutions outside them, YNNPACK fusions) of a compiled CPU program."""
+  bodies, current = {}, None
+  for line in compiled_text.splitlines():
+    head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+    if head:
+      current = bodies.setdefault(head.group(1), [])
+    elif current is not None:
+      current.append(line)
+  calls = [line for lines in bodies.values() for line in lines if "ynn_fusion" in line and "calls=" in line]
+  ynn = {name for line in calls for name in re.findall(r"calls=%([\w.\-]+)", line)}
+  inside = sum(" convolution(" in line for name in ynn for line in bodies.get(name, []))
+  return inside, compiled_text.count(" convolution(") - inside, len(calls)
+
+
+def test_eigen_takes_the_convolutions_out_of_ynnpack_and_only_them(smoke_config):
+  fam = families.make(smoke_config(), base.DataSpec(16, 9, 1, (3, 8)))
+  batch = {"x": jnp.zeros((8, 16, 16, 9)), "label": jnp.zeros((8,), jnp.int32)}
+  state = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch)
+  counts = {}
+  for choice in cpu_kernels.CHOICES:
+    opts = cpu_kernels.compiler_options(choice, "cpu")
+    text = jax.jit(fam.train_step, compiler_options=opts).lower(state, batch).compile().as_text()
+    counts[choice] = _convolutions_in_and_out_of_ynnpack(text)
+  (xla_in, xla_out, _), (eigen_in, eigen_out, eigen_ynn) = counts["xla"], counts["eigen"]
+  assert xla_in > 0, counts  # this jaxlib's default: YNNPACK runs (forward) convolutions
+  assert eigen_in == 0 and eigen_out == xla_in + xla_out, counts  # every convolution is XLA's own (Eigen)
+  assert eigen_ynn > 0, counts  # dots and reductions stay with YNNPACK
+
+
+@pytest.mark.parametrize("num_devices", [1, 8])
+def test_eigen_step_equals_the_default_step(smoke_config, num_devices):
+  """The CPU speed option computes the reference step (XLA:CPU's default kernels) up to float rounding."""
+  import helpers
+
+  ref_metrics, ref_params = helpers.run_steps(smoke_config("train.cpu_convolutions='xla'"), num_devices)
+  got_metrics, got_params = helpers.run_steps(smoke_config("train.cpu_convolutions='eigen'"), num_devices)
+  np.testing.assert_allclose(got_metrics, ref_metrics, rtol=1e-4, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(got_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_choice_is_checked_and_accelerators_ignore_it(smoke_config):
+  with pytest.raises(ValueError, match=r"train.cpu_convolutions='onednn': must be one of \['xla', 'eigen'\]"):
+    config_utils.validate(smoke_config("train.cpu_convolutions='onednn'"))
+  assert cpu_kernels.compiler_options("eigen", "gpu") is None and cpu_kernels.compiler_options("xla", "cpu") is None
+  # A run written before the option existed reads back with XLA:CPU's default.
+  old = {"train": {"batch_size": 8}}
+  read = workdir.with_legacy_defaults(old, {"train": {"cpu_convolutions": "eigen"}})
+  assert read["train"]["cpu_convolutions"] == "xla"
