@@ -48,8 +48,20 @@ def main():
   p.add_argument("--models", default="gan,vae,flow", help=f"pairs to compare, from {sorted(PAIRS)}")
   p.add_argument(
     "--variants",
-    default="gan:model.chunks=2",
-    help="extra project rows, MODEL:OVERRIDE[;MODEL:OVERRIDE] (config overrides of that pair's project step)",
+    default=";".join(
+      [
+        "gan:model.chunks=2",
+        "gan:train.cpu_convolutions='eigen'",
+        "gan:train.cpu_convolutions='eigen' model.chunks=2",
+        "vae:vae.chunks=4",
+        "vae:train.cpu_convolutions='eigen'",
+        "vae:train.cpu_convolutions='eigen' vae.chunks=4",
+        "flow:flow.conv1x1_as_dot=True",
+        "flow:train.cpu_convolutions='eigen' flow.conv1x1_as_dot=True",
+      ]
+    ),
+    help="extra project rows, MODEL:OVERRIDES[;MODEL:OVERRIDES] (space-separated config overrides of that pair's "
+    "project step; default: the CPU opt-ins)",
   )
   p.add_argument("--modes", default="eager,cl", help="replica modes: eager, cl (channels_last), compile, compile_cl")
   p.add_argument("--steps", type=int, default=40)
@@ -70,7 +82,7 @@ def main():
     for variant in filter(None, a.variants.split(";")):
       vm, _, override = variant.partition(":")
       if vm == m:
-        contenders[(m, f"this project, {override}")] = ours + [f"--steps={a.steps}", override]
+        contenders[(m, f"this project, {override}")] = ours + [f"--steps={a.steps}", *override.split()]
     for mode in a.modes.split(","):
       contenders[(m, f"pytorch {mode}")] = [
         os.path.expanduser(a.torch_python),
@@ -85,14 +97,14 @@ def main():
       runs[key].append(result_of(cmd, env)["steps_per_s"])
       print(f"round {r + 1}: {key[0]} {key[1]}: {runs[key][-1]:.2f} steps/s", flush=True)
   print(f"\n{a.rounds} interleaved rounds, {a.threads} threads, median steps/s:")
-  print(f"{'':<28} {'steps/s':>8} {'vs this project':>16} {'project / it':>13}")
+  print(f"{'':<62} {'steps/s':>8} {'vs this project':>16} {'project / it':>13}")
   for m in models:
     base = statistics.median(runs[(m, "this project")])
     print(PAIRS[m][0])
     for (mm, name), v in runs.items():
       if mm == m:
         med = statistics.median(v)
-        print(f"  {name:<26} {med:>8.2f} {med / base:>16.2f} {base / med:>13.2f}")
+        print(f"  {name:<60} {med:>8.2f} {med / base:>16.2f} {base / med:>13.2f}")
 
 
 if __name__ == "__main__":
