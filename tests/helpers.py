@@ -34,6 +34,16 @@ def run_steps(config, num_devices: int, steps: int = 3):
   return np.array(values), jax.device_get(state.params)
 
 
+def assert_same_steps(reference_config, optimised_config, num_devices: int):
+  """A speed option computes the reference formulation's steps: metrics and parameters equal to float rounding."""
+  ref_metrics, ref_params = run_steps(reference_config, num_devices)
+  got_metrics, got_params = run_steps(optimised_config, num_devices)
+  np.testing.assert_allclose(got_metrics, ref_metrics, rtol=1e-4, atol=1e-5)
+  assert jax.tree.structure(got_params) == jax.tree.structure(ref_params)  # checkpoints read either way
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(got_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def feature_metrics_of_fixed_sets(mesh) -> dict:
   """FD/KID/precision/recall of two fixed random image sets, computed over ``mesh`` (any process count)."""
   from genenv_jax.metrics import feature_metrics, features
