@@ -15,6 +15,9 @@ the median steps/s of each and its ratio to this project:
   python -m venv ~/torchenv && ~/torchenv/bin/pip install torch numpy
   python benchmarks/vs_pytorch.py --torch_python=~/torchenv/bin/python --rounds=3
 
+With the default ``--variants`` (the CPU opt-ins) a round is 17 processes,
+about 9 minutes on a 2-core CPU; ``--models`` and ``--variants=`` shorten it.
+
 PyTorch is a benchmark-only dependency in its own environment: never in
 requirements.txt, never imported by the library or the tests. A replica
 prints ``RESULT {json}`` with ``steps_per_s``; the project side is

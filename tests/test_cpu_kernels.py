@@ -2,12 +2,9 @@
 
 import re
 
-import jax
-import jax.numpy as jnp
 import pytest
 
-from genenv_jax import config_utils, cpu_kernels, families, workdir
-from genenv_jax.families import base
+from genenv_jax import config_utils, cpu_kernels, parallel, training, workdir
 
 
 def _convolutions_in_and_out_of_ynnpack(compiled_text: str) -> tuple[int, int, int]:
@@ -26,13 +23,11 @@ def _convolutions_in_and_out_of_ynnpack(compiled_text: str) -> tuple[int, int, i
 
 
 def test_eigen_takes_the_convolutions_out_of_ynnpack_and_only_them(smoke_config):
-  fam = families.make(smoke_config(), base.DataSpec(16, 9, 1, (3, 8)))
-  batch = {"x": jnp.zeros((8, 16, 16, 9)), "label": jnp.zeros((8,), jnp.int32)}
-  state = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch)
+  """The training loop's own compiled step (training.Setup.step_fn), not a step jitted here, obeys the option."""
   counts = {}
   for choice in cpu_kernels.CHOICES:
-    opts = cpu_kernels.compiler_options(choice, "cpu")
-    text = jax.jit(fam.train_step, compiler_options=opts).lower(state, batch).compile().as_text()
+    su = training.Setup(smoke_config(f"train.cpu_convolutions={choice!r}"), mesh=parallel.make_mesh(1))
+    text = su.step_fn.lower(su.abstract_state(), su.loader.global_batch_at(0)).compile().as_text()
     counts[choice] = _convolutions_in_and_out_of_ynnpack(text)
   (xla_in, xla_out, _), (eigen_in, eigen_out, eigen_ynn) = counts["xla"], counts["eigen"]
   assert xla_in > 0, counts  # this jaxlib's default: YNNPACK runs (forward) convolutions
