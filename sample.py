@@ -40,6 +40,12 @@ _COND = flags.DEFINE_string(
   "cond", "-1", "Conditional models: the scene class, by name or index (-1: drawn per sample)."
 )
 _CHUNK = flags.DEFINE_integer("chunk", 8, "Per-device micro-batch; fixes the computation so bytes never vary.")
+_KERNELS = flags.DEFINE_string(
+  "cpu_convolutions",
+  "",
+  "Datasets: XLA:CPU's convolution kernels, 'xla' or 'eigen' (both cores per convolution); default: what the "
+  "output was started with, else 'eigen' on a CPU. Recorded: they change the float rounding.",
+)
 _SOLVER = flags.DEFINE_string(
   "solver", "", "Flow matching: the ODE solver (euler, midpoint, heun, adaptive); default: the run's fm.solver."
 )
@@ -116,6 +122,7 @@ def main(argv):
         temperature=_TEMP.value,
         cond=cond,
         chunk=_CHUNK.value,
+        cpu_convolutions=_KERNELS.value or None,
       )
   except (ValueError, OSError, RuntimeError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -3,8 +3,10 @@ r"""sample.py throughput against the bare generator, and large-scene peak memory
   python benchmarks/synthesis_throughput.py --config=configs/gan_city.py:cpu --num_samples=4096
 
 Prints, measured side by side in one run on this machine:
-  * the bare jitted generator (samples/s, nothing written),
+  * the bare jitted generator (samples/s, nothing written) and
   * sample.py end to end (generate, encode, write shards; same batch size),
+    each with XLA:CPU's default convolution kernels ('xla') and with Eigen's
+    ('eigen', what a new sample.py output uses on a CPU), alternating rounds,
   * a one-sample-at-a-time loop (as StyleGAN's gen_images.py: one call and
     one PNG per seed),
   * peak resident memory of sample.py --scene_size at 1024x1024 and 4096x4096.
@@ -14,6 +16,7 @@ import argparse
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +24,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+KERNELS = ("xla", "eigen")  # synthesis's cpu_convolutions choices, compared side by side
 
 
 _PEAK = (
@@ -41,6 +45,7 @@ def main():
   p.add_argument("--num_samples", type=int, default=32768)
   p.add_argument("--batch_size", type=int, default=256)
   p.add_argument("--single", type=int, default=200, help="samples for the one-at-a-time loop")
+  p.add_argument("--rounds", type=int, default=2, help="alternating rounds of the two kernel choices")
   p.add_argument("--skip_memory", action="store_true")
   a = p.parse_args()
 
@@ -57,29 +62,36 @@ def main():
   training.run(cfg, work)
   model = trained.load(work)
 
-  # Bare generator: the same jitted function sample.py uses, nothing else.
-  gen = synthesis.make_generate(model, parallel.local_mesh(), 8, 1.0, -1)
+  # Bare generator (the jitted function sample.py uses, nothing written) and
+  # sample.py end to end, with XLA:CPU's default convolution kernels and with
+  # Eigen's ('eigen', what a new output gets on a CPU), alternating rounds.
   idx = np.arange(a.batch_size, dtype=np.int32)
-  jax.block_until_ready(gen(model.params, idx, 0))
   n_batches = max(1, a.num_samples // a.batch_size)
-  t = time.perf_counter()
-  for b in range(n_batches):
-    out = gen(model.params, idx + b * a.batch_size, 0)
-  jax.block_until_ready(out)
-  bare = n_batches * a.batch_size / (time.perf_counter() - t)
-
-  # End to end (compile once in a warm-up run, then time a fresh output).
-  synthesis.run(model, os.path.join(tmp, "warm"), a.batch_size, batch_size=a.batch_size, progress=False)
-  t = time.perf_counter()
-  synthesis.run(
-    model,
-    os.path.join(tmp, "out"),
-    n_batches * a.batch_size,
-    batch_size=a.batch_size,
-    shard_size=max(a.batch_size, 1024),
-    progress=False,
-  )
-  e2e = n_batches * a.batch_size / (time.perf_counter() - t)
+  gens = {k: synthesis.make_generate(model, parallel.local_mesh(), 8, 1.0, -1, k) for k in KERNELS}
+  for k, gen in gens.items():  # compile both, and both sample.py paths, before timing
+    jax.block_until_ready(gen(model.params, idx, 0))
+    synthesis.run(model, os.path.join(tmp, f"warm_{k}"), a.batch_size, batch_size=a.batch_size, progress=False,
+                  cpu_convolutions=k)  # fmt: skip
+  bare, e2e = {k: [] for k in KERNELS}, {k: [] for k in KERNELS}
+  for r in range(a.rounds):
+    for k, gen in gens.items():
+      t = time.perf_counter()
+      for b in range(n_batches):
+        out = gen(model.params, idx + b * a.batch_size, 0)
+      jax.block_until_ready(out)
+      bare[k].append(n_batches * a.batch_size / (time.perf_counter() - t))
+      t = time.perf_counter()
+      synthesis.run(
+        model,
+        os.path.join(tmp, f"out_{k}_{r}"),
+        n_batches * a.batch_size,
+        batch_size=a.batch_size,
+        shard_size=max(a.batch_size, 1024),
+        progress=False,
+        cpu_convolutions=k,
+      )
+      e2e[k].append(n_batches * a.batch_size / (time.perf_counter() - t))
+  bare, e2e = ({k: statistics.median(v) for k, v in d.items()} for d in (bare, e2e))
 
   # One at a time, as a per-seed loop does.
   one = jax.jit(lambda params, key: model.family.sample(params, key, 1))
@@ -92,9 +104,12 @@ def main():
   single = a.single / (time.perf_counter() - t)
 
   print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; config {a.config}; batch {a.batch_size}")
-  print(f"{'bare jitted generator':<34} {bare:10.1f} samples/s  1.00")
-  print(f"{'sample.py end to end':<34} {e2e:10.1f} samples/s  {e2e / bare:.2f} of bare")
-  print(f"{'one sample at a time + PNG':<34} {single:10.1f} samples/s  {single / bare:.2f} of bare")
+  print(f"median of {a.rounds} rounds; ratios against the bare generator with XLA's default kernels")
+  ref = bare["xla"]
+  for k in KERNELS:
+    print(f"{'bare jitted generator, ' + k:<40} {bare[k]:10.1f} samples/s  {bare[k] / ref:.2f}")
+    print(f"{'sample.py end to end, ' + k:<40} {e2e[k]:10.1f} samples/s  {e2e[k] / ref:.2f}")
+  print(f"{'one sample at a time + PNG':<40} {single:10.1f} samples/s  {single / ref:.2f}")
   if not a.skip_memory:
     for size in (1024, 4096):
       out = os.path.join(tmp, f"big{size}")

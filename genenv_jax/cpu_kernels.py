@@ -1,4 +1,4 @@
-"""Which library kernels XLA:CPU uses for the train step's convolutions (``train.cpu_convolutions``).
+"""Which library kernels XLA:CPU uses for convolutions: the train step's (``train.cpu_convolutions``), synthesis's.
 
 XLA:CPU (jaxlib 0.10) hands convolutions, dots and reductions to YNNPACK by
 default, and runs each YNNPACK convolution on one thread: on a 2-core machine
@@ -8,7 +8,10 @@ GFLOP/s). ``'eigen'`` compiles the step with convolutions taken out of the
 YNNPACK set (dots and reductions stay), through ``jax.jit``'s per-computation
 ``compiler_options``; nothing process-wide changes. The result equals
 ``'xla'`` up to float rounding (different kernels sum in a different order).
-Accelerators ignore the choice.
+Accelerators ignore the choice. The train step uses ``train.cpu_convolutions``
+(default 'xla'); dataset synthesis (``sample.py --cpu_convolutions``) picks
+'eigen' for a new output on a CPU and records the choice, so a resumed
+output keeps its kernels.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ CHOICES = ("xla", "eigen")
 _WITHOUT_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
 
 
-def validate(choice) -> None:
+def validate(choice, name: str = "train.cpu_convolutions") -> None:
   if choice not in CHOICES:
     raise ValueError(
-      f"train.cpu_convolutions={choice!r}: must be one of {list(CHOICES)} ('xla': XLA:CPU's default, "
+      f"{name}={choice!r}: must be one of {list(CHOICES)} ('xla': XLA:CPU's default, "
       "one thread per convolution; 'eigen': multi-threaded Eigen convolutions)"
     )
 

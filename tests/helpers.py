@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,3 +105,18 @@ def check_sigkill_resume(workdir, tmp_path):
   before = {f: os.path.getmtime(os.path.join(ref, f)) for f in os.listdir(ref)}
   subprocess.run(_sample_cmd(workdir, ref), env=env, check=True, capture_output=True, timeout=300)
   assert {f: os.path.getmtime(os.path.join(ref, f)) for f in os.listdir(ref)} == before
+
+
+def convolutions_in_and_out_of_ynnpack(compiled_text: str) -> tuple[int, int, int]:
+  """(convolutions inside YNNPACK fusions, convolutions outside them, YNNPACK fusions) of a compiled CPU program."""
+  bodies, current = {}, None
+  for line in compiled_text.splitlines():
+    head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+    if head:
+      current = bodies.setdefault(head.group(1), [])
+    elif current is not None:
+      current.append(line)
+  calls = [line for lines in bodies.values() for line in lines if "ynn_fusion" in line and "calls=" in line]
+  ynn = {name for line in calls for name in re.findall(r"calls=%([\w.\-]+)", line)}
+  inside = sum(" convolution(" in line for name in ynn for line in bodies.get(name, []))
+  return inside, compiled_text.count(" convolution(") - inside, len(calls)

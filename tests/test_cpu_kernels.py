@@ -1,25 +1,9 @@
 """train.cpu_convolutions: 'eigen' moves the step's convolutions out of YNNPACK and computes the same step."""
 
-import re
-
+import helpers
 import pytest
 
 from genenv_jax import config_utils, cpu_kernels, parallel, training, workdir
-
-
-def _convolutions_in_and_out_of_ynnpack(compiled_text: str) -> tuple[int, int, int]:
-  """(convolutions inside YNNPACK fusions, convolutions outside them, YNNPACK fusions) of a compiled CPU program."""
-  bodies, current = {}, None
-  for line in compiled_text.splitlines():
-    head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
-    if head:
-      current = bodies.setdefault(head.group(1), [])
-    elif current is not None:
-      current.append(line)
-  calls = [line for lines in bodies.values() for line in lines if "ynn_fusion" in line and "calls=" in line]
-  ynn = {name for line in calls for name in re.findall(r"calls=%([\w.\-]+)", line)}
-  inside = sum(" convolution(" in line for name in ynn for line in bodies.get(name, []))
-  return inside, compiled_text.count(" convolution(") - inside, len(calls)
 
 
 def test_eigen_takes_the_convolutions_out_of_ynnpack_and_only_them(smoke_config):
@@ -28,7 +12,7 @@ def test_eigen_takes_the_convolutions_out_of_ynnpack_and_only_them(smoke_config)
   for choice in cpu_kernels.CHOICES:
     su = training.Setup(smoke_config(f"train.cpu_convolutions={choice!r}"), mesh=parallel.make_mesh(1))
     text = su.step_fn.lower(su.abstract_state(), su.loader.global_batch_at(0)).compile().as_text()
-    counts[choice] = _convolutions_in_and_out_of_ynnpack(text)
+    counts[choice] = helpers.convolutions_in_and_out_of_ynnpack(text)
   (xla_in, xla_out, _), (eigen_in, eigen_out, eigen_ynn) = counts["xla"], counts["eigen"]
   assert xla_in > 0, counts  # this jaxlib's default: YNNPACK runs (forward) convolutions
   assert eigen_in == 0 and eigen_out == xla_in + xla_out, counts  # every convolution is XLA's own (Eigen)
@@ -38,8 +22,6 @@ def test_eigen_takes_the_convolutions_out_of_ynnpack_and_only_them(smoke_config)
 @pytest.mark.parametrize("num_devices", [1, 8])
 def test_eigen_step_equals_the_default_step(smoke_config, num_devices):
   """The CPU speed option computes the reference step (XLA:CPU's default kernels) up to float rounding."""
-  import helpers
-
   reference, optimised = (smoke_config(f"train.cpu_convolutions={k!r}") for k in ("xla", "eigen"))
   helpers.assert_same_steps(reference, optimised, num_devices)
 

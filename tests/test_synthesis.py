@@ -9,7 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from genenv_jax import parallel, synthesis, tiling, trained
+from genenv_jax import cpu_kernels, parallel, synthesis, tiling, trained
 from genenv_jax.synthesis import provenance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,11 +25,13 @@ def model(workdir):
   return trained.load(workdir)
 
 
-def test_one_and_eight_devices_and_two_batch_sizes_give_identical_bytes(model, tmp_path):
-  a = synthesis.run(model, str(tmp_path / "a"), 40, seed=3, batch_size=8, shard_size=16, num_devices=1, progress=False)
-  synthesis.run(model, str(tmp_path / "b"), 40, seed=3, batch_size=64, shard_size=16, num_devices=8, progress=False)
-  synthesis.run(model, str(tmp_path / "c"), 40, seed=3, batch_size=16, shard_size=16, num_devices=1, progress=False)
-  assert len(a["shards"]) == 3
+@pytest.mark.parametrize("kernels", [None, "xla"])  # None: a new output's default ('eigen' on a CPU)
+def test_one_and_eight_devices_and_two_batch_sizes_give_identical_bytes(model, tmp_path, kernels):
+  args = dict(seed=3, shard_size=16, progress=False, cpu_convolutions=kernels)
+  a = synthesis.run(model, str(tmp_path / "a"), 40, batch_size=8, num_devices=1, **args)
+  synthesis.run(model, str(tmp_path / "b"), 40, batch_size=64, num_devices=8, **args)
+  synthesis.run(model, str(tmp_path / "c"), 40, batch_size=16, num_devices=1, **args)
+  assert len(a["shards"]) == 3 and a["cpu_convolutions"] == (kernels or "eigen")
   assert helpers._checksums(tmp_path / "a") == helpers._checksums(tmp_path / "b") == helpers._checksums(tmp_path / "c")
 
 
@@ -45,8 +47,8 @@ def test_reads_back_through_tfds_without_tensorflow(model, tmp_path):
   assert os.path.exists(os.path.join(out, "contact_sheet.png"))
   prov = json.load(open(os.path.join(out, synthesis.PROVENANCE_FILE)))
   assert prov["checkpoint_step"] == model.step and prov["family"] == "gan" and prov["temperature"] == 1.0
-  # Sample i is sample i: the stored image equals a fresh generation of index i.
-  gen = synthesis.make_generate(model, parallel.local_mesh(1), 8, 1.0, -1)
+  # Sample i is sample i: the stored image equals a fresh generation of index i (with the recorded kernels).
+  gen = synthesis.make_generate(model, parallel.local_mesh(1), 8, 1.0, -1, prov["cpu_convolutions"])
   fresh = np.asarray(gen(model.params, np.arange(8, 16, dtype=np.int32), 1)["image"])
   by_index = {int(r["index"]): r["image"] for r in rows}
   np.testing.assert_array_equal(fresh[3], by_index[11])
@@ -151,6 +153,38 @@ def test_settings_that_change_bytes_are_recorded_and_checked(model, tmp_path):
       synthesis.run(model, str(tmp_path / "t"), 8, batch_size=8, temperature=t, progress=False, num_devices=1)
   with pytest.raises(ValueError, match="chunk=0: must be a positive integer"):
     synthesis.run(model, str(tmp_path / "c"), 8, batch_size=8, chunk=0, progress=False, num_devices=1)
+
+
+def test_convolution_kernels_are_chosen_recorded_and_kept_on_resume(model, tmp_path):
+  """A new CPU output gets Eigen's convolutions; an output keeps the kernels it started with (older ones: 'xla')."""
+  args = dict(batch_size=8, shard_size=8, progress=False, num_devices=1)
+  new = synthesis.run(model, str(tmp_path / "new"), 8, **args)
+  assert new["cpu_convolutions"] == "eigen"
+  # The compiled generator obeys the choice: no convolution left in YNNPACK with 'eigen'.
+  mesh, idx = parallel.local_mesh(1), np.arange(8, dtype=np.int32)
+  gens = {k: synthesis.make_generate(model, mesh, 8, 1.0, -1, k) for k in cpu_kernels.CHOICES}
+  counts = {k: helpers.convolutions_in_and_out_of_ynnpack(g.lower(model.params, idx, 0).compile().as_text())
+            for k, g in gens.items()}  # fmt: skip
+  assert counts["xla"][0] > 0 and counts["eigen"][0] == 0 and counts["eigen"][1] > 0, counts
+  # The two differ by float rounding only: at most one 8-bit level, in few pixels.
+  imgs = [np.asarray(g(model.params, idx, 0)["image"], np.int16) for g in gens.values()]
+  assert np.abs(imgs[0] - imgs[1]).max() <= 1 and np.mean(imgs[0] != imgs[1]) < 0.01
+
+  # An output written before the choice was recorded: 'xla' bytes, no key in its settings.
+  old = str(tmp_path / "old")
+  synthesis.run(model, old, 16, cpu_convolutions="xla", **args)
+  before = helpers._checksums(old)
+  settings_path = os.path.join(old, synthesis.SETTINGS_FILE)
+  saved = json.load(open(settings_path))
+  del saved["cpu_convolutions"]
+  json.dump(saved, open(settings_path, "w"))
+  os.remove(synthesis.shard_path(old, 1, 2))
+  resumed = synthesis.run(model, old, 16, **args)  # the same command as then: resumes with 'xla'
+  assert resumed["cpu_convolutions"] == "xla" and helpers._checksums(old) == before
+  with pytest.raises(ValueError, match="cpu_convolutions: existing 'xla' vs requested 'eigen'"):
+    synthesis.run(model, old, 16, cpu_convolutions="eigen", **args)
+  with pytest.raises(ValueError, match=r"cpu_convolutions='fast': must be one of \['xla', 'eigen'\]"):
+    synthesis.run(model, str(tmp_path / "bad"), 8, cpu_convolutions="fast", **args)
 
 
 def test_clean_runs_write_identical_files(model, tmp_path):

@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from genenv_jax import logs, parallel
+from genenv_jax import cpu_kernels, logs, parallel
 from genenv_jax import workdir as workdir_lib
 from genenv_jax.synthesis import provenance, writers
 from genenv_jax.synthesis.provenance import PROVENANCE_FILE, SETTINGS_FILE, Settings
@@ -30,10 +30,12 @@ from genenv_jax.synthesis.writers import digest_path, shard_path
 IN_FLIGHT = 3  # batches dispatched ahead of the one being fetched
 
 
-def make_generate(trained, mesh: Mesh, chunk: int, temperature: float | None, cond: int):
+def make_generate(trained, mesh: Mesh, chunk: int, temperature: float | None, cond: int, cpu_convolutions: str = "xla"):
   """Jitted (params, indices [B], seed) -> dict of uint8 records, sharded over ``mesh``.
 
   ``temperature=None`` is the family's default (what evaluation scores).
+  ``cpu_convolutions``: XLA:CPU's convolution kernels (``cpu_kernels``);
+  they change the float rounding, so a synthesis records its choice.
   """
   fam, layout = trained.family, trained.layout
 
@@ -55,7 +57,11 @@ def make_generate(trained, mesh: Mesh, chunk: int, temperature: float | None, co
     keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(indices)
     return layout.to_uint8(sharded(params, keys))
 
-  return jax.jit(generate, in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), None))
+  return jax.jit(
+    generate,
+    in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), None),
+    compiler_options=cpu_kernels.compiler_options(cpu_convolutions, mesh.devices.flat[0].platform),
+  )
 
 
 def run(
@@ -70,11 +76,15 @@ def run(
   chunk: int = 8,
   progress: bool = True,
   num_devices: int = -1,
+  cpu_convolutions: str | None = None,
 ) -> dict:
   """Writes ``num_samples`` samples of ``trained`` into the TFDS directory ``output``.
 
   ``temperature=None`` uses the family's own default (``family.sample_temperature``),
   the distribution that ``eval.py`` and the training evaluations score.
+  ``cpu_convolutions=None`` keeps what ``output`` was started with, and for a
+  new output picks ``'eigen'`` on a CPU (both cores per convolution) and
+  ``'xla'`` elsewhere; see ``provenance.resolve_cpu_convolutions``.
 
   Returns:
     The provenance record (also written to ``output/provenance.json``).
@@ -97,6 +107,7 @@ def run(
     raise ValueError(f"cond={cond}: allowed classes are {allowed}")
   temperature = provenance.check_temperature(trained.family.sample_temperature if temperature is None else temperature)
   output = os.path.abspath(os.path.expanduser(output))
+  kernels = provenance.resolve_cpu_convolutions(output, cpu_convolutions, mesh.devices.flat[0].platform)
   settings = Settings(
     params_sha256=provenance.params_fingerprint(trained.params),
     family=trained.config.family,
@@ -110,6 +121,7 @@ def run(
     channels=tuple(trained.channels),
     chunk=chunk,
     sampler="" if trained.family.canvas is None else f"{trained.family.canvas.solver}/{trained.family.canvas.steps}",
+    cpu_convolutions=kernels,
   )
   provenance.check_output(output, settings)
   num_shards = -(-num_samples // shard_size)
@@ -122,7 +134,7 @@ def run(
   if not todo and os.path.exists(prov_path):
     logs.phase(f"{output}: already complete ({num_samples} samples); nothing to do")
     return workdir_lib.read_json(prov_path)
-  generate = make_generate(trained, mesh, chunk, temperature, cond)
+  generate = make_generate(trained, mesh, chunk, temperature, cond, kernels)
   from tqdm import tqdm
 
   total = sum(min(shard_size, num_samples - j * shard_size) for j in todo)

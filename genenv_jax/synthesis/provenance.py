@@ -11,6 +11,7 @@ import os
 import jax
 import numpy as np
 
+from genenv_jax import cpu_kernels
 from genenv_jax import workdir as workdir_lib
 
 SETTINGS_FILE = "synthesis.json"
@@ -34,12 +35,32 @@ class Settings:
   channels: tuple
   chunk: int  # per-device micro-batch: the XLA computation, hence the float rounding
   sampler: str = ""  # ODE families: 'solver/steps' (e.g. 'midpoint/16'); '' for the others
+  cpu_convolutions: str = "xla"  # XLA:CPU's convolution kernels (cpu_kernels); outputs made before it: 'xla'
 
 
 def check_temperature(temperature: float) -> float:
   if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
     raise ValueError(f"temperature={temperature!r}: must be a finite number >= 0 (e.g. 0.7 or 1.0)")
   return float(temperature)
+
+
+def resolve_cpu_convolutions(output: str, requested: str | None, platform: str) -> str:
+  """The convolution kernels a synthesis into ``output`` uses: ``requested``, or else what ``output`` holds.
+
+  ``None`` resumes an existing output with the kernels it was started with
+  (``'xla'`` for outputs made before the choice was recorded), so rerunning
+  the same command never changes bytes; a new output gets ``'eigen'`` on a
+  CPU (1.1-1.4x the samples/s, benchmarks/synthesis_throughput.py) and
+  ``'xla'`` on an accelerator, which ignores the choice. An explicit value
+  that differs from the output's is refused by ``check_output``.
+  """
+  if requested is not None:
+    cpu_kernels.validate(requested, "cpu_convolutions")
+    return requested
+  path = os.path.join(output, SETTINGS_FILE)
+  if os.path.exists(path):
+    return workdir_lib.read_json(path).get("cpu_convolutions", "xla")
+  return "eigen" if platform == "cpu" else "xla"
 
 
 def check_output(output: str, settings: Settings) -> None:
