@@ -50,7 +50,7 @@ def resolve_cpu_convolutions(output: str, requested: str | None, platform: str) 
   ``None`` resumes an existing output with the kernels it was started with
   (``'xla'`` for outputs made before the choice was recorded), so rerunning
   the same command never changes bytes; a new output gets ``'eigen'`` on a
-  CPU (1.1-1.4x the samples/s, benchmarks/synthesis_throughput.py) and
+  CPU (1.05-1.25x the samples/s end to end, benchmarks/synthesis_throughput.py) and
   ``'xla'`` on an accelerator, which ignores the choice. An explicit value
   that differs from the output's is refused by ``check_output``.
   """
