@@ -99,6 +99,11 @@ def main(argv):
   try:
     if bool(_WORKDIR.value) == bool(_WORLD.value):
       raise ValueError("give one source: --workdir=A_TRAIN_PY_WORKDIR or --world=city|terrain|forest|characters")
+    if _KERNELS.value and (_SCENE.value or _EXPORT.value):
+      raise ValueError(
+        f"--cpu_convolutions={_KERNELS.value!r} applies to datasets only; large scenes and exports use XLA's "
+        "default kernels (drop the flag)"
+      )
     if _EXPORT.value:
       _export()
       return 0

@@ -204,6 +204,9 @@ def test_world_sources_from_the_command_line(tmp_path):
   bad = sample("--world=forest", f"--output={tmp_path / 'g'}", "--scene_size=33x33", "--export=unity")
   assert bad.returncode == 1 and "not 'forest'" in bad.stderr and "Traceback" not in bad.stderr
   assert not os.path.exists(tmp_path / "g" / "unity")
+  kernels = sample("--world=forest", f"--output={tmp_path / 'k'}", "--scene_size=48x48", "--export=layers",
+                   "--cpu_convolutions=eigen")  # fmt: skip
+  assert kernels.returncode == 1 and "--cpu_convolutions='eigen' applies to datasets only" in kernels.stderr
 
 
 def test_a_model_scene_exports_streamed_from_its_tiles(smoke_workdir, tmp_path):
