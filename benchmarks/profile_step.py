@@ -15,8 +15,10 @@ and groups the time two ways:
   (the weight-gradient convolutions and their layout changes) and the
   optimiser, EMA and losses form their own rows.
 
-``--ops=N`` also lists the N slowest ops (with their JAX source names) and
-the N slowest convolutions with their operand shapes and achieved GFLOP/s.
+``--ops=N`` also lists the N slowest ops (with their JAX source names, or the
+transpose's output shape and permutation for the layout changes XLA leaves
+unnamed) and the N slowest convolutions with their operand shapes and
+achieved GFLOP/s.
 
 It also prints how busy each worker thread was: XLA:CPU runs independent
 ops of the step concurrently, one op per thread, so idle time is what the
@@ -78,6 +80,16 @@ def kind_of(inst, comps, name: str) -> str:
   if op in ("transpose", "copy"):
     return "layout change (+element-wise)"
   return op
+
+
+def transpose_of(inst, comps, name: str) -> str:
+  """'transpose f32[..] dimensions={..}' of a layout change XLA left without a source name, else ''."""
+  op, _, calls, line = inst[name]
+  for ln in comps.get(calls, []) if op == "fusion" else [line]:
+    m = re.search(r"= (\w+\[[\d,]*\])\S* transpose\(.*?(dimensions=\{[\d,]*\})", ln)
+    if m:
+      return f"transpose {m.group(1)} {m.group(2)}"
+  return ""
 
 
 def conv_summary(inst, comps, shapes, name: str):
@@ -188,7 +200,7 @@ def main():
   if a.ops:
     print(f"\nslowest {a.ops} ops (ms/step, kind, source op name):")
     for n, v in per_op.most_common(a.ops):
-      print(f"  {v:6.2f} ms  {kind_of(inst, comps, n)[:14]:<14} {inst[n][1][-110:]}")
+      print(f"  {v:6.2f} ms  {kind_of(inst, comps, n)[:14]:<14} {inst[n][1][-110:] or transpose_of(inst, comps, n)}")
     convs = [(v, n, conv_summary(inst, comps, shapes, n)) for n, v in per_op.items()]
     convs = sorted((c for c in convs if c[2]), reverse=True)[: a.ops]
     print(f"\nslowest {len(convs)} convolutions (ms/step, GFLOP/s, phase, lhs * rhs -> out):")

@@ -68,7 +68,9 @@ def main():
   idx = np.arange(a.batch_size, dtype=np.int32)
   n_batches = max(1, a.num_samples // a.batch_size)
   gens = {k: synthesis.make_generate(model, parallel.local_mesh(), 8, 1.0, -1, k) for k in KERNELS}
-  for k, gen in gens.items():  # compile both, and both sample.py paths, before timing
+  # Compile both bare generators and run each sample.py path once before timing. Each synthesis.run
+  # builds (and compiles) its own generator, so the end-to-end rows include one compile, as sample.py does.
+  for k, gen in gens.items():
     jax.block_until_ready(gen(model.params, idx, 0))
     synthesis.run(model, os.path.join(tmp, f"warm_{k}"), a.batch_size, batch_size=a.batch_size, progress=False,
                   cpu_convolutions=k)  # fmt: skip

@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py's FLOP count: the one that utilisation figures in the README divide by."""
+"""benchmarks/gpu.py's FLOP count (the one README utilisation figures divide by); profile_step.py's HLO reading."""
 
 import importlib.util
 import json
@@ -12,8 +12,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _gpu_script():
-  spec = importlib.util.spec_from_file_location("gpu_bench", os.path.join(ROOT, "benchmarks", "gpu.py"))
+def _script(name="gpu"):
+  spec = importlib.util.spec_from_file_location(f"{name}_bench", os.path.join(ROOT, "benchmarks", f"{name}.py"))
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   return mod
@@ -21,7 +21,7 @@ def _gpu_script():
 
 def test_step_flops_counts_what_the_compiled_cpu_step_does():
   """The abstract, uncompiled count equals XLA:CPU's count of the compiled step (convolutions included)."""
-  gpu = _gpu_script()
+  gpu = _script()
   cfg = "configs/gan_city.py:smoke@train.batch_size=8"
   counted = gpu.step_flops(cfg, "float32")
   config, spec, family = gpu._family(cfg, "float32")
@@ -40,7 +40,7 @@ def test_step_flops_counts_what_the_compiled_cpu_step_does():
 
 def test_rows_from_recounts_utilisation(tmp_path, capsys, monkeypatch):
   """An earlier log's ROW lines get their FLOPs recounted (a GPU run's own count was wrong) and MFU from them."""
-  gpu = _gpu_script()
+  gpu = _script()
   row = {
     "config": "configs/gan_city.py:smoke@train.batch_size=8",
     "precision": "float32",
@@ -67,7 +67,7 @@ def test_rows_from_recounts_utilisation(tmp_path, capsys, monkeypatch):
 
 def test_a_failed_flop_count_keeps_the_measured_row(capsys, monkeypatch):
   """If counting FLOPs fails, the GPU-measured row still reaches the table, its FLOP and MFU cells 'n/a'."""
-  gpu = _gpu_script()
+  gpu = _script()
   failed = type("R", (), {"stdout": "", "stderr": "Traceback ...\nImportError: no module", "returncode": 1})
   monkeypatch.setattr(gpu.subprocess, "run", lambda *a, **k: failed)
   row = {"config": "configs/x.py", "precision": "float32", "device": "NVIDIA H200", "compile_s": 2.0}
@@ -79,3 +79,19 @@ def test_a_failed_flop_count_keeps_the_measured_row(capsys, monkeypatch):
   assert "ImportError: no module" in printed
   line = next(ln for ln in printed.splitlines() if ln.startswith("configs/x.py"))
   assert "4498" in line and line.count("n/a") == 4
+
+
+def test_profile_names_the_layout_changes_xla_leaves_unnamed():
+  """The README's weight-gradient transpose shapes come from ``profile_step.py --ops``: read from a compiled step."""
+  prof = _script("profile_step")
+
+  def wgrad(x, w):
+    conv = lambda w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.vjp(conv, w)[1](jnp.ones((4, 8, 8, 6)))[0]
+
+  hlo = jax.jit(wgrad).lower(jnp.ones((4, 8, 8, 3)), jnp.ones((3, 3, 3, 6))).compile().as_text()
+  inst, comps = prof.parse_hlo(hlo)
+  layout = [n for n in inst if prof.kind_of(inst, comps, n).startswith("layout change") and inst[n][0] == "fusion"]
+  found = {prof.transpose_of(inst, comps, n) for n in layout}
+  assert "transpose f32[3,8,8,4] dimensions={3,1,2,0}" in found, found  # x: [N,H,W,C] -> [C,H,W,N]
+  assert prof.transpose_of(inst, comps, next(n for n in inst if inst[n][0] == "convolution")) == ""
