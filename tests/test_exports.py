@@ -105,7 +105,7 @@ def test_sizes_and_inputs_engines_cannot_take_are_refused_before_writing(tmp_pat
     exports.export(_scene(100), out, ["tiled", "unity"], {"a": 1})
   assert not os.path.exists(out)
   forest = _scene(65, world="forest")
-  with pytest.raises(ValueError, match=r"export='unity': made for worlds \['city', 'terrain'\], not 'forest'"):
+  with pytest.raises(ValueError, match=r"export='unity': needs a top-down world .*'forest' is a side view"):
     exports.export(forest, out, ["unity"], {"a": 1})
   no_heights = _scene(65)
   no_heights.height = None
@@ -202,7 +202,7 @@ def test_world_sources_from_the_command_line(tmp_path):
   alphas = [np.asarray(Image.open(tmp_path / "f" / "layers" / p))[..., 3] > 0 for p in layer_files]
   assert np.sum(alphas, axis=0).max() == 1 and np.sum(alphas, axis=0).min() == 1  # layers partition the scene
   bad = sample("--world=forest", f"--output={tmp_path / 'g'}", "--scene_size=33x33", "--export=unity")
-  assert bad.returncode == 1 and "not 'forest'" in bad.stderr and "Traceback" not in bad.stderr
+  assert bad.returncode == 1 and "'forest' is a side view" in bad.stderr and "Traceback" not in bad.stderr
   assert not os.path.exists(tmp_path / "g" / "unity")
   kernels = sample("--world=forest", f"--output={tmp_path / 'k'}", "--scene_size=48x48", "--export=layers",
                    "--cpu_convolutions=eigen")  # fmt: skip
@@ -213,7 +213,7 @@ def test_a_model_scene_exports_streamed_from_its_tiles(smoke_workdir, tmp_path):
   from genenv_jax import tiling, trained
 
   model = trained.load(smoke_workdir)
-  with pytest.raises(ValueError, match="export='layers': made for worlds \\['forest'\\], not 'city'"):
+  with pytest.raises(ValueError, match="export='layers': needs a side-view world.*'city' is a top-down"):
     exports.check_model(model, ["layers"], (33, 33))
   with pytest.raises(ValueError, match="scene size 40: unity takes"):
     exports.check_model(model, ["unity"], (40, 40))
@@ -229,3 +229,94 @@ def test_a_model_scene_exports_streamed_from_its_tiles(smoke_workdir, tmp_path):
   np.testing.assert_array_equal(np.flipud(raw), heightmaps.quantise(scene.height_m(), lo, hi))
   world = exports.render_with_world(scene, seed=4)
   assert world.rgb.shape == (33, 33, 3) and not np.array_equal(world.rgb, scene.rgb)
+
+
+def _heightmaps_in_metres(out, n_unity=None, n_unreal=None):
+  """Every heightmap format written in ``out`` as metres, rows from the north edge (each sidecar's origin applied)."""
+  import OpenEXR
+
+  got = {}
+  for fmt in ("unity", "unreal", "godot"):
+    folder = os.path.join(out, fmt)
+    if not os.path.isdir(folder):
+      continue
+    side = json.load(open(os.path.join(folder, f"{fmt}.json")))
+    lo, step = side["min_height_m"], side["height_step_m"]
+    if fmt == "unity":
+      assert side["origin"].startswith("bottom-left")
+      n = side["import_dialog"]["Width"]
+      got["unity"] = np.flipud(np.fromfile(os.path.join(folder, "terrain.raw"), "<u2").reshape(n, n)) * step + lo
+    elif fmt == "unreal":
+      assert side["origin"].startswith("top-left")
+      got["unreal"] = np.asarray(Image.open(os.path.join(folder, "terrain.png")), np.float64) * step + lo
+    else:
+      assert side["origin"].startswith("top-left")
+      h, w = side["height"], side["width"]
+      got["godot_r16"] = np.fromfile(os.path.join(folder, "terrain.r16"), "<u2").reshape(h, w) * step + lo
+      with OpenEXR.File(os.path.join(folder, "terrain.exr")) as f:
+        got["godot_exr"] = np.asarray(f.channels()["Y"].pixels, np.float64)
+  return got
+
+
+def _agree(got, step):
+  ref = got.pop("unity" if "unity" in got else "godot_r16")
+  for name, metres in got.items():
+    assert metres.shape == ref.shape, name
+    err = np.abs(metres - ref).max()
+    assert err <= step + 1e-6, f"{name} differs from the reference by {err:.3f} m (one step {step:.4f} m)"
+
+
+def test_every_heightmap_format_agrees_on_an_asymmetric_column_major_scene(tmp_path):
+  """A scene whose heights are not symmetric under transposition, stored column-major (as a world's can be)."""
+  for n, fmts in ((129, ["unity", "godot"]), (127, ["unreal", "godot"])):
+    sc = _scene(n)
+    yy, xx = np.mgrid[0:n, 0:n] / (n - 1)
+    sc.height = np.asfortranarray((0.8 * yy**2 + 0.1 * xx).astype(np.float32))  # high in the south, not in the east
+    out = str(tmp_path / f"o{n}")
+    exports.export(sc, out, fmts, {"n": n})
+    got = _heightmaps_in_metres(out)
+    want = sc.height.astype(np.float64) * sc.height_range_m
+    np.testing.assert_allclose(got["godot_exr"], want, rtol=1e-6, atol=1e-6)  # transposed before the fix
+    _agree(got, 100.0 / 65535)
+
+
+@pytest.mark.parametrize("world", ["terrain", "city", "terrain_regions", "city_regions"])
+def test_every_heightmap_format_of_every_world_agrees_with_the_raw(world, tmp_path):
+  for n, fmts in ((129, ["unity", "godot"]), (127, ["unreal", "godot"])):
+    sc = exports.from_world(world, n, n, 3)
+    out = str(tmp_path / f"o{n}")
+    exports.export(sc, out, fmts, {"n": n})
+    got = _heightmaps_in_metres(out)
+    np.testing.assert_allclose(got["godot_exr"], sc.height_m(), rtol=1e-6, atol=1e-3)
+    _agree(got, json.load(open(os.path.join(out, "godot", "godot.json")))["height_step_m"])
+
+
+@pytest.mark.parametrize("world", ["city_regions", "terrain_regions"])
+def test_a_model_trained_on_regions_exports_to_every_engine(smoke_workdir, world, tmp_path):
+  """The README's best large-scene models are trained on region worlds; their exports were refused by name."""
+  import dataclasses
+
+  from genenv_jax import trained
+  from genenv_jax.scenes import get_world
+
+  model = dataclasses.replace(trained.load(smoke_workdir), world=get_world(world))
+  names = ["unity", "tiled", "gltf"]
+  exports.check_model(model, names, (33, 33))
+  scene = exports.from_model(model, 33, 33, 1, str(tmp_path), tile_cells=4)
+  assert scene.world == world and scene.metres_per_pixel == get_world(world).ground.metres_per_pixel
+  out = str(tmp_path / "out")
+  written = exports.export(scene, out, names, {"w": world})
+  assert set(written) == set(names) and "terrain.raw" in written["unity"]
+  assert any(f.endswith(".glb") for f in written["gltf"])
+
+
+@pytest.mark.parametrize("world", ["city_regions", "terrain_regions"])
+def test_sample_py_exports_region_worlds(world, tmp_path):
+  out = tmp_path / world
+  r = subprocess.run(
+    [sys.executable, "sample.py", f"--world={world}", f"--output={out}", "--scene_size=33x33",
+     "--export=unity,tiled,gltf"],
+    cwd=ROOT, capture_output=True, text=True, timeout=300,
+  )  # fmt: skip
+  assert r.returncode == 0, r.stderr
+  assert {p.name for p in out.iterdir()} >= {"unity", "tiled", "gltf", "export.json"}

@@ -266,3 +266,17 @@ def test_sampler_choice_at_synthesis_is_checked_and_recorded(fm_workdir, smoke_w
     trained.with_sampler(model, "rk45")
   with pytest.raises(ValueError, match=r"--solver/--steps: for flow matching only; family='gan'"):
     trained.with_sampler(trained.load(smoke_workdir), "euler")
+
+
+def test_flow_matching_exports_to_every_engine(fm_workdir, tmp_path):
+  """It was refused with 'not fully convolutional; large scenes need a GAN' though its canvas draws large scenes."""
+  from genenv_jax import exports
+
+  model = trained.load(fm_workdir)
+  names = ["unity", "tiled", "gltf"]
+  exports.check_model(model, names, (33, 33))
+  scene = exports.from_model(model, 33, 33, 2, str(tmp_path))
+  want = canvas.render_scene(model, 33, 33, seed=2)
+  np.testing.assert_allclose(scene.height, (want[..., -1] + 1) / 2, atol=1e-5)  # the canvas sample.py writes
+  written = exports.export(scene, str(tmp_path / "out"), names, {"fm": 1})
+  assert set(written) == set(names) and "city.glb" in written["gltf"]

@@ -24,26 +24,55 @@ SETTINGS_FILE = "export.json"
 
 
 class Exporter(NamedTuple):
+  """A writer and what it reads: exporters declare kinds and views, never world names."""
+
   write: Callable[..., list[str]]  # (scene, folder) -> files written
   needs: tuple[str, ...]  # scene arrays it reads beyond RGB: 'height', 'labels'
-  worlds: tuple[str, ...] = ()  # the worlds it is for (empty: any)
+  top_down: bool = False  # heights over a ground plane (a world with a ground scale, or user data)
+  side_view: bool = False  # a side view's depth layers (worlds without a ground scale)
 
 
 def _gltf(scene, folder):
-  if scene.world == "city":
-    return meshes.city(scene, folder)
-  return meshes.terrain(scene, folder)
+  """Cities (the city worlds, or user data with a 'building' class) as extruded blocks, the rest as terrain."""
+  if scene.world:
+    from genenv_jax.scenes import get_world
+    from genenv_jax.scenes.city import CityWorld
+
+    city = isinstance(get_world(scene.world), CityWorld)
+  else:
+    city = "building" in scene.class_names and scene.labels is not None
+  return meshes.city(scene, folder) if city else meshes.terrain(scene, folder)
 
 
 EXPORTERS = {
-  "unity": Exporter(heightmaps.unity, ("height",), ("city", "terrain", "")),
-  "unreal": Exporter(heightmaps.unreal, ("height",), ("city", "terrain", "")),
-  "godot": Exporter(heightmaps.godot, ("height",), ("city", "terrain", "")),
+  "unity": Exporter(heightmaps.unity, ("height",), top_down=True),
+  "unreal": Exporter(heightmaps.unreal, ("height",), top_down=True),
+  "godot": Exporter(heightmaps.godot, ("height",), top_down=True),
   "splat": Exporter(heightmaps.splat, ("labels",)),
   "tiled": Exporter(tiled.write, ("labels",)),
-  "gltf": Exporter(_gltf, ("height",), ("city", "terrain", "")),
-  "layers": Exporter(sprites.layers, ("labels",), ("forest",)),
+  "gltf": Exporter(_gltf, ("height",), top_down=True),
+  "layers": Exporter(sprites.layers, ("labels",), side_view=True),
 }
+
+
+def _view(world: str) -> str:
+  """'top-down' for worlds with a ground scale and for user data, else 'side view'."""
+  if not world:
+    return "top-down"
+  from genenv_jax.scenes import get_world
+
+  return "top-down" if getattr(get_world(world), "ground", None) is not None else "side view"
+
+
+def _check_view(name: str, world: str) -> None:
+  e = EXPORTERS[name]
+  view = _view(world)
+  if (e.top_down and view != "top-down") or (e.side_view and view != "side view"):
+    want = "a top-down world with a ground scale (heights in metres)" if e.top_down else "a side-view world"
+    from genenv_jax.scenes import WORLDS, get_world
+
+    fits = [w for w in sorted(WORLDS) if (getattr(get_world(w), "ground", None) is not None) == e.top_down]
+    raise ValueError(f"export={name!r}: needs {want}, e.g. {fits}; {world or 'user data'!r} is a {view}")
 
 
 def parse(names: str) -> list[str]:
@@ -63,9 +92,7 @@ def check(scene: ExportScene, names: list[str]) -> None:
   check_sizes(scene.shape, names)
   for n in names:
     e = EXPORTERS[n]
-    if e.worlds and scene.world not in e.worlds:
-      allowed = [w for w in e.worlds if w]
-      raise ValueError(f"export={n!r}: made for worlds {allowed}, not {scene.world or 'user data'!r}")
+    _check_view(n, scene.world)
     for need in e.needs:
       if getattr(scene, need) is None:
         what = "heights" if need == "height" else "a label map"
@@ -83,13 +110,13 @@ def check_model(trained, names: list[str], shape) -> None:
   check_sizes(shape, names)
   chans = trained.layout.channels
   world = trained.world.name if trained.world is not None else ""
-  if trained.family.tiling is None:
-    raise ValueError(f"family={trained.config.family!r}: not fully convolutional; large scenes need a GAN")
+  if trained.family.tiling is None and trained.family.canvas is None:
+    raise ValueError(
+      f"family={trained.config.family!r}: draws no large scenes (exports need one); the GAN and flow matching do"
+    )
   for n in names:
     e = EXPORTERS[n]
-    if e.worlds and world not in e.worlds:
-      allowed = [w for w in e.worlds if w]
-      raise ValueError(f"export={n!r}: made for worlds {allowed}, not {world or 'user data'!r}")
+    _check_view(n, world)
     for need in e.needs:
       if need not in chans:
         raise ValueError(f"export={n!r}: needs the model's {need!r} channel; it has {list(chans)}")

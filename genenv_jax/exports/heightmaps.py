@@ -183,8 +183,10 @@ def godot(scene, folder: str, name: str = "terrain") -> list[str]:
   with open(os.path.join(folder, f"{name}.r16"), "wb") as f:
     for r in range(0, h, STRIP):
       quantise(scene.height_m((slice(r, r + STRIP), slice(None))), lo, hi).astype("<u2").tofile(f)
-  metres = np.concatenate(
-    [scene.height_m((slice(r, r + STRIP), slice(None))).astype(np.float32) for r in range(0, h, STRIP)]
+  # OpenEXR reads the array's buffer row by row and ignores its strides: a column-major array (a world's
+  # heights can be one) would land transposed, so the buffer is made row-major here.
+  metres = np.ascontiguousarray(
+    np.concatenate([scene.height_m((slice(r, r + STRIP), slice(None))).astype(np.float32) for r in range(0, h, STRIP)])
   )
   header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
   with OpenEXR.File(header, {"Y": metres}) as exr:
