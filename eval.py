@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from genenv_jax import cli, evaluation
+from genenv_jax import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
 _NUM = flags.DEFINE_integer(
@@ -35,11 +35,27 @@ def _fmt(v, spec):
   return "n/a" if v is None else format(v, spec)
 
 
+def header(r: dict) -> str:
+  """The first line of the table: how many scenes each set really holds (the real ones can hold fewer)."""
+  n = r["num_samples"]
+  real, ref = r.get("num_real", n), r.get("num_reference", n)
+  sets = f"{n} generated scenes (model, untrained), {real} real held-out" + (
+    f" (all the held-out split has: FDs against it are biased up at {real})" if real < n else ""
+  )
+  sets += f", {ref} reference" + (" (all the training split has)" if ref < n else "")
+  return (
+    f"step {r['checkpoint_step']}: {sets}; {r['num_devices']} devices "
+    "(FD depends on the count: compare FDs at equal counts; KID does not)"
+  )
+
+
 def main(argv):
   del argv
   cli.start()
   if _SCENE.value:
     return _large()
+  from genenv_jax import evaluation  # here: --help stays fast (no JAX import)
+
   try:
     r = evaluation.evaluate_workdir(
       _WORKDIR.value, _NUM.value, _STEP.value, batch=_BATCH.value, feature_net=_FEATURES.value, render=_RENDER.value
@@ -47,10 +63,7 @@ def main(argv):
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(
-    f"step {r['checkpoint_step']}, {r['num_samples']} scenes per set, {r['num_devices']} devices "
-    f"(FD depends on the count: compare FDs at equal counts; KID does not)"
-  )
+  print(header(r))
   print(f"reference: {r['reference_set']}\nreal held-out: {r['real_set']}")
   print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")
   for k in r["model"]:
@@ -81,4 +94,4 @@ def _large():
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

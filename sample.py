@@ -17,7 +17,8 @@ import sys
 
 from absl import app, flags
 
-from genenv_jax import cli, exports, synthesis, tiling, trained
+from genenv_jax import cli, exports
+from genenv_jax.limits import MAX_SCENE_PIXELS
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir (or give --world).")
 _RENDER = flags.DEFINE_enum(
@@ -52,11 +53,13 @@ _SOLVER = flags.DEFINE_string(
 _STEPS = flags.DEFINE_integer("steps", 0, "Flow matching: solver steps; default: the run's fm.sample_steps.")
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
-_FORCE = flags.DEFINE_bool("force", False, f"Large scenes: allow more than {tiling.MAX_PIXELS:,} pixels.")
+_FORCE = flags.DEFINE_bool("force", False, f"Large scenes: allow more than {MAX_SCENE_PIXELS:,} pixels.")
 
 
 def _export():
   """--export: engine-ready folders from a large scene (or a sprite sheet of --num_samples scenes)."""
+  from genenv_jax import tiling, trained
+
   out = os.path.abspath(os.path.expanduser(_OUTPUT.value))
   source = {"world": _WORLD.value} if _WORLD.value else {"workdir": os.path.abspath(_WORKDIR.value)}
   if _EXPORT.value.strip() == "sprites":
@@ -75,8 +78,16 @@ def _export():
     "render": _RENDER.value,
   }
   exports.clean_stale(out)
+  os.makedirs(out, exist_ok=True)
+  # The scene (RGB, labels, float heights: 8 bytes a pixel) and the exports, about as much again.
+  tiling.check_free_space(out, 2 * 8 * h * w, f"scene_size={h}x{w} with --export")
   if _WORLD.value:
     exports.check_sizes((h, w), names)
+    if h * w > exports.MAX_WORLD_PIXELS:
+      raise ValueError(
+        f"scene_size={h}x{w}: a world's scene is drawn whole in memory, at most "
+        f"{exports.MAX_WORLD_PIXELS / 1e6:.0f} Mpixels (8193x8193) with --world"
+      )
     scene = exports.from_world(_WORLD.value, h, w, _SEED.value)
     exports.export(scene, out, names, settings)
     return
@@ -109,6 +120,8 @@ def main(argv):
       return 0
     if _WORLD.value:
       raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
+    from genenv_jax import synthesis, tiling, trained  # here: --help stays fast (no JAX import)
+
     model = trained.with_sampler(trained.load(_WORKDIR.value, _STEP.value), _SOLVER.value, _STEPS.value)
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
@@ -139,4 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

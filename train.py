@@ -13,7 +13,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from genenv_jax import cli, config_utils, training
+from genenv_jax import cli, config_utils
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/gan_city.py:cpu", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, samples).", required=True)
@@ -23,6 +23,8 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete a different run alrea
 def main(argv):
   del argv
   cli.start()
+  from genenv_jax import training  # here: --help stays fast (no JAX import)
+
   try:
     training.run(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
   except (ValueError, OSError, training.TrainingDiverged) as e:
@@ -37,4 +39,4 @@ if __name__ == "__main__":
   if problem:
     print(f"error: {problem}", file=sys.stderr)
     sys.exit(1)
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

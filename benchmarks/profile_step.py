@@ -146,7 +146,9 @@ def main():
   from genenv_jax.config_utils import load_config
 
   su = training.Setup(load_config(a.config, a.overrides))
-  if su.config.train.get("cpu_convolutions", "xla") == "eigen":
+  from genenv_jax import cpu_kernels
+
+  if cpu_kernels.resolve(su.config.train.get("cpu_convolutions", "xla")) == "eigen":
     print(
       "note: with train.cpu_convolutions='eigen' the convolutions run in Eigen's thread pool, which leaves no "
       "per-op trace events: the tables below miss most of their time (compare the untraced ms/step)"

@@ -84,6 +84,14 @@ class Checkpointer:
     if bad:
       raise CorruptCheckpoint(f"{len(bad)} file(s) differ from their saved sha256: {', '.join(bad[:3])}")
 
+  def readable(self, step: int) -> bool:
+    """Whether ``step``'s files are all there with their saved digests (no restore)."""
+    try:
+      self.verify(step)
+      return True
+    except Exception:  # noqa: BLE001 - any failure to verify is "not readable"
+      return False
+
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 

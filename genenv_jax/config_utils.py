@@ -6,7 +6,7 @@ import os
 
 import ml_collections
 
-from genenv_jax import cpu_kernels, layout
+from genenv_jax import cpu_kernels, layout, paths
 
 VARIANTS = ("smoke", "cpu", "full")
 
@@ -57,7 +57,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"train.feature_net={fnet!r}: must be 'default', 'none' or the path of a feature-net .npz")
   if t.get("precision", "float32") not in PRECISIONS:
     raise ValueError(f"train.precision={t.precision!r}: must be one of {list(PRECISIONS)}")
-  cpu_kernels.validate(t.get("cpu_convolutions", "xla"))
+  cpu_kernels.validate(t.get("cpu_convolutions", "xla"), auto=True)
   if fnet != "none" and t.eval_samples < 8:
     raise ValueError(
       f"train.eval_samples={t.eval_samples}: FD/KID/precision-recall need at least 8 (or train.feature_net='none')"
@@ -123,7 +123,7 @@ def data_config(world: str, image_size: int, num_train: int, num_test: int, chan
   d.image_size = image_size
   d.num_train = num_train
   d.num_test = num_test
-  d.data_dir = "~/tensorflow_datasets"
+  d.data_dir = paths.data_dir()  # ~/tensorflow_datasets, or $GENENV_HOME/tensorflow_datasets
   d.channels = tuple(channels)
   d.conditional = False  # condition on the world's scene class
   d.path = ""  # data.source='folder': a folder of images (subfolders are classes)
@@ -182,10 +182,12 @@ def train_config(batch_size: int, num_steps: int, every: int, eval_samples: int)
   # TF32 on recent NVIDIA GPUs). 'bfloat16' (opt-in, the GAN family): activations and convolution inputs in
   # bfloat16, parameters, optimiser state, losses and R1 in float32.
   t.precision = "float32"
-  # 'xla': XLA:CPU's default convolution kernels (YNNPACK, one thread each). 'eigen' (opt-in): Eigen's
+  # 'xla': XLA:CPU's default convolution kernels (YNNPACK, one thread each). 'eigen': Eigen's
   # multi-threaded convolutions for the train step, 13-31% faster steps on a 2-core CPU (README
-  # "What made it faster"); equal up to float rounding. Accelerators ignore it.
-  t.cpu_convolutions = "xla"
+  # "What made it faster"); equal up to float rounding. 'auto' (default): 'eigen' for a new run on a
+  # CPU, and on resume what the run recorded (runs from before this default: 'xla'); run.json records
+  # the resolved choice. Accelerators ignore it.
+  t.cpu_convolutions = "auto"
   return t
 
 
@@ -229,4 +231,32 @@ def check_override_flags(argv: list[str]) -> str | None:
         keys = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
         return f"--config.{key}: {where} has no key {p!r}; keys there are {keys}"
       node = node[p]
+    if "=" in a:
+      problem = _type_problem(f"--config.{key}", a.split("=", 1)[1], node)
+      if problem:
+        return problem
   return None
+
+
+_TYPE_WORDS = {bool: "True or False", int: "an integer", float: "a number", tuple: "a tuple, e.g. (1, 2)"}
+
+
+def _type_problem(name: str, raw: str, default) -> str | None:
+  """A line naming an override whose value cannot take the type of the config's value (None when it can)."""
+  import ast
+
+  kind = type(default)
+  if kind not in _TYPE_WORDS or default is None:
+    return None
+  if kind is bool:
+    ok = raw.lower() in ("true", "false", "1", "0")
+  else:
+    try:
+      v = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+      v = raw
+    ok = isinstance(v, kind) and not isinstance(v, bool) or (kind is float and isinstance(v, int))
+    ok = ok or (kind is tuple and isinstance(v, (tuple, list)))
+  if ok:
+    return None
+  return f"{name}={raw!r}: must be {_TYPE_WORDS[kind]} (the config's value is {default!r})"

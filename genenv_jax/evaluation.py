@@ -110,6 +110,10 @@ def evaluate_workdir(
     "workdir": workdir,
     "checkpoint_step": model.step,
     "num_samples": num_samples,
+    # The real sets hold at most what their splits have (a small folder's held-out split can be far below
+    # num_samples); the header says so instead of one count for every set.
+    "num_real": min(num_samples, len(test_src)),
+    "num_reference": min(num_samples, len(train_src)),
     "reference_set": train_src.description,
     "real_set": test_src.description,
     "num_devices": int(mesh.devices.size),
@@ -124,7 +128,9 @@ def evaluate_workdir(
     result["test_likelihood"] = likelihood
     result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(train_src, test_src, model.layout)
   if fnet is not None and "looks/clean" in real:
-    result["feature_net_domain"] = domain = feature_net_domain(real["looks/clean"])
+    result["feature_net_domain"] = domain = feature_net_domain(
+      real["looks/clean"], model.spec.image_size, fnet.input_size, model.world.name if model.world else ""
+    )
     if not domain["in_domain"]:
       logging.warning(domain["note"])
   grids = write_family_grids(model, test_src, x, wd.eval_dir)
@@ -144,16 +150,33 @@ def evaluate_workdir(
 IN_DOMAIN_CLEAN = 0.5
 
 
-def feature_net_domain(real_clean: float) -> dict:
-  """Whether the scene feature network is in its domain on these real images (from its corruption head)."""
+def feature_net_domain(real_clean: float, image_size: int | None = None, input_size: int = 32, world: str = "") -> dict:
+  """Whether the scene feature network is in its domain on these real images (from its corruption head).
+
+  The network reads ``input_size`` px: images of another size are resized, and a smaller one upsampled
+  looks blurred to it whatever it shows; the note then names the size as the likely cause.
+  """
   in_domain = real_clean >= IN_DOMAIN_CLEAN
-  note = f"the scene feature network calls {100 * real_clean:.0f}% of the real held-out images clean: " + (
-    "they are in its domain."
-    if in_domain
-    else f"below {100 * IN_DOMAIN_CLEAN:.0f}%, they are outside the domain it was trained on; FD, KID and "
-    "precision/recall in its space are unreliable here: read c2st/pixels (0.5 = indistinguishable from real)."
-  )
-  return {"real_looks_clean": real_clean, "in_domain": in_domain, "note": note}
+  note = f"the scene feature network calls {100 * real_clean:.0f}% of the real held-out images clean: "
+  if in_domain:
+    note += "they are in its domain."
+  else:
+    note += f"below {100 * IN_DOMAIN_CLEAN:.0f}%, they are outside the domain it was trained on; "
+    if image_size is not None and image_size != input_size:
+      what = f"the {world} world" if world else "your images"
+      how = "upsampled (they look blurred to it)" if image_size < input_size else "resized"
+      note += (
+        f"the likely cause is the image size, not {what}: the network reads {input_size} px and these "
+        f"{image_size}-px images are {how}; "
+      )
+    note += (
+      "FD, KID and precision/recall in its space are unreliable here: read c2st/pixels "
+      "(0.5 = indistinguishable from real)."
+    )
+  out = {"real_looks_clean": real_clean, "in_domain": in_domain, "note": note}
+  if image_size is not None:
+    out["image_size"], out["input_size"] = image_size, input_size
+  return out
 
 
 def write_class_grid(model, sample, repl, key, out_dir: str, batch: int, cols: int = 8) -> str:

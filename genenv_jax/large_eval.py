@@ -28,7 +28,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from genenv_jax import canvas, parallel, tiling, trained
+from genenv_jax import canvas, logs, parallel, tiling, trained
 from genenv_jax.metrics import feature_metrics, scene_metrics, two_sample
 
 EVAL_SEED = 0x1A46E
@@ -99,18 +99,23 @@ def real_regions(world, n: int, h: int, w: int, first_seed: int) -> dict[str, np
   }
 
 
-def model_regions(model, n: int, h: int, w: int, params=None) -> dict[str, np.ndarray]:
-  """n large scenes of the model's seamless canvas (seeds 0..n-1), decoded."""
+def model_regions(model, n: int, h: int, w: int, params=None, desc: str = "scenes") -> dict[str, np.ndarray]:
+  """n large scenes of the model's seamless canvas (seeds 0..n-1), decoded (a progress bar named ``desc``)."""
   m = model if params is None else dataclasses.replace(model, params=params)
   tl = model.family.tiling
   if tl is None and model.family.canvas is not None:
-    x = np.stack([canvas.render_scene(m, h, w, seed=s) for s in range(n)])
+    x = np.stack([canvas.render_scene(m, h, w, seed=s) for s in logs.progress(range(n), desc, unit="scene")])
     return model.layout.decode(x)
   if tl is None:
     raise ValueError(f"family={model.config.family!r}: no large scenes (GAN and flow matching have them)")
   if h % tl.cell_px or w % tl.cell_px:
     raise ValueError(f"scene_size={h}x{w}: must be a multiple of the model's {tl.cell_px}-px latent cell")
-  x = np.stack([tiling.render_region(m, s, 0, 0, h // tl.cell_px, w // tl.cell_px) for s in range(n)])
+  x = np.stack(
+    [
+      tiling.render_region(m, s, 0, 0, h // tl.cell_px, w // tl.cell_px)
+      for s in logs.progress(range(n), desc, None, "scene")
+    ]
+  )
   return model.layout.decode(x)
 
 
@@ -130,17 +135,26 @@ def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "
   if not isinstance(n, int) or n < 2:
     raise ValueError(f"num_samples={n!r}: need at least 2 large scenes per set")
   mesh = mesh or parallel.make_mesh(-1)
+  logs.phase(
+    f"scoring {n} scenes of {height}x{width} from step {model.step}, {n} real regions and {n} untrained scenes"
+  )
   fnet = scorer.make_feature_net(feature_net, mesh)
   # The reference: real training-size crops of other worlds' regions (seeds away from the compared ones).
   per = (height // crop) * (width // crop)
-  ref = real_regions(world, max(2, -(-max(n * per, 256) // per)), height, width, 10**6)
-  ref_crops = {k: crops(v, crop) for k, v in ref.items()}
-  ref_stats = scene_metrics.per_scene(world, ref_crops["labels"], ref_crops["height"])[1]
-  ref_feats = None if fnet is None else fnet.features(ref_crops["rgb"])
-  sets = {"real": real_regions(world, n, height, width, 0), "model": model_regions(model, n, height, width)}
+  n_ref = max(2, -(-max(n * per, 256) // per))
+  with logs.waiting(f"drawing the reference: {n_ref} real regions of {world.name}, cut into {crop}-px crops"):
+    ref = real_regions(world, n_ref, height, width, 10**6)
+    ref_crops = {k: crops(v, crop) for k, v in ref.items()}
+    ref_stats = scene_metrics.per_scene(world, ref_crops["labels"], ref_crops["height"])[1]
+    ref_feats = None if fnet is None else fnet.features(ref_crops["rgb"])
+  with logs.waiting(f"drawing {n} real regions of {height}x{width}"):
+    sets = {"real": real_regions(world, n, height, width, 0)}
+  logs.phase(f"rendering {n} model scenes of {height}x{width} (the first one compiles)")
+  sets["model"] = model_regions(model, n, height, width, desc="model scenes")
   dummy = {"x": np.zeros((2, crop, crop, model.spec.channels), np.float32), "label": np.zeros((2,), np.int32)}
   fresh = jax.jit(model.family.init)(jax.random.PRNGKey(model.config.seed), dummy).ema_params
-  sets["untrained"] = model_regions(model, n, height, width, params=fresh)
+  logs.phase(f"rendering {n} untrained scenes of {height}x{width}")
+  sets["untrained"] = model_regions(model, n, height, width, params=fresh, desc="untrained scenes")
   out = {
     "workdir": workdir,
     "checkpoint_step": model.step,
@@ -150,12 +164,14 @@ def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "
     "world": world.name,
   }
   for name, scenes in sets.items():
-    out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats, mesh)
+    with logs.waiting(f"scoring the {name} scenes"):
+      out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats, mesh)
   # The models' own single samples under the same rules (the real ones: real crops, 1.0 by construction).
   sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
   k = mesh.devices.size
   count = min(n * per, 1024)
   repl = parallel.replicated(mesh)
+  logs.phase(f"judging {count} training-size samples of the model and of the untrained model")
   for name, params in (("model", model.params), ("untrained", fresh)):
     x = scorer.sample_batches(sample, jax.device_put(params, repl), jax.random.PRNGKey(EVAL_SEED), count, 64 * k)
     lab, hgt = scene_metrics.scene_maps(model.layout.decode(x), world)

@@ -2,22 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+import threading
+import time
 
-import jax
 import numpy as np
 from PIL import Image
 
 
 def phase(message: str) -> None:
   """One console line per phase of a command (preparing data, compiling, evaluating, writing)."""
+  import jax  # here, so importing logs (and the exporters) stays light
+
   if jax.process_index() == 0:
     from tqdm import tqdm
 
     tqdm.write(f"[genenv] {message}", file=sys.stderr)  # on its own line, also under a progress bar
+
+
+HEARTBEAT_S = 20.0  # seconds between "still ..." lines of a long silent phase
+
+
+@contextlib.contextmanager
+def waiting(message: str):
+  """A phase with no progress to show (compiling, a first device call): its line now, then a line every
+  ``HEARTBEAT_S`` seconds while it lasts (``still compiling the train step (40 s)``), so no command sits silent."""
+  phase(message)
+  done = threading.Event()
+  start = time.time()
+
+  def beat():
+    while not done.wait(HEARTBEAT_S):
+      phase(f"still {message} ({time.time() - start:.0f} s)")
+
+  t = threading.Thread(target=beat, daemon=True)
+  t.start()
+  try:
+    yield
+  finally:
+    done.set()
+    t.join()
+
+
+def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
+  """A progress bar on the lead process (tqdm), for loops of seconds each."""
+  import jax
+  from tqdm import tqdm
+
+  return tqdm(iterable, desc=desc, total=total, unit=unit, disable=jax.process_index() != 0, dynamic_ncols=True)
 
 
 class MetricWriter:

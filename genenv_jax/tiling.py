@@ -23,9 +23,9 @@ from jax.sharding import PartitionSpec as P
 
 from genenv_jax import canvas, logs, parallel, pngstream
 from genenv_jax import workdir as workdir_lib
+from genenv_jax.limits import MAX_SCENE_PIXELS as MAX_PIXELS  # larger scenes need --force
 
 _OFFSET = 1 << 24  # fold_in takes uint32: shift coordinates (margins can be negative)
-MAX_PIXELS = 16384 * 16384  # larger scenes need --force (hours of work and tens of GB of PNG)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -102,6 +102,21 @@ def iter_strips(
     yield strip[: min(tile_px, height - r * tile_px)]
 
 
+def check_free_space(folder: str, need_bytes: int, what: str) -> None:
+  """Refuses, before any work, a job whose output cannot fit in the free space of ``folder``'s disk.
+
+  ``need_bytes`` is the uncompressed size (an upper bound: PNG compresses it, by 2-10x on scenes).
+  """
+  import shutil
+
+  free = shutil.disk_usage(folder).free
+  if need_bytes > free:
+    raise ValueError(
+      f"{what}: needs up to {need_bytes / 1e9:.1f} GB (uncompressed) and {folder} has {free / 1e9:.1f} GB free; "
+      "free space, choose another --output, or a smaller scene",
+    )
+
+
 def write_large_scene(
   trained, output, height, width, seed=0, tile_cells=32, temperature=None, cond=-1, force=False, progress=True
 ):
@@ -126,6 +141,7 @@ def write_large_scene(
   os.makedirs(output, exist_ok=True)
   for stale in glob.glob(os.path.join(output, "scene_*.png.tmp*")):
     os.remove(stale)
+  check_free_space(output, png_bytes, f"scene_size={height}x{width}")
   logs.phase(f"rendering a {height}x{width} scene ({height * width / 1e6:.1f} Mpixels, ~{png_bytes / 1e6:.0f} MB raw)")
   writers = {}
   for k in kinds:

@@ -85,6 +85,16 @@ def load(workdir: str, step: int | None = None) -> Trained:
   state, got = ck.restore_latest(abstract, step, set_aside=False)
   ck.close()
   if state is None:
+    if step is not None:  # the asked step is damaged: name it, and the steps that do read
+      ck = checkpoint.Checkpointer.for_reading(wd.checkpoints, workdir)
+      others = [s for s in ck.all_steps() if s != step]
+      readable = next((s for s in reversed(others) if ck.readable(s)), None)
+      ck.close()
+      fallback = f"step {readable} is readable (--step={readable}, or leave --step out for the newest readable)"
+      raise FileNotFoundError(
+        f"workdir={workdir!r}: checkpoint step {step} is unreadable (damaged or incomplete); "
+        + (fallback if readable is not None else f"no other step in {wd.checkpoints} reads either")
+      )
     raise FileNotFoundError(f"workdir={workdir!r}: no readable checkpoint in {wd.checkpoints}")
   world = get_world(config.data.world) if config.data.source == "world" else None
   layout = layout_lib.Layout(

@@ -7,6 +7,7 @@ parameters replicated and the batch sharded along the mesh's ``data`` axis.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -153,6 +154,7 @@ def run(config, workdir: str, stop_at: int | None = None, overwrite: bool = Fals
   wd = workdir_lib.Workdir(workdir)
   lead = jax.process_index() == 0
   logs.phase("checking the config")
+  _resolve_kernels(config, wd)
   su = Setup(config)  # every config check; no scene is generated yet
   if overwrite and lead and wd.has_run():
     with wd.lock():
@@ -164,6 +166,19 @@ def run(config, workdir: str, stop_at: int | None = None, overwrite: bool = Fals
     with wd.lock():
       return _run(su, wd, stop_at, changed)
   return _run(su, wd, stop_at, changed)
+
+
+def _resolve_kernels(config, wd: workdir_lib.Workdir) -> None:
+  """train.cpu_convolutions='auto' -> the kernels run.json records: the existing run's, else this backend's best."""
+  t = config.train
+  if t.get("cpu_convolutions", "xla") != cpu_kernels.AUTO:
+    return
+  recorded = None
+  if wd.has_run():
+    theirs = workdir_lib.with_legacy_defaults(wd.read_raw()["config"], workdir_lib.config_dict(config))
+    recorded = theirs.get("train", {}).get("cpu_convolutions")
+  with config.unlocked() if hasattr(config, "unlocked") else contextlib.nullcontext():
+    t.cpu_convolutions = cpu_kernels.resolve(cpu_kernels.AUTO, recorded)
 
 
 def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[str]):
@@ -179,19 +194,21 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
   ckpt = checkpoint.Checkpointer(wd.checkpoints, t_cfg.ckpt_every, t_cfg.keep_checkpoints)
   state, start = ckpt.restore_latest(su.abstract_state())
   if state is None:
-    state, start = su.init_state(), 0
+    with logs.waiting("initialising the parameters (compiling the model)"):
+      state, start = su.init_state(), 0
     logs.phase(f"initialised a new run in {wd}")
   else:
     logs.phase(f"resumed from step {start} in {wd}")
   writer = logs.MetricWriter(wd, start, enabled=lead)
-  evaluator = scorer.SceneEvaluator(
-    su.world,
-    su.train_source,
-    su.test_source,
-    su.layout,
-    t_cfg.eval_samples,
-    scorer.make_feature_net(t_cfg.get("feature_net", "default"), su.mesh),
-  )
+  with logs.waiting(f"scoring {t_cfg.eval_samples} real held-out scenes (the reference of every evaluation)"):
+    evaluator = scorer.SceneEvaluator(
+      su.world,
+      su.train_source,
+      su.test_source,
+      su.layout,
+      t_cfg.eval_samples,
+      scorer.make_feature_net(t_cfg.get("feature_net", "default"), su.mesh),
+    )
   test_loader = pipeline.Loader(su.test_source, su.layout, config.seed + 1, t_cfg.batch_size, su.bsh)
   roles = su.family.roles
 
@@ -220,14 +237,14 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
   # The untrained model at step 0 (the floor of every metric), or a resumed
   # step whose evaluation a kill lost between its checkpoint and its row.
   if eval_due(start) and not (writer.has_eval(start) and (not lead or os.path.exists(wd.sample_grid(start)))):
-    logs.phase(f"evaluating step {start}")
-    do_eval(start)
+    with logs.waiting(f"evaluating step {start} ({t_cfg.eval_samples} samples; the first evaluation compiles)"):
+      do_eval(start)
   skipped_at_start = int(jax.device_get(state.skipped))
   pending, last_t, last_step = [], time.time(), start
   if start >= stop:
     logs.phase(f"already trained to step {start} (train.num_steps={t_cfg.num_steps}); nothing to do")
   else:
-    logs.phase(f"training steps {start}..{stop} (the first step compiles)")
+    logs.phase(f"training steps {start}..{stop}")
   bar = tqdm(total=stop, initial=start, disable=not lead, dynamic_ncols=True, desc="train")
   stopper = _StopSignal()
 
@@ -249,7 +266,11 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
 
   try:
     for step, batch in su.loader.iterate(start, stop):
-      state, metrics = su.step_fn(state, batch)
+      if step == start:  # the first call compiles (minutes on a small CPU; the compile cache skips it next time)
+        with logs.waiting("compiling the train step"):
+          state, metrics = su.step_fn(state, batch)
+      else:
+        state, metrics = su.step_fn(state, batch)
       pending.append(metrics)
       if len(pending) >= 2:
         # Keep at most two steps in flight: bounded queues (an 8-device CPU

@@ -1,5 +1,7 @@
 """train.cpu_convolutions: 'eigen' moves the step's convolutions out of YNNPACK and computes the same step."""
 
+import os
+
 import helpers
 import pytest
 
@@ -27,10 +29,33 @@ def test_eigen_step_equals_the_default_step(smoke_config, num_devices):
 
 
 def test_choice_is_checked_and_accelerators_ignore_it(smoke_config):
-  with pytest.raises(ValueError, match=r"train.cpu_convolutions='onednn': must be one of \['xla', 'eigen'\]"):
+  with pytest.raises(ValueError, match=r"train.cpu_convolutions='onednn': must be one of \['xla', 'eigen', 'auto'\]"):
     config_utils.validate(smoke_config("train.cpu_convolutions='onednn'"))
   assert cpu_kernels.compiler_options("eigen", "gpu") is None and cpu_kernels.compiler_options("xla", "cpu") is None
   # A run written before the option existed reads back with XLA:CPU's default.
   old = {"train": {"batch_size": 8}}
   read = workdir.with_legacy_defaults(old, {"train": {"cpu_convolutions": "eigen"}})
   assert read["train"]["cpu_convolutions"] == "xla"
+
+
+def test_new_cpu_runs_record_eigen_and_old_runs_keep_xla_on_resume(smoke_config, tmp_path):
+  """The fast kernels are the default for a new CPU run; a run from before keeps its kernels (same bytes)."""
+  import json
+
+  new = str(tmp_path / "new")
+  training.run(smoke_config("train.num_steps=1", "train.feature_net='none'"), new)
+  assert json.load(open(os.path.join(new, "run.json")))["config"]["train"]["cpu_convolutions"] == "eigen"
+  with pytest.raises(ValueError, match=r"train.cpu_convolutions: 'eigen' here vs 'xla' requested"):
+    training.run(smoke_config("train.num_steps=2", "train.feature_net='none'", "train.cpu_convolutions='xla'"), new)
+  # 'auto' on an existing run: what it recorded; run.json files from before the default: 'xla' or no key at all.
+  for name, recorded, want in (("new", "eigen", "eigen"), ("old", "xla", "xla"), ("older", None, "xla")):
+    wd = workdir.Workdir(str(tmp_path / name))
+    cfg = smoke_config()
+    raw = workdir.config_dict(cfg)
+    raw["train"].pop("cpu_convolutions")
+    if recorded:
+      raw["train"]["cpu_convolutions"] = recorded
+    wd.create()
+    workdir.write_json(wd.run_json, {"config": raw})
+    training._resolve_kernels(cfg, wd)
+    assert cfg.train.cpu_convolutions == want, name

@@ -320,3 +320,20 @@ def test_sample_py_exports_region_worlds(world, tmp_path):
   )  # fmt: skip
   assert r.returncode == 0, r.stderr
   assert {p.name for p in out.iterdir()} >= {"unity", "tiled", "gltf", "export.json"}
+
+
+def test_every_terrain_tile_has_an_obj_with_its_own_texture(tmp_path):
+  import trimesh
+
+  sc = _scene(2 * meshes.TILE + 1)
+  out = _export(sc, tmp_path, ["gltf"])
+  folder = os.path.join(out, "gltf")
+  glbs = sorted(f for f in os.listdir(folder) if f.endswith(".glb"))
+  assert len(glbs) == 4
+  for g in glbs:
+    stem = g[:-4]
+    glb = trimesh.load(os.path.join(folder, g), force="mesh")
+    obj = trimesh.load(os.path.join(folder, f"{stem}.obj"), force="mesh")
+    np.testing.assert_allclose(obj.bounds, glb.bounds, atol=1e-4)
+    mtl = open(os.path.join(folder, f"{stem}.mtl")).read()
+    assert f"map_Kd {stem}_material_0.png" in mtl and os.path.exists(os.path.join(folder, f"{stem}_material_0.png"))

@@ -54,8 +54,15 @@ def main(argv):
   if _OVERRIDE.value and not _NAME.value:
     name += "_" + hashlib.sha256("\n".join(_OVERRIDE.value).encode()).hexdigest()[:8]
   workdir = _WORKDIR.value or os.path.join("runs", name)
+  overrides = list(_OVERRIDE.value)
+  committed = os.path.join(ROOT, "results", f"{name}.json")
+  if os.path.exists(committed) and not any(o.startswith("train.cpu_convolutions=") for o in overrides):
+    # A committed row reproduces with the kernels it was measured with: rows from before the 'auto'
+    # default (no key) ran XLA's default kernels. Delete the row to measure it anew with today's default.
+    kernels = workdir_lib.read_json(committed).get("cpu_convolutions", "xla")
+    overrides.append(f"train.cpu_convolutions={kernels!r}")
   train = [sys.executable, "train.py", f"--config={spec}", f"--workdir={workdir}"]
-  train += [f"--config.{item}" for item in _OVERRIDE.value]
+  train += [f"--config.{item}" for item in overrides]
   evaluate = [sys.executable, "eval.py", f"--workdir={workdir}", f"--num_samples={_NUM.value}"]
   for cmd in (train, evaluate):
     print("+", " ".join(cmd[1:]), flush=True)
@@ -66,12 +73,13 @@ def main(argv):
   config = wd.read_raw()["config"]
   result.update(
     config=spec,
-    overrides=list(_OVERRIDE.value),
+    overrides=overrides,
     family=config["family"],
     world=config["data"]["world"] if config["data"]["source"] == "world" else config["data"]["source"],
     data_path=config["data"].get("path") or None,
     image_size=config["data"]["image_size"],
     num_steps=config["train"]["num_steps"],
+    cpu_convolutions=config["train"].get("cpu_convolutions", "xla"),
     command=" ".join(["python", "tools/reproduce.py", *sys.argv[1:]]),
     train_command=" ".join(["python", *train[1:]]),
     eval_command=" ".join(["python", *evaluate[1:]]),

@@ -81,6 +81,17 @@ class SceneWorld(tfds.core.GeneratorBasedBuilder):
       )
 
 
+class _ExpectedTFDSNotes:
+  """Drops the two lines TFDS logs for every builder outside its catalog before its data exist (expected here)."""
+
+  def filter(self, record):
+    msg = str(record.msg)
+    return not ("Using custom data configuration" in msg or "has no dataset_info.json" in msg)
+
+
+_NOTES = _ExpectedTFDSNotes()
+
+
 def builder(world: str, size: int, num_train: int, num_test: int, data_dir: str) -> SceneWorld:
   """Returns the (maybe not yet prepared) builder for one world and size."""
   get_world(world)  # Clear error for an unknown world before TFDS is involved.
@@ -92,6 +103,11 @@ def builder(world: str, size: int, num_train: int, num_test: int, data_dir: str)
     num_train=num_train,
     num_test=num_test,
   )
+  import logging
+
+  for name in ("absl", "tensorflow_datasets"):  # TFDS logs through absl's logger; any tool that builds gets this
+    if _NOTES not in logging.getLogger(name).filters:
+      logging.getLogger(name).addFilter(_NOTES)
   return SceneWorld(config=cfg, data_dir=os.path.expanduser(data_dir), file_format="array_record")
 
 
@@ -127,11 +143,11 @@ def _generate(b, world: str, size: int, num_train: int, num_test: int) -> None:
 
   from genenv_jax import logs
 
-  logs.phase(f"generating the {world} world once: {num_train} training and {num_test} test scenes of {size} px")
   t = time.time()
   tfds.display_progress_bar(False)
+  what = f"generating the {world} world once: {num_train} training and {num_test} test scenes of {size} px"
   try:
-    with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints its banner; nothing is downloaded
+    with logs.waiting(what), contextlib.redirect_stdout(io.StringIO()):  # TFDS prints a banner; nothing downloads
       b.download_and_prepare()
   finally:
     tfds.display_progress_bar(True)

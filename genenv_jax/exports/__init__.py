@@ -21,6 +21,7 @@ from genenv_jax.exports import heightmaps, meshes, sprites, tiled
 from genenv_jax.exports.scene import ExportScene, from_model, from_world, render_with_world
 
 SETTINGS_FILE = "export.json"
+MAX_WORLD_PIXELS = 8193 * 8193  # a built-in world's export scene is drawn whole in memory
 
 
 class Exporter(NamedTuple):

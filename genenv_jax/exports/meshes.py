@@ -1,7 +1,7 @@
 """3D meshes as glTF 2.0 binaries (``.glb``) with trimesh: terrain heightfields and extruded city blocks.
 
-OBJ files are written beside them where trimesh gives them for free (a
-one-tile terrain with its texture; a city's geometry).
+An OBJ is written beside every ``.glb`` (terrain tiles with their .mtl and
+texture; a city's geometry, its colours are in the glb).
 
 Units are metres, +Y up, +X east, +Z south; the image's top-left corner is
 the origin. Terrain is a textured heightfield, one ``.glb`` per tile of
@@ -109,12 +109,17 @@ def _save_obj(mesh, folder: str, name: str) -> list[str]:
   import trimesh
 
   text, files = trimesh.exchange.obj.export_obj(mesh, include_texture=True, return_texture=True, mtl_name=f"{name}.mtl")
+  # trimesh names every texture material_0.png: prefix the tile's name, so tiles in one folder keep their own.
+  textures = {f: f"{name}_{f}" for f in files if f != f"{name}.mtl"}
   with open(os.path.join(folder, f"{name}.obj"), "w") as f:
     f.write(text)
   for fname, data in files.items():
-    with open(os.path.join(folder, fname), "wb") as f:
+    if fname == f"{name}.mtl":
+      for old, new in textures.items():
+        data = data.replace(old.encode(), new.encode())
+    with open(os.path.join(folder, textures.get(fname, fname)), "wb") as f:
       f.write(data)
-  return [f"{name}.obj", *files]
+  return [f"{name}.obj", *(textures.get(f, f) for f in files)]
 
 
 def terrain(scene, folder: str, name: str = "terrain") -> list[str]:
@@ -134,8 +139,7 @@ def terrain(scene, folder: str, name: str = "terrain") -> list[str]:
       stem = name if one else f"{name}_{xi}_{zi}"
       _save(trimesh.Scene({name: mesh}), os.path.join(folder, f"{stem}.glb"))
       paths.append(f"{stem}.glb")
-      if one:
-        paths += _save_obj(mesh, folder, stem)
+      paths += _save_obj(mesh, folder, stem)  # an OBJ (+ .mtl and texture) beside every .glb
   return paths
 
 
