@@ -5,7 +5,7 @@ The generator draws 9 channels per pixel: RGB rendering, a one-hot label map
 statistics are judged on the argmax labels and the heights.
 
 Commands:
-  python train.py --config=configs/gan_city.py:smoke --workdir=runs/city_smoke  # tiny; the first run generates data and compiles (1-3 min)
+  python train.py --config=configs/gan_city.py:smoke --workdir=runs/city_smoke  # tiny (first run: 1-3 min)
   python train.py --config=configs/gan_city.py:cpu --workdir=runs/gan_city_cpu      # <15 min, 2 cores
   python train.py --config=configs/gan_city.py --workdir=runs/city              # accelerator
 
