@@ -1,9 +1,11 @@
 """Procedural scene worlds: an explicit registry, no import side effects."""
 
 from genenv_jax.scenes import base
+from genenv_jax.scenes.caves import CavesWorld
 from genenv_jax.scenes.characters import CharactersWorld
 from genenv_jax.scenes.city import CityWorld
 from genenv_jax.scenes.city_regions import CityRegionsWorld
+from genenv_jax.scenes.dungeon import DungeonWorld
 from genenv_jax.scenes.forest import ForestWorld
 from genenv_jax.scenes.forest_regions import ForestRegionsWorld
 from genenv_jax.scenes.terrain import TerrainWorld
@@ -17,6 +19,8 @@ WORLDS = {
   "forest": ForestWorld,
   "forest_regions": ForestRegionsWorld,
   "characters": CharactersWorld,
+  "dungeon": DungeonWorld,
+  "caves": CavesWorld,
 }
 
 

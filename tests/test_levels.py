@@ -1,0 +1,121 @@
+"""The level worlds (dungeon, caves): every real level passes every rule; broken levels fail the right one."""
+
+import numpy as np
+import pytest
+
+from genenv_jax.scenes import get_world, levels
+
+
+@pytest.mark.parametrize("world", ["dungeon", "caves"])
+@pytest.mark.parametrize("size,n", [(32, 150), (64, 40), (128, 8)])
+def test_every_real_level_passes_every_rule(world, size, n):
+  w = get_world(world)
+  classes = set()
+  for seed in range(n):
+    sc = w.generate(seed, size)
+    v = w.validity(sc.labels, sc.height)
+    assert all(v.values()), (size, seed, v)
+    assert sc.rgb.shape == (size, size, 3) and sc.labels.dtype == np.uint8
+    classes.add(sc.scene_class)
+    np.testing.assert_array_equal(sc.height, levels.HEIGHTS[sc.labels])
+  assert classes == {0, 1, 2}
+
+
+@pytest.mark.parametrize("world", ["dungeon", "caves"])
+def test_levels_are_deterministic_varied_and_have_their_classes(world):
+  w = get_world(world)
+  a, b = w.generate(5, 64), w.generate(5, 64)
+  np.testing.assert_array_equal(a.rgb, b.rgb)
+  assert not np.array_equal(a.labels, w.generate(6, 64).labels)
+  assert len(w.stat_names) == len(w.statistics(a.labels, a.height))
+  every = np.concatenate([w.generate(s, 32).labels.ravel() for s in range(40)])
+  want = {levels.ROCK, levels.FLOOR, levels.WATER, levels.ENTRANCE, levels.EXIT}
+  if world == "dungeon":
+    want |= {levels.CORRIDOR, levels.DOOR}
+  assert set(np.unique(every)) == want
+  # Statistics are stable: two halves of the seeds agree far better than dungeon vs caves.
+  s1 = np.mean([w.statistics(w.generate(s, 32).labels) for s in range(0, 60)], 0)
+  s2 = np.mean([w.statistics(w.generate(s, 32).labels) for s in range(60, 120)], 0)
+  other = get_world("caves" if world == "dungeon" else "dungeon")
+  s3 = np.mean([other.statistics(other.generate(s, 32).labels) for s in range(0, 60)], 0)
+  assert np.abs(s1 - s2).sum() < 0.3 * np.abs(s1 - s3).sum()
+
+
+def _walled_off_room(lab, y=20, x=20):
+  """A 10x10 room of floor inside a 2-px ring of rock: more floor than the rules' tolerance, reachable from nowhere."""
+  out = lab.copy()
+  out[y : y + 14, x : x + 14] = levels.ROCK
+  out[y + 2 : y + 12, x + 2 : x + 12] = levels.FLOOR
+  return out
+
+
+def _dungeon(seed=3, size=64):
+  return get_world("dungeon").generate(seed, size).labels.copy()
+
+
+def test_broken_dungeons_fail_the_right_rule():
+  w = get_world("dungeon")
+  lab = _dungeon()
+  assert all(w.validity(lab).values())
+  # An unreachable room: a room of floor walled off in rock.
+  cut = _walled_off_room(lab)
+  v = w.validity(cut)
+  assert not v["walkable_connected"] and v["corridor_width"] and v["no_door_into_rock"]
+  # No exit.
+  no_exit = lab.copy()
+  no_exit[no_exit == levels.EXIT] = levels.FLOOR
+  assert not w.validity(no_exit)["entrance_to_exit"]
+  # The exit walled off from the entrance: every door becomes rock.
+  walled = lab.copy()
+  walled[(walled == levels.DOOR)] = levels.ROCK
+  assert not w.validity(walled)["entrance_to_exit"]
+  # A 1-px corridor: every other column (and row) of the corridors turned to rock.
+  thin = lab.copy()
+  yy, xx = np.mgrid[0 : thin.shape[0], 0 : thin.shape[1]]
+  thin[(thin == levels.CORRIDOR) & (((yy % 2) == 0) | ((xx % 2) == 0))] = levels.ROCK
+  assert not w.validity(thin)["corridor_width"]
+  # A door into rock: a doorway on a room's outer wall, touching floor and nothing beyond.
+  door = lab.copy()
+  room = door == levels.FLOOR
+  from scipy import ndimage
+
+  passages = ndimage.binary_dilation(np.isin(door, (levels.DOOR, levels.CORRIDOR)), iterations=3)
+  rock_below = np.roll(door == levels.ROCK, -1, 0) & np.roll(door == levels.ROCK, -2, 0)
+  edge = np.argwhere(room & rock_below & ~np.roll(passages, -1, 0))
+  for y, x in edge[:8]:  # doorways that lead out of their room into solid rock
+    door[y + 1, x] = levels.DOOR
+  v = w.validity(door)
+  assert not v["no_door_into_rock"] and v["walkable_connected"]
+
+
+def test_broken_caves_fail_the_right_rule():
+  w = get_world("caves")
+  lab = w.generate(4, 64).labels.copy()
+  assert all(w.validity(lab).values())
+  # A disconnected cave: a pocket of floor in solid rock.
+  assert not w.validity(_walled_off_room(lab))["walkable_connected"]
+  # Salt-and-pepper rock: not a cave's smooth walls.
+  specks = lab.copy()
+  floor = np.argwhere(specks == levels.FLOOR)
+  for y, x in floor[::7]:
+    specks[y, x] = levels.ROCK
+  assert not w.validity(specks)["cave_shape"]
+  # All rock: no level at all.
+  assert not w.validity(np.zeros_like(lab))["walkable_connected"]
+
+
+@pytest.mark.parametrize("world", ["dungeon", "caves"])
+def test_levels_export_as_tiled_maps_and_heightmaps(world, tmp_path):
+  import json
+
+  from genenv_jax import exports
+
+  sc = exports.from_world(world, 33, 33, 2)
+  out = str(tmp_path / "o")
+  exports.export(sc, out, ["tiled", "unity", "gltf"], {"w": world})
+  tmj = json.load(open(f"{out}/tiled/{world}.tmj" if False else next(
+    f"{out}/tiled/{f}" for f in __import__("os").listdir(f"{out}/tiled") if f.endswith(".tmj"))))  # fmt: skip
+  data = np.array(tmj["layers"][0]["data"]).reshape(33, 33) - 1
+  np.testing.assert_array_equal(data, sc.labels)
+  side = json.load(open(f"{out}/unity/unity.json"))
+  assert side["max_height_m"] == pytest.approx(3.0) and side["min_height_m"] == pytest.approx(0.0, abs=0.31)
