@@ -119,3 +119,19 @@ def test_levels_export_as_tiled_maps_and_heightmaps(world, tmp_path):
   np.testing.assert_array_equal(data, sc.labels)
   side = json.load(open(f"{out}/unity/unity.json"))
   assert side["max_height_m"] == pytest.approx(3.0) and side["min_height_m"] == pytest.approx(0.0, abs=0.31)
+
+
+def test_an_endless_dungeon_region_with_a_sealed_room_fails_its_rule():
+  w = get_world("dungeon_regions")
+  sc = w.region(2, 100, -300, 64, 64)
+  assert all(w.validity(sc.labels).values())
+  v = w.validity(_walled_off_room(sc.labels))
+  assert not v["no_enclosed_pocket"] and v["corridor_width"]
+  # The whole endless level is one dungeon: in a large window, every walkable piece reaches the border and the
+  # pieces join up outside a smaller window (here: the 256-px window holds one walkable component).
+  from scipy import ndimage
+
+  big = w.region(2, 0, 0, 256, 256).labels
+  inner = big[16:-16, 16:-16]
+  _, k = ndimage.label(levels.walkable(big), levels.FOUR)
+  assert k <= 3 and w.validity(inner)["no_enclosed_pocket"]

@@ -5,7 +5,7 @@ import pytest
 
 from genenv_jax.scenes import get_world
 
-REGION_WORLDS = ("city_regions", "terrain_regions")
+REGION_WORLDS = ("city_regions", "terrain_regions", "dungeon_regions")
 
 
 @pytest.mark.parametrize("name", REGION_WORLDS)

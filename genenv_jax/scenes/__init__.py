@@ -5,7 +5,7 @@ from genenv_jax.scenes.caves import CavesWorld
 from genenv_jax.scenes.characters import CharactersWorld
 from genenv_jax.scenes.city import CityWorld
 from genenv_jax.scenes.city_regions import CityRegionsWorld
-from genenv_jax.scenes.dungeon import DungeonWorld
+from genenv_jax.scenes.dungeon import DungeonRegionsWorld, DungeonWorld
 from genenv_jax.scenes.forest import ForestWorld
 from genenv_jax.scenes.forest_regions import ForestRegionsWorld
 from genenv_jax.scenes.terrain import TerrainWorld
@@ -20,6 +20,7 @@ WORLDS = {
   "forest_regions": ForestRegionsWorld,
   "characters": CharactersWorld,
   "dungeon": DungeonWorld,
+  "dungeon_regions": DungeonRegionsWorld,
   "caves": CavesWorld,
 }
 

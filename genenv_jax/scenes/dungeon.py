@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genenv_jax.scenes import base, levels
+from genenv_jax.scenes import base, fields, levels
 
 _WORLD_ID = 5005
 
@@ -59,11 +59,7 @@ class DungeonWorld:
     room_mask = labels == levels.FLOOR
     for a, b in self._edges(rng, rooms):
       self._corridor(rng, labels, rooms[a], rooms[b])
-    # Doors: the corridor pixels that touch a room.
-    from scipy import ndimage
-
-    touch = ndimage.binary_dilation(room_mask, levels.FOUR) & (labels == levels.CORRIDOR)
-    labels[touch] = levels.DOOR
+    levels.mark_doors(labels, room_mask)
     if kind == 2:
       for y, x, h, w in rooms:
         if h >= 6 and w >= 6 and rng.random() < 0.7:
@@ -126,3 +122,110 @@ class DungeonWorld:
 
   def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
     return levels.statistics(labels)
+
+
+CELL = 24  # dungeon_regions: one room per lattice cell of CELL x CELL px
+SPINE = 4  # every SPINE-th lattice column joins its rooms vertically (the rows of rooms are always joined)
+OFFSET_RANGE = 1 << 20
+_T_ROOM, _T_EDGE, _T_CORNER, _T_POOL, _T_ENDS, _T_OFF, _T_TEX = range(11, 18)
+
+
+class DungeonRegionsWorld(DungeonWorld):
+  """An endless dungeon per seed: ``region(seed, y0, x0, h, w)`` is a pure function of global coordinates.
+
+  One room per lattice cell (size and position keyed by the cell), rooms
+  joined to their east neighbour always and to their south neighbour on every
+  ``SPINE``-th column and at random elsewhere, so the whole endless level is
+  one connected dungeon. Entrances and exits are marked in rooms chosen by a
+  hash of their cell. A window cannot hold the whole level, so its rules are
+  the local ones: no walkable pocket sealed inside the window
+  (``no_enclosed_pocket``: every walkable piece reaches the window's border,
+  where it joins the rest), corridors 2 px wide and no door into rock (both
+  away from the border, where a corridor or doorway can be cut), and rooms
+  present.
+  """
+
+  name = "dungeon_regions"
+  version = 1
+  rule_names = ("no_enclosed_pocket", "corridor_width", "no_door_into_rock", "has_rooms")
+  region_multiple = 1
+  min_size = 32
+
+  def generate(self, seed: int, size: int) -> base.Scene:
+    base.check_size(self.name, size, self.min_size)
+    return self.region(seed, *fields.seeded_offset(seed, _T_OFF, OFFSET_RANGE), size, size)
+
+  @staticmethod
+  def _room(seed, u, v):
+    r = fields.uniform(seed, _T_ROOM, u, v, np.arange(4))
+    h, w = 6 + int(r[0] * 9), 6 + int(r[1] * 9)  # 6..14 px
+    y = u * CELL + 2 + int(r[2] * (CELL - 4 - h + 1))
+    x = v * CELL + 2 + int(r[3] * (CELL - 4 - w + 1))
+    return y, x, h, w
+
+  def region(self, seed: int, y0: int, x0: int, height: int, width: int) -> base.Scene:
+    fields.check_region(self.name, y0, x0, height, width, self.region_multiple, self.min_size)
+    seed, y0, x0, height, width = int(seed), int(y0), int(x0), int(height), int(width)
+    u0, u1 = (y0 // CELL) - 1, (y0 + height) // CELL + 1
+    v0, v1 = (x0 // CELL) - 1, (x0 + width) // CELL + 1
+    oy, ox = u0 * CELL, v0 * CELL  # the canvas's global origin
+    lab = np.full(((u1 - u0 + 1) * CELL, (v1 - v0 + 1) * CELL), levels.ROCK, np.uint8)
+    rooms = {(u, v): self._room(seed, u, v) for u in range(u0, u1 + 1) for v in range(v0, v1 + 1)}
+    for y, x, h, w in rooms.values():
+      lab[y - oy : y - oy + h, x - ox : x - ox + w] = levels.FLOOR
+    room_mask = lab == levels.FLOOR
+    for (u, v), a in rooms.items():
+      for du, dv in ((0, 1), (1, 0)):
+        b = rooms.get((u + du, v + dv))
+        if b is None:
+          continue
+        if du and v % SPINE and fields.uniform(seed, _T_EDGE, u, v) >= 0.35:
+          continue  # no vertical corridor here
+        corner_first = fields.uniform(seed, _T_CORNER, u, v, du) < 0.5
+        self._carve(lab, a, b, oy, ox, corner_first)
+    levels.mark_doors(lab, room_mask)
+    for (u, v), (y, x, h, w) in rooms.items():
+      pick = fields.uniform(seed, _T_ENDS, u, v)
+      ry, rx = y - oy, x - ox
+      if fields.uniform(seed, _T_POOL, u, v) < 0.2 and h >= 8 and w >= 8:
+        lab[ry + 3 : ry + h - 3, rx + 3 : rx + w - 3] = levels.WATER
+      elif pick < 0.08:
+        lab[ry + 1 : ry + 3, rx + 1 : rx + 3] = levels.ENTRANCE
+      elif pick > 0.92:
+        lab[ry + h - 3 : ry + h - 1, rx + w - 3 : rx + w - 1] = levels.EXIT
+    crop = lab[y0 - oy : y0 - oy + height, x0 - ox : x0 - ox + width].copy()
+    kind = 2 if (crop == levels.WATER).any() else (1 if (crop == levels.FLOOR).mean() > 0.2 else 0)
+    ys, xs = np.arange(oy, oy + lab.shape[0]), np.arange(ox, ox + lab.shape[1])
+    rgb = levels.draw_rgb_global(seed, _T_TEX, ys, xs, lab)[y0 - oy : y0 - oy + height, x0 - ox : x0 - ox + width]
+    return base.Scene(rgb=rgb, labels=crop, height=levels.heights(crop), scene_class=kind)
+
+  @staticmethod
+  def _carve(lab, a, b, oy, ox, corner_first):
+    w = levels.MIN_WIDTH
+    (ay, ax, ah, aw), (by, bx, bh, bw) = a, b
+    y0, x0 = ay + ah // 2 - w // 2 - oy, ax + aw // 2 - w // 2 - ox
+    y1, x1 = by + bh // 2 - w // 2 - oy, bx + bw // 2 - w // 2 - ox
+    cy, cx = (y0, x1) if corner_first else (y1, x0)
+    for (p, q), (r, s) in (((y0, x0), (cy, cx)), ((cy, cx), (y1, x1))):
+      win = lab[min(p, r) : max(p, r) + w, min(q, s) : max(q, s) + w]
+      win[win == levels.ROCK] = levels.CORRIDOR
+
+  def validity(self, labels: np.ndarray, height: np.ndarray | None = None) -> dict[str, bool]:
+    from scipy import ndimage
+
+    tol = levels.TOLERANCE
+    walk = levels.walkable(labels)
+    comp, k = ndimage.label(walk, levels.FOUR)
+    border = np.zeros(labels.shape, bool)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    open_ids = set(np.unique(comp[border & walk]))
+    sealed = walk & ~np.isin(comp, list(open_ids))
+    out = {"no_enclosed_pocket": bool(k and sealed.sum() <= tol * walk.sum())}
+    # The shared rules, not judged at the window's edge (a corridor or doorway cut by it is no fault).
+    inner = levels.rules(labels, border=2)
+    out["corridor_width"] = inner["corridor_width"]
+    out["no_door_into_rock"] = inner["no_door_into_rock"]
+    comp, k = ndimage.label(labels == levels.FLOOR, levels.FOUR)
+    sizes = np.bincount(comp.ravel())[1:] if k else np.zeros(0)
+    out["has_rooms"] = bool((sizes >= 9).sum() >= 1 and 0.25 <= float((labels == levels.ROCK).mean()) <= 0.95)
+    return out

@@ -72,8 +72,28 @@ def bfs_distance(passable: np.ndarray, start: np.ndarray) -> np.ndarray:
   return dist
 
 
-def rules(labels: np.ndarray, tol: float = TOLERANCE) -> dict[str, bool]:
-  """The four shared rules (see the module doc)."""
+def mark_doors(labels: np.ndarray, room: np.ndarray) -> None:
+  """Corridor pixels where a corridor meets a room become doors (in place).
+
+  A doorway is at most ``MIN_WIDTH + 1`` pixels; a longer run of corridor
+  along a room's side (a corridor passing by) stays an open corridor.
+  """
+  touch = ndimage.binary_dilation(room, FOUR) & (labels == CORRIDOR)
+  groups, k = ndimage.label(touch, ndimage.generate_binary_structure(2, 2))
+  if k:
+    sizes = np.bincount(groups.ravel())
+    labels[touch & (sizes[groups] <= MIN_WIDTH + 1)] = DOOR
+
+
+def rules(labels: np.ndarray, tol: float = TOLERANCE, border: int = 0) -> dict[str, bool]:
+  """The four shared rules (see the module doc).
+
+  ``border``: regions of an endless level; corridor pixels and doorways within ``border`` px of the window's
+  edge are not judged (a corridor or doorway cut by the window is no fault).
+  """
+  edge = np.zeros(labels.shape, bool)
+  if border:
+    edge[:border, :] = edge[-border:, :] = edge[:, :border] = edge[:, -border:] = True
   walk = walkable(labels)
   out = {}
   comp, n = ndimage.label(walk, FOUR)
@@ -95,7 +115,7 @@ def rules(labels: np.ndarray, tol: float = TOLERANCE) -> dict[str, bool]:
     for dy in (0, 1):
       for dx in (0, 1):
         covered[dy : dy + block.shape[0], dx : dx + block.shape[1]] |= block
-    out["corridor_width"] = bool((corridor & ~covered).sum() <= tol * corridor.sum())
+    out["corridor_width"] = bool((corridor & ~covered & ~edge).sum() <= tol * corridor.sum())
   else:
     out["corridor_width"] = True
   door = labels == DOOR
@@ -109,6 +129,8 @@ def rules(labels: np.ndarray, tol: float = TOLERANCE) -> dict[str, bool]:
     for g, sl in enumerate(ndimage.find_objects(groups), start=1):
       sl = tuple(slice(max(0, a.start - 1), a.stop + 1) for a in sl)
       mine = groups[sl] == g
+      if (mine & edge[sl]).any():
+        continue
       ring = ndimage.binary_dilation(mine, FOUR) & ~mine
       touched_rooms = set(np.unique(rooms[sl][ring])) - {0}
       ok = bool(touched_rooms) and (bool((corridor_near[sl] & mine).any()) or len(touched_rooms) >= 2)
@@ -151,15 +173,30 @@ def draw_rgb(rng, labels: np.ndarray) -> np.ndarray:
   r, c = labels.shape
   colours = PALETTE.astype(np.float32) / 255.0
   colours = np.clip(colours + rng.normal(0, 0.025, colours.shape).astype(np.float32), 0, 1)
-  rgb = colours[labels]
   tex = render.value_noise(rng, max(r, c), max(2, max(r, c) // 8))[:r, :c]
   grain = rng.normal(0, 0.03, (r, c)).astype(np.float32)
+  yy, xx = np.mgrid[0:r, 0:c]
+  return _shade(labels, colours, tex, grain, yy, xx)
+
+
+def draw_rgb_global(seed: int, tag: int, ys: np.ndarray, xs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """``draw_rgb`` with its texture keyed to global pixel coordinates (regions agree on their overlap)."""
+  from genenv_jax.scenes import fields
+
+  colours = PALETTE.astype(np.float32) / 255.0
+  tex = fields.value_noise(seed, tag, ys, xs, 8.0)
+  grain = (fields.white(seed, tag + 1, ys, xs) - 0.5) * 0.1
+  yy, xx = np.meshgrid(ys, xs, indexing="ij")
+  return _shade(labels, colours, tex, grain, yy, xx)
+
+
+def _shade(labels, colours, tex, grain, yy, xx) -> np.ndarray:
+  rgb = colours[labels]
   rock = labels == ROCK
   rgb *= (0.85 + 0.3 * tex + grain)[..., None]
   # Walls cast a dark rim onto the floor next to them.
   rim = ndimage.binary_dilation(rock, FOUR) & ~rock
   rgb[rim] *= 0.78
-  yy, xx = np.mgrid[0:r, 0:c]
   grid = ((yy % 4 == 0) | (xx % 4 == 0)) & np.isin(labels, (FLOOR, CORRIDOR))
   rgb[grid] *= 0.9
   water = labels == WATER
