@@ -5,6 +5,7 @@ r"""Synthesizes a scene dataset (or one large scene, or engine exports) from a t
   python sample.py --workdir=runs/city --output=out/city_unity --scene_size=1025x1025 --export=unity,gltf,tiled
   python sample.py --world=city --output=out/real_city --scene_size=1025x1025 --export=unity,gltf,tiled
   python sample.py --world=characters --output=out/sprites --num_samples=64 --export=sprites
+  python sample.py --heightmap=my_dem.tif --output=out/dem --export=unity,godot,gltf
 
 The dataset reads back with no TensorFlow:
   tfds.builder_from_directory('out/city_synth').as_data_source('train')
@@ -25,6 +26,13 @@ _RENDER = flags.DEFINE_enum(
   "render", "model", ["model", "world"], "Exports: the model's RGB, or the world's rendering of its labels and heights."
 )
 _WORLD = flags.DEFINE_string("world", None, "A built-in world as the source instead of a model (real scenes).")
+_HEIGHTMAP = flags.DEFINE_string(
+  "heightmap", None, "Your own heightmap as the source of --export: .npy or GeoTIFF in metres, or a 16-bit PNG."
+)
+_LABELS = flags.DEFINE_string("labels", None, "With --heightmap: an 8-bit index PNG of classes (splat, tiled).")
+_MPP = flags.DEFINE_float(
+  "metres_per_pixel", None, "With --heightmap: ground resolution (default: the GeoTIFF's pixel size)."
+)
 _EXPORT = flags.DEFINE_string(
   "export", "", f"Engine formats for --scene_size, comma-separated: {','.join(exports.EXPORTERS)}; or 'sprites'."
 )
@@ -61,6 +69,8 @@ def _export():
   from genenv_jax import tiling, trained
 
   out = os.path.abspath(os.path.expanduser(_OUTPUT.value))
+  if _HEIGHTMAP.value:
+    return _export_heightmap(out)
   source = {"world": _WORLD.value} if _WORLD.value else {"workdir": os.path.abspath(_WORKDIR.value)}
   if _EXPORT.value.strip() == "sprites":
     settings = {**source, "format": "sprites", "num_samples": _NUM.value, "seed": _SEED.value}
@@ -104,12 +114,36 @@ def _export():
     shutil.rmtree(spool, ignore_errors=True)
 
 
+def _export_heightmap(out):
+  """--heightmap=FILE: your own heights, in metres, into the engines' formats (cropped to a size they take)."""
+  from genenv_jax.exports import heightfile
+
+  names = exports.parse(_EXPORT.value)
+  if _SCENE.value:
+    raise ValueError("--scene_size: the heightmap's own size is used (cropped to what the engines take); drop it")
+  scene = heightfile.scene(_HEIGHTMAP.value, names, _MPP.value, _LABELS.value, exports.check_sizes)
+  settings = {
+    "heightmap": scene.source.split(" ", 1)[1],
+    "labels": os.path.abspath(os.path.expanduser(_LABELS.value)) if _LABELS.value else None,
+    "metres_per_pixel": scene.metres_per_pixel,
+    "scene_size": list(scene.shape),
+  }
+  exports.clean_stale(out)
+  exports.export(scene, out, names, settings)
+
+
 def main(argv):
   del argv
   cli.start()
   try:
-    if bool(_WORKDIR.value) == bool(_WORLD.value):
-      raise ValueError("give one source: --workdir=A_TRAIN_PY_WORKDIR or --world=city|terrain|forest|characters")
+    if sum(bool(v) for v in (_WORKDIR.value, _WORLD.value, _HEIGHTMAP.value)) != 1:
+      raise ValueError(
+        "give one source: --workdir=A_TRAIN_PY_WORKDIR, --world=city|terrain|... or --heightmap=FILE (with --export)"
+      )
+    if _HEIGHTMAP.value and (not _EXPORT.value or _EXPORT.value.strip() == "sprites"):
+      raise ValueError("--heightmap is a source for --export=unity,unreal,godot,gltf,... only")
+    if (_LABELS.value or _MPP.value) and not _HEIGHTMAP.value:
+      raise ValueError("--labels and --metres_per_pixel go with --heightmap=FILE")
     if _KERNELS.value and (_SCENE.value or _EXPORT.value):
       raise ValueError(
         f"--cpu_convolutions={_KERNELS.value!r} applies to datasets only; large scenes and exports use XLA's "

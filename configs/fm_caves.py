@@ -15,38 +15,12 @@ The ``:cpu`` variant is ``fm_city``'s (same U-Net, 2000 steps of batch 32).
 MEASURED: see below.
 """
 
-import ml_collections
-
-from genenv_jax import config_utils
+from configs import fm_city
 
 
 def get_config(arg=None):
-  variant = config_utils.parse_arg(arg)
-  c = ml_collections.ConfigDict()
-  c.family = "flow_matching"
-  c.seed = 0
-  c.data = config_utils.data_config("caves", 64, 50_000, 2_000, ("rgb", "labels", "height"))
-  c.fm = config_utils.fm_config(widths=(64, 128, 256, 256), attention=True)
-  c.optim = config_utils.optim_config(lr=2e-4, b1=0.9, b2=0.999, warmup_steps=1000, clip_norm=1.0)
-  c.train = config_utils.train_config(batch_size=64, num_steps=100_000, every=5_000, eval_samples=512)
-  c.mesh = ml_collections.ConfigDict({"num_devices": -1})
-  if "cpu" in variant:
-    c.data.image_size = 32
-    c.data.num_train = 20_000
-    c.data.num_test = 1_000
-    c.fm.widths = (16, 32, 64)
-    c.fm.ema_decay = 0.995
-    c.optim.lr = 1e-3
-    c.optim.warmup_steps = 200
-    c.train = config_utils.train_config(batch_size=32, num_steps=2_000, every=1_000, eval_samples=256)
-    c.train.log_every = 50
-    c.train.ckpt_every = 500
-  if "smoke" in variant:
-    c.data.image_size = 32  # the level worlds draw 32 px and up
-    c.fm.widths = (8, 16)
-    c.fm.attention = False
-    c.fm.sample_steps = 2
-    c.fm.likelihood_steps = 2
-    config_utils.smoke(c)
-    c.data.image_size = 32
+  c = fm_city.get_config(arg)
+  c.data.world = "caves"
+  if c.data.image_size < 32:
+    c.data.image_size = 32  # the level worlds draw 32 px and up (:smoke)
   return c

@@ -87,6 +87,9 @@ def _common(scene, lo, hi):
     "metres_per_pixel": scene.metres_per_pixel,
     "min_height_m": lo,
     "max_height_m": hi,
+    # Where the engine's height 0 sits: place the terrain at this elevation (a DEM spanning 310-1040 m
+    # starts at 310 m, not at 0).
+    "base_elevation_m": lo,
     "height_step_m": (hi - lo) / 65535.0,
     "encoding": "uint16: 0 = min_height_m, 65535 = max_height_m",
   }
