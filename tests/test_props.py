@@ -77,3 +77,26 @@ def test_props_export_as_a_sprite_sheet(tmp_path):
   atlas = next(p for p in (out / "sprites").iterdir() if p.suffix == ".json")
   frames = json.load(open(atlas))["frames"]
   assert len(frames) == 16
+
+
+@pytest.mark.parametrize("name", ["fm_dungeon", "fm_caves", "fm_props"])
+def test_the_new_worlds_configs_build_their_layout_and_family(name):
+  """Each config's data, layout and family are made before compiling (the :cpu runs are measured in results/)."""
+  import os
+
+  from conftest import ROOT
+
+  from genenv_jax import config_utils, families
+  from genenv_jax.config_utils import load_config
+
+  for variant in ("smoke", "cpu"):
+    cfg = load_config(os.path.join(ROOT, f"configs/{name}.py:{variant}"))
+    config_utils.validate(cfg)
+    assert cfg.data.image_size >= 32
+  world = get_world(cfg.data.world)
+  lay_channels = 3 + len(world.class_names) + (1 if "height" in cfg.data.channels else 0)
+  spec = families.base.DataSpec(32, lay_channels, len(world.scene_class_names) if cfg.data.conditional else 1)
+  fam = families.make(cfg, spec)
+  assert fam.canvas is not None  # flow matching: large scenes through the canvas
+  if name == "fm_props":
+    assert cfg.data.conditional and len(world.scene_class_names) == 14
