@@ -73,7 +73,7 @@ def main(argv):
   config = wd.read_raw()["config"]
   result.update(
     config=spec,
-    overrides=overrides,
+    overrides=list(_OVERRIDE.value),
     family=config["family"],
     world=config["data"]["world"] if config["data"]["source"] == "world" else config["data"]["source"],
     data_path=config["data"].get("path") or None,

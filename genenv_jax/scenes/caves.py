@@ -25,21 +25,14 @@ _WORLD_ID = 6006
 _EIGHT = np.ones((3, 3), np.float32)
 
 
-class CavesWorld:
+class CavesWorld(levels.LevelWorld):
   """Caverns: rock, floor, water, entrance, exit (the level classes; no corridors or doors)."""
 
   name = "caves"
   version = 1
-  class_names = levels.CLASS_NAMES
-  palette = levels.PALETTE
   scene_class_names = ("narrow", "open", "flooded")
   rule_names = ("walkable_connected", "entrance_to_exit", "corridor_width", "no_door_into_rock", "cave_shape")
-  stat_names = levels.STAT_NAMES
-  min_size = 32
-  ground = levels.GROUND
-
-  def generate(self, seed: int, size: int) -> base.Scene:
-    return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)
+  world_id = _WORLD_ID
 
   def _draw(self, rng, n):
     kind = int(rng.integers(3))
@@ -80,6 +73,3 @@ class CavesWorld:
     specks = (rock & (neighbours <= 1)) | (~rock & (neighbours >= 8))
     out["cave_shape"] = bool(0.20 <= frac <= 0.85 and specks.sum() <= levels.TOLERANCE * (~rock).sum())
     return out
-
-  def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
-    return levels.statistics(labels)

@@ -22,21 +22,14 @@ from genenv_jax.scenes import base, fields, levels
 _WORLD_ID = 5005
 
 
-class DungeonWorld:
+class DungeonWorld(levels.LevelWorld):
   """Rooms and corridors: rock, floor, corridor, door, water, entrance, exit."""
 
   name = "dungeon"
   version = 1
-  class_names = levels.CLASS_NAMES
-  palette = levels.PALETTE
   scene_class_names = ("few_rooms", "many_rooms", "flooded")
   rule_names = ("walkable_connected", "entrance_to_exit", "corridor_width", "no_door_into_rock", "has_rooms")
-  stat_names = levels.STAT_NAMES
-  min_size = 32
-  ground = levels.GROUND
-
-  def generate(self, seed: int, size: int) -> base.Scene:
-    return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)
+  world_id = _WORLD_ID
 
   def _draw(self, rng, n):
     kind = int(rng.integers(3))
@@ -119,9 +112,6 @@ class DungeonWorld:
     rock = float((labels == levels.ROCK).mean())
     out["has_rooms"] = bool((sizes >= 9).sum() >= 2 and 0.25 <= rock <= 0.92)
     return out
-
-  def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
-    return levels.statistics(labels)
 
 
 CELL = 24  # dungeon_regions: one room per lattice cell of CELL x CELL px

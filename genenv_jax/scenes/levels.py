@@ -225,3 +225,24 @@ def mark_ends(rng, labels: np.ndarray, start_region: np.ndarray) -> bool:
   ey, ex = np.unravel_index(far.argmax(), far.shape)
   labels[ey : ey + 2, ex : ex + 2] = EXIT
   return True
+
+
+class LevelWorld:
+  """What ``dungeon`` and ``caves`` share: classes, palette, scale, statistics and rejection sampling.
+
+  A subclass sets ``name``, ``version``, ``scene_class_names``, ``rule_names``, ``world_id`` and
+  ``_draw(rng, size)``, and adds its own rule to ``validity``.
+  """
+
+  class_names = CLASS_NAMES
+  palette = PALETTE
+  stat_names = STAT_NAMES
+  min_size = 32
+  ground = GROUND
+  world_id = 0
+
+  def generate(self, seed: int, size: int) -> base.Scene:
+    return base.rejection_sample(self, self._draw, self.world_id, seed, size)
+
+  def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
+    return statistics(labels)
