@@ -18,7 +18,12 @@ that size otherwise), with the untrained model as the floor:
   same rules (what a large scene's crops are compared with);
 * ``seam``: the mean RGB change across the borders of the training-size
   grid divided by the mean change inside it, by columns and rows (1.0 = no
-  seam; real regions give the spread of this ratio).
+  seam; real regions give the spread of this ratio);
+* whole scenes at once, against N further real regions of the same size:
+  ``coarse_fd`` / ``coarse_kid`` / ``coarse_c2st`` on the scenes
+  downsampled to 32 px, and the large structures of ``metrics.multiscale``
+  (``ms/...``: water bodies, road network, patch sizes, height spectrum,
+  drainage); the "real" column is then the real-vs-real spread.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import jax
 import numpy as np
 
 from genenv_jax import canvas, logs, parallel, tiling, trained
-from genenv_jax.metrics import feature_metrics, scene_metrics, two_sample
+from genenv_jax.metrics import feature_metrics, multiscale, scene_metrics, two_sample
 
 EVAL_SEED = 0x1A46E
 
@@ -57,9 +62,15 @@ def seam_ratio(rgb: np.ndarray, period: int) -> float:
   return float(np.mean(ratios)) if ratios else float("nan")
 
 
-def score(world, scenes, crop: int, ref_crops, ref_stats, fnet, ref_feats, mesh=None):
-  """The large-scene metrics of decoded scenes {'rgb', 'labels', 'height'} (see the module doc)."""
+def score(world, scenes, crop: int, ref_crops, ref_stats, fnet, ref_feats, mesh=None, coarse=None):
+  """The large-scene metrics of decoded scenes {'rgb', 'labels', 'height'} (see the module doc).
+
+  ``coarse``: the whole-scene reference (``coarse_reference``): adds the coarse appearance and the large
+  structures (``multiscale``) of the scenes against real regions of the same size and count.
+  """
   out = {}
+  if coarse is not None:
+    out.update(score_coarse(world, scenes, coarse, fnet, mesh))
   labels, height = scene_metrics.scene_maps(scenes, world)
   whole, _ = scene_metrics.per_scene(world, labels, height)
   out["validity"] = float(whole.all(1).mean())
@@ -75,6 +86,35 @@ def score(world, scenes, crop: int, ref_crops, ref_stats, fnet, ref_feats, mesh=
     out.update({f"crop_{k}": m[k] for k in ("fd", "kid", "precision", "recall")})
   out["seam"] = seam_ratio(scenes["rgb"], crop)
   out["num_crops"] = len(small["rgb"])
+  return out
+
+
+def coarse_reference(world, n: int, h: int, w: int, fnet) -> dict:
+  """n real regions of h x w (seeds away from every other set): downsampled RGB, features, large structures."""
+  real = real_regions(world, n, h, w, 2 * 10**6)
+  small = multiscale.downsample_rgb(real["rgb"])
+  return {
+    "rgb": small,
+    "pixels": two_sample.pixel_statistics(small),
+    "features": None if fnet is None else fnet.features(small),
+    "stats": multiscale.evaluate(real["labels"], real["height"], world.class_names),
+  }
+
+
+def score_coarse(world, scenes, coarse: dict, fnet, mesh=None) -> dict:
+  """Whole scenes seen at once: downsampled to the feature network's 32 px (``coarse_fd``, ``coarse_kid``,
+  ``coarse_c2st``) and their large structures against the coarse reference (``ms/...``, see ``multiscale``)."""
+  small = multiscale.downsample_rgb(scenes["rgb"])
+  # The classifier two-sample test cross-validates over 5 folds and KID needs 4 scenes: with fewer scenes
+  # per set they are undefined (null), not made up.
+  enough = min(len(small), len(coarse["rgb"])) >= 5
+  out = {"coarse_c2st": two_sample.c2st(coarse["pixels"], two_sample.pixel_statistics(small), mesh) if enough else None}
+  if fnet is not None:
+    m = feature_metrics.compare(coarse["features"], fnet.features(small), fnet.mesh) if enough else {}
+    out["coarse_fd"], out["coarse_kid"] = m.get("fd"), m.get("kid")
+  labels, height = scene_metrics.scene_maps(scenes, world)
+  for k, v in multiscale.compare(coarse["stats"], multiscale.evaluate(labels, height, world.class_names)).items():
+    out[f"ms/{k}"] = v
   return out
 
 
@@ -147,8 +187,9 @@ def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "
     ref_crops = {k: crops(v, crop) for k, v in ref.items()}
     ref_stats = scene_metrics.per_scene(world, ref_crops["labels"], ref_crops["height"])[1]
     ref_feats = None if fnet is None else fnet.features(ref_crops["rgb"])
-  with logs.waiting(f"drawing {n} real regions of {height}x{width}"):
+  with logs.waiting(f"drawing {n} real regions of {height}x{width}, and {n} more as the whole-scene reference"):
     sets = {"real": real_regions(world, n, height, width, 0)}
+    coarse = coarse_reference(world, n, height, width, fnet)
   logs.phase(f"rendering {n} model scenes of {height}x{width} (the first one compiles)")
   sets["model"] = model_regions(model, n, height, width, desc="model scenes")
   dummy = {"x": np.zeros((2, crop, crop, model.spec.channels), np.float32), "label": np.zeros((2,), np.int32)}
@@ -165,7 +206,7 @@ def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "
   }
   for name, scenes in sets.items():
     with logs.waiting(f"scoring the {name} scenes"):
-      out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats, mesh)
+      out[name] = score(world, scenes, crop, ref_crops, ref_stats, fnet, ref_feats, mesh, coarse)
   # The models' own single samples under the same rules (the real ones: real crops, 1.0 by construction).
   sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
   k = mesh.devices.size

@@ -123,6 +123,11 @@ def test_large_scene_evaluation_reports_ceiling_floor_and_model_on_1_and_8_devic
   assert r["untrained"]["crop_validity"] < 0.5 and r["untrained"]["crop_fd"] > 5 * r["real"]["crop_fd"]
   assert set(r["model"]) == set(r["real"]) and r["model"]["num_crops"] == 2 * 16
   assert 0.7 < r["real"]["seam"] < 1.3
+  # Whole scenes at once: coarse appearance and large structures, real (the spread) far below untrained.
+  assert {"coarse_fd", "coarse_kid", "coarse_c2st", "ms/water_log_areas_w1", "ms/spectrum_distance"} <= set(r["real"])
+  assert r["real"]["ms/patch_log_areas_w1"] < r["untrained"]["ms/patch_log_areas_w1"]
   for name in ("real", "model", "untrained"):
     for k, v in r[name].items():
       assert got[1][name][k] == pytest.approx(v, rel=1e-4, abs=1e-6), (name, k)
+  # 2 scenes per set: the 5-fold test and KID are undefined, not made up.
+  assert r["real"]["coarse_c2st"] is None and r["model"]["coarse_fd"] is None

@@ -1,0 +1,74 @@
+"""Large-structure statistics of whole scenes: zero against themselves, large when lakes become a carpet of blobs."""
+
+import numpy as np
+import pytest
+
+from genenv_jax.metrics import multiscale as ms
+from genenv_jax.scenes import get_world
+
+
+def _set(world, seeds, size=256):
+  w = get_world(world)
+  scenes = [w.region(s, 0, 0, size, size) for s in seeds]
+  return np.stack([s.labels for s in scenes]), np.stack([s.height for s in scenes]), w.class_names
+
+
+def test_drainage_and_spectrum_on_known_surfaces():
+  ramp = np.add.outer(np.arange(64.0), np.zeros(64))  # falls towards row 0: everything drains out
+  assert ms.drainage(ramp) == (1.0, pytest.approx(63 / 64))
+  yy, xx = np.mgrid[0:64, 0:64] - 31.5
+  bowl = yy**2 + xx**2  # every path ends in the pit at the centre (the rim pixels leave through the border)
+  share, _ = ms.drainage(bowl)
+  assert share < 0.1
+  # Brownian surfaces (spectrum ~ f^-2... here f^-beta) have the slope they were made with.
+  rng = np.random.default_rng(0)
+  f = np.hypot(np.fft.fftfreq(256)[:, None], np.fft.fftfreq(256)[None, :])
+  f[0, 0] = 1.0
+  field = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(256, 256))) * f ** (-1.5)))
+  fr, p = ms.radial_spectrum(field)
+  slope = np.polyfit(np.log10(fr[4:-4]), np.log10(p[4:-4]), 1)[0]
+  assert slope == pytest.approx(-3.0, abs=0.4)
+
+
+@pytest.mark.parametrize("world", ["terrain_regions", "city_regions"])
+def test_a_real_set_against_itself_is_zero_and_real_vs_real_is_small(world):
+  lab, h, names = _set(world, range(4))
+  real = ms.evaluate(lab, h, names)
+  same = ms.compare(real, real)
+  assert all(v == 0.0 for k, v in same.items() if "/" not in k), same
+  lab2, h2, _ = _set(world, range(100, 104))
+  other = ms.compare(real, ms.evaluate(lab2, h2, names))
+  assert other["spectrum_distance"] < 0.2 and other["patch_log_areas_w1"] < 0.15
+
+
+def test_lakes_shuffled_into_small_blobs_are_far_from_real():
+  lab, h, names = _set("terrain_regions", range(6))
+  water = names.index("water")
+  real = ms.evaluate(lab[:3], h[:3], names)
+  spread = ms.compare(real, ms.evaluate(lab[3:], h[3:], names))
+  blobs = lab[3:].copy()
+  rng = np.random.default_rng(0)
+  for i in range(len(blobs)):
+    n_water = int((blobs[i] == water).sum())
+    blobs[i][blobs[i] == water] = names.index("grass")
+    cells = rng.permutation(np.argwhere(np.ones((256 // 4, 256 // 4), bool)))[: max(1, n_water // 4)]
+    for y, x in cells:  # the same amount of water, as 2x2 ponds on a 4-px grid
+      blobs[i, 4 * y : 4 * y + 2, 4 * x : 4 * x + 2] = water
+  assert (blobs == water).sum() > 0.2 * (lab[3:] == water).sum()
+  carpet = ms.compare(real, ms.evaluate(blobs, h[3:], names))
+  for k in ("water_bodies_per_mpx", "largest_water_share", "water_log_areas_w1"):
+    assert carpet[k] > 5 * spread[k] + 1e-3, (k, carpet[k], spread[k])
+
+
+def test_coarse_scores_of_whole_scenes_against_real_regions():
+  from genenv_jax import large_eval
+
+  w = get_world("terrain_regions")
+  coarse = large_eval.coarse_reference(w, 6, 128, 128, None)
+  real = large_eval.real_regions(w, 6, 128, 128, 0)
+  r = large_eval.score_coarse(w, real, coarse, None)
+  assert r["coarse_c2st"] is not None and 0.0 <= r["coarse_c2st"] <= 1.0
+  flat = {k: v.copy() for k, v in real.items()}
+  flat["height"][:] = flat["height"].mean()  # no relief at all: its spectrum and drainage are nothing like real
+  f = large_eval.score_coarse(w, flat, coarse, None)
+  assert f["ms/spectrum_distance"] > 3 * r["ms/spectrum_distance"] + 1
