@@ -14,7 +14,9 @@ from absl import app, flags
 
 from genenv_jax import cli
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir (or give --model).")
+_MODEL = flags.DEFINE_string("model", None, "A shipped model (python -m genenv_jax.models) instead of a workdir.")
+_OUTPUT = flags.DEFINE_string("output", None, "With --model: the folder for its scores (default ./eval_<model>).")
 _NUM = flags.DEFINE_integer(
   "num_samples", None, "Scenes per set (default: the run's train.eval_samples, as in its training log)."
 )
@@ -52,13 +54,29 @@ def header(r: dict) -> str:
 def main(argv):
   del argv
   cli.start()
+  if bool(_WORKDIR.value) == bool(_MODEL.value):
+    print("error: give one source: --workdir=A_TRAIN_PY_WORKDIR or --model=A_SHIPPED_MODEL", file=sys.stderr)
+    return 1
   if _SCENE.value:
     return _large()
   from genenv_jax import evaluation  # here: --help stays fast (no JAX import)
 
   try:
+    shipped, out_dir = None, None
+    if _MODEL.value:
+      from genenv_jax import models
+
+      shipped = models.load(_MODEL.value)
+      out_dir = _OUTPUT.value or f"eval_{_MODEL.value}"
     r = evaluation.evaluate_workdir(
-      _WORKDIR.value, _NUM.value, _STEP.value, batch=_BATCH.value, feature_net=_FEATURES.value, render=_RENDER.value
+      _WORKDIR.value or f"model:{_MODEL.value}",
+      _NUM.value,
+      _STEP.value,
+      batch=_BATCH.value,
+      feature_net=_FEATURES.value,
+      render=_RENDER.value,
+      model=shipped,
+      out_dir=out_dir,
     )
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -6,6 +6,7 @@ r"""Synthesizes a scene dataset (or one large scene, or engine exports) from a t
   python sample.py --world=city --output=out/real_city --scene_size=1025x1025 --export=unity,gltf,tiled
   python sample.py --world=characters --output=out/sprites --num_samples=64 --export=sprites
   python sample.py --heightmap=my_dem.tif --output=out/dem --export=unity,godot,gltf
+  python sample.py --model=fm_dungeon --output=out/levels --num_samples=64   # a shipped pretrained model
 
 The dataset reads back with no TensorFlow:
   tfds.builder_from_directory('out/city_synth').as_data_source('train')
@@ -21,7 +22,8 @@ from absl import app, flags
 from genenv_jax import cli, exports
 from genenv_jax.limits import MAX_SCENE_PIXELS
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir (or give --world).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir (or give --model, --world or --heightmap).")
+_MODEL = flags.DEFINE_string("model", None, "A shipped pretrained model (python -m genenv_jax.models).")
 _RENDER = flags.DEFINE_enum(
   "render", "model", ["model", "world"], "Exports: the model's RGB, or the world's rendering of its labels and heights."
 )
@@ -64,6 +66,19 @@ _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in laten
 _FORCE = flags.DEFINE_bool("force", False, f"Large scenes: allow more than {MAX_SCENE_PIXELS:,} pixels.")
 
 
+def _load():
+  """The model: a shipped one (--model) or a workdir's checkpoint (--workdir, --step)."""
+  if _MODEL.value:
+    from genenv_jax import models
+
+    if _STEP.value is not None:
+      raise ValueError("--step: a shipped model has one set of weights; leave --step out")
+    return models.load(_MODEL.value)
+  from genenv_jax import trained
+
+  return trained.load(_WORKDIR.value, _STEP.value)
+
+
 def _export():
   """--export: engine-ready folders from a large scene (or a sprite sheet of --num_samples scenes)."""
   from genenv_jax import tiling, trained
@@ -71,10 +86,20 @@ def _export():
   out = os.path.abspath(os.path.expanduser(_OUTPUT.value))
   if _HEIGHTMAP.value:
     return _export_heightmap(out)
-  source = {"world": _WORLD.value} if _WORLD.value else {"workdir": os.path.abspath(_WORKDIR.value)}
+  if _WORLD.value:
+    source = {"world": _WORLD.value}
+  elif _MODEL.value:
+    from genenv_jax import models
+
+    source = {"model": _MODEL.value, "sha256": models.card(_MODEL.value)["sha256"]}
+  else:
+    source = {"workdir": os.path.abspath(_WORKDIR.value)}
   if _EXPORT.value.strip() == "sprites":
     settings = {**source, "format": "sprites", "num_samples": _NUM.value, "seed": _SEED.value}
-    return exports.export_sprites(out, _WORLD.value, _WORKDIR.value, _NUM.value, _SEED.value, _STEP.value, settings)
+    shipped = _load() if _MODEL.value else None
+    return exports.export_sprites(
+      out, _WORLD.value, _WORKDIR.value, _NUM.value, _SEED.value, _STEP.value, settings, model=shipped
+    )
   names = exports.parse(_EXPORT.value)
   if not _SCENE.value:
     raise ValueError(f"export={_EXPORT.value!r}: give the scene's size, e.g. --scene_size=1025x1025")
@@ -101,7 +126,7 @@ def _export():
     scene = exports.from_world(_WORLD.value, h, w, _SEED.value)
     exports.export(scene, out, names, settings)
     return
-  model = trained.with_sampler(trained.load(_WORKDIR.value, _STEP.value), _SOLVER.value, _STEPS.value)
+  model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value)
   exports.check_model(model, names, (h, w))
   spool = os.path.join(out, f".tmp-spool-{os.getpid()}")
   os.makedirs(spool)
@@ -136,9 +161,10 @@ def main(argv):
   del argv
   cli.start()
   try:
-    if sum(bool(v) for v in (_WORKDIR.value, _WORLD.value, _HEIGHTMAP.value)) != 1:
+    if sum(bool(v) for v in (_WORKDIR.value, _MODEL.value, _WORLD.value, _HEIGHTMAP.value)) != 1:
       raise ValueError(
-        "give one source: --workdir=A_TRAIN_PY_WORKDIR, --world=city|terrain|... or --heightmap=FILE (with --export)"
+        "give one source: --workdir=A_TRAIN_PY_WORKDIR, --model=A_SHIPPED_MODEL, --world=city|terrain|... or "
+        "--heightmap=FILE (with --export)"
       )
     if _HEIGHTMAP.value and (not _EXPORT.value or _EXPORT.value.strip() == "sprites"):
       raise ValueError("--heightmap is a source for --export=unity,unreal,godot,gltf,... only")
@@ -156,7 +182,7 @@ def main(argv):
       raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
     from genenv_jax import synthesis, tiling, trained  # here: --help stays fast (no JAX import)
 
-    model = trained.with_sampler(trained.load(_WORKDIR.value, _STEP.value), _SOLVER.value, _STEPS.value)
+    model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value)
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)

@@ -33,6 +33,8 @@ def evaluate_workdir(
   feature_net: str = "default",
   mesh=None,
   render: str = "model",
+  model=None,
+  out_dir: str | None = None,
 ) -> dict:
   """Scores a trained workdir beside its calibration, all on ``num_samples`` scenes per set.
 
@@ -64,7 +66,8 @@ def evaluate_workdir(
     raise ValueError(f"num_samples={num_samples!r}: must be at least 2 scenes per set")
   mesh = mesh or parallel.make_mesh(-1)
   n_dev = mesh.devices.size
-  model = trained.load(workdir, step)
+  # A shipped model (genenv_jax.models) comes loaded, with ``out_dir`` for its results (the package is not written).
+  model = trained.load(workdir, step) if model is None else model
   if batch is None:  # the training log's chunks: with its count, the same samples as its last evaluation
     batch = int(model.config.train.batch_size)
   if batch < 1 or batch % n_dev:
@@ -78,7 +81,7 @@ def evaluate_workdir(
       f"render='world': needs a built-in world with a renderer (city, terrain) and a model with 'labels' and "
       f"'height' channels; this model has {list(model.channels)} on {model.world.name if model.world else 'user data'}"
     )
-  wd = model.workdir
+  wd = model.workdir if out_dir is None else workdir_lib.Workdir(out_dir)
   wd.create()  # fail now, not after the scores are computed, if the results cannot be written
   cfg = model.config
   fnet = scorer.make_feature_net(feature_net, mesh)

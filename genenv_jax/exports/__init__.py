@@ -123,8 +123,8 @@ def check_model(trained, names: list[str], shape) -> None:
         raise ValueError(f"export={n!r}: needs the model's {need!r} channel; it has {list(chans)}")
 
 
-def export_sprites(output, world, workdir, n, seed, step, settings) -> list[str]:
-  """A sprite sheet of ``n`` scenes: real ones of ``world``, or samples of the model in ``workdir``."""
+def export_sprites(output, world, workdir, n, seed, step, settings, model=None) -> list[str]:
+  """A sprite sheet of ``n`` scenes: real ones of ``world``, or samples of the model in ``workdir`` (or ``model``)."""
   import numpy as np
 
   if n < 1 or n > 4096:
@@ -141,7 +141,7 @@ def export_sprites(output, world, workdir, n, seed, step, settings) -> list[str]
 
     from genenv_jax import trained as trained_lib
 
-    model = trained_lib.load(workdir, step)
+    model = trained_lib.load(workdir, step) if model is None else model
     if "labels" not in model.layout.channels:
       raise ValueError(f"export='sprites': needs the model's 'labels' channel; it has {list(model.layout.channels)}")
     x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n)

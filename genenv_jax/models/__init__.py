@@ -1,0 +1,168 @@
+"""Pretrained models shipped with the package: sample, export or score one without training.
+
+  python -m genenv_jax.models                      # one line per model, the name first
+  python sample.py --model=fm_dungeon --output=out/levels --num_samples=64
+  python sample.py --model=fm_dungeon --output=out/level_unity --scene_size=257x257 --export=unity,tiled
+
+Each model is two files in ``genenv_jax/models/weights/``: ``NAME.npz`` (the
+EMA parameters that sample, float32, one array per parameter path) and
+``NAME.json``, its card: the run's config and data layout, the command that
+trained it, the step, its results row (``results/*.json``: validity beside
+real and untrained, FD, KID, ...) and the sha256 of the weights file, checked
+on every load (a damaged file is refused by name). ``tools/ship_model.py``
+writes both from a trained workdir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+
+
+def _card_path(name: str) -> str:
+  return os.path.join(WEIGHTS_DIR, f"{name}.json")
+
+
+def names() -> list[str]:
+  """The shipped models, sorted."""
+  if not os.path.isdir(WEIGHTS_DIR):
+    return []
+  return sorted(f[: -len(".json")] for f in os.listdir(WEIGHTS_DIR) if f.endswith(".json"))
+
+
+def card(name: str) -> dict:
+  """A model's card; an unknown name is an error listing the shipped ones."""
+  if name not in names():
+    raise ValueError(f"model={name!r}: not a shipped model; shipped: {names()} (python -m genenv_jax.models)")
+  with open(_card_path(name)) as f:
+    return json.load(f)
+
+
+def _sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def _key(path) -> str:
+  return "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+
+
+def load(name: str):
+  """The shipped model ``name`` as a ``trained.Trained`` (what ``sample.py`` and ``eval.py`` take)."""
+  import jax
+  import ml_collections
+
+  from genenv_jax import families, parallel, trained
+  from genenv_jax import layout as layout_lib
+  from genenv_jax import workdir as workdir_lib
+  from genenv_jax.families import base
+  from genenv_jax.scenes import get_world
+
+  c = card(name)
+  weights = os.path.join(WEIGHTS_DIR, c["weights"])
+  if not os.path.isfile(weights):
+    raise ValueError(f"model={name!r}: its weights file {weights} is missing; reinstall the package")
+  got = _sha256(weights)
+  if got != c["sha256"]:
+    raise ValueError(
+      f"model={name!r}: {weights} is damaged (sha256 {got[:12]}..., its card says {c['sha256'][:12]}...); "
+      "reinstall the package"
+    )
+  config = ml_collections.ConfigDict(workdir_lib.with_legacy_defaults(c["config"]))
+  spec = dict(c["spec"])
+  spec["one_hot"] = tuple(spec["one_hot"])
+  spec = base.DataSpec(**{k: v for k, v in spec.items() if k in base.DataSpec._fields})
+  family = families.make(config, spec)
+  batch = {
+    "x": np.zeros((2, spec.image_size, spec.image_size, spec.channels), np.float32),
+    "label": np.zeros((2,), np.int32),
+  }
+  abstract = jax.eval_shape(family.init, jax.random.PRNGKey(0), batch).ema_params
+  with np.load(weights) as z:
+    stored = {k: z[k] for k in z.files}
+  flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
+  leaves = []
+  for path, leaf in flat:
+    k = _key(path)
+    if k not in stored or stored[k].shape != leaf.shape:
+      raise ValueError(f"model={name!r}: weights do not fit the card's network at {k!r}; reinstall the package")
+    leaves.append(stored[k].astype(leaf.dtype))
+  repl = parallel.replicated(parallel.local_mesh())
+  params = jax.device_put(jax.tree_util.tree_unflatten(treedef, leaves), repl)
+  world = get_world(config.data.world) if config.data.source == "world" else None
+  class_names = tuple(c.get("class_names", ()))
+  layout = layout_lib.Layout(
+    tuple(config.data.channels), class_names, world.palette if world else layout_lib.NO_PALETTE
+  )
+  wd = workdir_lib.Workdir(os.path.join(WEIGHTS_DIR, name))  # names the source; nothing is written there
+  return trained.Trained(
+    config, spec, family, params, int(c["step"]), world, wd, layout, None, tuple(c.get("scene_classes", ()))
+  )
+
+
+def ship(workdir: str, name: str, results_json: str | None, out_dir: str = WEIGHTS_DIR) -> dict:
+  """Writes ``NAME.npz`` (EMA parameters, float32) and ``NAME.json`` (the card) from a trained workdir."""
+  import jax
+
+  from genenv_jax import trained
+  from genenv_jax import workdir as workdir_lib
+
+  model = trained.load(workdir)
+  raw = workdir_lib.Workdir(workdir).read_raw()
+  flat, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(model.params))
+  arrays = {_key(p): np.asarray(v, np.float32) for p, v in flat}
+  os.makedirs(out_dir, exist_ok=True)
+  weights = os.path.join(out_dir, f"{name}.npz")
+  tmp = weights + ".tmp.npz"
+  np.savez_compressed(tmp, **arrays)
+  os.replace(tmp, weights)
+  row = None
+  if results_json:
+    with open(results_json) as f:
+      r = json.load(f)
+    keep = ("validity", "fd", "kid", "precision", "recall", "c2st/pixels", "stats_distance")
+    row = {
+      "file": f"results/{os.path.basename(results_json)}",
+      "command": r.get("command"),
+      **{col: {k: r[col][k] for k in keep if k in r[col]} for col in ("model", "real", "untrained")},
+    }
+  c = {
+    "name": name,
+    "weights": os.path.basename(weights),
+    "sha256": _sha256(weights),
+    "dtype": "float32",
+    "num_params": int(sum(a.size for a in arrays.values())),
+    "family": raw["config"]["family"],
+    "world": raw["config"]["data"].get("world") if raw["config"]["data"]["source"] == "world" else "user data",
+    "image_size": raw["config"]["data"]["image_size"],
+    "step": model.step,
+    "config": raw["config"],
+    "spec": raw["spec"],
+    "class_names": raw.get("class_names", []),
+    "scene_classes": raw.get("scene_classes", []),
+    "train_command": (row or {}).get("command"),
+    "results": row,
+  }
+  with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+    json.dump(c, f, indent=1, sort_keys=True)
+  return c
+
+
+def describe(name: str) -> str:
+  """One line: the name first, then what it draws and how it measured."""
+  c = card(name)
+  r = (c.get("results") or {}).get("model", {})
+  real = (c.get("results") or {}).get("real", {})
+  score = f"validity {r['validity']:.3f} (real {real.get('validity', float('nan')):.3f})" if "validity" in r else ""
+  size = os.path.getsize(os.path.join(WEIGHTS_DIR, c["weights"])) / 1e6
+  return f"{name}  {c['family']} on {c['world']}, {c['image_size']} px, {c['num_params']:,} params, {size:.1f} MB" + (
+    f", {score}" if score else ""
+  )
