@@ -37,20 +37,6 @@ def _fmt(v, spec):
   return "n/a" if v is None else format(v, spec)
 
 
-def header(r: dict) -> str:
-  """The first line of the table: how many scenes each set really holds (the real ones can hold fewer)."""
-  n = r["num_samples"]
-  real, ref = r.get("num_real", n), r.get("num_reference", n)
-  sets = f"{n} generated scenes (model, untrained), {real} real held-out" + (
-    f" (all the held-out split has: FDs against it are biased up at {real})" if real < n else ""
-  )
-  sets += f", {ref} reference" + (" (all the training split has)" if ref < n else "")
-  return (
-    f"step {r['checkpoint_step']}: {sets}; {r['num_devices']} devices "
-    "(FD depends on the count: compare FDs at equal counts; KID does not)"
-  )
-
-
 def main(argv):
   del argv
   cli.start()
@@ -81,7 +67,7 @@ def main(argv):
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(header(r))
+  print(evaluation.header(r))
   print(f"reference: {r['reference_set']}\nreal held-out: {r['real_set']}")
   print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")
   for k in r["model"]:

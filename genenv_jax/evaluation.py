@@ -267,3 +267,17 @@ def write_family_grids(model, test_source, samples: np.ndarray, out_dir: str, n:
   paths.append(os.path.join(out_dir, "samples_vs_real.png"))
   logs.save_grid(paths[-1], both, cols=n)
   return paths
+
+
+def header(r: dict) -> str:
+  """The first line of the table: how many scenes each set really holds (the real ones can hold fewer)."""
+  n = r["num_samples"]
+  real, ref = r.get("num_real", n), r.get("num_reference", n)
+  sets = f"{n} generated scenes (model, untrained), {real} real held-out" + (
+    f" (all the held-out split has: FDs against it are biased up at {real})" if real < n else ""
+  )
+  sets += f", {ref} reference" + (" (all the training split has)" if ref < n else "")
+  return (
+    f"step {r['checkpoint_step']}: {sets}; {r['num_devices']} devices "
+    "(FD depends on the count: compare FDs at equal counts; KID does not)"
+  )

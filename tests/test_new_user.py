@@ -108,11 +108,10 @@ def test_training_announces_compiling_before_it_starts(smoke_config, tmp_path, m
 
 def test_eval_header_says_how_many_real_scenes_there_are():
   """eval.py said '1000 scenes per set' while the real held-out set had 64."""
-  sys.path.insert(0, ROOT)
-  import eval as eval_py
+  from genenv_jax import evaluation  # eval.py prints evaluation.header (importing eval.py would define its flags)
 
   r = {"num_samples": 1000, "num_real": 64, "num_reference": 256, "checkpoint_step": 6, "num_devices": 1}
-  line = eval_py.header(r)
+  line = evaluation.header(r)
   assert "1000 generated scenes (model, untrained), 64 real held-out (all the held-out split has" in line
   assert "256 reference (all the training split has)" in line
   assert "1000 scenes per set" not in line
