@@ -1,4 +1,4 @@
-r"""Convolution reformulations tried for the CPU steps, and dropped: the README's numbers for them.
+r"""Convolution reformulations tried for the CPU steps, and dropped: the numbers in docs/benchmarks.md.
 
   python benchmarks/conv_variants.py --layers            # single layers, one process (~1 min)
   python benchmarks/conv_variants.py --steps [--rounds=2]  # whole :cpu steps, one process per variant
@@ -24,7 +24,7 @@ flow_terrain (``:cpu``), each variant in its own process, interleaved over
 
 The first is the flow's opt-in ``flow.conv1x1_as_dot`` (``blocks.conv_or_dot``,
 applied there to the couplings' 1x1 layers); the per-tap weight gradient is
-not in the library: the README says why.
+not in the library: docs/benchmarks.md says why.
 """
 
 import argparse

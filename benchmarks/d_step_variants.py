@@ -1,4 +1,4 @@
-r"""The gan_city ``:cpu`` discriminator update, timed in the variants the README's speed section reports.
+r"""The gan_city ``:cpu`` discriminator update, timed in the variants docs/benchmarks.md reports.
 
   python benchmarks/d_step_variants.py [--rounds=3] [--flags]
 
@@ -13,7 +13,7 @@ that holds most of its convolutions), interleaved over rounds, median ms:
 * ``bfloat16``: the discriminator computing in bfloat16 (``train.precision``).
 
 ``--flags`` also runs the one-op variant in subprocesses under each XLA:CPU
-flag the README lists, beside a subprocess with no flag.
+flag docs/benchmarks.md lists, beside a subprocess with no flag.
 """
 
 import argparse

@@ -24,7 +24,7 @@ untrained): FD 45.01 (0.21 / 141.18); KID 1.784
 (0.003 / 6.147); precision 0.652 (0.905); recall
 0.213 (0.916). Samples at T=0.7 are mostly sharp (86% "clean").
 All numbers: ``python tools/reproduce.py configs/flow_terrain.py:cpu`` writes
-``results/flow_terrain_cpu.json`` (the README's results table).
+``results/flow_terrain_cpu.json`` (the results table, docs/results.md).
 """
 
 import ml_collections
@@ -45,7 +45,7 @@ def get_config(arg=None):
   c.flow.ema_decay = 0.999
   c.flow.sample_temperature = 0.7  # samples for evaluation and grids (Glow's choice)
   # The couplings' 1x1 hidden layer as a matrix product (the same parameters): ~15% faster steps on
-  # XLA:CPU (README "What made it faster"); equal up to float rounding, so off in the shipped config,
+  # XLA:CPU (docs/benchmarks.md, "What made it faster"); equal up to float rounding, so off in the shipped config,
   # whose committed results reproduce bit for bit with it off.
   c.flow.conv1x1_as_dot = False
   c.optim = config_utils.optim_config(lr=1e-3, b1=0.9, b2=0.999, warmup_steps=500, clip_norm=50.0)

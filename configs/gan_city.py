@@ -32,7 +32,7 @@ to the feature network (86% "quantize"). With ICNR-initialised pixel-shuffle
 upsamplings (this round); the round-1 initialisation reached validity 0.149
 and FD 34.01 at the same budget, ``--config.model.upsample=bilinear`` 0.154
 and 35.93 (one run each: the GAN still improves fast at step 3000, and one
-run per setting does not separate them; the README's "8-px stripe" section
+run per setting does not separate them; "The 8-px stripe" in docs/large-scenes.md
 compares them on large scenes).
 Large scenes (``eval.py --scene_size=256x256 --num_samples=16``): 53% of
 their 32-px crops pass the region rules of ``city_regions`` (its own samples:
@@ -46,7 +46,7 @@ KID 1.788; precision 0.077, recall 0.049), and its tiled 256x256 scenes pass
 them whole 16 of 16 times (crops 62.1%, seam 0.993, real 0.986); at
 1024x1024 4 of 4 (crops 64.5%, seam 0.998, real 0.998).
 All numbers: ``python tools/reproduce.py configs/gan_city.py:cpu`` writes
-``results/gan_city_cpu.json`` (the README's results table). The full variant has not been run here (no
+``results/gan_city_cpu.json`` (the results table, docs/results.md). The full variant has not been run here (no
 accelerator was available to this project's sessions yet).
 """
 
@@ -74,11 +74,11 @@ def get_config(arg=None):
   # 'shuffle': pixel shuffle (conv to 4x channels, depth-to-space), its four sub-pixel
   # kernels started equal ('icnr'; 'lecun' is round 1's). 'bilinear': bilinear 2x then a
   # 3x3 conv, one kernel for every output pixel: no 8-px stripe in large scenes, but at the
-  # :cpu budget its tiled canvases pass the city rules less often (README, "8-px stripe").
+  # :cpu budget its tiled canvases pass the city rules less often (docs/large-scenes.md, "The 8-px stripe").
   c.model.upsample = "shuffle"
   c.model.upsample_init = "icnr"
   # Each network's convolutions run on this many interleaved slices of the batch: independent ops that
-  # XLA:CPU runs concurrently on its worker threads (the README's "Where the step's time goes"). 1 on
+  # XLA:CPU runs concurrently on its worker threads (docs/benchmarks.md, "Where the step's time goes"). 1 on
   # accelerators, where one convolution fills the device.
   c.model.chunks = 1
 

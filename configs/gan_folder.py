@@ -25,7 +25,7 @@ folder of 6000 forest PNGs in three class subfolders written by
 ``tools/make_image_folder.py`` (so it runs offline), against the 594
 held-out images: FD 18.86 (real 0.09 / untrained 92.57), precision 0.625,
 recall 0.000, C2ST pixels 1.00 (real 0.48). The GAN collapsed to a few
-scenes per class at this budget (README, "Train on your own images");
+scenes per class at this budget (docs/own-data.md);
 ``results/gan_folder_forest_cpu.json`` has every number and its command.
 """
 

@@ -20,7 +20,7 @@ untrained): FD 39.09 (0.14 / 116.29); KID 1.884
 With gan_city's ICNR-initialised upsamplings (this round; round 1: validity
 0.708, FD 40.48, one run each).
 All numbers: ``python tools/reproduce.py configs/gan_forest.py:cpu`` writes
-``results/gan_forest_cpu.json`` (the README's results table).
+``results/gan_forest_cpu.json`` (the results table, docs/results.md).
 """
 
 from configs import gan_city

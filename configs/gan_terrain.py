@@ -33,9 +33,9 @@ look of terrain is learned before its physics: biomes do not yet follow
 height (KID fell from 4.15 to 0.97 between steps 2000 and 3000, so the run
 is far from converged). Large scenes (``eval.py --scene_size=256x256
 --num_samples=16``): crop FD 12.46 (real 1.55), crop validity 0.5%; the
-README's "Worlds without edges" has the table and a 1024x1024 picture.
+docs/large-scenes.md has the table and a 1024x1024 picture.
 All numbers: ``python tools/reproduce.py configs/gan_terrain.py:cpu`` writes
-``results/gan_terrain_cpu.json`` (the README's results table).
+``results/gan_terrain_cpu.json`` (the results table, docs/results.md).
 """
 
 from configs import gan_city

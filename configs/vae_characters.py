@@ -17,7 +17,7 @@ untrained): FD 65.52 (0.05 / 169.26); KID 3.378
 (-0.001 / 10.135); precision 0.000 (0.900); recall
 0.000 (0.917). Prior samples are blurred (100% "blur").
 All numbers: ``python tools/reproduce.py configs/vae_characters.py:cpu`` writes
-``results/vae_characters_cpu.json`` (the README's results table).
+``results/vae_characters_cpu.json`` (the results table, docs/results.md).
 
 With the learned prior (``--config.vae.prior=flow_matching``: a U-Net velocity
 field over the 4x4x16 latent grid trained alongside on posterior samples,

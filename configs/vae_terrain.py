@@ -25,7 +25,7 @@ untrained): FD 105.84 (0.21 / 108.10); KID 5.441
 (0.003 / 5.127); precision 0.000 (0.905); recall
 0.000 (0.916); C2ST pixels 1.00 (real 0.50). Prior samples are blurred (100% "blur" to the feature network).
 All numbers: ``python tools/reproduce.py configs/vae_terrain.py:cpu`` writes
-``results/vae_terrain_cpu.json`` (the README's results table).
+``results/vae_terrain_cpu.json`` (the results table, docs/results.md).
 """
 
 import ml_collections
@@ -53,7 +53,7 @@ def get_config(arg=None):
   c.vae.prior_widths = (64, 128)  # prior U-Net features per latent resolution (2x pooling between)
   c.vae.prior_steps = 16
   # The ELBO's encoder and decoder run on this many interleaved slices of the batch: independent ops
-  # that XLA:CPU runs concurrently on its worker threads (README "Where the step's time goes"); 1 on
+  # that XLA:CPU runs concurrently on its worker threads (docs/benchmarks.md, "Where the step's time goes"); 1 on
   # accelerators.
   c.vae.chunks = 1
   c.optim = config_utils.optim_config(lr=5e-4, b1=0.9, b2=0.999, warmup_steps=500, clip_norm=100.0)

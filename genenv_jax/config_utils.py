@@ -183,7 +183,7 @@ def train_config(batch_size: int, num_steps: int, every: int, eval_samples: int)
   # bfloat16, parameters, optimiser state, losses and R1 in float32.
   t.precision = "float32"
   # 'xla': XLA:CPU's default convolution kernels (YNNPACK, one thread each). 'eigen': Eigen's
-  # multi-threaded convolutions for the train step, 13-31% faster steps on a 2-core CPU (README
+  # multi-threaded convolutions for the train step, 13-31% faster steps on a 2-core CPU (docs/benchmarks.md,
   # "What made it faster"); equal up to float rounding. 'auto' (default): 'eigen' for a new run on a
   # CPU, and on resume what the run recorded (runs from before this default: 'xla'); run.json records
   # the resolved choice. Accelerators ignore it.

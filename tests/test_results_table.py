@@ -1,4 +1,4 @@
-"""The README's results table is generated from results/*.json, one per config, each with its command."""
+"""The results table (docs/results.md) is generated from results/*.json, one per config, each with its command."""
 
 import glob
 import importlib.util
@@ -15,9 +15,9 @@ def _tool(name):
   return mod
 
 
-def test_readme_table_is_what_the_script_writes():
+def test_results_page_table_is_what_the_script_writes():
   table = _tool("results_table")
-  with open(os.path.join(ROOT, "README.md")) as f:
+  with open(os.path.join(ROOT, table.PAGE)) as f:
     readme = f.read()
   assert table.render(readme, os.path.join(ROOT, "results")) == readme, "run: python tools/results_table.py"
 
@@ -86,3 +86,15 @@ def test_results_hold_no_absolute_paths():
     absolute = [s for s in _strings(r) if os.path.isabs(s)]
     assert not absolute, f"{os.path.basename(p)}: {absolute}"
     assert os.path.isfile(os.path.join(ROOT, r["feature_net"]["path"]))
+
+
+def test_readme_is_a_landing_page_whose_links_resolve():
+  """README: what it is, a picture, the two commands, a shipped model, links; the guides live in docs/."""
+  import re
+
+  with open(os.path.join(ROOT, "README.md")) as f:
+    readme = f.read()
+  assert len(readme.splitlines()) <= 250
+  assert "pip install -r requirements.txt" in readme and "python -m pytest -q" in readme
+  targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+  assert targets and all(os.path.exists(os.path.join(ROOT, t)) for t in targets), targets

@@ -3,7 +3,7 @@ r"""Prints how FD, KID and precision/recall move under known degradations of rea
   python tools/feature_sanity.py --world=city --n=1000
 
 Reference: train-split seeds; compared sets: test-split seeds, as they are and
-degraded. The README's degradation table is this script's output.
+degraded. The degradation table of docs/results.md is this script's output.
 """
 
 import os

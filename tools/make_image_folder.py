@@ -3,8 +3,8 @@ r"""Writes a built-in world's RGB scenes as a folder of PNG files, one subfolder
   python tools/make_image_folder.py --world=forest --num_images=3000 --image_size=64 --output=~/forest_pngs
 
 The folder has the layout ``data.source='folder'`` reads (``configs/gan_folder.py``):
-``OUTPUT/<class>/<world>_<seed>.png``. It is how the README's "Train on your
-own images" example runs offline; any folder of your own images works the same.
+``OUTPUT/<class>/<world>_<seed>.png``. It is how the own-images guide's
+(docs/own-data.md) example runs offline; any folder of your own images works the same.
 """
 
 import os

@@ -1,4 +1,4 @@
-r"""A large generated scene beside a real region of the same size (README picture).
+r"""A large generated scene beside a real region of the same size (the pictures of docs/large-scenes.md).
 
   python tools/region_picture.py --workdir=runs/gan_city_cpu --size=1024 --output=docs/city_1024_model_vs_real.png
 

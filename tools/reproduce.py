@@ -1,4 +1,4 @@
-r"""One command per README results row: train a config, evaluate it, store the JSON.
+r"""One command per results row (docs/results.md): train a config, evaluate it, store the JSON.
 
   python tools/reproduce.py configs/gan_city.py:cpu
   python tools/reproduce.py configs/gan_folder.py:cpu --override=data.path=~/my_images --name=my_images
@@ -10,7 +10,7 @@ r"""One command per README results row: train a config, evaluate it, store the J
 runs ``train.py`` (resuming if the workdir already holds the run), then
 ``eval.py``, and copies the evaluation to ``results/<config>_<variant>.json``
 with the commands that made it. ``python tools/results_table.py`` then
-rewrites the README's results table from ``results/``.
+rewrites the results table of ``docs/results.md`` from ``results/``.
 """
 
 import hashlib

@@ -1,7 +1,7 @@
-r"""Writes the README's results table from ``results/*.json`` (never edit that table by hand).
+r"""Writes the results table of ``docs/results.md`` from ``results/*.json`` (never edit that table by hand).
 
-  python tools/results_table.py          # rewrite the table in README.md
-  python tools/results_table.py --check  # exit 1 if README.md's table is stale
+  python tools/results_table.py          # rewrite the table in docs/results.md
+  python tools/results_table.py --check  # exit 1 if docs/results.md's table is stale
 
 Each JSON is written by ``python tools/reproduce.py CONFIG``; its command is in the table.
 """
@@ -16,6 +16,7 @@ sys.path.insert(0, ROOT)  # run as a script from anywhere
 
 from genenv_jax import families  # noqa: E402
 
+PAGE = "docs/results.md"  # the page that holds the table
 BEGIN, END = "<!-- results:begin (tools/results_table.py) -->", "<!-- results:end -->"
 
 
@@ -91,20 +92,20 @@ def table(results_dir: str) -> str:
 
 def render(readme: str, results_dir: str) -> str:
   if BEGIN not in readme or END not in readme:
-    raise ValueError(f"README has no {BEGIN!r} ... {END!r} markers")
+    raise ValueError(f"{PAGE} has no {BEGIN!r} ... {END!r} markers")
   head, rest = readme.split(BEGIN, 1)
   _, tail = rest.split(END, 1)
   return f"{head}{BEGIN}\n{table(results_dir)}\n{END}{tail}"
 
 
 def main(argv):
-  readme_path = os.path.join(ROOT, "README.md")
+  readme_path = os.path.join(ROOT, PAGE)
   with open(readme_path) as f:
     readme = f.read()
   new = render(readme, os.path.join(ROOT, "results"))
   if "--check" in argv:
     if new != readme:
-      print("README.md's results table is stale: run python tools/results_table.py", file=sys.stderr)
+      print(f"{PAGE}'s results table is stale: run python tools/results_table.py", file=sys.stderr)
       return 1
     return 0
   with open(readme_path, "w") as f:
