@@ -84,11 +84,20 @@ def _large():
 
   try:
     h, w = tiling.parse_size(_SCENE.value)
-    r = large_eval.evaluate(_WORKDIR.value, h, w, _NUM.value or 8, _FEATURES.value, _STEP.value)
+    shipped = None
+    if _MODEL.value:
+      from genenv_jax import models
+
+      shipped = models.load(_MODEL.value)
+    r = large_eval.evaluate(
+      _WORKDIR.value or f"model:{_MODEL.value}", h, w, _NUM.value or 8, _FEATURES.value, _STEP.value, model=shipped
+    )
+    dest = workdir.Workdir(_WORKDIR.value or _OUTPUT.value or f"eval_{_MODEL.value}")
+    dest.create()
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  out = workdir.Workdir(_WORKDIR.value).large_eval_results(h, w)
+  out = dest.large_eval_results(h, w)
   workdir.write_json(out, r)
   print(f"step {r['checkpoint_step']}: {r['num_scenes']} scenes of {h}x{w} per set, {r['crop']}-px crops; wrote {out}")
   print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")

@@ -159,13 +159,16 @@ def model_regions(model, n: int, h: int, w: int, params=None, desc: str = "scene
   return model.layout.decode(x)
 
 
-def evaluate(workdir: str, height: int, width: int, n: int, feature_net: str = "default", step=None, mesh=None) -> dict:
+def evaluate(
+  workdir: str, height: int, width: int, n: int, feature_net: str = "default", step=None, mesh=None, model=None
+) -> dict:
   """Scores n generated h x w scenes, n real regions and n untrained-model scenes (see the module doc)."""
   from genenv_jax.metrics import scorer
 
-  model = trained.load(workdir, step)
+  model = trained.load(workdir, step) if model is None else model  # or a shipped model, loaded
   if model.world is None:
     raise ValueError(f"workdir={workdir!r}: trained on user data; large-scene scores need a built-in world")
+  tiling.check_places(model)
   # Judged by the unbounded version of the world where there is one: its rules hold
   # for a region of any size and its regions are the real large scenes.
   world = judge_world(model.world)

@@ -77,10 +77,21 @@ def render_region(trained, seed: int, u0: int, v0: int, gh: int, gw: int, temper
   return np.asarray(x[m * px : (m + gh) * px, m * px : (m + gw) * px])
 
 
+def check_places(trained) -> None:
+  """Refuses large scenes of a sprite world: tiling one item per frame gives smeared stripes, not a place."""
+  world = trained.world
+  if world is not None and getattr(world, "sprites", False):
+    raise ValueError(
+      f"world {world.name!r} draws one sprite per frame: a large scene of it is not a place (its canvas smears "
+      "items into stripes); sample sprites with --num_samples, or --export=sprites"
+    )
+
+
 def iter_strips(
   trained, height: int, width: int, seed: int, tile_cells: int, temperature: float, cond: int, progress: bool = False
 ):
   """Yields [rows, width, C] float strips of the scene, top to bottom."""
+  check_places(trained)
   if trained.family.tiling is None and trained.family.canvas is not None:
     scene = canvas.render_scene(trained, height, width, seed, temperature, cond)
     for r in range(0, height, 256):
@@ -127,6 +138,7 @@ def write_large_scene(
   """
   from genenv_jax.synthesis import provenance
 
+  check_places(trained)
   if tile_cells < 1:
     raise ValueError(f"tile_cells={tile_cells}: must be >= 1")
   temperature = provenance.check_temperature(trained.family.sample_temperature if temperature is None else temperature)

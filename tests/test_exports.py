@@ -322,6 +322,13 @@ def test_sample_py_exports_region_worlds(world, tmp_path):
   )  # fmt: skip
   assert r.returncode == 0, r.stderr
   assert {p.name for p in out.iterdir()} >= {"unity", "tiled", "gltf", "export.json"}
+  # The RAW holds the world's own heights (seed 0), in the sidecar's metres, bottom row first.
+  scene = exports.from_world(world, 33, 33, 0)
+  side = json.load(open(out / "unity" / "unity.json"))
+  raw = np.fromfile(out / "unity" / "terrain.raw", "<u2").reshape(33, 33)
+  got = np.flipud(raw) * side["height_step_m"] + side["min_height_m"]
+  assert np.abs(got - scene.height_m()).max() <= side["height_step_m"]
+  assert side["metres_per_pixel"] == scene.metres_per_pixel
 
 
 def test_every_terrain_tile_has_an_obj_with_its_own_texture(tmp_path):

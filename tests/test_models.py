@@ -72,3 +72,15 @@ def test_sample_py_writes_a_dataset_and_an_export_from_a_shipped_model(tmp_path)
   assert r.returncode == 0, r.stderr
   assert os.path.getsize(exp / "unity" / "terrain.raw") == 33 * 33 * 2
   assert json.load(open(exp / "export.json"))["model"] == "fm_dungeon"
+
+
+def test_large_scenes_of_a_sprite_world_are_refused(tmp_path):
+  """A 96x96 canvas of the props model was smeared stripes, not a place: refused by name instead."""
+  from genenv_jax import exports, tiling
+
+  model = models.load("fm_props")
+  with pytest.raises(ValueError, match=r"world 'props' draws one sprite per frame"):
+    tiling.write_large_scene(model, str(tmp_path / "big"), 96, 96)
+  with pytest.raises(ValueError, match=r"world 'props' draws one sprite per frame"):
+    exports.check_model(model, ["tiled"], (33, 33))
+  assert not (tmp_path / "big").exists()

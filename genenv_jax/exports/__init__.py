@@ -108,6 +108,9 @@ def check_sizes(shape, names: list[str]) -> None:
 
 def check_model(trained, names: list[str], shape) -> None:
   """The same refusals as ``check``, from a model's layout, before its scene is rendered."""
+  from genenv_jax import tiling
+
+  tiling.check_places(trained)
   check_sizes(shape, names)
   chans = trained.layout.channels
   world = trained.world.name if trained.world is not None else ""

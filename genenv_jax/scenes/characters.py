@@ -61,6 +61,7 @@ class CharactersWorld:
   )
   min_size = 16
   ground = None  # sprites
+  sprites = True  # one item per frame: a scene larger than the frame is not a place (no --scene_size)
 
   def generate(self, seed: int, size: int) -> base.Scene:
     return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)

@@ -99,6 +99,7 @@ class PropsWorld:
   )
   min_size = 32
   ground = None  # a sprite: no heightmap
+  sprites = True  # one item per frame: a scene larger than the frame is not a place (no --scene_size)
 
   def generate(self, seed: int, size: int) -> base.Scene:
     return base.rejection_sample(self, self._draw, _WORLD_ID, seed, size)

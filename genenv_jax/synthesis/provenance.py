@@ -106,11 +106,8 @@ def params_fingerprint(params) -> str:
 
 
 def file_sha256(path: str) -> str:
-  h = hashlib.sha256()
   with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def record(trained, settings: Settings, shards: list[dict]) -> dict:
