@@ -87,8 +87,8 @@ def check(family, config, window: int | None) -> int:
   return window
 
 
-def make_renderer(family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None):
-  """Jitted (params, noise [H', W', C], label) -> [H', W', C] model tensor; and its ``Plan``."""
+def make_velocity(family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None):
+  """(params, x [H', W', C], t, label) -> the canvas-wide velocity; and its ``Plan`` (H' x W' is the plan's size)."""
   window = check(family, config, window)
   cv = family.canvas
   mesh = mesh or parallel.local_mesh()
@@ -121,12 +121,54 @@ def make_renderer(family, config, height: int, width: int, window=None, chunk: i
 
     return jax.lax.fori_loop(0, padded, add, jnp.zeros_like(x)) / wsum
 
+  return canvas_velocity, pl
+
+
+def make_renderer(family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None):
+  """Jitted (params, noise [H', W', C], label) -> [H', W', C] model tensor; and its ``Plan``."""
+  cv = family.canvas
+  mesh = mesh or parallel.local_mesh()
+  canvas_velocity, pl = make_velocity(family, config, height, width, window, chunk, mesh)
+
   def render(params, noise, label):
     v = lambda x, t: canvas_velocity(params, x[0], t[0], label)[None]  # noqa: E731
     return cv.finalize(fm.solve(v, noise[None], cv.solver, cv.steps))[0]
 
   repl = NamedSharding(mesh, P())
   return jax.jit(render, in_shardings=(repl, repl, None), out_shardings=repl), pl
+
+
+def make_inpainter(family, config, height: int, width: int, steps: int = 32, window=None, chunk: int = 16, mesh=None):
+  """Jitted (params, noise, known, keep, label) -> [H', W', C]: the canvas ODE with ``known`` held where ``keep``.
+
+  Inpainting by replacement (the RePaint idea on the straight path): after
+  every midpoint step to time t, each kept value is set to where the path of
+  its known value is at t, ``(1 - t) * noise + t * known``; the free values
+  follow the velocity of a canvas whose kept part looks like the known one at
+  every time, so they join it. ``keep`` is per value ([H', W', C] in {0, 1}):
+  holding only a pixel's label channels paints its class and lets the model
+  draw its colour and height. At t = 1 every kept value is exactly its known
+  value (nothing outside the mask changes).
+  """
+  cv = family.canvas
+  mesh = mesh or parallel.local_mesh()
+  canvas_velocity, pl = make_velocity(family, config, height, width, window, chunk, mesh)
+  ts = jnp.linspace(0.0, 1.0, steps + 1)
+
+  def render(params, noise, known, keep, label):
+    def step(x, i):
+      t0, t1 = ts[i], ts[i + 1]
+      dt = t1 - t0
+      mid = x + 0.5 * dt * canvas_velocity(params, x, t0, label)
+      x = x + dt * canvas_velocity(params, mid, t0 + 0.5 * dt, label)
+      x = keep * ((1.0 - t1) * noise + t1 * known) + (1.0 - keep) * x
+      return x, None
+
+    x, _ = jax.lax.scan(step, noise, jnp.arange(steps))
+    return cv.finalize(x[None])[0]
+
+  repl = NamedSharding(mesh, P())
+  return jax.jit(render, in_shardings=(repl, repl, repl, repl, None), out_shardings=repl), pl
 
 
 def render_scene(trained, height, width, seed=0, temperature=1.0, cond=-1, window=None, mesh=None) -> np.ndarray:

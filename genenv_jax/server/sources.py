@@ -1,0 +1,452 @@
+"""What the world server draws from: a built-in world (real scenes) or a trained model, as pure regions.
+
+Every source answers ``region(seed, y0, x0, h, w)`` with the layers of that
+window of its unbounded world, a pure function of (source, seed,
+coordinates): two overlapping requests agree on their overlap pixel for
+pixel. Edits are applied on top by ``genenv_jax.server.edits``.
+
+- A **world** draws ``world.region`` (its regions are defined that way).
+  Its edits are procedural: painted classes are set, erased pixels take the
+  class and height of the nearest unedited pixel, and the world's own
+  renderer redraws the colour of the edited pixels from their labels and
+  heights (worlds that render from labels: city_regions, terrain_regions).
+- A **GAN** renders fixed 256-px chunks of its latent-field tiling (the same
+  pixels ``sample.py --scene_size`` writes at those coordinates); chunks of
+  concurrent requests share one device call. It cannot inpaint (not editable).
+- **Flow matching** renders fixed 256-px chunks of its canvas ODE, each drawn
+  with a one-window margin from noise keyed to global coordinates, and
+  cross-fades neighbouring chunks over that margin (linear weights that sum
+  to 1). This keeps any region a pure function of coordinates, which one
+  canvas ODE over the requested window would not be (its solution depends on
+  the window's extent); the price is that the server's pixels are not those
+  of ``sample.py --scene_size``'s single canvas. Edits inpaint with the
+  canvas ODE (``canvas.make_inpainter``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+
+import numpy as np
+from scipy import ndimage
+
+CHUNK = 256
+
+
+class Layers(NamedTuple):
+  """One window: rgb [h, w, 3] uint8; labels [h, w] uint8 or None; height [h, w] float32 in [0, 1] or None."""
+
+  rgb: np.ndarray
+  labels: np.ndarray | None
+  height: np.ndarray | None
+
+  def crop(self, ys: slice, xs: slice) -> Layers:
+    return Layers(*(None if a is None else a[ys, xs] for a in self))
+
+
+def paste(dst: Layers, src: Layers, y: int, x: int) -> None:
+  """Writes ``src`` into ``dst`` at (y, x) (in place)."""
+  h, w = src.rgb.shape[:2]
+  for d, s in zip(dst, src):
+    if d is not None and s is not None:
+      d[y : y + h, x : x + w] = s
+
+
+class _LRU:
+  def __init__(self, size: int):
+    self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+  def get(self, key):
+    with self.lock:
+      v = self.items.get(key)
+      if v is not None:
+        self.items.move_to_end(key)
+      return v
+
+  def put(self, key, value):
+    with self.lock:
+      self.items[key] = value
+      self.items.move_to_end(key)
+      while len(self.items) > self.size:
+        self.items.popitem(last=False)
+
+
+@dataclasses.dataclass
+class Source:
+  """Common description; subclasses draw."""
+
+  name: str  # what draws: 'world city_regions' or 'model W step N'
+  world: str  # the world's name ('' for user data)
+  family: str  # 'world', or the model's family
+  class_names: tuple[str, ...]
+  palette: np.ndarray
+  layers: tuple[str, ...]  # of 'rgb', 'labels', 'height'
+  metres_per_pixel: float
+  height_range_m: float
+  editable: bool
+  unbounded: bool  # has regions (sprite worlds only have samples)
+  max_region_pixels: int
+  max_zoom: int
+  scene_classes: tuple[str, ...] = ()
+
+  def info(self) -> dict:
+    return {
+      "source": self.name,
+      "world": self.world,
+      "family": self.family,
+      "layers": list(self.layers),
+      "class_names": list(self.class_names),
+      "palette": [[int(c) for c in p] for p in np.asarray(self.palette)[: len(self.class_names)]],
+      "metres_per_pixel": self.metres_per_pixel,
+      "height_range_m": self.height_range_m,
+      "base_elevation_m": 0.0,
+      "editable": self.editable,
+      "unbounded": self.unbounded,
+      "scene_classes": list(self.scene_classes),
+      "limits": {
+        "max_region_pixels": self.max_region_pixels,
+        "max_edit_pixels": 512 * 512,
+        "tile_px": 256,
+        "max_zoom": self.max_zoom,
+        "max_abs_coordinate": 2**30,
+      },
+    }
+
+  # Subclasses: region_batch (many windows, one call where they can share), inpaint, sample.
+  def region_batch(self, seed: int, windows: list[tuple[int, int, int, int]]) -> list[Layers]:
+    raise NotImplementedError
+
+  def region(self, seed: int, y0: int, x0: int, h: int, w: int) -> Layers:
+    return self.region_batch(seed, [(y0, x0, h, w)])[0]
+
+  def inpaint(self, seed: int, y0: int, x0: int, context: Layers, margin: int, mask, painted) -> Layers:
+    raise NotImplementedError
+
+  def sample(self, seed: int, index: int, cond: str) -> np.ndarray:
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- worlds
+
+
+class WorldSource(Source):
+  """Real scenes of a built-in world."""
+
+  def __init__(self, world_name: str):
+    from genenv_jax.scenes import get_world
+
+    w = get_world(world_name)
+    self.w = w
+    g = getattr(w, "ground", None)
+    unbounded = hasattr(w, "region") and not getattr(w, "sprites", False)
+    renders = unbounded and _renders_at(w)
+    super().__init__(
+      name=f"world {world_name} v{w.version}",
+      world=world_name,
+      family="world",
+      class_names=tuple(w.class_names),
+      palette=np.asarray(w.palette),
+      layers=("rgb", "labels", "height"),
+      metres_per_pixel=g.metres_per_pixel if g else 1.0,
+      height_range_m=g.height_range_m if g else 1.0,
+      editable=renders,
+      unbounded=unbounded,
+      max_region_pixels=2048 * 2048,
+      max_zoom=3,
+      scene_classes=tuple(getattr(w, "scene_class_names", ())),
+    )
+    self._cache = _LRU(64)
+
+  def region_batch(self, seed, windows):
+    out = []
+    for y0, x0, h, w in windows:
+      key = (seed, y0, x0, h, w)
+      got = self._cache.get(key)
+      if got is None:
+        got = self._draw(seed, y0, x0, h, w)
+        self._cache.put(key, got)
+      out.append(got)
+    return out
+
+  def _draw(self, seed, y0, x0, h, w) -> Layers:
+    # Worlds want sizes >= min_size in multiples of region_multiple: draw the enclosing window and crop
+    # (their regions agree on overlaps, so this is the same pixels).
+    m = int(getattr(self.w, "region_multiple", 1))
+    lo = int(getattr(self.w, "min_size", 16))
+    hh = max(lo, -(-h // m) * m)
+    ww = max(lo, -(-w // m) * m)
+    sc = self.w.region(int(seed), int(y0), int(x0), hh, ww)
+    return Layers(sc.rgb[:h, :w], sc.labels[:h, :w], sc.height[:h, :w].astype(np.float32))
+
+  def inpaint(self, seed, y0, x0, context: Layers, margin: int, mask, painted) -> Layers:
+    """Procedural edit of the window at (y0, x0) inside ``context`` (``margin`` px around it)."""
+    m = margin
+    h, w = mask.shape
+    full = np.zeros(context.labels.shape, bool)
+    full[m : m + h, m : m + w] = mask
+    labels = context.labels.copy()
+    height = context.height.copy()
+    # Erased pixels: class and height of the nearest unedited pixel.
+    _, (iy, ix) = ndimage.distance_transform_edt(full, return_indices=True)
+    labels[full] = context.labels[iy[full], ix[full]]
+    height[full] = context.height[iy[full], ix[full]]
+    if painted is not None:
+      pfull = np.full(full.shape, -1, np.int16)
+      pfull[m : m + h, m : m + w] = np.where(mask, painted, -1)
+      for c in np.unique(pfull[pfull >= 0]):
+        sel = pfull == c
+        labels[sel] = c
+        same = (context.labels == c) & ~full
+        height[sel] = float(np.median(context.height[same])) if same.any() else _class_height(self.w, int(c))
+    rgb = self.w.render(labels, height, int(seed), int(y0) - m, int(x0) - m)
+    out = Layers(rgb, labels, height).crop(slice(m, m + h), slice(m, m + w))
+    return out
+
+  def sample(self, seed, index, cond):
+    from genenv_jax.scenes import fields
+
+    if cond not in ("", "-1"):
+      raise ValueError(f"cond={cond!r}: a world's scenes are drawn by seed, not by class; leave cond out")
+    s = int(fields.hash_u64(int(seed), 0x5A3, int(index)) % (2**31))
+    size = max(32, -(-int(getattr(self.w, "min_size", 16)) // 16) * 16)
+    return self.w.generate(s, size).rgb
+
+
+def _renders_at(world) -> bool:
+  """The world redraws colour from labels and heights at global coordinates (render(labels, height, seed, y0, x0))."""
+  import inspect
+
+  r = getattr(world, "render", None)
+  return r is not None and "y0" in inspect.signature(r).parameters
+
+
+def _class_height(world, c: int) -> float:
+  name = world.class_names[c]
+  return {"water": 0.0, "road": 0.02, "building": 0.4}.get(name, 0.03)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelSource(Source):
+  """A trained model's unbounded world (GAN tiling or flow matching canvas) and its samples."""
+
+  def __init__(self, trained, temperature: float | None = None):
+    from genenv_jax.synthesis import provenance
+
+    self.t = trained
+    fam = trained.family
+    self.temperature = provenance.check_temperature(fam.sample_temperature if temperature is None else temperature)
+    world = trained.world
+    g = getattr(world, "ground", None) if world is not None else None
+    sprites = world is not None and getattr(world, "sprites", False)
+    self.kind = "tiling" if fam.tiling is not None else ("canvas" if fam.canvas is not None else "")
+    super().__init__(
+      name=f"model {trained.workdir} step {trained.step}",
+      world=world.name if world is not None else "",
+      family=trained.config.family,
+      class_names=tuple(trained.layout.class_names),
+      palette=np.asarray(trained.layout.palette),
+      layers=tuple(c for c in ("rgb", "labels", "height") if c in trained.layout.channels),
+      metres_per_pixel=g.metres_per_pixel if g else 1.0,
+      height_range_m=g.height_range_m if g else 1.0,
+      editable=self.kind == "canvas" and not sprites,
+      unbounded=bool(self.kind) and not sprites,
+      max_region_pixels=1024 * 1024,
+      max_zoom=2,
+      scene_classes=tuple(trained.scene_classes),
+    )
+    self._chunks = _LRU(64)  # float32 chunks: ~3.7 MB each with a canvas margin
+    self._lock = threading.Lock()  # one device call at a time
+    self._tile_fn = self._canvas_fn = self._sample_fn = None
+    self._inpaint_fns = {}
+
+  # ---- chunks
+  def _margin(self) -> int:
+    return self.t.family.canvas.window if self.kind == "canvas" else 0
+
+  def _chunk_tensors(self, seed: int, keys: list[tuple[int, int]]) -> dict:
+    """Model tensors [CHUNK + 2m, CHUNK + 2m, C] (m = 0 for the GAN) of chunk (i, j), rendered where missing."""
+    out, missing = {}, []
+    for k in keys:
+      got = self._chunks.get((seed, k))
+      if got is None:
+        missing.append(k)
+      else:
+        out[k] = got
+    if missing:
+      with self._lock:
+        rendered = self._render_tiling(seed, missing) if self.kind == "tiling" else self._render_canvas(seed, missing)
+      for k, v in rendered.items():
+        self._chunks.put((seed, k), v)
+        out[k] = v
+    return out
+
+  def _render_tiling(self, seed, keys):
+    import jax
+
+    from genenv_jax import tiling
+
+    tl = self.t.family.tiling
+    if CHUNK % tl.cell_px:
+      raise ValueError(f"cell_px={tl.cell_px}: the server's {CHUNK}-px chunks need a divisor of {CHUNK}")
+    cells = CHUNK // tl.cell_px
+    if self._tile_fn is None:
+      self._tile_fn = tiling.make_tile_renderer(self.t, cells, self.temperature, -1)
+    render, n_dev = self._tile_fn
+    out = {}
+    for a in range(0, len(keys), n_dev):
+      part = keys[a : a + n_dev]
+      org = np.array([[i * cells, j * cells] for i, j in part] + [[0, 0]] * (n_dev - len(part)), np.int32)
+      x = np.asarray(jax.device_get(render(self.t.params, seed, org)))
+      for k, v in zip(part, x):
+        out[k] = v
+    return out
+
+  def _render_canvas(self, seed, keys):
+    import jax
+    import jax.numpy as jnp
+
+    from genenv_jax import canvas
+
+    m = self._margin()
+    size = CHUNK + 2 * m
+    if self._canvas_fn is None:
+      self._canvas_fn = canvas.make_renderer(self.t.family, self.t.config, size, size)
+    render, pl = self._canvas_fn
+    cv = self.t.family.canvas
+    out = {}
+    for i, j in keys:
+      noise = canvas.initial_noise(seed, i * CHUNK - m, j * CHUNK - m, pl.height, pl.width, cv.channels)
+      noise = self.temperature * noise
+      x = render(self.t.params, jnp.asarray(noise), jnp.int32(0))
+      out[(i, j)] = np.asarray(jax.device_get(x))[:size, :size]
+    return out
+
+  def _keys(self, y0: int, x0: int, h: int, w: int) -> list[tuple[int, int]]:
+    m = self._margin()
+    i0, i1 = (y0 - m) // CHUNK, (y0 + h - 1 + m) // CHUNK
+    j0, j1 = (x0 - m) // CHUNK, (x0 + w - 1 + m) // CHUNK
+    return [(i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
+
+  def _assemble(self, chunks: dict, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+    """The model tensor [h, w, C] of a window from its chunks (cross-faded over the canvas margin)."""
+    m = self._margin()
+    keys = self._keys(y0, x0, h, w)
+    c = chunks[keys[0]].shape[-1]
+    acc = np.zeros((h, w, c), np.float32)
+    wsum = np.zeros((h, w, 1), np.float32)
+    for i, j in keys:
+      v = chunks[(i, j)]
+      # chunk (i, j) covers rows [i*CHUNK - m, (i+1)*CHUNK + m)
+      cy0, cx0 = i * CHUNK - m, j * CHUNK - m
+      ya, yb = max(y0, cy0), min(y0 + h, cy0 + CHUNK + 2 * m)
+      xa, xb = max(x0, cx0), min(x0 + w, cx0 + CHUNK + 2 * m)
+      if ya >= yb or xa >= xb:
+        continue
+      wt = (_ramp(np.arange(ya, yb), i, m)[:, None] * _ramp(np.arange(xa, xb), j, m)[None, :])[..., None]
+      acc[ya - y0 : yb - y0, xa - x0 : xb - x0] += wt * v[ya - cy0 : yb - cy0, xa - cx0 : xb - cx0]
+      wsum[ya - y0 : yb - y0, xa - x0 : xb - x0] += wt
+    return acc / np.maximum(wsum, 1e-12)
+
+  def tensor(self, seed: int, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+    """The model tensor [h, w, C] of one window."""
+    return self._assemble(self._chunk_tensors(seed, self._keys(y0, x0, h, w)), y0, x0, h, w)
+
+  def region_batch(self, seed, windows):
+    """Windows of one seed: their chunks are rendered together (one device call per batch of chunks)."""
+    if not self.unbounded:
+      raise ValueError("this model draws no places (a sprite world or a family without large scenes); use /api/sample")
+    keys = sorted({k for win in windows for k in self._keys(*win)})
+    chunks = self._chunk_tensors(seed, keys)
+    return [self._decode(self._assemble(chunks, *win)) for win in windows]
+
+  def _decode(self, x: np.ndarray) -> Layers:
+    d = self.t.layout.decode(x[None])
+    return Layers(
+      d["rgb"][0] if "rgb" in d else np.zeros((*x.shape[:2], 3), np.uint8),
+      d["labels"][0] if "labels" in d else None,
+      d["height"][0].astype(np.float32) if "height" in d else None,
+    )
+
+  def inpaint(self, seed, y0, x0, context: Layers, margin: int, mask, painted) -> Layers:
+    import jax
+    import jax.numpy as jnp
+
+    from genenv_jax import canvas
+
+    lay = self.t.layout
+    H, W = context.rgb.shape[:2]
+    key = (H, W)
+    if key not in self._inpaint_fns:
+      self._inpaint_fns[key] = canvas.make_inpainter(self.t.family, self.t.config, H, W)
+    fn, pl = self._inpaint_fns[key]
+    if (pl.height, pl.width) != (H, W):
+      raise ValueError(f"edit context {H}x{W}: must be a multiple of the window's stride")
+    rec = {"rgb": context.rgb[None]}
+    if context.labels is not None:
+      rec["labels"] = context.labels[None]
+    if context.height is not None:
+      rec["height"] = np.clip(np.round(context.height * 255.0), 0, 255).astype(np.uint8)[None]
+    rec = {k.key: rec[k.name] for k in lay.kinds()}
+    known = lay.encode(rec)[0]
+    m = margin
+    h, w = mask.shape
+    free = np.zeros((H, W), bool)
+    free[m : m + h, m : m + w] = mask
+    keep = np.repeat((~free)[..., None], known.shape[-1], -1).astype(np.float32)
+    a, b = lay.one_hot
+    if painted is not None and b > a:
+      pf = np.full((H, W), -1, np.int32)
+      pf[m : m + h, m : m + w] = np.where(mask, painted, -1)
+      sel = pf >= 0
+      known[sel, a:b] = np.eye(b - a, dtype=np.float32)[pf[sel]] * 2.0 - 1.0
+      keep[sel, a:b] = 1.0
+    noise = self.temperature * canvas.initial_noise(seed, y0 - m, x0 - m, H, W, known.shape[-1])
+    with self._lock:
+      x = fn(self.t.params, jnp.asarray(noise), jnp.asarray(known), jnp.asarray(keep), jnp.int32(0))
+    x = np.asarray(jax.device_get(x))
+    return self._decode(x).crop(slice(m, m + h), slice(m, m + w))
+
+  def sample(self, seed, index, cond):
+    import jax
+
+    c = self.t.cond_index(cond)
+    if self._sample_fn is None:
+      self._sample_fn = jax.jit(lambda p, k, c: self.t.family.sample(p, k, 1, cond=c), static_argnums=(2,))
+    key = jax.random.fold_in(jax.random.PRNGKey(int(seed)), int(index))
+    with self._lock:
+      x = self._sample_fn(self.t.params, key, None if c < 0 else c)
+    return self._decode(np.asarray(jax.device_get(x))[0]).rgb
+
+
+def _ramp(p: np.ndarray, i: int, m: int) -> np.ndarray:
+  """Weight of chunk i at coordinates p: 1 on its core, linear to 0 across the 2m band it shares with a neighbour."""
+  if m == 0:
+    return ((p >= i * CHUNK) & (p < (i + 1) * CHUNK)).astype(np.float32)
+  lo = np.clip((p - (i * CHUNK - m) + 0.5) / (2 * m), 0, 1)
+  hi = np.clip(((i + 1) * CHUNK + m - p - 0.5) / (2 * m), 0, 1)
+  return np.minimum(lo, hi).astype(np.float32)
+
+
+def open_source(world: str = "", workdir: str = "", model: str = "", step: int | None = None) -> Source:
+  """The source of ``serve.py``: exactly one of a world, a workdir or a shipped model."""
+  given = [n for n, v in (("--world", world), ("--workdir", workdir), ("--model", model)) if v]
+  if len(given) != 1:
+    raise ValueError(f"give exactly one of --world, --workdir, --model (got {given or 'none'})")
+  if world:
+    from genenv_jax.scenes import WORLDS
+
+    if world not in WORLDS:
+      raise ValueError(f"world={world!r}: unknown; allowed: {sorted(WORLDS)}")
+    return WorldSource(world)
+  if model:
+    from genenv_jax import models
+
+    return ModelSource(models.load(model))
+  from genenv_jax import trained as trained_lib
+
+  return ModelSource(trained_lib.load(workdir, step))
