@@ -1,0 +1,219 @@
+"""A trained model as ONNX, for engines: Unity's Inference Engine (Sentis), Unreal's NNE, ONNX Runtime.
+
+What is exported is the network, with its parameters baked in as constants,
+at opset 15 by default (Sentis imports opsets 7-15):
+
+- **flow matching**: the velocity field ``v = f(x [B, S, S, C], t [B], label
+  [B] int32)``. The sampler runs around it in the engine: start from standard
+  normal noise times the temperature, take ``steps`` fixed steps of the
+  written solver over ``times`` (t from 0 to 1), then ``finalize``: clip to
+  [-1, 1] and set the label channels to the one-hot of their argmax.
+  ``sample_with_onnx`` below is that loop, in numpy; the JSON card gives
+  its numbers.
+- **GAN**: the generator ``x = g(z [B, G, G, Cz], label [B] int32)``, one
+  training-size image per latent grid (z standard normal times the
+  temperature; larger grids give larger, seamless scenes, as in
+  ``genenv_jax.tiling``, up to the fixed shape exported).
+
+Channels of the output (the card's ``channels``): RGB as 3 values in [-1, 1]
+(``uint8 = round((v + 1) * 127.5)``), a label map as one-hot channels (argmax
+= class index, names and colours in the card), a height as 1 channel in [-1,
+1] (``(v + 1) / 2`` of the world's height range in metres).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+OPSET = 15
+
+
+def _channels(trained) -> list[dict]:
+  out = []
+  for k, s in zip(trained.layout.kinds(), trained.layout.slices().values()):
+    out.append({"name": k.name, "start": s.start, "stop": s.stop, "categorical": bool(k.categorical)})
+  return out
+
+
+def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str = "", steps: int = 0) -> dict:
+  """Writes ``folder/model.onnx`` and ``folder/model.json``; returns the card."""
+  import jax
+  import jax.numpy as jnp
+  from jax2onnx import to_onnx
+
+  if not isinstance(batch, int) or batch < 1:
+    raise ValueError(f"batch={batch!r}: must be a positive integer (the exported batch size)")
+  if not 7 <= opset <= 23:
+    raise ValueError(f"opset={opset}: must be in 7..23 (Unity's Inference Engine imports 7..15)")
+  fam, cfg = trained.family, trained.config
+  params = jax.device_get(trained.params)
+  s = trained.spec.image_size
+  card = {
+    "format": "onnx",
+    "opset": opset,
+    "family": cfg.family,
+    "world": trained.world.name if trained.world is not None else "",
+    "source": f"{trained.workdir} step {trained.step}",
+    "channels": _channels(trained),
+    "class_names": list(trained.layout.class_names),
+    "palette": np.asarray(trained.layout.palette)[: len(trained.layout.class_names)].tolist(),
+    "scene_classes": list(trained.scene_classes),
+    "temperature": float(fam.sample_temperature),
+  }
+  if getattr(trained.world, "ground", None) is not None:
+    card["metres_per_pixel"] = trained.world.ground.metres_per_pixel
+    card["height_range_m"] = trained.world.ground.height_range_m
+  if fam.canvas is not None:
+    cv = fam.canvas
+    solver = solver or (cv.solver if cv.solver != "adaptive" else "midpoint")
+    steps = steps or (cv.steps if cv.solver != "adaptive" else 16)
+    if solver not in ("euler", "midpoint", "heun"):
+      raise ValueError(f"solver={solver!r}: the engine loop takes a fixed-step solver: euler, midpoint or heun")
+
+    def fn(x, t, label):
+      return cv.velocity(params, x, t, label)
+
+    shapes = [
+      jax.ShapeDtypeStruct((batch, s, s, cv.channels), jnp.float32),
+      jax.ShapeDtypeStruct((batch,), jnp.float32),
+      jax.ShapeDtypeStruct((batch,), jnp.int32),
+    ]
+    names, out_names = ["x", "t", "label"], ["v"]
+    card.update(
+      kind="flow_matching_velocity",
+      inputs=[
+        {"name": "x", "shape": [batch, s, s, cv.channels], "dtype": "float32", "layout": "NHWC"},
+        {"name": "t", "shape": [batch], "dtype": "float32", "meaning": "time in [0, 1] (0 noise, 1 data)"},
+        {"name": "label", "shape": [batch], "dtype": "int32", "meaning": "scene class (0 if unconditional)"},
+      ],
+      outputs=[{"name": "v", "shape": [batch, s, s, cv.channels], "dtype": "float32"}],
+      sampler={
+        "solver": solver,
+        "steps": steps,
+        "times": [i / steps for i in range(steps + 1)],
+        "noise": "x0 = temperature * standard normal [B, S, S, C]",
+        "step": {
+          "euler": "x += dt * v(x, t)",
+          "midpoint": "x += dt * v(x + dt/2 * v(x, t), t + dt/2)",
+          "heun": "k1 = v(x, t); k2 = v(x + dt * k1, t + dt); x += dt/2 * (k1 + k2)",
+        }[solver],
+        "finalize": "clip to [-1, 1]; label channels = one-hot(argmax) * 2 - 1",
+        "engine_default_differs": cv.solver == "adaptive",
+      },
+    )
+  elif fam.tiling is not None:
+    tl = fam.tiling
+    g = s // tl.cell_px
+
+    def fn(z, label):
+      return tl.render(params, z, label)
+
+    shapes = [
+      jax.ShapeDtypeStruct((batch, g, g, tl.latent_channels), jnp.float32),
+      jax.ShapeDtypeStruct((batch,), jnp.int32),
+    ]
+    names, out_names = ["z", "label"], ["x"]
+    card.update(
+      kind="gan_generator",
+      inputs=[
+        {
+          "name": "z",
+          "shape": [batch, g, g, tl.latent_channels],
+          "dtype": "float32",
+          "layout": "NHWC",
+          "meaning": "latent grid: temperature * standard normal",
+        },  # fmt: skip
+        {"name": "label", "shape": [batch], "dtype": "int32", "meaning": "scene class (0 if unconditional)"},
+      ],
+      outputs=[{"name": "x", "shape": [batch, s, s, trained.spec.channels], "dtype": "float32"}],
+    )
+  else:
+    raise ValueError(
+      f"family={cfg.family!r}: no ONNX export here (the flow-matching velocity field and the GAN generator are)"
+    )
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, "model.onnx")
+  tmp = path + ".tmp"
+  proto = to_onnx(fn, shapes, opset=opset, model_name=card["kind"], input_names=names, output_names=out_names)
+  proto = _axes_as_attributes(proto, opset)
+  with open(tmp, "wb") as f:
+    f.write(proto.SerializeToString())
+  os.replace(tmp, path)
+  card["onnx_bytes"] = os.path.getsize(path)
+  with open(os.path.join(folder, "model.json"), "w") as f:
+    json.dump(card, f, indent=1)
+  return card
+
+
+# Reductions whose axes moved from an attribute to an input in opset 18 (ReduceSum already did in 13).
+_REDUCE_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+              "ReduceLogSumExp", "ReduceSumSquare"}  # fmt: skip
+
+
+def _axes_as_attributes(proto, opset: int):
+  """Below opset 18, reductions take ``axes`` as an attribute: rewrites nodes jax2onnx emitted with an axes input."""
+  import onnx
+  from onnx import helper, numpy_helper
+
+  if opset >= 18:
+    return proto
+  g = proto.graph
+  consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+  for n in g.node:
+    if n.op_type == "Constant":
+      for a in n.attribute:
+        if a.name == "value":
+          consts[n.output[0]] = numpy_helper.to_array(a.t)
+  for n in g.node:
+    if n.op_type in _REDUCE_18 and len(n.input) == 2 and n.input[1]:
+      if n.input[1] not in consts:
+        raise ValueError(f"ONNX export at opset {opset}: {n.op_type} with computed axes; export at opset 18")
+      axes = [int(a) for a in np.asarray(consts[n.input[1]]).reshape(-1)]
+      del n.input[1]
+      n.attribute.append(helper.make_attribute("axes", axes))
+  onnx.checker.check_model(proto)
+  return proto
+
+
+def session(folder: str):
+  """An onnxruntime CPU session of ``folder/model.onnx`` and its card."""
+  import onnxruntime as ort
+
+  with open(os.path.join(folder, "model.json")) as f:
+    card = json.load(f)
+  sess = ort.InferenceSession(os.path.join(folder, "model.onnx"), providers=["CPUExecutionProvider"])
+  return sess, card
+
+
+def sample_with_onnx(folder: str, noise: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
+  """The card's sampler around the ONNX velocity field: noise [B, S, S, C] -> finalized samples (numpy)."""
+  sess, card = session(folder)
+  if card["kind"] != "flow_matching_velocity":
+    raise ValueError(f"{folder}: a {card['kind']}, not a velocity field")
+  sm = card["sampler"]
+  steps, solver = sm["steps"], sm["solver"]
+  b = noise.shape[0]
+  label = np.zeros((b,), np.int32) if label is None else label.astype(np.int32)
+
+  def v(x, t):
+    return sess.run(None, {"x": x.astype(np.float32), "t": np.full((b,), t, np.float32), "label": label})[0]
+
+  x, dt = noise.astype(np.float32), np.float32(1.0 / steps)
+  for i in range(steps):
+    t = np.float32(i) * dt
+    k1 = v(x, t)
+    if solver == "euler":
+      x = x + dt * k1
+    elif solver == "midpoint":
+      x = x + dt * v(x + np.float32(0.5) * dt * k1, t + np.float32(0.5) * dt)
+    else:
+      x = x + np.float32(0.5) * dt * (k1 + v(x + dt * k1, t + dt))
+  x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+  for ch in card["channels"]:
+    if ch["categorical"]:
+      a, c = ch["start"], ch["stop"]
+      x[..., a:c] = np.eye(c - a, dtype=np.float32)[x[..., a:c].argmax(-1)] * 2.0 - 1.0
+  return x
