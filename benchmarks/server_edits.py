@@ -1,0 +1,201 @@
+r"""Editing quality of the world server: random painted masks over real regions, beside a paste baseline and real.
+
+  python benchmarks/server_edits.py --world=city_regions --masks=100
+  python benchmarks/server_edits.py --workdir=runs/fm_city_regions_cpu --masks=40 --json=results/server_edits_fm.json
+
+For each of ``--masks`` random edits (a disc or a painted blob, 300-1600
+pixels, inside the centre 64x64 of a 128x128 region at a random place of
+world seed 1; the painted class drawn from the world's non-road classes),
+the 128x128 region is judged three ways:
+
+* ``edit``: the source's own edit (``POST /api/edit``'s code path): the
+  world's procedural edit, or the flow-matching canvas inpainting;
+* ``paste``: the naive baseline: the masked window drawn alone (for a
+  model: its canvas over the window only, painted classes held, no
+  surroundings; for a world: the window of another place) and pasted in;
+* ``real``: the region unedited.
+
+Figures (means over the masks): ``rules`` (the world's rules pass on the
+whole region), ``seam`` (mean |RGB step| across the mask's border over the
+mean |RGB step| of the whole region: real sits near 1 on the same border,
+and across real class boundaries at ``class_edge_seam_mean``, the step a
+painted shore should have), ``iou_labels`` (the
+painted class vs the generated label map, inside the mask grown by 4 px)
+and ``iou_rgb`` (the same with the class read from the colour, nearest
+palette entry: does it look like what was painted; for ``real`` the row is
+how well colour gives the class where it truly is).
+"""
+
+import argparse
+import base64
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def png_b64(a):
+  buf = io.BytesIO()
+  Image.fromarray(a).save(buf, format="PNG")
+  return base64.b64encode(buf.getvalue()).decode()
+
+
+def random_mask(rng, size=64) -> np.ndarray:
+  if rng.random() < 0.5:
+    r = rng.uniform(10, 22)
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = rng.uniform(r, size - r, 2)
+    m = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+  else:  # a painted blob: smoothed noise, thresholded, its largest piece
+    f = ndimage.gaussian_filter(rng.standard_normal((size, size)), 6)
+    f[:6], f[-6:], f[:, :6], f[:, -6:] = -1, -1, -1, -1
+    m = f > np.quantile(f, 1 - rng.uniform(0.08, 0.35))
+    lab, n = ndimage.label(m)
+    if n > 1:
+      m = lab == 1 + np.argmax(ndimage.sum(m, lab, range(1, n + 1)))
+  return m
+
+
+def seam(rgb: np.ndarray, mask: np.ndarray) -> float:
+  a = rgb.astype(np.float64)
+  steps, border = [], []
+  for axis in (0, 1):
+    d = np.abs(np.diff(a, axis=axis)).mean(-1)
+    m0 = np.take(mask, range(mask.shape[axis] - 1), axis=axis)
+    m1 = np.take(mask, range(1, mask.shape[axis]), axis=axis)
+    steps.append(d.ravel())
+    border.append(d[m0 != m1])
+  return float(np.concatenate(border).mean() / np.concatenate(steps).mean())
+
+
+def edge_ratio(rgb: np.ndarray, labels: np.ndarray) -> float:
+  """Mean |RGB step| across real class boundaries over the mean step: what a true shore looks like."""
+  a = rgb.astype(np.float64)
+  steps, edges = [], []
+  for axis in (0, 1):
+    d = np.abs(np.diff(a, axis=axis)).mean(-1)
+    diff = np.diff(labels.astype(np.int16), axis=axis) != 0
+    steps.append(d.ravel())
+    edges.append(d[diff])
+  e = np.concatenate(edges)
+  return float(e.mean() / np.concatenate(steps).mean()) if e.size else float("nan")
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+  u = (a | b).sum()
+  return float((a & b).sum() / u) if u else 1.0
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--world", default="")
+  p.add_argument("--workdir", default="")
+  p.add_argument("--masks", type=int, default=100)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--json", default="")
+  args = p.parse_args()
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  from genenv_jax.scenes import base, get_world
+  from genenv_jax.server import app as server_app
+  from genenv_jax.server import sources
+
+  if bool(args.world) == bool(args.workdir):
+    sys.exit("give exactly one of --world and --workdir")
+  if args.world:
+    src = sources.WorldSource(args.world)
+  else:
+    from genenv_jax import trained
+
+    src = sources.ModelSource(trained.load(args.workdir))
+  world = get_world(src.world)
+  served = server_app.ServedWorld(src, tempfile.mkdtemp(prefix="bench_edit_"))
+  names = list(src.class_names)
+  choices = [i for i, n in enumerate(names) if n not in ("road",)]
+  rng = np.random.default_rng(args.seed)
+  rows = {k: {"rules": [], "seam": [], "iou_labels": [], "iou_rgb": []} for k in ("edit", "paste", "real")}
+  t_start = time.time()
+  for i in range(args.masks):
+    y, x = (int(v) for v in rng.integers(-(2**18), 2**18, 2))
+    m64 = random_mask(rng)
+    cls = int(rng.choice(choices))
+    full = np.zeros((128, 128), bool)
+    full[32:96, 32:96] = m64
+    near = ndimage.binary_dilation(full, iterations=4)
+    real = served.read(1, y, x, 128, 128)
+    # the source's own edit
+    rec = {"id": f"b{i}", "seed": 1, "y0": y + 32, "x0": x + 32, "h": 64, "w": 64,
+           "mask": png_b64((m64 * 255).astype(np.uint8)), "labels": cls}  # fmt: skip
+    arrays = served._compute_patch(rec)
+    edited = [np.array(a) if a is not None else None for a in real]
+    for k, name in enumerate(("rgb", "labels", "height")):
+      if edited[k] is not None and name in arrays:
+        edited[k][32:96, 32:96][m64] = arrays[name][m64]
+    # the paste baseline
+    if args.world:
+      other = src.region(1, y + 100_003, x - 70_001, 64, 64)
+    else:
+      painted = np.where(m64, cls, -1).astype(np.int16)
+      m, hh, ww = served.edit_context(64, 64)
+      blank = sources.Layers(
+        np.zeros((hh, ww, 3), np.uint8),
+        np.zeros((hh, ww), np.uint8) if real.labels is not None else None,
+        np.zeros((hh, ww), np.float32) if real.height is not None else None,
+      )
+      whole = np.ones((64, 64), bool)  # nothing known: the window drawn alone, painted classes held
+      alone = src.inpaint(1, y + 32, x + 32, blank, m, whole, np.where(whole, painted, -1))
+      other = alone
+    pasted = [np.array(a) if a is not None else None for a in real]
+    for k in range(3):
+      if pasted[k] is not None and other[k] is not None:
+        pasted[k][32:96, 32:96][m64] = other[k][m64]
+    for kind, lay in (("edit", edited), ("paste", pasted), ("real", list(real))):
+      rgb, labels, height = lay
+      rows[kind]["rules"].append(all(world.validity(labels, height).values()))
+      rows[kind]["seam"].append(seam(rgb, full))
+      from_rgb = base.rgb_to_labels(rgb, src.palette[: len(names)])
+      if kind == "real":  # real class boundaries: the step a painted shore should have
+        rows[kind].setdefault("class_edge", []).append(edge_ratio(rgb, labels))
+      if kind == "real":  # how well colour gives the class where it truly is (the ceiling of iou_rgb)
+        truth = (labels == cls) & near
+        rows[kind]["iou_labels"].append(float("nan"))
+        rows[kind]["iou_rgb"].append(iou(truth, (from_rgb == cls) & near) if truth.any() else float("nan"))
+      else:
+        rows[kind]["iou_labels"].append(iou(full, (labels == cls) & near))
+        rows[kind]["iou_rgb"].append(iou(full, (from_rgb == cls) & near))
+    if (i + 1) % 10 == 0:
+      print(f"  {i + 1}/{args.masks} masks ({time.time() - t_start:.0f} s)", flush=True)
+  print(f"\nsource: {src.name}; {args.masks} masks (discs and blobs), 128x128 regions")
+  print(f"{'':>6} {'rules':>6} {'seam':>14} {'iou labels':>11} {'iou rgb':>8}")
+  out = {"source": src.name, "masks": args.masks, "rows": {}}
+  for kind, r in rows.items():
+    s = np.array(r["seam"])
+    fig = {
+      "rules": float(np.mean(r["rules"])),
+      "seam_mean": float(s.mean()), "seam_p10": float(np.percentile(s, 10)), "seam_p90": float(np.percentile(s, 90)),
+      "iou_labels": float(np.nanmean(r["iou_labels"])) if kind != "real" else None,
+      "iou_rgb": float(np.nanmean(r["iou_rgb"])),
+    }  # fmt: skip
+    if "class_edge" in r:
+      fig["class_edge_seam_mean"] = float(np.nanmean(r["class_edge"]))
+    out["rows"][kind] = fig
+    il = "-" if fig["iou_labels"] is None else f"{fig['iou_labels']:.3f}"
+    spread = f"{fig['seam_mean']:.2f} [{fig['seam_p10']:.2f},{fig['seam_p90']:.2f}]"
+    print(f"{kind:>6} {fig['rules']:6.2f} {spread:>14} {il:>11} {fig['iou_rgb']:8.3f}")
+  ce = out["rows"]["real"]["class_edge_seam_mean"]
+  print(f"real class boundaries (a true shore or kerb) give a seam of {ce:.2f}: a painted class's border should too")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
