@@ -17,7 +17,7 @@ def _run(*args, timeout=120):
   return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("script", ["train.py", "eval.py", "sample.py"])
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "sample.py", "serve.py", "tools/export_onnx.py"])
 def test_help_imports_no_jax(script):
   """`sample.py --help` took 11 s: the entry points imported JAX before parsing flags."""
   code = (

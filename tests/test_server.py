@@ -319,3 +319,37 @@ def test_concurrent_requests_share_draws_and_a_full_queue_answers_503(tmp_path):
     t.join(30)
   assert sorted(results).count(200) >= 5 and 503 in results, results
   assert max(src.calls) >= 2  # waiting requests were drawn in one call
+
+
+def test_serve_py_starts_answers_and_refuses_a_bad_source(tmp_path):
+  import socket
+  import subprocess
+  import sys
+
+  import httpx
+
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  serve = os.path.join(ROOT, "serve.py")
+  cmd = [sys.executable, serve, "--world=city_regions", f"--port={port}", f"--edits={tmp_path}"]
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    info = None
+    for _ in range(300):
+      try:
+        info = httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=1).json()
+        break
+      except httpx.HTTPError:
+        time.sleep(0.1)
+    assert info is not None and info["world"] == "city_regions" and info["editable"] is True
+    page = httpx.get(f"http://127.0.0.1:{port}/").text
+    assert "<canvas" in page and "http" not in page.split("<script>")[1].split("fetch(")[0]  # no CDN
+  finally:
+    proc.terminate()
+    proc.wait(20)
+  bad = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "serve.py"), "--world=atlantis", f"--edits={tmp_path}"],
+    capture_output=True, text=True, timeout=120,
+  )  # fmt: skip
+  assert bad.returncode == 1 and "world='atlantis': unknown; allowed:" in bad.stderr
