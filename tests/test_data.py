@@ -106,9 +106,33 @@ def test_image_folder_errors(tmp_path):
   (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
   with pytest.raises(ValueError, match="none of the 1 image files could be decoded"):
     sources.FolderSource(str(tmp_path), 32)
-  Image.new("RGB", (8, 8), (0, 255, 0)).save(tmp_path / "good.png")
+  Image.fromarray(np.arange(192, dtype=np.uint8).reshape(8, 8, 3)).save(tmp_path / "good.png")
   src = sources.FolderSource(str(tmp_path), 16)
   assert len(src) == 1 and [os.path.basename(f) for f, _ in src.skipped] == ["broken.png"]
+
+
+def test_blank_and_fully_transparent_images_are_skipped_by_name(tmp_path, caplog):
+  Image.new("RGBA", (8, 8), (200, 10, 10, 0)).save(tmp_path / "clear.png")  # colour, but alpha 0 everywhere
+  Image.new("RGB", (8, 8), (0, 0, 0)).save(tmp_path / "black.png")
+  Image.new("L", (8, 8), 77).save(tmp_path / "flat_gray.png")
+  Image.fromarray(np.arange(192, dtype=np.uint8).reshape(8, 8, 3)).save(tmp_path / "good.png")
+  half = np.zeros((8, 8, 4), np.uint8)
+  half[:4] = (0, 200, 0, 255)  # half transparent: has content
+  Image.fromarray(half).save(tmp_path / "half.png")
+  with caplog.at_level("WARNING"):
+    src = sources.FolderSource(str(tmp_path), 8)
+  assert len(src) == 2
+  why = {os.path.basename(f): w for f, w in src.blank}
+  assert why == {
+    "clear.png": "fully transparent",
+    "black.png": "one colour (0, 0, 0)",
+    "flat_gray.png": "one colour (77,)",
+  }
+  assert "skipped 3 of 5 images with nothing in them" in caplog.text and "clear.png (fully transparent)" in caplog.text
+  for f in ("good.png", "half.png"):
+    os.remove(tmp_path / f)
+  with pytest.raises(ValueError, match=r"3 blank or fully transparent"):
+    sources.FolderSource(str(tmp_path), 8)
 
 
 def test_tfds_catalog_source_offline():

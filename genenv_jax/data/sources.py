@@ -64,6 +64,20 @@ def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
   return np.asarray(img.crop((left, top, left + size, top + size)), np.uint8)
 
 
+def blank_reason(img: Image.Image) -> str:
+  """Why an image has nothing to learn from ('fully transparent', 'one colour ...'), or ''."""
+  alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+  if alpha and np.asarray(img.convert("RGBA"))[..., 3].max() == 0:
+    return "fully transparent"
+  ext = img.getextrema()
+  bands = ext if isinstance(ext[0], tuple) else (ext,)
+  if img.mode in ("RGBA", "LA", "PA"):
+    bands = bands[:-1]
+  if all(lo == hi for lo, hi in bands):
+    return f"one colour {tuple(int(lo) for lo, _ in bands)}"
+  return ""
+
+
 class WorldSource:
   """One split of a built-in world, prepared locally as array_record on first use.
 
@@ -186,12 +200,16 @@ class FolderSource:
     self.split = split
     self.files = files
     index = {c: i for i, c in enumerate(self.class_names)}
-    images, labels, self.skipped, wide = [], [], [], 0
+    images, labels, self.skipped, self.blank, wide = [], [], [], [], 0
     for rel in files:
       f = os.path.join(os.path.expanduser(root), *rel.split("/"))
       try:
         with Image.open(f) as img:
           img.load()
+          why = blank_reason(img)
+          if why:
+            self.blank.append((f, why))
+            continue
           wide += img.mode.startswith("I")
           images.append(to_rgb_square(img, size))
           labels.append(index[rel.split("/", 1)[0]] if index else 0)
@@ -209,10 +227,25 @@ class FolderSource:
         names,
         " ..." if len(self.skipped) > 5 else "",
       )
+    if self.blank:
+      names = ", ".join(f"{os.path.basename(f)} ({why})" for f, why in self.blank[:5])
+      logging.warning(
+        "%s=%r (%s split): skipped %d of %d images with nothing in them: %s%s",
+        key,
+        root,
+        split,
+        len(self.blank),
+        len(files),
+        names,
+        " ..." if len(self.blank) > 5 else "",
+      )
     if wide:
       logging.warning("%s=%r (%s split): %d images with 16-bit values were scaled to 8 bits", key, root, split, wide)
     if files and not images:
-      raise ValueError(f"{key}={root!r}: none of the {len(files)} image files could be decoded ({split} split)")
+      raise ValueError(
+        f"{key}={root!r}: none of the {len(files)} image files could be decoded or had content ({split} split; "
+        f"{len(self.skipped)} unreadable, {len(self.blank)} blank or fully transparent)"
+      )
     self._images = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
     self._labels = np.asarray(labels, np.int32)
 
