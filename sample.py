@@ -63,6 +63,13 @@ _SOLVER = flags.DEFINE_string(
 _STEPS = flags.DEFINE_integer("steps", 0, "Flow matching: solver steps; default: the run's fm.sample_steps.")
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
+_ENGINE = flags.DEFINE_enum(
+  "engine", "local", ["local", "ray"], "Datasets: draw shards here, or as tasks of Ray actors (byte-identical)."
+)
+_RAY_ADDRESS = flags.DEFINE_string(
+  "ray_address", "", "--engine=ray: a running cluster ('auto', or HOST:PORT); default: a local cluster."
+)
+_RAY_WORKERS = flags.DEFINE_integer("ray_workers", 2, "--engine=ray: actors, each holding the jitted generator.")
 _FORCE = flags.DEFINE_bool("force", False, f"Large scenes: allow more than {MAX_SCENE_PIXELS:,} pixels.")
 
 
@@ -175,6 +182,8 @@ def main(argv):
         f"--cpu_convolutions={_KERNELS.value!r} applies to datasets only; large scenes and exports use XLA's "
         "default kernels (drop the flag)"
       )
+    if _ENGINE.value == "ray" and (_EXPORT.value or _SCENE.value):
+      raise ValueError("--engine=ray draws datasets (--num_samples); large scenes and exports run locally")
     if _EXPORT.value:
       _export()
       return 0
@@ -188,6 +197,26 @@ def main(argv):
       h, w = tiling.parse_size(_SCENE.value)
       tiling.write_large_scene(
         model, _OUTPUT.value, h, w, _SEED.value, _TILE.value, _TEMP.value, cond, force=_FORCE.value
+      )
+    elif _ENGINE.value == "ray":
+      from genenv_jax.synthesis import ray_engine
+
+      source = {"model": _MODEL.value} if _MODEL.value else {"workdir": _WORKDIR.value, "step": model.step}
+      source.update(solver=_SOLVER.value, steps=_STEPS.value)
+      ray_engine.run(
+        model,
+        source,
+        _OUTPUT.value,
+        _NUM.value,
+        seed=_SEED.value,
+        batch_size=_BATCH.value,
+        shard_size=_SHARD.value,
+        temperature=_TEMP.value,
+        cond=cond,
+        chunk=_CHUNK.value,
+        cpu_convolutions=_KERNELS.value or None,
+        address=_RAY_ADDRESS.value,
+        workers=_RAY_WORKERS.value,
       )
     else:
       synthesis.run(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import os
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -66,31 +67,21 @@ def make_generate(trained, mesh: Mesh, chunk: int, temperature: float | None, co
   )
 
 
-def run(
-  trained,
-  output: str,
-  num_samples: int,
-  seed: int = 0,
-  batch_size: int = 256,
-  shard_size: int = 10_000,
-  temperature: float | None = None,
-  cond: int = -1,
-  chunk: int = 8,
-  progress: bool = True,
-  num_devices: int = -1,
-  cpu_convolutions: str | None = None,
-) -> dict:
-  """Writes ``num_samples`` samples of ``trained`` into the TFDS directory ``output``.
+class Prepared(NamedTuple):
+  """A checked synthesis: its settings, the shard writer and the shards left to write."""
 
-  ``temperature=None`` uses the family's own default (``family.sample_temperature``),
-  the distribution that ``eval.py`` and the training evaluations score.
-  ``cpu_convolutions=None`` keeps what ``output`` was started with, and for a
-  new output picks ``'eigen'`` on a CPU (both cores per convolution) and
-  ``'xla'`` elsewhere; see ``provenance.resolve_cpu_convolutions``.
+  mesh: Mesh
+  settings: Settings
+  output: str
+  writer: writers.ArrayRecordWriter
+  todo: list[int]
+  done: dict | None  # the provenance when the output is already complete
 
-  Returns:
-    The provenance record (also written to ``output/provenance.json``).
-  """
+
+def prepare(
+  trained, output, num_samples, seed, batch_size, shard_size, temperature, cond, chunk, num_devices, cpu_convolutions
+) -> Prepared:
+  """Every check of ``run``, before anything compiles; the shards still to write (a rerun resumes)."""
   mesh = parallel.local_mesh(num_devices)
   n_dev = mesh.devices.size
   if num_samples < 1:
@@ -135,7 +126,62 @@ def run(
     os.remove(prov_path)  # it describes shards that are being written again
   if not todo and os.path.exists(prov_path):
     logs.phase(f"{output}: already complete ({num_samples} samples); nothing to do")
-    return workdir_lib.read_json(prov_path)
+    return Prepared(mesh, settings, output, writer, todo, workdir_lib.read_json(prov_path))
+  return Prepared(mesh, settings, output, writer, todo, None)
+
+
+def shard_rows(generate, params, j: int, settings: Settings, batch_size: int) -> dict[str, np.ndarray]:
+  """The records of shard ``j`` (what ``run`` writes for it), generated in one process, batch by batch."""
+  lo = j * settings.shard_size
+  hi = min(lo + settings.shard_size, settings.num_samples)
+  parts = []
+  for b0 in range(lo, hi, batch_size):
+    idx = np.arange(b0, b0 + batch_size, dtype=np.int32)
+    host = jax.device_get(generate(params, idx, settings.seed))
+    host["index"] = idx
+    parts.append(host)
+  return _rows(parts, lo, hi, settings.seed)
+
+
+def _rows(parts, lo, hi, seed) -> dict[str, np.ndarray]:
+  rows = {k: np.concatenate([q[k] for q in parts])[: hi - lo] for k in parts[0]}
+  rows["index"] = rows["index"].astype(np.int64)
+  rows["seed"] = np.full(hi - lo, seed, np.int64)
+  return rows
+
+
+def run(
+  trained,
+  output: str,
+  num_samples: int,
+  seed: int = 0,
+  batch_size: int = 256,
+  shard_size: int = 10_000,
+  temperature: float | None = None,
+  cond: int = -1,
+  chunk: int = 8,
+  progress: bool = True,
+  num_devices: int = -1,
+  cpu_convolutions: str | None = None,
+) -> dict:
+  """Writes ``num_samples`` samples of ``trained`` into the TFDS directory ``output``.
+
+  ``temperature=None`` uses the family's own default (``family.sample_temperature``),
+  the distribution that ``eval.py`` and the training evaluations score.
+  ``cpu_convolutions=None`` keeps what ``output`` was started with, and for a
+  new output picks ``'eigen'`` on a CPU (both cores per convolution) and
+  ``'xla'`` elsewhere; see ``provenance.resolve_cpu_convolutions``.
+
+  Returns:
+    The provenance record (also written to ``output/provenance.json``).
+  """
+  pre = prepare(
+    trained, output, num_samples, seed, batch_size, shard_size, temperature, cond, chunk, num_devices, cpu_convolutions
+  )
+  if pre.done is not None:
+    return pre.done
+  mesh, settings, output, writer, todo = pre.mesh, pre.settings, pre.output, pre.writer, pre.todo
+  temperature, kernels, n_proc = settings.temperature, settings.cpu_convolutions, jax.process_count()
   generate = make_generate(trained, mesh, chunk, temperature, cond, kernels)
   from tqdm import tqdm
 
@@ -162,10 +208,8 @@ def run(
     parts.append(host)
     bar.update(int(min(batch_size, hi - idx[0])))
     if last:
-      rows = {k: np.concatenate([q[k] for q in parts])[: hi - lo] for k in parts[0]}
+      rows = _rows(parts, lo, hi, seed)
       parts.clear()
-      rows["index"] = rows["index"].astype(np.int64)
-      rows["seed"] = np.full(hi - lo, seed, np.int64)
       writer.put(j, rows)  # serialised and written on the writer thread
 
   try:
