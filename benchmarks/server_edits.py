@@ -101,6 +101,9 @@ def main():
   p.add_argument("--workdir", default="")
   p.add_argument("--masks", type=int, default=100)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument(
+    "--area", type=int, default=2**18, help="places drawn in [-area, area); a small area shares a model's chunks"
+  )
   p.add_argument("--json", default="")
   args = p.parse_args()
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -124,7 +127,7 @@ def main():
   rows = {k: {"rules": [], "seam": [], "iou_labels": [], "iou_rgb": []} for k in ("edit", "paste", "real")}
   t_start = time.time()
   for i in range(args.masks):
-    y, x = (int(v) for v in rng.integers(-(2**18), 2**18, 2))
+    y, x = (int(v) for v in rng.integers(-args.area, max(1, args.area - 128), 2))
     m64 = random_mask(rng)
     cls = int(rng.choice(choices))
     full = np.zeros((128, 128), bool)

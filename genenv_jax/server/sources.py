@@ -382,7 +382,9 @@ class ModelSource(Source):
     H, W = context.rgb.shape[:2]
     key = (H, W)
     if key not in self._inpaint_fns:
-      self._inpaint_fns[key] = canvas.make_inpainter(self.t.family, self.t.config, H, W)
+      cv = self.t.family.canvas
+      steps = cv.steps if cv.solver != "adaptive" else 16  # the model's own step count (midpoint)
+      self._inpaint_fns[key] = canvas.make_inpainter(self.t.family, self.t.config, H, W, steps=steps)
     fn, pl = self._inpaint_fns[key]
     if (pl.height, pl.width) != (H, W):
       raise ValueError(f"edit context {H}x{W}: must be a multiple of the window's stride")
