@@ -13,7 +13,8 @@ the 128x128 region is judged three ways:
 * ``paste``: the naive baseline: the masked window drawn alone (for a
   model: its canvas over the window only, painted classes held, no
   surroundings; for a world: the window of another place) and pasted in;
-* ``real``: the region unedited.
+* ``real``: the region unedited (for a world a real region; for a model
+  its own unedited region, the reference an edit should match).
 
 Figures (means over the masks): ``rules`` (the world's rules pass on the
 whole region), ``seam`` (mean |RGB step| across the mask's border over the
