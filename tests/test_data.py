@@ -118,18 +118,19 @@ def test_blank_and_fully_transparent_images_are_skipped_by_name(tmp_path, caplog
   Image.fromarray(np.arange(192, dtype=np.uint8).reshape(8, 8, 3)).save(tmp_path / "good.png")
   half = np.zeros((8, 8, 4), np.uint8)
   half[:4] = (0, 200, 0, 255)  # half transparent: has content
+  Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "red.png")  # a flat colour is kept (a swatch)
   Image.fromarray(half).save(tmp_path / "half.png")
   with caplog.at_level("WARNING"):
     src = sources.FolderSource(str(tmp_path), 8)
-  assert len(src) == 2
+  assert len(src) == 3
   why = {os.path.basename(f): w for f, w in src.blank}
   assert why == {
     "clear.png": "fully transparent",
-    "black.png": "one colour (0, 0, 0)",
-    "flat_gray.png": "one colour (77,)",
+    "black.png": "every pixel 0",
+    "flat_gray.png": "every pixel 77",
   }
-  assert "skipped 3 of 5 images with nothing in them" in caplog.text and "clear.png (fully transparent)" in caplog.text
-  for f in ("good.png", "half.png"):
+  assert "skipped 3 of 6 images with nothing in them" in caplog.text and "clear.png (fully transparent)" in caplog.text
+  for f in ("good.png", "half.png", "red.png"):
     os.remove(tmp_path / f)
   with pytest.raises(ValueError, match=r"3 blank or fully transparent"):
     sources.FolderSource(str(tmp_path), 8)
@@ -193,7 +194,7 @@ def test_broken_config_files_are_one_line_errors(tmp_path):
 def test_a_folder_too_small_to_evaluate_names_the_folder(tmp_path, smoke_config):
   from genenv_jax import training
 
-  Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "only.png")
+  Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "only.png")
   cfg = smoke_config("data.source='folder'", f"data.path={str(tmp_path)!r}", "data.channels=('rgb',)")
   with pytest.raises(ValueError, match=r"data.path=.*: 1 usable images; training and evaluation need at least 8"):
     training.Setup(cfg)

@@ -39,8 +39,9 @@ def test_held_out_split_is_deterministic_disjoint_and_stable(tmp_path):
   labels = train.get(range(len(train)))["label"]
   assert [train.class_names[c] for c in labels] == [f.split("/")[0] for f in train.files]
   # Adding files moves no existing file between the splits.
-  Image.new("RGB", (8, 8)).save(root / "sand" / "new_one.png")
-  Image.new("RGB", (8, 8)).save(root / "water" / "another.png")
+  noise = np.random.default_rng(5).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+  Image.fromarray(noise).save(root / "sand" / "new_one.png")
+  Image.fromarray(noise[::-1]).save(root / "water" / "another.png")
   grown = sources.FolderSource(str(root), 8, "test", 0.25)
   assert set(test.files) <= set(grown.files)
   assert set(grown.files) - set(test.files) <= {"sand/new_one.png", "water/another.png"}

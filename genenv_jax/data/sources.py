@@ -65,7 +65,12 @@ def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
 
 
 def blank_reason(img: Image.Image) -> str:
-  """Why an image has nothing to learn from ('fully transparent', 'one colour ...'), or ''."""
+  """Why an image has nothing in it ('fully transparent', 'every pixel 0'), or ''.
+
+  Blank: no opaque pixel, or one gray level everywhere (all black, all
+  white, one flat gray): what an empty export or a failed render writes. A
+  flat colour (a red swatch) is kept: it may be the user's data.
+  """
   alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
   if alpha and np.asarray(img.convert("RGBA"))[..., 3].max() == 0:
     return "fully transparent"
@@ -73,8 +78,11 @@ def blank_reason(img: Image.Image) -> str:
   bands = ext if isinstance(ext[0], tuple) else (ext,)
   if img.mode in ("RGBA", "LA", "PA"):
     bands = bands[:-1]
-  if all(lo == hi for lo, hi in bands):
-    return f"one colour {tuple(int(lo) for lo, _ in bands)}"
+  if img.mode == "P":
+    return ""  # indices, not levels: a one-index palette image is one colour, judged below after conversion
+  values = {lo for lo, hi in bands if lo == hi}
+  if len(values) == 1 and all(lo == hi for lo, hi in bands):
+    return f"every pixel {int(next(iter(values)))}"
   return ""
 
 
