@@ -46,8 +46,9 @@ def get_img(client, query: str) -> np.ndarray:
 def untrained(config: str, world: str, image_size: int, tmp, jitter: float = 0.0) -> trained.Trained:
   """A model with initialised parameters (the server's mechanics do not need a trained one).
 
-  ``jitter`` adds noise to every parameter: flow matching's output layer starts at zero, so its
-  untrained field is 0 and the ODE would return its noise unchanged.
+  ``jitter``: every parameter drawn as ``jitter * normal`` instead of the family's init (no init to
+  compile; and flow matching's output layer starts at zero, so its initialised field is 0 and the ODE
+  would return its noise unchanged).
   """
   cfg = load_config(os.path.join(ROOT, config))
   w = get_world(world)
@@ -56,13 +57,14 @@ def untrained(config: str, world: str, image_size: int, tmp, jitter: float = 0.0
   spec = base.DataSpec(image_size, lay.num_channels, 1, lay.one_hot)
   fam = families.make(cfg, spec)
   batch = {"x": np.zeros((2, image_size, image_size, spec.channels), np.float32), "label": np.zeros((2,), np.int32)}
-  state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
-  params = state.ema_params
   if jitter:
-    leaves, tree = jax.tree.flatten(params)
+    # Shapes only (tracing, no compile), then random values: a non-zero field for the mechanics under test.
+    shapes = jax.eval_shape(fam.init, jax.random.PRNGKey(0), batch).ema_params
+    leaves, tree = jax.tree.flatten(shapes)
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    leaves = [p + jitter * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)]
-    params = jax.tree.unflatten(tree, leaves)
+    params = jax.tree.unflatten(tree, [jitter * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)])
+  else:
+    params = jax.jit(fam.init)(jax.random.PRNGKey(0), batch).ema_params
   params = jax.device_put(params, parallel.replicated(parallel.local_mesh()))
   return trained.Trained(cfg, spec, fam, params, 0, w, workdir_lib.Workdir(str(tmp)), lay, None, ())
 
@@ -252,7 +254,7 @@ def test_model_regions_agree_on_overlaps_across_chunks(fm_model, tmp_path):
 def test_gan_region_is_its_tiled_scene_and_it_is_not_editable(tmp_path):
   from genenv_jax import tiling
 
-  model = untrained("configs/gan_city.py:smoke", "city_regions", 16, tmp_path / "g")
+  model = untrained("configs/gan_city.py:smoke", "city_regions", 16, tmp_path / "g", jitter=0.05)
   src = sources.ModelSource(model)
   c = TestClient(server_app.make_app(src, str(tmp_path / "e")))
   assert c.get("/api/info").json()["editable"] is False
