@@ -198,31 +198,9 @@ def main(argv):
       tiling.write_large_scene(
         model, _OUTPUT.value, h, w, _SEED.value, _TILE.value, _TEMP.value, cond, force=_FORCE.value
       )
-    elif _ENGINE.value == "ray":
-      from genenv_jax.synthesis import ray_engine
-
-      source = {"model": _MODEL.value} if _MODEL.value else {"workdir": _WORKDIR.value, "step": model.step}
-      source.update(solver=_SOLVER.value, steps=_STEPS.value)
-      ray_engine.run(
-        model,
-        source,
-        _OUTPUT.value,
-        _NUM.value,
-        seed=_SEED.value,
-        batch_size=_BATCH.value,
-        shard_size=_SHARD.value,
-        temperature=_TEMP.value,
-        cond=cond,
-        chunk=_CHUNK.value,
-        cpu_convolutions=_KERNELS.value or None,
-        address=_RAY_ADDRESS.value,
-        workers=_RAY_WORKERS.value,
-      )
     else:
-      synthesis.run(
-        model,
-        _OUTPUT.value,
-        _NUM.value,
+      # The settings that fix the output's bytes: the same for both engines.
+      kw = dict(
         seed=_SEED.value,
         batch_size=_BATCH.value,
         shard_size=_SHARD.value,
@@ -231,6 +209,16 @@ def main(argv):
         chunk=_CHUNK.value,
         cpu_convolutions=_KERNELS.value or None,
       )
+      if _ENGINE.value == "ray":
+        from genenv_jax.synthesis import ray_engine
+
+        source = {"model": _MODEL.value} if _MODEL.value else {"workdir": _WORKDIR.value, "step": model.step}
+        source.update(solver=_SOLVER.value, steps=_STEPS.value)
+        ray_engine.run(
+          model, source, _OUTPUT.value, _NUM.value, address=_RAY_ADDRESS.value, workers=_RAY_WORKERS.value, **kw
+        )
+      else:
+        synthesis.run(model, _OUTPUT.value, _NUM.value, **kw)
   except (ValueError, OSError, RuntimeError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import queue
 import shutil
@@ -70,8 +69,6 @@ class Worker:
 
   def __init__(self, world: ServedWorld, max_queue: int = 64, max_batch: int = 32):
     self.world, self.q, self.max_batch = world, queue.Queue(max_queue), max_batch
-    self.drawn_batches = 0  # how many region_batch calls served how many jobs (for tests and benchmarks)
-    self.drawn_jobs = 0
     threading.Thread(target=self._loop, daemon=True, name="genenv-server-worker").start()
 
   def submit(self, job: _Job) -> _Job:
@@ -95,8 +92,6 @@ class Worker:
         group = [j for j in regions if j.seed == seed]
         try:
           got = self.world.read_batch(seed, [j.window for j in group])
-          self.drawn_batches += 1
-          self.drawn_jobs += len(group)
           for j, g in zip(group, got):
             j.future.set_result(g)
         except BaseException as e:  # noqa: BLE001 - the error goes to the waiting requests
@@ -535,7 +530,3 @@ def _export_zip(source: Source, lay: Layers, fmt: str, seed: int, window) -> byt
     return buf.getvalue()
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-def dumps(obj) -> str:
-  return json.dumps(obj, sort_keys=True)

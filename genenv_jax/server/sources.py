@@ -25,6 +25,7 @@ pixel. Edits are applied on top by ``genenv_jax.server.edits``.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import threading
 from collections import OrderedDict
@@ -47,14 +48,6 @@ class Layers(NamedTuple):
     return Layers(*(None if a is None else a[ys, xs] for a in self))
 
 
-def paste(dst: Layers, src: Layers, y: int, x: int) -> None:
-  """Writes ``src`` into ``dst`` at (y, x) (in place)."""
-  h, w = src.rgb.shape[:2]
-  for d, s in zip(dst, src):
-    if d is not None and s is not None:
-      d[y : y + h, x : x + w] = s
-
-
 class _LRU:
   def __init__(self, size: int):
     self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
@@ -75,7 +68,7 @@ class _LRU:
 
 
 @dataclasses.dataclass
-class Source:
+class Source(abc.ABC):
   """Common description; subclasses draw."""
 
   name: str  # what draws: 'world city_regions' or 'model W step N'
@@ -115,18 +108,21 @@ class Source:
       },
     }
 
-  # Subclasses: region_batch (many windows, one call where they can share), inpaint, sample.
+  # What a source draws: WorldSource and ModelSource each define all three.
+  @abc.abstractmethod
   def region_batch(self, seed: int, windows: list[tuple[int, int, int, int]]) -> list[Layers]:
-    raise NotImplementedError
+    """The layers of each (y0, x0, h, w) window of world ``seed`` (windows drawn together where they can share)."""
+
+  @abc.abstractmethod
+  def inpaint(self, seed: int, y0: int, x0: int, context: Layers, margin: int, mask, painted) -> Layers:
+    """New layers for the ``mask`` pixels of the window at (y0, x0), joined to ``context`` (``margin`` px around)."""
+
+  @abc.abstractmethod
+  def sample(self, seed: int, index: int, cond: str) -> np.ndarray:
+    """One sample's RGB [h, w, 3] uint8, a pure function of (seed, index, cond)."""
 
   def region(self, seed: int, y0: int, x0: int, h: int, w: int) -> Layers:
     return self.region_batch(seed, [(y0, x0, h, w)])[0]
-
-  def inpaint(self, seed: int, y0: int, x0: int, context: Layers, margin: int, mask, painted) -> Layers:
-    raise NotImplementedError
-
-  def sample(self, seed: int, index: int, cond: str) -> np.ndarray:
-    raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- worlds
