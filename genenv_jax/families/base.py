@@ -155,7 +155,8 @@ def finish_step(state: TrainState, params, opt_state, ema_source, ok: jax.Array,
 
   Args:
     state: the state before the step.
-    params, opt_state: the updated parameters and optimiser state.
+    params: the updated parameters.
+    opt_state: the updated optimiser state.
     ema_source: the parameters the EMA tracks (a GAN's generator).
     ok: scalar bool, whether loss and gradients were finite.
     ema_decay: EMA decay (see ``ema_update``).
