@@ -60,7 +60,7 @@ def main(argv):
     # A committed row reproduces with the kernels it was measured with: rows from before the 'auto'
     # default (no key) ran XLA's default kernels. Delete the row to measure it anew with today's default.
     kernels = workdir_lib.read_json(committed).get("cpu_convolutions", "xla")
-    overrides.append(f"train.cpu_convolutions={kernels!r}")
+    overrides.append(f"train.cpu_convolutions={kernels}")  # a plain string: config flags take it as is
   train = [sys.executable, "train.py", f"--config={spec}", f"--workdir={workdir}"]
   train += [f"--config.{item}" for item in overrides]
   evaluate = [sys.executable, "eval.py", f"--workdir={workdir}", f"--num_samples={_NUM.value}"]
