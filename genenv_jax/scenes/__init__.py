@@ -8,6 +8,7 @@ from genenv_jax.scenes.city_regions import CityRegionsWorld
 from genenv_jax.scenes.dungeon import DungeonRegionsWorld, DungeonWorld
 from genenv_jax.scenes.forest import ForestWorld
 from genenv_jax.scenes.forest_regions import ForestRegionsWorld
+from genenv_jax.scenes.interiors import InteriorsWorld
 from genenv_jax.scenes.props import PropsWorld
 from genenv_jax.scenes.terrain import TerrainWorld
 from genenv_jax.scenes.terrain_regions import TerrainRegionsWorld
@@ -24,6 +25,7 @@ WORLDS = {
   "dungeon_regions": DungeonRegionsWorld,
   "caves": CavesWorld,
   "props": PropsWorld,
+  "interiors": InteriorsWorld,
 }
 
 
