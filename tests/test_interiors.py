@@ -134,3 +134,36 @@ def test_the_config_builds_its_layout_and_family():
     assert cfg.data.world == "interiors" and cfg.data.image_size >= 32
   spec = families.base.DataSpec(32, 3 + len(I.CLASS_NAMES) + 1, 1)
   assert families.make(cfg, spec).canvas is not None
+
+
+def test_an_interior_exports_as_gltf_walls_with_openings_and_furniture_boxes(tmp_path):
+  import json
+  import os
+
+  import trimesh
+
+  from genenv_jax import exports
+
+  sc = exports.from_world("interiors", 64, 64, seed=2)
+  exports.export(sc, str(tmp_path), ["gltf", "tiled"], {"c": 1})
+  loaded = trimesh.load(os.path.join(tmp_path, "gltf", "interior.glb"))
+  info = json.load(open(os.path.join(tmp_path, "gltf", "interior.json")))
+  geo = loaded.geometry
+  walls = [g for k, g in geo.items() if k.startswith("wall_")]
+  assert len(walls) == info["walls"] and all(w.is_watertight for w in walls)
+  assert max(w.bounds[1][1] for w in walls) == pytest.approx(3.0)
+  lab = np.asarray(sc.labels)
+  # Openings: the walls hold exactly the wall pixels at 3 m (door and window pixels left open), the lintels
+  # fill the openings from 2.1 m up and the sills the windows up to 1 m.
+  cell = sc.metres_per_pixel**2
+  wall_px = np.isin(lab, (I.EXT_WALL, I.INT_WALL)).sum()
+  openings = np.isin(lab, (I.DOOR, I.WINDOW)).sum()
+  assert sum(w.volume for w in walls) == pytest.approx(wall_px * cell * 3.0)
+  lintels = [g for k, g in geo.items() if k.startswith("lintel_")]
+  assert sum(g.volume for g in lintels) == pytest.approx(openings * cell * 0.9)
+  assert all(g.bounds[0][1] == pytest.approx(2.1) for g in lintels)
+  sills = [g for k, g in geo.items() if k.startswith("sill_")]
+  assert sum(g.volume for g in sills) == pytest.approx((lab == I.WINDOW).sum() * cell * 1.0)
+  furniture = {k.rsplit("_", 1)[0] for k in geo if k.split("_")[0] in I.CLASS_NAMES[I.BED :]}
+  assert "bed" in furniture and info["furniture"] >= 3
+  assert os.path.exists(os.path.join(tmp_path, "tiled", "scene.tmj"))

@@ -34,14 +34,19 @@ class Exporter(NamedTuple):
 
 
 def _gltf(scene, folder):
-  """Cities (the city worlds, or user data with a 'building' class) as extruded blocks, the rest as terrain."""
+  """Cities as extruded blocks, interiors as walls with openings and furniture, the rest as terrain."""
   if scene.world:
     from genenv_jax.scenes import get_world
     from genenv_jax.scenes.city import CityWorld
+    from genenv_jax.scenes.interiors import InteriorsWorld
 
-    city = isinstance(get_world(scene.world), CityWorld)
+    world = get_world(scene.world)
+    city, interior = isinstance(world, CityWorld), isinstance(world, InteriorsWorld)
   else:
     city = "building" in scene.class_names and scene.labels is not None
+    interior = False
+  if interior:
+    return meshes.interior(scene, folder)
   return meshes.city(scene, folder) if city else meshes.terrain(scene, folder)
 
 

@@ -7,7 +7,11 @@ Units are metres, +Y up, +X east, +Z south; the image's top-left corner is
 the origin. Terrain is a textured heightfield, one ``.glb`` per tile of
 ``TILE`` cells for large scenes (tiles share their edge vertices). A city is
 a ground plane coloured by class plus every building extruded to its height
-as its own closed (watertight) mesh.
+as its own closed (watertight) mesh. An interior (``interiors`` world) is its
+floor plan coloured by class, its walls extruded to the wall height with the
+door and window openings left open (window sills and the lintels over doors
+and windows as their own blocks) and each piece of furniture a box at its
+height.
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ def _no_pinches(m: np.ndarray) -> np.ndarray:
     m[i, j] = True  # top-left pixel of each window pinched on its other diagonal
 
 
-def extrude(mask: np.ndarray, top_m: float, mpp: float, r0: int = 0, c0: int = 0):
-  """A closed mesh: the pixels of ``mask`` raised from 0 to ``top_m`` metres (walls on every outer edge)."""
+def extrude(mask: np.ndarray, top_m: float, mpp: float, r0: int = 0, c0: int = 0, bottom_m: float = 0.0):
+  """A closed mesh: the pixels of ``mask`` raised from ``bottom_m`` to ``top_m`` metres (walls on every outer edge)."""
   import trimesh
 
   h, w = mask.shape
@@ -91,7 +95,7 @@ def extrude(mask: np.ndarray, top_m: float, mpp: float, r0: int = 0, c0: int = 0
     tri1, tri2 = np.stack([pb, pt, qt], 1), np.stack([pb, qt, qb], 1)
     faces += [tri1[:, ::-1], tri2[:, ::-1]] if flip else [tri1, tri2]
   gi, gj = np.divmod(np.arange(2 * n) % n, w + 3)
-  y = np.where(np.arange(2 * n) < n, top_m, 0.0)
+  y = np.where(np.arange(2 * n) < n, top_m, bottom_m)
   verts = np.stack([(gj - 1 + c0) * mpp, y, (gi - 1 + r0) * mpp], 1)
   mesh = trimesh.Trimesh(verts, np.concatenate(faces), process=True)
   mesh.remove_unreferenced_vertices()
@@ -171,4 +175,54 @@ def city(scene, folder: str, name: str = "city", building_class: str = "building
     f.write(trimesh.Scene(geometry).export(file_type="obj"))  # geometry; colours are in the glb
   with open(os.path.join(folder, f"{name}.json"), "w") as f:
     json.dump({"buildings": int(count), "metres_per_pixel": mpp, "up": "+Y", "origin": "image top-left"}, f, indent=1)
+  return [f"{name}.glb", f"{name}.obj", f"{name}.json"]
+
+
+DOOR_TOP_M = 2.1  # the top of a door or window opening; a lintel fills the wall above it
+SILL_M = 1.0
+
+
+def interior(scene, folder: str, name: str = "interior") -> list[str]:
+  """``<name>.glb``: the plan coloured by class, walls with their openings, lintels, sills and furniture boxes."""
+  import trimesh
+  from scipy import ndimage
+
+  need = ("exterior_wall", "interior_wall", "door", "window")
+  if scene.labels is None or any(c not in scene.class_names for c in need):
+    raise ValueError(f"gltf interior: needs a label map with the classes {list(need)}")
+  labels = np.asarray(scene.labels)
+  h, w = labels.shape
+  mpp = scene.metres_per_pixel
+  names = list(scene.class_names)
+  idx = {c: names.index(c) for c in names}
+  wall_m = float(scene.height_range_m)
+  heights = np.asarray(scene.height_m())
+  geometry = {"floor": heightfield(np.zeros((h + 1, w + 1)), scene.palette[np.pad(labels, ((0, 1), (0, 1)), "edge")],
+                                   mpp, 0, 0)}  # fmt: skip
+
+  def add(key, mask, top, bottom, cls):
+    comps, count = ndimage.label(mask)
+    colour = np.append(scene.palette[idx[cls]], 255).astype(np.uint8)
+    for k, sl in enumerate(ndimage.find_objects(comps), start=1):
+      part = comps[sl] == k
+      t = top if top is not None else max(float(np.median(heights[sl][part])), 0.1)
+      mesh = extrude(part, t, mpp, sl[0].start, sl[1].start, bottom)
+      mesh.visual.face_colors = colour
+      geometry[f"{key}_{k:04d}"] = mesh
+    return count
+
+  walls = add("wall", np.isin(labels, (idx["exterior_wall"], idx["interior_wall"])), wall_m, 0.0, "exterior_wall")
+  add("lintel", np.isin(labels, (idx["door"], idx["window"])), wall_m, DOOR_TOP_M, "interior_wall")
+  add("sill", labels == idx["window"], SILL_M, 0.0, "exterior_wall")
+  furniture = names[names.index("bed") :] if "bed" in names else []
+  pieces = 0
+  for cls in furniture:
+    pieces += add(cls, labels == idx[cls], None, 0.0, cls)
+  _save(trimesh.Scene(geometry), os.path.join(folder, f"{name}.glb"))
+  with open(os.path.join(folder, f"{name}.obj"), "w") as f:
+    f.write(trimesh.Scene(geometry).export(file_type="obj"))  # geometry; colours are in the glb
+  info = {"walls": int(walls), "furniture": int(pieces), "wall_height_m": wall_m, "door_top_m": DOOR_TOP_M,
+          "metres_per_pixel": mpp, "up": "+Y", "origin": "image top-left"}  # fmt: skip
+  with open(os.path.join(folder, f"{name}.json"), "w") as f:
+    json.dump(info, f, indent=1)
   return [f"{name}.glb", f"{name}.obj", f"{name}.json"]
