@@ -20,6 +20,26 @@ def test_results_page_table_is_what_the_script_writes():
   with open(os.path.join(ROOT, table.PAGE)) as f:
     readme = f.read()
   assert table.render(readme, os.path.join(ROOT, "results")) == readme, "run: python tools/results_table.py"
+  with open(os.path.join(ROOT, table.LARGE_PAGE)) as f:
+    page = f.read()
+  assert table.render_large(page, os.path.join(ROOT, "results")) == page, "run: python tools/results_table.py"
+
+
+def test_large_scene_rows_carry_the_fixed_fields_and_a_rerun_replaces_its_rows(tmp_path):
+  tool = _tool("large_scenes")
+  part = {"coarse_fd": 1.0, "coarse_kid": 0.1, "coarse_c2st": 0.6, "ms/largest_water_share": 0.2, "validity": 1.0}
+  scores = {"scene_size": [256, 256], "world": "city_regions", "num_scenes": 6, "checkpoint_step": 2000}
+  scores.update(model=dict(part), untrained=dict(part, coarse_fd=9.0), real=dict(part, coarse_fd=0.5))
+  path = str(tmp_path / "large_scenes.json")
+  rows = tool.merge(path, tool.rows_of(scores, "python tools/reproduce.py configs/x.py:cpu", "cmd 1"))
+  assert [r["set"] for r in rows] == ["model", "untrained", "real"]
+  for r in rows:
+    assert {"config", "world", "scene_size", "coarse_fd", "command"} <= set(r) and r["scene_size"] == "256x256"
+  scores["model"]["coarse_fd"] = 2.0
+  rows = tool.merge(path, tool.rows_of(scores, "python tools/reproduce.py configs/x.py:cpu", "cmd 2"))
+  assert len(rows) == 3 and [r["coarse_fd"] for r in rows if r["set"] == "model"] == [2.0]
+  rows = tool.merge(path, tool.rows_of(scores, "python tools/reproduce.py configs/y.py:cpu", "cmd 3"))
+  assert len(rows) == 5  # a second model of the same world and size shares the real row
 
 
 def test_every_config_has_a_reproducible_result():
@@ -29,13 +49,13 @@ def test_every_config_has_a_reproducible_result():
     if not os.path.basename(p).startswith("_")
   }
   results = {}
-  for p in glob.glob(os.path.join(ROOT, "results", "*.json")):
+  for p in _tool("results_table").row_files(os.path.join(ROOT, "results")):
     with open(p) as f:
       r = json.load(f)
     results[os.path.splitext(os.path.basename(r["config"].split(":")[0]))[0]] = r
   assert configs <= set(results), f"configs without a results JSON: {sorted(configs - set(results))}"
   reproduce = _tool("reproduce")
-  for p in glob.glob(os.path.join(ROOT, "results", "*.json")):
+  for p in _tool("results_table").row_files(os.path.join(ROOT, "results")):
     with open(p) as f:
       r = json.load(f)
     name = os.path.splitext(os.path.basename(p))[0]
@@ -80,7 +100,7 @@ def _strings(x):
 
 
 def test_results_hold_no_absolute_paths():
-  for p in glob.glob(os.path.join(ROOT, "results", "*.json")):
+  for p in _tool("results_table").row_files(os.path.join(ROOT, "results")):
     with open(p) as f:
       r = json.load(f)
     absolute = [s for s in _strings(r) if os.path.isabs(s)]

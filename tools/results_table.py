@@ -1,9 +1,12 @@
-r"""Writes the results table of ``docs/results.md`` from ``results/*.json`` (never edit that table by hand).
+r"""Writes the results tables from ``results/`` (never edit those tables by hand).
 
-  python tools/results_table.py          # rewrite the table in docs/results.md
-  python tools/results_table.py --check  # exit 1 if docs/results.md's table is stale
+  python tools/results_table.py          # rewrite the tables in docs/results.md and docs/large-scenes.md
+  python tools/results_table.py --check  # exit 1 if a table is stale
 
-Each JSON is written by ``python tools/reproduce.py CONFIG``; its command is in the table.
+``docs/results.md``: one row per ``results/<config>.json``, written by ``python
+tools/reproduce.py CONFIG``. ``docs/large-scenes.md``: the rows of
+``results/large_scenes.json`` (whole scenes at every size), written by ``python
+tools/large_scenes.py``. Each row carries its command.
 """
 
 import glob
@@ -18,6 +21,14 @@ from genenv_jax import families  # noqa: E402
 
 PAGE = "docs/results.md"  # the page that holds the table
 BEGIN, END = "<!-- results:begin (tools/results_table.py) -->", "<!-- results:end -->"
+LARGE_PAGE = "docs/large-scenes.md"
+LARGE_JSON = "large_scenes.json"  # results/large_scenes.json: a list of rows, not one config's results
+LARGE_BEGIN, LARGE_END = "<!-- large-scenes:begin (tools/results_table.py) -->", "<!-- large-scenes:end -->"
+
+
+def row_files(results_dir: str) -> list[str]:
+  """The per-config results files (``results/large_scenes.json`` is a table of its own)."""
+  return sorted(p for p in glob.glob(os.path.join(results_dir, "*.json")) if os.path.basename(p) != LARGE_JSON)
 
 
 def _cell(r, key, fmt, scale=1.0):
@@ -70,7 +81,7 @@ def table(results_dir: str) -> str:
     "| C2ST features \\| pixels → 0.5 | test bits/dim ↓ | reproduce |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
   ]
-  for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
+  for path in row_files(results_dir):
     with open(path) as f:
       r = json.load(f)
     rows.append(
@@ -80,7 +91,7 @@ def table(results_dir: str) -> str:
       f"| {_cell(r, 'recall', '{:.3f}')} | {_validity(r)} | {_cell(r, 'stats_distance', '{:.3f}')} "
       f"| {_c2st(r)} | {_bpd(r)} | `{r['command']}` |"
     )
-  n = {json.load(open(p))["num_samples"] for p in glob.glob(os.path.join(results_dir, "*.json"))}
+  n = {json.load(open(p))["num_samples"] for p in row_files(results_dir)}
   rows.append("")
   rows.append(
     f"Each cell: **trained model** (real held-out scenes / untrained model), {', '.join(map(str, sorted(n)))} "
@@ -90,26 +101,74 @@ def table(results_dir: str) -> str:
   return "\n".join(rows)
 
 
+def _num(v, fmt="{:.2f}"):
+  return "—" if v is None else fmt.format(v)
+
+
+LARGE_COLUMNS = (
+  ("coarse FD ↓", "coarse_fd", "{:.2f}"),
+  ("coarse KID ↓", "coarse_kid", "{:.3f}"),
+  ("coarse C2ST → 0.5", "coarse_c2st", "{:.2f}"),
+  ("largest water share (distance ↓)", "ms/largest_water_share", "{:.3f}"),
+  ("water log-area W1 ↓", "ms/water_log_areas_w1", "{:.2f}"),
+  ("spectrum distance ↓", "ms/spectrum_distance", "{:.3f}"),
+  ("whole-scene validity", "validity", "{:.2f}"),
+  ("crop validity", "crop_validity", "{:.3f}"),
+  ("seam", "seam", "{:.3f}"),
+)
+
+
+def large_table(results_dir: str) -> str:
+  """The rows of results/large_scenes.json: whole scenes against real regions of the same size."""
+  path = os.path.join(results_dir, LARGE_JSON)
+  rows = json.load(open(path)) if os.path.exists(path) else []
+  head = "| world, size | set | scenes | " + " | ".join(c[0] for c in LARGE_COLUMNS) + " | command |"
+  out = [head, "|" + "---|" * (len(LARGE_COLUMNS) + 4)]
+  for r in sorted(rows, key=lambda r: (r["world"], r["scene_size"], r["set"] != "real", r["config"], r["set"])):
+    who = "real regions" if r["set"] == "real" else f"`{r['config']}`"
+    who += " untrained" if r["set"] == "untrained" else ""
+    cells = " | ".join(_num(r.get(k), f) for _, k, f in LARGE_COLUMNS)
+    out.append(f"| {r['world']} {r['scene_size']} | {who} | {r['num_scenes']} | {cells} | `{r['command']}` |")
+  out.append("")
+  out.append(
+    "Each set of whole scenes is judged against further real regions of the same size: the real row is real "
+    "against real (the spread a model is read against), the untrained row the floor. Coarse: the scene "
+    "downsampled to 32 px. `—`: not defined for this world or below 5 scenes."
+  )
+  return "\n".join(out)
+
+
+def _between(text: str, begin: str, end: str, body: str, page: str) -> str:
+  if begin not in text or end not in text:
+    raise ValueError(f"{page} has no {begin!r} ... {end!r} markers")
+  head, rest = text.split(begin, 1)
+  _, tail = rest.split(end, 1)
+  return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
 def render(readme: str, results_dir: str) -> str:
-  if BEGIN not in readme or END not in readme:
-    raise ValueError(f"{PAGE} has no {BEGIN!r} ... {END!r} markers")
-  head, rest = readme.split(BEGIN, 1)
-  _, tail = rest.split(END, 1)
-  return f"{head}{BEGIN}\n{table(results_dir)}\n{END}{tail}"
+  return _between(readme, BEGIN, END, table(results_dir), PAGE)
+
+
+def render_large(page: str, results_dir: str) -> str:
+  return _between(page, LARGE_BEGIN, LARGE_END, large_table(results_dir), LARGE_PAGE)
 
 
 def main(argv):
-  readme_path = os.path.join(ROOT, PAGE)
-  with open(readme_path) as f:
-    readme = f.read()
-  new = render(readme, os.path.join(ROOT, "results"))
-  if "--check" in argv:
-    if new != readme:
-      print(f"{PAGE}'s results table is stale: run python tools/results_table.py", file=sys.stderr)
-      return 1
-    return 0
-  with open(readme_path, "w") as f:
-    f.write(new)
+  stale = []
+  for page, fn in ((PAGE, render), (LARGE_PAGE, render_large)):
+    path = os.path.join(ROOT, page)
+    with open(path) as f:
+      text = f.read()
+    new = fn(text, os.path.join(ROOT, "results"))
+    if new != text:
+      stale.append(page)
+      if "--check" not in argv:
+        with open(path, "w") as f:
+          f.write(new)
+  if "--check" in argv and stale:
+    print(f"stale tables in {stale}: run python tools/results_table.py", file=sys.stderr)
+    return 1
   return 0
 
 
