@@ -158,7 +158,11 @@ def describe(name: str) -> str:
   c = card(name)
   r = (c.get("results") or {}).get("model", {})
   real = (c.get("results") or {}).get("real", {})
-  score = f"validity {r['validity']:.3f} (real {real.get('validity', float('nan')):.3f})" if "validity" in r else ""
+  score = ""
+  if "validity" in r and real.get("validity", 0.0) >= 0.9:
+    score = f"validity {r['validity']:.3f} (real {real['validity']:.3f})"
+  elif "fd" in r:  # no rules to read (e.g. biomes from RGB alone, where real scenes fail them too): FD instead
+    score = f"FD {r['fd']:.2f} (real {real.get('fd', float('nan')):.2f})"
   size = os.path.getsize(os.path.join(WEIGHTS_DIR, c["weights"])) / 1e6
   return f"{name}  {c['family']} on {c['world']}, {c['image_size']} px, {c['num_params']:,} params, {size:.1f} MB" + (
     f", {score}" if score else ""
