@@ -14,9 +14,36 @@ Commands:
   python train.py --config=configs/fm_interiors.py:cpu --workdir=runs/fm_interiors_cpu
   python tools/reproduce.py configs/fm_interiors.py:cpu   # writes results/fm_interiors_cpu.json
 
-The ``:cpu`` variant is ``fm_city``'s (same U-Net, 2000 steps of batch 32).
-Measured: see ``results/fm_interiors_cpu.json`` and the table in
-docs/levels-and-props.md (written from that file).
+The ``:cpu`` variant is ``fm_city``'s (same U-Net, 2000 steps of batch 32;
+one run, 1.3-3 steps/s with other work beside it), scored by ``python
+eval.py --workdir=runs/fm_interiors_cpu --num_samples=1000`` (midpoint rule,
+16 steps):
+
+  ==========================  =========  =======  =====
+  metric                      untrained  trained  real
+  ==========================  =========  =======  =====
+  validity (all rules)        0.000      0.000    1.000
+  walls closed                0.000      0.000    1.000
+  rooms reachable             0.000      0.646    1.000
+  openings in walls           0.000      0.000    1.000
+  room has its furniture      0.000      0.022    1.000
+  furniture placed            0.000      0.000    1.000
+  stats distance              13.71      72.26    0.040
+  C2ST pixels (0.5 best)      1.000      1.000    0.487
+  ==========================  =========  =======  =====
+
+Not learned at this budget: the label maps show a footprint in a garden,
+walls and rooms of the right floor types, but salt-and-pepper furniture and
+opening classes everywhere (so every rule that reads walls, openings or
+furniture fails), and the RGB is close to noise
+(``docs/fm_interiors_cpu_vs_real.png``). Its loss was still falling fast
+(0.77 at step 500, 0.46 at 2000; ``fm_dungeon`` with 7 classes ends lower): 22
+channels, 18 of them one-hot, on the U-Net sized for ``fm_city``'s 9. The
+statistics distance is worse than the untrained model's because the speckle
+counts as thousands of rooms, doors and windows. The round-3 target (validity
+>= 0.3) is not met. The feature network was not trained on plans (calls 0%
+of real plans clean): read C2ST on pixels, not FD 114.17 (untrained 116.95).
+All numbers: ``results/fm_interiors_cpu.json``.
 """
 
 from configs import fm_city
