@@ -34,7 +34,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
       if not isinstance(v, int) or v < 8:
         raise ValueError(f"data.{key}={v!r}: must be an integer >= 8 (evaluation compares at least 8 scenes)")
   if d.source != "world" and len(chans) > 1:
-    raise ValueError(f"data.channels={chans}: data.source={d.source!r} has RGB only; use ('rgb',)")
+    raise ValueError(
+      f"data.channels={chans}: data.source={d.source!r} holds images only; use ('rgb',) or ('gray',) (one 8-bit "
+      "channel, for gray images)"
+    )
+  if d.source == "world" and chans[0] == "gray":
+    raise ValueError(f"data.channels={chans}: the built-in worlds draw RGB; 'gray' is for folders and TFDS datasets")
   if d.source == "folder":
     if not d.get("path"):
       raise ValueError("data.path='': data.source='folder' needs the folder of images (--config.data.path=DIR)")

@@ -51,18 +51,32 @@ def _gray(v):
 
 KINDS = {
   "rgb": Kind("rgb", "image", False, 3, lambda v, palette: v),
+  # One 8-bit channel (gray images): one model channel, counted once by likelihoods and baselines.
+  "gray": Kind("gray", "image", False, 1, lambda v, palette: _gray(v)),
   "labels": Kind("labels", "labels", True, 0, lambda v, palette: palette[np.clip(v, 0, len(palette) - 1)]),
   "height": Kind("height", "height", False, 1, lambda v, palette: _gray(v)),
 }
 NO_PALETTE = np.zeros((1, 3), np.uint8)
 
 
+IMAGE_KINDS = ("rgb", "gray")  # the first channel kind: the image itself
+
+
 def check_channels(channels) -> tuple[str, ...]:
   """Validates a ``data.channels`` tuple; returns it as a tuple."""
   chans = tuple(channels)
-  if not chans or chans[0] != "rgb" or len(set(chans)) != len(chans) or not set(chans) <= set(KINDS):
-    others = " and/or ".join(repr(k) for k in KINDS if k != "rgb")
-    raise ValueError(f"data.channels={chans}: must start with 'rgb', optionally followed by {others}")
+  maps = [k for k in KINDS if k not in IMAGE_KINDS]
+  if (
+    not chans
+    or chans[0] not in IMAGE_KINDS
+    or any(c in IMAGE_KINDS for c in chans[1:])
+    or len(set(chans)) != len(chans)
+    or not set(chans) <= set(KINDS)
+  ):
+    raise ValueError(
+      f"data.channels={chans}: must start with 'rgb' or 'gray' (one 8-bit channel), optionally followed by "
+      + " and/or ".join(repr(k) for k in maps)
+    )
   return chans
 
 
@@ -142,6 +156,13 @@ class Layout:
         out[k.name] = np.clip((v + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
       else:
         out[k.name] = np.clip((v[..., 0] + 1.0) / 2.0, 0.0, 1.0)
+    return self._with_rgb(out)
+
+  def _with_rgb(self, out: dict) -> dict:
+    """A gray layout's decoded values also carry ``rgb`` (the gray value in all three), what pictures and
+    metrics read."""
+    if "gray" in out and "rgb" not in out:
+      out["rgb"] = np.repeat(np.clip(np.asarray(out["gray"]) * 255.0 + 0.5, 0, 255).astype(np.uint8)[..., None], 3, -1)
     return out
 
   def from_records(self, record: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -151,7 +172,7 @@ class Layout:
       if k.key in record:
         v = record[k.key]
         out[k.name] = v if (k.categorical or k.planes == 3) else v / 255.0
-    return out
+    return self._with_rgb(out)
 
   def to_uint8(self, x):
     """Model tensor in [-1, 1] -> records {key: uint8}, with jax.numpy (on device, inside jit)."""

@@ -56,6 +56,21 @@ def to_rgb_square(img: Image.Image, size: int) -> np.ndarray:
     bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
     img = Image.alpha_composite(bg, img)
   img = img.convert("RGB")
+  return _square(img, size)
+
+
+def to_gray_square(img: Image.Image, size: int) -> np.ndarray:
+  """Any PIL image -> [size, size] uint8 gray (``data.channels=('gray',)``): as ``to_rgb_square``, then
+  ITU-R 601 luma (Pillow's ``L``) for colour images; gray images keep their values."""
+  return np.asarray(Image.fromarray(to_rgb_square(img, size)).convert("L"), np.uint8)
+
+
+def is_gray(images: np.ndarray) -> bool:
+  """Whether every RGB image of [n, h, w, 3] has R = G = B everywhere (a gray folder read as RGB)."""
+  return bool(len(images)) and bool((images[..., :1] == images).all())
+
+
+def _square(img: Image.Image, size: int) -> np.ndarray:
   w, h = img.size
   scale = size / min(w, h)
   nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
@@ -177,7 +192,9 @@ class FolderSource:
 
   has_structure = False
 
-  def __init__(self, path: str, size: int, split: str = "train", test_fraction: float = 0.0, test_path: str = ""):
+  def __init__(
+    self, path: str, size: int, split: str = "train", test_fraction: float = 0.0, test_path: str = "", gray=False
+  ):
     files = list_images(path)
     self.class_names = folder_classes(files)
     self.num_classes = max(1, len(self.class_names))
@@ -219,7 +236,7 @@ class FolderSource:
             self.blank.append((f, why))
             continue
           wide += img.mode.startswith("I")
-          images.append(to_rgb_square(img, size))
+          images.append(to_gray_square(img, size) if gray else to_rgb_square(img, size))
           labels.append(index[rel.split("/", 1)[0]] if index else 0)
       except (OSError, ValueError, Image.DecompressionBombError) as e:
         self.skipped.append((f, str(e)))
@@ -254,8 +271,17 @@ class FolderSource:
         f"{key}={root!r}: none of the {len(files)} image files could be decoded or had content ({split} split; "
         f"{len(self.skipped)} unreadable, {len(self.blank)} blank or fully transparent)"
       )
-    self._images = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    self._images = np.stack(images) if images else np.zeros((0, size, size) + (() if gray else (3,)), np.uint8)
     self._labels = np.asarray(labels, np.int32)
+    if not gray and is_gray(self._images):
+      logging.warning(
+        "%s=%r (%s split): all %d images are gray (R = G = B): read as RGB, a model learns three copies of one "
+        "channel and bits/dim count them three times; --config.data.channels=\"('gray',)\" models one channel",
+        key,
+        root,
+        split,
+        len(self._images),
+      )
 
   def __len__(self):
     return len(self._images)
@@ -274,9 +300,12 @@ class TfdsCatalogSource:
 
   has_structure = False
 
-  def __init__(self, name: str, split: str, size: int, data_dir: str | None, image_key: str, label_key: str):
+  def __init__(
+    self, name: str, split: str, size: int, data_dir: str | None, image_key: str, label_key: str, gray=False
+  ):
     import tensorflow_datasets as tfds
 
+    self._gray = gray
     try:
       self._ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except Exception as e:  # TFDS raises many types here; all mean "not usable".
@@ -304,6 +333,11 @@ class TfdsCatalogSource:
 
   def _image(self, x):
     x = np.asarray(x)
+    if self._gray:
+      if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+      img = Image.fromarray(x.astype(np.uint8), "L" if x.ndim == 2 else ("RGBA" if x.shape[-1] == 4 else "RGB"))
+      return to_gray_square(img, self._size)
     if x.ndim == 2:
       x = x[..., None]
     if x.shape[-1] == 1:
@@ -342,6 +376,7 @@ def make_source(data_cfg, split: str) -> Source:
       split,
       data_cfg.get("test_fraction", 0.0),
       data_cfg.get("test_path", ""),
+      gray=tuple(data_cfg.channels)[0] == "gray",
     )
   if kind == "tfds":
     tfds_split = data_cfg.train_split if split == "train" else data_cfg.test_split
@@ -352,5 +387,6 @@ def make_source(data_cfg, split: str) -> Source:
       data_cfg.data_dir or None,
       data_cfg.image_key,
       data_cfg.label_key,
+      gray=tuple(data_cfg.channels)[0] == "gray",
     )
   raise ValueError(f"data.source={kind!r}: must be one of 'world', 'folder', 'tfds'")
