@@ -1,6 +1,7 @@
 r"""Writes a built-in world's RGB scenes as a folder of PNG files, one subfolder per scene class.
 
   python tools/make_image_folder.py --world=forest --num_images=3000 --image_size=64 --output=~/forest_pngs
+  python tools/make_image_folder.py --world=terrain --layer=height --num_images=3000 --image_size=32 --output=~/dem_gray
 
 The folder has the layout ``data.source='folder'`` reads (``configs/gan_folder.py``):
 ``OUTPUT/<class>/<world>_<seed>.png``. It is how the own-images guide's
@@ -24,6 +25,9 @@ _NUM = flags.DEFINE_integer("num_images", 3000, "Images to write (seeds 0..n-1).
 _SIZE = flags.DEFINE_integer("image_size", 64, "Side in pixels (the world's own size rules apply).")
 _OUT = flags.DEFINE_string("output", None, "Folder to write.", required=True)
 _SEED = flags.DEFINE_integer("first_seed", 1_000_000, "First world seed (away from the built-in datasets' seeds).")
+_LAYER = flags.DEFINE_enum(
+  "layer", "rgb", ["rgb", "height"], "What each PNG holds: the RGB rendering, or the height map as 8-bit gray (mode L)."
+)
 
 
 def main(argv):
@@ -36,7 +40,10 @@ def main(argv):
     seed = _SEED.value + i
     scene = world.generate(seed, _SIZE.value)
     path = os.path.join(out, world.scene_class_names[scene.scene_class], f"{_WORLD.value}_{seed}.png")
-    Image.fromarray(scene.rgb).save(path)
+    if _LAYER.value == "height":
+      Image.fromarray((scene.height * 255.0 + 0.5).astype("uint8"), "L").save(path)
+    else:
+      Image.fromarray(scene.rgb).save(path)
   print(f"wrote {_NUM.value} images into {out} ({', '.join(world.scene_class_names)})")
   return 0
 
