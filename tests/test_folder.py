@@ -242,3 +242,13 @@ def test_gray_channels_are_checked():
     config_utils.validate(config_utils.load_config("configs/fm_folder.py:smoke", ["data.channels=('gray', 'rgb')"]))
   with pytest.raises(ValueError, match=r"the built-in worlds draw RGB"):
     config_utils.validate(config_utils.load_config("configs/fm_city.py:smoke", ["data.channels=('gray',)"]))
+
+
+def test_raw_metre_16_bit_pngs_are_named_with_the_levels_they_keep(tmp_path, caplog):
+  rng = np.random.default_rng(0)
+  for i in range(3):  # DEM tiles in metres (300-1000 m) in 16-bit PNGs: scaled to 8 bits they keep 4 levels
+    Image.fromarray((300 + rng.random((20, 20)) * 700).astype(np.uint16)).save(tmp_path / f"dem_{i}.png")
+  with caplog.at_level("WARNING"):
+    src = sources.FolderSource(str(tmp_path), 16, "train", 0.0, test_path=str(tmp_path))
+  assert len(np.unique(src.get([0])["image"])) <= 4
+  assert "dem_0.png: " in caplog.text and "-> 4" in caplog.text and "--heightmap" in caplog.text

@@ -225,7 +225,7 @@ class FolderSource:
     self.split = split
     self.files = files
     index = {c: i for i, c in enumerate(self.class_names)}
-    images, labels, self.skipped, self.blank, wide = [], [], [], [], 0
+    images, labels, self.skipped, self.blank, wide = [], [], [], [], []
     for rel in files:
       f = os.path.join(os.path.expanduser(root), *rel.split("/"))
       try:
@@ -235,8 +235,9 @@ class FolderSource:
           if why:
             self.blank.append((f, why))
             continue
-          wide += img.mode.startswith("I")
           images.append(to_gray_square(img, size) if gray else to_rgb_square(img, size))
+          if img.mode.startswith("I"):  # (file, distinct 16-bit values, distinct 8-bit values kept)
+            wide.append((f, len(np.unique(np.asarray(img))), len(np.unique(images[-1]))))
           labels.append(index[rel.split("/", 1)[0]] if index else 0)
       except (OSError, ValueError, Image.DecompressionBombError) as e:
         self.skipped.append((f, str(e)))
@@ -265,7 +266,22 @@ class FolderSource:
         " ..." if len(self.blank) > 5 else "",
       )
     if wide:
-      logging.warning("%s=%r (%s split): %d images with 16-bit values were scaled to 8 bits", key, root, split, wide)
+      # Raw-metre heights (e.g. a DEM tile spanning 300-1000 in a 0-65535 PNG) collapse to a few gray levels
+      # when scaled to 8 bits: say which files, and how many levels each kept.
+      few = sum(1 for _, _, kept in wide if kept <= 16)
+      names = ", ".join(f"{os.path.basename(f)}: {n} values -> {kept}" for f, n, kept in wide[:3])
+      logging.warning(
+        "%s=%r (%s split): %d images have 16-bit values (%s%s) and were scaled to 8 bits; %d of them kept at most "
+        "16 gray levels. Heights stored in metres lose their detail this way: export them with "
+        "sample.py --heightmap=FILE, which reads 16-bit PNG, GeoTIFF and .npy heights in metres",
+        key,
+        root,
+        split,
+        len(wide),
+        names,
+        " ..." if len(wide) > 3 else "",
+        few,
+      )
     if files and not images:
       raise ValueError(
         f"{key}={root!r}: none of the {len(files)} image files could be decoded or had content ({split} split; "
