@@ -29,6 +29,8 @@ that size otherwise), with the untrained model as the floor:
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
 import jax
 import numpy as np
@@ -222,3 +224,46 @@ def evaluate(
     out[name]["sample_validity"] = float(scene_metrics.per_scene(world, lab, hgt)[0].all(1).mean())
   out["real"]["sample_validity"] = out["real"]["crop_validity"]
   return out
+
+
+ROW_KEEP = ("validity", "crop_validity", "sample_validity", "crop_fd", "crop_c2st_pixels", "seam")
+
+
+def result_rows(scores: dict, config: str, command: str) -> list[dict]:
+  """One row per set of an ``evaluate`` result, for ``results/large_scenes.json`` (``tools/large_scenes.py``)."""
+  h, w = scores["scene_size"]
+  rows = []
+  for name in ("model", "untrained", "real"):
+    s = scores[name]
+    row = {
+      "config": "real" if name == "real" else config,
+      "world": scores["world"],
+      "scene_size": f"{h}x{w}",
+      "set": name,
+      "num_scenes": scores["num_scenes"],
+      "checkpoint_step": None if name == "real" else scores["checkpoint_step"],
+      "coarse_fd": s.get("coarse_fd"),
+      "coarse_kid": s.get("coarse_kid"),
+      "coarse_c2st": s.get("coarse_c2st"),
+    }
+    row.update({k: v for k, v in s.items() if k.startswith("ms/")})
+    row.update({k: s.get(k) for k in ROW_KEEP})
+    row["command"] = command
+    rows.append(row)
+  return rows
+
+
+def merge_rows(path: str, new: list[dict]) -> list[dict]:
+  """The file's rows with those of the same (config, world, scene_size, set, num_scenes) replaced by ``new``.
+
+  Real regions are drawn from fixed seeds, so the real rows of two models of one world and size are the same
+  rows (one kept).
+  """
+  old = json.load(open(path)) if os.path.exists(path) else []
+  key = lambda r: (r["config"], r["world"], r["scene_size"], r["set"], r["num_scenes"])  # noqa: E731
+  replaced = {key(r) for r in new}
+  rows = [r for r in old if key(r) not in replaced] + new
+  with open(path + ".tmp", "w") as f:
+    json.dump(rows, f, indent=1)
+  os.replace(path + ".tmp", path)
+  return rows

@@ -26,19 +26,26 @@ def test_results_page_table_is_what_the_script_writes():
 
 
 def test_large_scene_rows_carry_the_fixed_fields_and_a_rerun_replaces_its_rows(tmp_path):
-  tool = _tool("large_scenes")
+  from genenv_jax import large_eval
+
   part = {"coarse_fd": 1.0, "coarse_kid": 0.1, "coarse_c2st": 0.6, "ms/largest_water_share": 0.2, "validity": 1.0}
   scores = {"scene_size": [256, 256], "world": "city_regions", "num_scenes": 6, "checkpoint_step": 2000}
   scores.update(model=dict(part), untrained=dict(part, coarse_fd=9.0), real=dict(part, coarse_fd=0.5))
   path = str(tmp_path / "large_scenes.json")
-  rows = tool.merge(path, tool.rows_of(scores, "python tools/reproduce.py configs/x.py:cpu", "cmd 1"))
+  rows = large_eval.merge_rows(
+    path, large_eval.result_rows(scores, "python tools/reproduce.py configs/x.py:cpu", "cmd 1")
+  )
   assert [r["set"] for r in rows] == ["model", "untrained", "real"]
   for r in rows:
     assert {"config", "world", "scene_size", "coarse_fd", "command"} <= set(r) and r["scene_size"] == "256x256"
   scores["model"]["coarse_fd"] = 2.0
-  rows = tool.merge(path, tool.rows_of(scores, "python tools/reproduce.py configs/x.py:cpu", "cmd 2"))
+  rows = large_eval.merge_rows(
+    path, large_eval.result_rows(scores, "python tools/reproduce.py configs/x.py:cpu", "cmd 2")
+  )
   assert len(rows) == 3 and [r["coarse_fd"] for r in rows if r["set"] == "model"] == [2.0]
-  rows = tool.merge(path, tool.rows_of(scores, "python tools/reproduce.py configs/y.py:cpu", "cmd 3"))
+  rows = large_eval.merge_rows(
+    path, large_eval.result_rows(scores, "python tools/reproduce.py configs/y.py:cpu", "cmd 3")
+  )
   assert len(rows) == 5  # a second model of the same world and size shares the real row
 
 

@@ -14,7 +14,6 @@ size) replaces its rows. ``python tools/results_table.py`` writes the table of
 ``docs/large-scenes.md`` from the file.
 """
 
-import json
 import os
 import sys
 
@@ -28,48 +27,6 @@ _MODEL = flags.DEFINE_string("model", None, "A shipped model (python -m genenv_j
 _SIZE = flags.DEFINE_string("scene_size", "1024x1024", "HxW of the whole scenes.")
 _NUM = flags.DEFINE_integer("num_samples", 8, "Scenes per set (coarse FD/KID/C2ST need at least 5).")
 _OUT = flags.DEFINE_string("results", os.path.join(ROOT, "results", "large_scenes.json"), "The results file.")
-
-KEEP = ("validity", "crop_validity", "sample_validity", "crop_fd", "crop_c2st_pixels", "seam")
-
-
-def rows_of(scores: dict, config: str, command: str) -> list[dict]:
-  """One row per set of a ``large_eval.evaluate`` result."""
-  h, w = scores["scene_size"]
-  rows = []
-  for name in ("model", "untrained", "real"):
-    s = scores[name]
-    row = {
-      "config": "real" if name == "real" else config,
-      "world": scores["world"],
-      "scene_size": f"{h}x{w}",
-      "set": name,
-      "num_scenes": scores["num_scenes"],
-      "checkpoint_step": None if name == "real" else scores["checkpoint_step"],
-      "coarse_fd": s.get("coarse_fd"),
-      "coarse_kid": s.get("coarse_kid"),
-      "coarse_c2st": s.get("coarse_c2st"),
-    }
-    row.update({k: v for k, v in s.items() if k.startswith("ms/")})
-    row.update({k: s.get(k) for k in KEEP})
-    row["command"] = command
-    rows.append(row)
-  return rows
-
-
-def merge(path: str, new: list[dict]) -> list[dict]:
-  """The file's rows with those of the same (config, world, scene_size, set, num_scenes) replaced by ``new``.
-
-  Real regions are drawn from fixed seeds, so the real rows of two models of one world and size are the same
-  rows (one kept).
-  """
-  old = json.load(open(path)) if os.path.exists(path) else []
-  key = lambda r: (r["config"], r["world"], r["scene_size"], r["set"], r["num_scenes"])  # noqa: E731
-  replaced = {key(r) for r in new}
-  rows = [r for r in old if key(r) not in replaced] + new
-  with open(path + ".tmp", "w") as f:
-    json.dump(rows, f, indent=1)
-  os.replace(path + ".tmp", path)
-  return rows
 
 
 def main(argv):
@@ -93,7 +50,7 @@ def main(argv):
   scores = large_eval.evaluate(_WORKDIR.value or _MODEL.value, h, w, _NUM.value, model=model)
   src = f"--model={_MODEL.value}" if _MODEL.value else f"--workdir={_WORKDIR.value}"
   command = f"python tools/large_scenes.py {src} --scene_size={h}x{w} --num_samples={_NUM.value}"
-  rows = merge(_OUT.value, rows_of(scores, config, command))
+  rows = large_eval.merge_rows(_OUT.value, large_eval.result_rows(scores, config, command))
   print(f"wrote {_OUT.value}: {len(rows)} rows")
   for r in rows[-3:]:
     print(f"  {r['set']:9s} coarse_fd {r['coarse_fd']}  validity {r['validity']}  crop_validity {r['crop_validity']}")
