@@ -194,7 +194,7 @@ def interior(scene, folder: str, name: str = "interior") -> list[str]:
   h, w = labels.shape
   mpp = scene.metres_per_pixel
   names = list(scene.class_names)
-  idx = {c: names.index(c) for c in names}
+  idx = {c: i for i, c in enumerate(names)}
   wall_m = float(scene.height_range_m)
   heights = np.asarray(scene.height_m())
   geometry = {"floor": heightfield(np.zeros((h + 1, w + 1)), scene.palette[np.pad(labels, ((0, 1), (0, 1)), "edge")],
@@ -214,7 +214,7 @@ def interior(scene, folder: str, name: str = "interior") -> list[str]:
   walls = add("wall", np.isin(labels, (idx["exterior_wall"], idx["interior_wall"])), wall_m, 0.0, "exterior_wall")
   add("lintel", np.isin(labels, (idx["door"], idx["window"])), wall_m, DOOR_TOP_M, "interior_wall")
   add("sill", labels == idx["window"], SILL_M, 0.0, "exterior_wall")
-  furniture = names[names.index("bed") :] if "bed" in names else []
+  furniture = names[names.index("bed") :] if "bed" in names else []  # interiors.CLASS_NAMES: furniture from 'bed' on
   pieces = 0
   for cls in furniture:
     pieces += add(cls, labels == idx[cls], None, 0.0, cls)
