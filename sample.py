@@ -63,6 +63,15 @@ _SOLVER = flags.DEFINE_string(
 _STEPS = flags.DEFINE_integer("steps", 0, "Flow matching: solver steps; default: the run's fm.sample_steps.")
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
+_SKETCH = flags.DEFINE_string(
+  "sketch",
+  None,
+  "Large scenes of a hierarchical model: a PNG at 1/hier.factor of --scene_size, classes in the world's palette "
+  "(or gray heights), that lays out the scene.",
+)
+_SKETCH_STRENGTH = flags.DEFINE_float(
+  "sketch_strength", 0.0, "With --sketch: 0 keeps the sketch's layout, 1 ignores it; in between the model redraws it."
+)
 _ENGINE = flags.DEFINE_enum(
   "engine", "local", ["local", "ray"], "Datasets: draw shards here, or as tasks of Ray actors (byte-identical)."
 )
@@ -184,6 +193,14 @@ def main(argv):
       )
     if _ENGINE.value == "ray" and (_EXPORT.value or _SCENE.value):
       raise ValueError("--engine=ray draws datasets (--num_samples); large scenes and exports run locally")
+    if _SKETCH.value and not _SCENE.value:
+      raise ValueError("--sketch lays out a large scene: give --scene_size=HxW with it")
+    if _SKETCH.value and _EXPORT.value:
+      raise ValueError("--sketch goes with --scene_size only (write the scene, then export it with --heightmap)")
+    if not 0.0 <= _SKETCH_STRENGTH.value <= 1.0:
+      raise ValueError(
+        f"--sketch_strength={_SKETCH_STRENGTH.value}: must be in [0, 1] (0 keeps the sketch, 1 ignores it)"
+      )
     if _EXPORT.value:
       _export()
       return 0
@@ -195,8 +212,30 @@ def main(argv):
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)
+      sk = None
+      if _SKETCH.value:
+        from genenv_jax import sketch
+
+        sk = sketch.load(_SKETCH.value, model.layout)
+        hr = model.family.extras.get("hier")
+        if hr is None:
+          raise ValueError(
+            f"--sketch: family={model.config.family!r} has no coarse level to hold a sketch; train a hierarchical "
+            "model (configs/fm_city_hier.py, configs/fm_terrain_hier.py)"
+          )
+        sk.check_scene(h, w, hr.factor)
       tiling.write_large_scene(
-        model, _OUTPUT.value, h, w, _SEED.value, _TILE.value, _TEMP.value, cond, force=_FORCE.value
+        model,
+        _OUTPUT.value,
+        h,
+        w,
+        _SEED.value,
+        _TILE.value,
+        _TEMP.value,
+        cond,
+        force=_FORCE.value,
+        sketch=sk,
+        sketch_strength=_SKETCH_STRENGTH.value,
       )
     else:
       # The settings that fix the output's bytes: the same for both engines.

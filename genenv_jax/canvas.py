@@ -61,13 +61,13 @@ def tent(window: int) -> np.ndarray:
   return np.outer(r, r).astype(np.float32)
 
 
-def initial_noise(seed: int, y0: int, x0: int, height: int, width: int, channels: int) -> np.ndarray:
+def initial_noise(seed: int, y0: int, x0: int, height: int, width: int, channels: int, tag: int = _TAG) -> np.ndarray:
   """[h, w, C] standard normal noise keyed by (seed, global row, global column, channel) (Box-Muller)."""
   ys = np.arange(y0, y0 + height)[:, None, None]
   xs = np.arange(x0, x0 + width)[None, :, None]
   cs = np.arange(channels)[None, None, :]
-  u1 = fields.uniform(seed, _TAG, ys, xs, cs)
-  u2 = fields.uniform(seed, _TAG + 1, ys, xs, cs)
+  u1 = fields.uniform(seed, tag, ys, xs, cs)
+  u2 = fields.uniform(seed, tag + 1, ys, xs, cs)
   return (np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * math.pi * u2)).astype(np.float32)
 
 
@@ -90,7 +90,11 @@ def check(family, config, window: int | None) -> int:
 def make_velocity(family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None):
   """(params, x [H', W', C], t, label) -> the canvas-wide velocity; and its ``Plan`` (H' x W' is the plan's size)."""
   window = check(family, config, window)
-  cv = family.canvas
+  return canvas_velocity_of(family.canvas, height, width, window, chunk, mesh)
+
+
+def canvas_velocity_of(cv, height: int, width: int, window: int, chunk: int = 16, mesh=None):
+  """``make_velocity`` for one ``base.Canvas`` (a level of a hierarchical model, or a family's own)."""
   mesh = mesh or parallel.local_mesh()
   pl = plan(height, width, window)
   k = mesh.devices.size
@@ -126,9 +130,13 @@ def make_velocity(family, config, height: int, width: int, window=None, chunk: i
 
 def make_renderer(family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None):
   """Jitted (params, noise [H', W', C], label) -> [H', W', C] model tensor; and its ``Plan``."""
-  cv = family.canvas
+  return renderer_of(family.canvas, height, width, check(family, config, window), chunk, mesh)
+
+
+def renderer_of(cv, height: int, width: int, window: int, chunk: int = 16, mesh=None):
+  """``make_renderer`` for one ``base.Canvas``."""
   mesh = mesh or parallel.local_mesh()
-  canvas_velocity, pl = make_velocity(family, config, height, width, window, chunk, mesh)
+  canvas_velocity, pl = canvas_velocity_of(cv, height, width, window, chunk, mesh)
 
   def render(params, noise, label):
     v = lambda x, t: canvas_velocity(params, x[0], t[0], label)[None]  # noqa: E731
@@ -150,9 +158,14 @@ def make_inpainter(family, config, height: int, width: int, steps: int = 32, win
   draw its colour and height. At t = 1 every kept value is exactly its known
   value (nothing outside the mask changes).
   """
-  cv = family.canvas
+  return inpainter_of(family.canvas, height, width, steps, check(family, config, window), chunk, mesh)
+
+
+def inpainter_of(cv, height: int, width: int, steps: int, window: int, chunk: int = 16, mesh=None, hold_until=1.0):
+  """``make_inpainter`` for one ``base.Canvas``; kept values are held only at times ``<= hold_until``
+  (a sketch's strength: 1 holds them to the end, 0 never)."""
   mesh = mesh or parallel.local_mesh()
-  canvas_velocity, pl = make_velocity(family, config, height, width, window, chunk, mesh)
+  canvas_velocity, pl = canvas_velocity_of(cv, height, width, window, chunk, mesh)
   ts = jnp.linspace(0.0, 1.0, steps + 1)
 
   def render(params, noise, known, keep, label):
@@ -161,7 +174,8 @@ def make_inpainter(family, config, height: int, width: int, steps: int = 32, win
       dt = t1 - t0
       mid = x + 0.5 * dt * canvas_velocity(params, x, t0, label)
       x = x + dt * canvas_velocity(params, mid, t0 + 0.5 * dt, label)
-      x = keep * ((1.0 - t1) * noise + t1 * known) + (1.0 - keep) * x
+      held = keep * (t1 <= hold_until + 1e-6)
+      x = held * ((1.0 - t1) * noise + t1 * known) + (1.0 - held) * x
       return x, None
 
     x, _ = jax.lax.scan(step, noise, jnp.arange(steps))
@@ -171,16 +185,70 @@ def make_inpainter(family, config, height: int, width: int, steps: int = 32, win
   return jax.jit(render, in_shardings=(repl, repl, repl, repl, None), out_shardings=repl), pl
 
 
-def render_scene(trained, height, width, seed=0, temperature=1.0, cond=-1, window=None, mesh=None) -> np.ndarray:
-  """A ``height x width`` scene [h, w, C] in [-1, 1], from the seed's coordinate-keyed noise."""
+def render_scene(
+  trained, height, width, seed=0, temperature=1.0, cond=-1, window=None, mesh=None, sketch=None, sketch_strength=1.0
+) -> np.ndarray:
+  """A ``height x width`` scene [h, w, C] in [-1, 1], from the seed's coordinate-keyed noise.
+
+  ``sketch``: a ``genenv_jax.sketch.Sketch`` for a hierarchical model (its coarse map is held
+  up to ``1 - sketch_strength``; see ``render_hier``).
+  """
   cv = trained.family.canvas
   if height * width > MAX_PIXELS:
     raise ValueError(
       f"scene_size={height}x{width}: the canvas ODE holds the whole scene in memory; at most "
       f"{MAX_PIXELS / 1e6:.0f} Mpixels (4096x4096) for {trained.config.family}"
     )
+  if "hier" in trained.family.extras:
+    return render_hier(trained, height, width, seed, temperature, cond, mesh, sketch, sketch_strength)
+  if sketch is not None:
+    raise ValueError(
+      f"--sketch: family={trained.config.family!r} has no coarse level to hold a sketch; train a hierarchical "
+      "model (configs/fm_city_hier.py, configs/fm_terrain_hier.py)"
+    )
   render, pl = make_renderer(trained.family, trained.config, height, width, window, mesh=mesh)
   noise = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, cv.channels)
   label = jnp.int32(max(cond, 0))
   out = render(trained.params, jnp.asarray(noise), label)
+  return np.asarray(jax.device_get(out))[:height, :width]
+
+
+def render_hier(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None, sketch=None, strength=1.0):
+  """A two-level model's ``height x width`` scene: the coarse canvas, then the fine canvas under it.
+
+  The coarse canvas covers the fine plan at 1/factor (its own noise tag, so
+  the two levels never share noise); it is repeated up by ``factor`` and
+  rides along the fine ODE as state channels with zero velocity. With a
+  ``sketch`` the coarse ODE holds the sketch's values (its label channels, or
+  its height) on their straight path up to time ``1 - strength``
+  (``inpainter_of``'s ``hold_until``): strength 0 keeps the sketch to the end,
+  1 never holds it (the sketch is ignored); in between, the layout is set
+  early and the model redraws it late.
+  """
+  hr = trained.family.extras["hier"]
+  S, f, C = hr.fine.window, hr.factor, hr.channels
+  if not 0.0 <= strength <= 1.0:
+    raise ValueError(f"sketch_strength={strength!r}: must be in [0, 1] (0 keeps the sketch's layout, 1 ignores it)")
+  mesh = mesh or parallel.local_mesh()
+  pl = plan(height, width, S)
+  ch, cw = -(-pl.height // f), -(-pl.width // f)
+  label = jnp.int32(max(cond, 0))
+  cpl = plan(ch, cw, S)
+  cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=_TAG + 16)
+  if sketch is None:
+    render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh)
+    xc = render_c(trained.params, jnp.asarray(cnoise), label)
+  else:
+    sketch.check_scene(height, width, f)
+    known = np.zeros((cpl.height, cpl.width, C), np.float32)
+    keep = np.zeros_like(known)
+    sh, sw = sketch.known.shape[:2]
+    known[:sh, :sw], keep[:sh, :sw] = sketch.known, sketch.keep
+    steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
+    paint, _ = inpainter_of(hr.coarse, ch, cw, steps, S, mesh=mesh, hold_until=1.0 - strength)
+    xc = paint(trained.params, jnp.asarray(cnoise), jnp.asarray(known), jnp.asarray(keep), label)
+  cond_map = np.asarray(jax.device_get(xc))[:ch, :cw].repeat(f, 0).repeat(f, 1)[: pl.height, : pl.width]
+  render_f, _ = renderer_of(hr.fine, height, width, S, mesh=mesh)
+  noise = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)
+  out = render_f(trained.params, jnp.asarray(np.concatenate([noise, cond_map], -1)), label)
   return np.asarray(jax.device_get(out))[:height, :width]

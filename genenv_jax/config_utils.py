@@ -33,7 +33,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       v = d[key]
       if not isinstance(v, int) or v < 8:
         raise ValueError(f"data.{key}={v!r}: must be an integer >= 8 (evaluation compares at least 8 scenes)")
-  if d.source != "world" and len(chans) > 1:
+  if d.source == "tfds" and len(chans) > 1:
     raise ValueError(
       f"data.channels={chans}: data.source={d.source!r} holds images only; use ('rgb',) or ('gray',) (one 8-bit "
       "channel, for gray images)"

@@ -88,15 +88,31 @@ def check_places(trained) -> None:
 
 
 def iter_strips(
-  trained, height: int, width: int, seed: int, tile_cells: int, temperature: float, cond: int, progress: bool = False
+  trained,
+  height: int,
+  width: int,
+  seed: int,
+  tile_cells: int,
+  temperature: float,
+  cond: int,
+  progress: bool = False,
+  sketch=None,
+  sketch_strength: float = 0.0,
 ):
-  """Yields [rows, width, C] float strips of the scene, top to bottom."""
+  """Yields [rows, width, C] float strips of the scene, top to bottom (``sketch``: see ``canvas.render_hier``)."""
   check_places(trained)
   if trained.family.tiling is None and trained.family.canvas is not None:
-    scene = canvas.render_scene(trained, height, width, seed, temperature, cond)
+    scene = canvas.render_scene(
+      trained, height, width, seed, temperature, cond, sketch=sketch, sketch_strength=sketch_strength
+    )
     for r in range(0, height, 256):
       yield scene[r : r + 256]
     return
+  if sketch is not None:
+    raise ValueError(
+      f"--sketch: family={trained.config.family!r} has no coarse level to hold a sketch; train a hierarchical "
+      "model (configs/fm_city_hier.py, configs/fm_terrain_hier.py)"
+    )
   render, n_dev = make_tile_renderer(trained, tile_cells, temperature, cond)
   px = trained.family.tiling.cell_px
   tile_px = tile_cells * px
@@ -129,7 +145,18 @@ def check_free_space(folder: str, need_bytes: int, what: str) -> None:
 
 
 def write_large_scene(
-  trained, output, height, width, seed=0, tile_cells=32, temperature=None, cond=-1, force=False, progress=True
+  trained,
+  output,
+  height,
+  width,
+  seed=0,
+  tile_cells=32,
+  temperature=None,
+  cond=-1,
+  force=False,
+  progress=True,
+  sketch=None,
+  sketch_strength=0.0,
 ):
   """Writes ``scene_rgb.png`` (and ``scene_labels.png``, ``scene_height.png``) into ``output``.
 
@@ -160,7 +187,8 @@ def write_large_scene(
     planes = 1 if (not k.categorical and k.planes == 1) else 3
     writers[k.name] = pngstream.StripPNG(os.path.join(output, f"scene_{k.name}.png"), height, width, planes)
   try:
-    for strip in iter_strips(trained, height, width, seed, tile_cells, temperature, cond, progress):
+    strips = iter_strips(trained, height, width, seed, tile_cells, temperature, cond, progress, sketch, sketch_strength)
+    for strip in strips:
       decoded = lay.from_records(jax.device_get(lay.to_uint8(jnp.asarray(strip))))
       for k in kinds:
         v = decoded[k.name]
@@ -180,6 +208,7 @@ def write_large_scene(
       "tile_cells": tile_cells,
       "temperature": temperature,
       "cond": cond,
+      "sketch": None if sketch is None else {"path": os.path.abspath(sketch.path), "strength": sketch_strength},
       "checkpoint_step": trained.step,
       "sampler": ""
       if trained.family.canvas is None

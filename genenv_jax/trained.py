@@ -6,6 +6,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from genenv_jax import checkpoint, families, parallel
 from genenv_jax import layout as layout_lib
@@ -97,7 +98,7 @@ def load(workdir: str, step: int | None = None) -> Trained:
       )
     raise FileNotFoundError(f"workdir={workdir!r}: no readable checkpoint in {wd.checkpoints}")
   world = get_world(config.data.world) if config.data.source == "world" else None
-  layout = layout_lib.Layout(
-    tuple(config.data.channels), class_names, world.palette if world else layout_lib.NO_PALETTE
-  )
+  saved = wd.read_raw().get("palette") or []  # a layered folder's classes.json colours
+  palette = world.palette if world else (np.asarray(saved, np.uint8) if len(saved) else layout_lib.NO_PALETTE)
+  layout = layout_lib.Layout(tuple(config.data.channels), class_names, palette)
   return Trained(config, spec, family, state.ema_params, int(got), world, wd, layout, state.params, scene_classes)

@@ -71,8 +71,10 @@ class Setup:
     self.layout = layout_lib.Layout.for_data(d.channels, self.world)
     # Opening a source is cheap (a world is generated on first read), so the
     # family below checks its config before any scene is drawn.
-    self.train_source = sources.make_source(d, "train")
-    self.test_source = sources.make_source(d, "test")
+    self.train_source = sources.make_source(d, "train", config.get("hier"))
+    self.test_source = sources.make_source(d, "test", config.get("hier"))
+    if getattr(self.train_source, "label_classes", ()):  # a layered folder's classes.json
+      self.layout = layout_lib.Layout(tuple(d.channels), self.train_source.label_classes, self.train_source.palette)
     if d.source != "world":
       for split, src in (("train", self.train_source), ("test", self.test_source)):
         if len(src) < 8:
@@ -188,7 +190,7 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
   if changed:
     logging.warning("resuming %s with changed settings: %s", wd, ", ".join(changed))
   if lead:
-    wd.write_run(config, su.spec, su.layout.class_names, su.scene_classes)
+    wd.write_run(config, su.spec, su.layout.class_names, su.scene_classes, su.layout.palette)
   logs.phase("preparing the data")
   logs.phase(f"data: {len(su.train_source)} training and {len(su.test_source)} test scenes")
   ckpt = checkpoint.Checkpointer(wd.checkpoints, t_cfg.ckpt_every, t_cfg.keep_checkpoints)

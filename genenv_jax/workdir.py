@@ -27,6 +27,7 @@ import os
 from typing import NamedTuple
 
 import ml_collections
+import numpy as np
 
 from genenv_jax.families import base
 
@@ -203,7 +204,7 @@ class Workdir:
   def has_run(self) -> bool:
     return os.path.isfile(self.run_json)
 
-  def write_run(self, config, spec: base.DataSpec, class_names=(), scene_classes=()) -> None:
+  def write_run(self, config, spec: base.DataSpec, class_names=(), scene_classes=(), palette=None) -> None:
     """Writes ``run.json``: the config, the data spec and the run's fingerprint (sample.py needs no dataset)."""
     write_json(
       self.run_json,
@@ -212,6 +213,7 @@ class Workdir:
         "spec": spec._asdict(),
         "class_names": list(class_names),
         "scene_classes": list(scene_classes),
+        "palette": [] if palette is None else np.asarray(palette).tolist(),
         "fingerprint": fingerprint(config),
       },
     )

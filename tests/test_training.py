@@ -130,8 +130,8 @@ def test_bad_configs_fail_before_compiling(smoke_config):
     training.Setup(smoke_config("gan.loss='wasserstein'"))
   with pytest.raises(ValueError, match=r"data.channels=\('labels',\)"):
     training.Setup(smoke_config("data.channels=('labels',)"))
-  with pytest.raises(ValueError, match=r"data.source='folder' holds images only; use \('rgb',\) or \('gray',\)"):
-    training.Setup(smoke_config("data.source='folder'"))
+  with pytest.raises(ValueError, match=r"data.source='tfds' holds images only; use \('rgb',\) or \('gray',\)"):
+    training.Setup(smoke_config("data.source='tfds'"))
   with pytest.raises(ValueError, match=r"no key 'batchsize'; keys are \[.*'batch_size'"):
     smoke_config("train.batchsize=8")
   with pytest.raises(ValueError, match=r"train.num_steps=0"):

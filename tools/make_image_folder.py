@@ -2,12 +2,19 @@ r"""Writes a built-in world's RGB scenes as a folder of PNG files, one subfolder
 
   python tools/make_image_folder.py --world=forest --num_images=3000 --image_size=64 --output=~/forest_pngs
   python tools/make_image_folder.py --world=terrain --layer=height --num_images=3000 --image_size=32 --output=~/dem_gray
+  python tools/make_image_folder.py --world=terrain --layer=layers --num_images=3000 --output=~/terrain_layers
 
 The folder has the layout ``data.source='folder'`` reads (``configs/gan_folder.py``):
 ``OUTPUT/<class>/<world>_<seed>.png``. It is how the own-images guide's
 (docs/own-data.md) example runs offline; any folder of your own images works the same.
+
+``--layer=layers`` writes sibling layers instead (``genenv_jax.data.layers``):
+``OUTPUT/rgb/NAME.png``, ``OUTPUT/height/NAME.png`` (16-bit gray),
+``OUTPUT/labels/NAME.png`` (palette PNG: the value is the class) and
+``OUTPUT/classes.json`` (the world's class names and colours).
 """
 
+import json
 import os
 import sys
 
@@ -26,7 +33,10 @@ _SIZE = flags.DEFINE_integer("image_size", 64, "Side in pixels (the world's own 
 _OUT = flags.DEFINE_string("output", None, "Folder to write.", required=True)
 _SEED = flags.DEFINE_integer("first_seed", 1_000_000, "First world seed (away from the built-in datasets' seeds).")
 _LAYER = flags.DEFINE_enum(
-  "layer", "rgb", ["rgb", "height"], "What each PNG holds: the RGB rendering, or the height map as 8-bit gray (mode L)."
+  "layer",
+  "rgb",
+  ["rgb", "height", "layers"],
+  "What each PNG holds: the RGB rendering, the height map as 8-bit gray (mode L), or all three as sibling layers.",
 )
 
 
@@ -34,6 +44,8 @@ def main(argv):
   del argv
   world = get_world(_WORLD.value)
   out = os.path.expanduser(_OUT.value)
+  if _LAYER.value == "layers":
+    return write_layers(world, out)
   for name in world.scene_class_names:
     os.makedirs(os.path.join(out, name), exist_ok=True)
   for i in range(_NUM.value):
@@ -45,6 +57,28 @@ def main(argv):
     else:
       Image.fromarray(scene.rgb).save(path)
   print(f"wrote {_NUM.value} images into {out} ({', '.join(world.scene_class_names)})")
+  return 0
+
+
+def write_layers(world, out: str) -> int:
+  import numpy as np
+
+  for layer in ("rgb", "height", "labels"):
+    os.makedirs(os.path.join(out, layer), exist_ok=True)
+  classes = [{"name": n, "colour": [int(v) for v in c]} for n, c in zip(world.class_names, world.palette)]
+  with open(os.path.join(out, "classes.json"), "w") as f:
+    json.dump({"classes": classes}, f, indent=1)
+  flat = [int(v) for c in world.palette for v in c]
+  for i in range(_NUM.value):
+    seed = _SEED.value + i
+    scene = world.generate(seed, _SIZE.value)
+    name = f"{_WORLD.value}_{seed}.png"
+    Image.fromarray(scene.rgb).save(os.path.join(out, "rgb", name))
+    Image.fromarray(np.round(scene.height * 65535.0).astype(np.uint16)).save(os.path.join(out, "height", name))
+    lab = Image.fromarray(scene.labels.astype(np.uint8), "P")
+    lab.putpalette(flat)
+    lab.save(os.path.join(out, "labels", name))
+  print(f"wrote {_NUM.value} scenes as rgb/, height/ (16-bit), labels/ (palette) and classes.json into {out}")
   return 0
 
 

@@ -74,7 +74,10 @@ class Loader:
   def host_batch(self, step: int) -> dict[str, np.ndarray]:
     """This process's rows of the step's batch, encoded, as numpy."""
     raw = self.source.get(self.indexer.indices(step, self.rows))
-    return {"x": self.layout.encode(raw), "label": raw["label"].astype(np.int32)}
+    out = {"x": self.layout.encode(raw), "label": raw["label"].astype(np.int32)}
+    if "coarse" in raw:  # a hierarchical model's coarse maps (already model tensors)
+      out["x_coarse"] = raw["coarse"]
+    return out
 
   def global_batch_at(self, step: int) -> dict[str, jax.Array]:
     local = self.host_batch(step)

@@ -307,6 +307,62 @@ class FolderSource:
     return {"image": self._images[idx], "label": self._labels[idx]}
 
 
+class LayeredFolderSource:
+  """One split of a folder of scenes in sibling layers (``genenv_jax.data.layers``), held in memory.
+
+  The split is by a hash of each scene's NAME (``split_of``), or ``test_path``
+  (another layered folder) is the test split. No scene classes; the label
+  map's classes are ``label_classes`` with their ``palette`` (classes.json).
+  """
+
+  has_structure = True
+
+  def __init__(self, path, size, split, test_fraction, test_path, channels, found):
+    from genenv_jax.data import layers
+
+    root = os.path.expanduser(path)
+    folder = layers.LayeredFolder(root, tuple(channels), found)
+    self.layers = found
+    self.label_classes, self.palette = folder.class_names, folder.palette
+    self.height_range_m = folder.height_range_m
+    if test_path:
+      if split == "test":
+        troot = os.path.expanduser(test_path)
+        tfound = layers.layers_on_disk(troot)
+        if not tfound:
+          raise ValueError(f"data.test_path={test_path!r}: not a layered folder (no height/ or labels/ beside rgb/)")
+        test = layers.LayeredFolder(troot, tuple(channels), tfound)
+        if test.class_names != folder.class_names:
+          raise ValueError(f"data.test_path={test_path!r}: classes.json differs from data.path's")
+        test.height_range_m = folder.height_range_m  # the training folder's metres map both
+        folder, names = test, test.names
+      else:
+        names = folder.names
+      self.description = f"data.test_path={test_path!r} (all of it)" if split == "test" else f"data.path={path!r}"
+    else:
+      names = [n for n in folder.names if split_of(n, test_fraction) == split]
+      pct = f"{100 * test_fraction:g}%"
+      self.description = (
+        f"data.path={path!r} (layers {layers.describe(found)}): the {pct} of scenes held out by a hash of NAME"
+        if split == "test"
+        else f"data.path={path!r} (layers {layers.describe(found)}) minus the {pct} held out"
+      )
+    self.class_names, self.num_classes = (), 1
+    rows = [folder.read(n, size) for n in names]
+    keys = rows[0].keys() if rows else ("image",)
+    self._records = {k: np.stack([r[k] for r in rows]) if rows else np.zeros((0, size, size), np.uint8) for k in keys}
+    self._n = len(rows)
+
+  def __len__(self):
+    return self._n
+
+  def get(self, indices):
+    idx = np.asarray(indices, np.int64)
+    out = {k: v[idx] for k, v in self._records.items()}
+    out["label"] = np.zeros((len(idx),), np.int32)
+    return out
+
+
 class TfdsCatalogSource:
   """Any TFDS catalog dataset already prepared in ``data_dir`` (array_record).
 
@@ -378,14 +434,46 @@ class TfdsCatalogSource:
     return {"image": np.stack([self._image(r[self._image_key]) for r in rows]), "label": np.array(label, np.int32)}
 
 
-def make_source(data_cfg, split: str) -> Source:
-  """Builds the source that ``data_cfg.source`` names, for ``split`` ('train'/'test')."""
+def make_source(data_cfg, split: str, hier=None) -> Source:
+  """Builds the source that ``data_cfg.source`` names, for ``split`` ('train'/'test').
+
+  ``hier``: a hierarchical model's ``hier`` section: the world's windows come
+  with coarse maps of its large regions (``genenv_jax.data.coarse``).
+  """
   kind = data_cfg.source
+  if hier is not None:
+    from genenv_jax.data import coarse
+
+    coarse.check(hier, data_cfg)
   if kind == "world":
-    return WorldSource(
+    src = WorldSource(
       data_cfg.world, data_cfg.image_size, data_cfg.num_train, data_cfg.num_test, data_cfg.data_dir, split
     )
+    return src if hier is None else coarse.make_source(src, data_cfg, hier, split)
   if kind == "folder":
+    from genenv_jax.data import layers
+
+    found = (
+      layers.layers_on_disk(os.path.expanduser(data_cfg.path))
+      if os.path.isdir(os.path.expanduser(data_cfg.path))
+      else {}
+    )
+    if found or len(tuple(data_cfg.channels)) > 1:
+      if not found:
+        raise ValueError(
+          f"data.channels={tuple(data_cfg.channels)}: data.path={data_cfg.path!r} is a flat folder of images; "
+          "heights and label maps come from sibling layers DIR/rgb/NAME.png, DIR/height/NAME.png|.npy|.tif, "
+          "DIR/labels/NAME.png (+ DIR/classes.json)"
+        )
+      return LayeredFolderSource(
+        data_cfg.path,
+        data_cfg.image_size,
+        split,
+        data_cfg.get("test_fraction", 0.0),
+        data_cfg.get("test_path", ""),
+        data_cfg.channels,
+        found,
+      )
     return FolderSource(
       data_cfg.path,
       data_cfg.image_size,

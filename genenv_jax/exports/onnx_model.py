@@ -66,6 +66,11 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
   if getattr(trained.world, "ground", None) is not None:
     card["metres_per_pixel"] = trained.world.ground.metres_per_pixel
     card["height_range_m"] = trained.world.ground.height_range_m
+  if "hier" in fam.extras:
+    raise ValueError(
+      f"family={trained.config.family!r}: a two-level model is two networks and a canvas between them; ONNX "
+      "export takes single-level models (flow_matching, gan) for now"
+    )
   if fam.canvas is not None:
     cv = fam.canvas
     solver = solver or (cv.solver if cv.solver != "adaptive" else "midpoint")

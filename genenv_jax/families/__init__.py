@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
-from genenv_jax.families import base, flow, flow_matching, gan, optim, vae
+from genenv_jax.families import base, flow, flow_matching, flow_matching_hier, gan, optim, vae
 
 
 class Entry(NamedTuple):
@@ -28,6 +28,9 @@ FAMILIES = {
   "flow": Entry(flow.make, ("flow",), flow.OPTIMIZERS, flow.ROLES),
   "vae": Entry(vae.make, ("vae",), vae.OPTIMIZERS, vae.ROLES),
   "flow_matching": Entry(flow_matching.make, ("fm",), flow_matching.OPTIMIZERS, flow_matching.ROLES),
+  "flow_matching_hier": Entry(
+    flow_matching_hier.make, ("fm", "hier"), flow_matching_hier.OPTIMIZERS, flow_matching_hier.ROLES
+  ),
 }
 
 

@@ -235,6 +235,11 @@ class ModelSource(Source):
 
     self.t = trained
     fam = trained.family
+    if "hier" in fam.extras:
+      raise ValueError(
+        f"family={trained.config.family!r}: the server renders single-level models in chunks; a two-level model's "
+        "coarse canvas is not chunked yet (write its scenes with sample.py --scene_size)"
+      )
     self.temperature = provenance.check_temperature(fam.sample_temperature if temperature is None else temperature)
     world = trained.world
     g = getattr(world, "ground", None) if world is not None else None

@@ -1,0 +1,49 @@
+r"""Two-level flow matching on the unbounded ``city_regions`` world: a coarse map, then the streets under it.
+
+The single-level ``fm_city`` model (trained on regions: ``fm_city_regions``)
+sees 32-px windows, so its large scenes are an even carpet of fragments:
+nothing larger than the window exists. Here a coarse level learns the
+world's 256-px regions averaged down by 8 (one coarse pixel = 8x8 city
+pixels: class shares, mean colour and height) and the fine level draws each
+32-px window conditioned on the coarse map under it
+(``genenv_jax.families.flow_matching_hier``). Both levels have
+``fm_city:cpu``'s U-Net (656k parameters each).
+
+Commands:
+  python train.py --config=configs/fm_city_hier.py:smoke --workdir=runs/fm_city_hier_smoke
+  python tools/reproduce.py configs/fm_city_hier.py:cpu
+  python tools/large_scenes.py --workdir=runs/fm_city_hier_cpu --scene_size=256x256 --num_samples=6
+  python sample.py --workdir=runs/fm_city_hier_cpu --scene_size=512x512 --sketch=S.png --sketch_strength=0.3 \
+    --output=out   # S.png: 64x64 px in the city palette
+
+Measured: see the README's large-scene table (``results/large_scenes.json``)
+and ``results/fm_city_hier_cpu.json``.
+"""
+
+import ml_collections
+
+from configs import fm_city
+from genenv_jax import config_utils
+
+
+def get_config(arg=None):
+  variant = config_utils.parse_arg(arg)
+  c = fm_city.get_config(arg)
+  c.family = "flow_matching_hier"
+  c.data.world = "city_regions"
+  c.fm.attention = False  # the fine level renders large scenes by windows
+  c.hier = ml_collections.ConfigDict()
+  c.hier.factor = 16  # world pixels per coarse pixel, each way
+  c.hier.coarse_widths = tuple(c.fm.widths)
+  c.hier.cond_noise = 0.05  # Gaussian noise on the coarse map the fine level sees in training
+  c.hier.coarse_num_train = 50_000
+  c.hier.coarse_num_test = 1_000
+  if "cpu" in variant:
+    c.hier.factor = 8  # a 32-px coarse window spans 256 city pixels
+    c.hier.coarse_num_train = 4_000
+    c.hier.coarse_num_test = 256
+  if "smoke" in variant:
+    c.hier.factor = 4
+    c.hier.coarse_num_train = 32
+    c.hier.coarse_num_test = 16
+  return c

@@ -1,0 +1,161 @@
+"""The data of a two-level (coarse-to-fine) model: coarse maps of large regions beside fine windows.
+
+A hierarchical model (``genenv_jax.families.flow_matching_hier``) learns two
+things from a built-in world:
+
+* the **coarse** level: regions of ``factor x S`` pixels, averaged down by
+  ``factor`` to ``S x S`` (block means of the model tensor: colours and
+  heights are means, one-hot label channels become each class's share of the
+  block, mapped to [-1, 1]); these are drawn here, once, and kept as a
+  float16 ``.npy`` file beside the TFDS data (seeds away from every other
+  set: ``COARSE_SEED`` for train, plus ``TEST_SEED_OFFSET`` for test);
+* the **fine** level: the world's ordinary ``S x S`` windows (the same TFDS
+  data the single-level models read); the coarse map under a window is the
+  window's own block mean, computed on the device inside the train step, so
+  it is exactly what the coarse level hands the fine level when sampling.
+
+``HierSource`` pairs them: row i is fine window i and coarse map
+``i mod len(coarse)`` (the loader puts the latter in ``batch['x_coarse']``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+
+import numpy as np
+
+from genenv_jax.data import world_builder
+from genenv_jax.scenes import get_world
+
+COARSE_SEED = 3 * 10**6  # coarse regions' seeds: away from large_eval's 0, 10**6 and 2*10**6
+
+
+def downsample(x, factor: int):
+  """[..., H, W, C] -> [..., H/f, W/f, C] block means (numpy or jax arrays)."""
+  *lead, h, w, c = x.shape
+  if h % factor or w % factor:
+    raise ValueError(f"{h}x{w}: must be a multiple of the coarse factor {factor}")
+  return x.reshape(*lead, h // factor, factor, w // factor, factor, c).mean(axis=(-4, -2))
+
+
+def upsample(x, factor: int):
+  """[..., h, w, C] -> [..., h*f, w*f, C] by repeating each coarse pixel (numpy or jax arrays)."""
+  x = x.repeat(factor, axis=-3)
+  return x.repeat(factor, axis=-2)
+
+
+def _record(sc) -> dict[str, np.ndarray]:
+  return {
+    "image": sc.rgb[None],
+    "labels": sc.labels[None],
+    "height": np.round(sc.height * 255.0).astype(np.uint8)[None],
+    "label": np.array([sc.scene_class], np.int32),
+  }
+
+
+def _draw(args):
+  world_name, seeds, big, factor, channels = args
+  from genenv_jax import layout as layout_lib
+
+  world = get_world(world_name)
+  lay = layout_lib.Layout.for_data(channels, world)
+  xs, labels = [], []
+  for s in seeds:
+    sc = world.region(s, 0, 0, big, big) if hasattr(world, "region") else world.generate(s, big)
+    rec = _record(sc)
+    xs.append(downsample(lay.encode(rec)[0].astype(np.float32), factor).astype(np.float16))
+    labels.append(sc.scene_class)
+  return np.stack(xs), np.array(labels, np.int32)
+
+
+def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split: str, channels) -> str:
+  w = get_world(world)
+  tag = "-".join(channels)
+  return os.path.join(data_dir, "genenv_coarse", f"{world}_v{w.version}_f{factor}_{size}px_{n}_{split}_{tag}.npz")
+
+
+def prepare(world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, workers: int = 0):
+  """(x [n, size, size, C] float16, label [n]): the coarse maps, drawn on first use (then read from disk)."""
+  path = coarse_path(data_dir, world, factor, size, n, split, channels)
+  if os.path.exists(path):
+    with np.load(path) as z:
+      return z["x"], z["label"]
+  first = COARSE_SEED + (world_builder.TEST_SEED_OFFSET if split == "test" else 0)
+  seeds = list(range(first, first + n))
+  workers = workers or max(1, min(os.cpu_count() or 1, 8))
+  parts = [seeds[i : i + 64] for i in range(0, n, 64)]
+  jobs = [(world, p, factor * size, factor, tuple(channels)) for p in parts]
+  print(f"drawing {n} coarse maps of {world} ({factor * size}-px regions averaged down to {size} px), once")
+  if workers == 1 or len(parts) == 1:
+    out = [_draw(j) for j in jobs]
+  else:
+    ctx = multiprocessing.get_context("spawn")  # numpy only in the workers; never fork a process holding JAX
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+      out = list(ex.map(_draw, jobs))
+  x = np.concatenate([o[0] for o in out])
+  label = np.concatenate([o[1] for o in out])
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path}.tmp{os.getpid()}.npz"
+  np.savez(tmp, x=x, label=label)
+  os.replace(tmp, path)
+  return x, label
+
+
+class HierSource:
+  """A world's fine windows (``fine``, a ``WorldSource``) with coarse maps of its large regions.
+
+  ``get`` returns the fine rows and ``coarse``: [n, S, S, C] float32 model
+  tensors (already encoded: the loader passes them through as ``x_coarse``).
+  """
+
+  has_structure = True
+
+  def __init__(self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels):
+    self.fine = fine
+    self._args = (world, factor, size, n, split, data_dir, tuple(channels))
+    self._coarse = None
+    self.class_names, self.num_classes = fine.class_names, fine.num_classes
+    self.description = f"{fine.description}, with {n} coarse maps of {factor * size}-px regions"
+
+  @property
+  def coarse(self) -> np.ndarray:
+    if self._coarse is None:
+      self._coarse = prepare(*self._args)[0]
+    return self._coarse
+
+  def __len__(self):
+    return len(self.fine)
+
+  def get(self, indices):
+    out = self.fine.get(indices)
+    c = self.coarse
+    out["coarse"] = c[np.asarray(indices, np.int64) % len(c)].astype(np.float32)
+    return out
+
+
+def check(hier, data_cfg) -> None:
+  """The ``hier`` section against the data, before anything is drawn."""
+  f = hier.factor
+  if not isinstance(f, int) or isinstance(f, bool) or f < 2 or f & (f - 1):
+    raise ValueError(f"hier.factor={f!r}: must be a power of two >= 2 (pixels per coarse pixel, each way)")
+  if data_cfg.source != "world":
+    raise ValueError(
+      f"family='flow_matching_hier' with data.source={data_cfg.source!r}: the coarse level is drawn from a "
+      "built-in world's large regions (data.source='world')"
+    )
+  if data_cfg.image_size % f:
+    raise ValueError(f"hier.factor={f} with data.image_size={data_cfg.image_size}: the size must be a multiple")
+  for key in ("coarse_num_train", "coarse_num_test"):
+    v = hier[key]
+    if not isinstance(v, int) or v < 1:
+      raise ValueError(f"hier.{key}={v!r}: must be a positive integer (coarse maps drawn)")
+
+
+def make_source(fine, data_cfg, hier, split: str) -> HierSource:
+  check(hier, data_cfg)
+  n = hier.coarse_num_train if split == "train" else hier.coarse_num_test
+  return HierSource(
+    fine, data_cfg.world, hier.factor, data_cfg.image_size, n, split, data_cfg.data_dir, data_cfg.channels
+  )

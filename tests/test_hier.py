@@ -1,0 +1,213 @@
+"""Two-level (coarse-to-fine) flow matching: data, the canvas of two levels, sketches, determinism, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from genenv_jax import canvas, parallel, sketch, trained, training
+from genenv_jax.config_utils import load_config
+from genenv_jax.data import coarse
+from genenv_jax.families import base
+from genenv_jax.families import flow_matching_hier as fmh
+from genenv_jax.layout import Layout
+from genenv_jax.scenes import get_world
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MU, S = 0.5, 0.3
+
+
+def toward(target, x, t):
+  """The exact velocity of straight paths from N(0, I) to N(target, S^2) per value (target may vary per pixel)."""
+  t = jnp.reshape(t, (-1,) + (1,) * (x.ndim - 1))
+  var = (1 - t) ** 2 + t**2 * S**2
+  return target + (-(1 - t) + t * S**2) / var * (x - t * target)
+
+
+def test_downsample_and_upsample_are_block_means_and_repeats():
+  x = np.arange(2 * 8 * 8 * 3, dtype=np.float32).reshape(2, 8, 8, 3)
+  d = coarse.downsample(x, 4)
+  assert d.shape == (2, 2, 2, 3)
+  np.testing.assert_allclose(d[1, 1, 0], x[1, 4:8, 0:4].mean(axis=(0, 1)))
+  u = coarse.upsample(d, 4)
+  np.testing.assert_array_equal(u[:, 4:8, 0:4], np.broadcast_to(d[:, 1:2, 0:1], (2, 4, 4, 3)))
+  with pytest.raises(ValueError, match="multiple of the coarse factor 4"):
+    coarse.downsample(x[:, :6], 4)
+
+
+def test_coarse_maps_are_the_block_means_of_the_worlds_regions(tmp_path):
+  world = get_world("city_regions")
+  ch = ("rgb", "labels", "height")
+  x, label = coarse.prepare("city_regions", 4, 8, 3, "train", str(tmp_path), ch, workers=1)
+  assert x.shape == (3, 8, 8, 9) and x.dtype == np.float16 and label.shape == (3,)
+  sc = world.region(coarse.COARSE_SEED + 1, 0, 0, 32, 32)
+  lay = Layout.for_data(ch, world)
+  want = coarse.downsample(lay.encode(coarse._record(sc))[0], 4)
+  np.testing.assert_allclose(x[1], want, atol=2e-3)
+  shares = (x[..., 3:8].astype(np.float32) + 1) / 2
+  np.testing.assert_allclose(shares.sum(-1), 1.0, atol=5e-3)  # class shares of each block
+  again, _ = coarse.prepare("city_regions", 4, 8, 3, "train", str(tmp_path), ch)  # read back, not redrawn
+  np.testing.assert_array_equal(again, x)
+  test, _ = coarse.prepare("city_regions", 4, 8, 3, "test", str(tmp_path), ch, workers=1)
+  assert not np.array_equal(test, x)  # other seeds
+
+
+def fake_model(C=2, window=16, factor=4, one_hot=(0, 0)):
+  """A two-level model whose levels are closed-form fields: coarse -> N(MU, S^2); fine -> N(coarse map, S^2)."""
+
+  def coarse_v(params, x, t, label):
+    return toward(MU, x, t)
+
+  def fine_v(params, x, t, label):
+    return jnp.concatenate([toward(x[..., C:], x[..., :C], t), jnp.zeros_like(x[..., C:])], -1)
+
+  hr = fmh.Hier(
+    coarse=base.Canvas(coarse_v, window, C, False, lambda x: x, "midpoint", 64),
+    fine=base.Canvas(fine_v, window, 2 * C, False, lambda x: x[..., :C], "midpoint", 64),
+    factor=factor,
+    channels=C,
+    one_hot=one_hot,
+  )
+  fam = base.Family(None, None, None, None, fmh.ROLES, extras={"hier": hr}, canvas=hr.fine)
+  return types.SimpleNamespace(family=fam, params=None, config=types.SimpleNamespace(family="flow_matching_hier"))
+
+
+def test_two_level_canvas_carries_the_coarse_map_under_every_window():
+  """The coarse canvas (its own noise) lands, repeated up by the factor, under the fine canvas pixel for pixel."""
+  model = fake_model()
+  got = canvas.render_scene(model, 40, 56, seed=3)
+  nc = canvas.initial_noise(3, 0, 0, 16, 16, 2, tag=canvas._TAG + 16)  # the coarse plan: 10x14 -> 16x16
+  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
+  want = (MU + S * nc)[:10, :14].repeat(4, 0).repeat(4, 1) + S * nf
+  np.testing.assert_allclose(got, want, atol=2e-4)
+  a = canvas.render_scene(model, 40, 56, seed=3, mesh=parallel.make_mesh(1))
+  np.testing.assert_allclose(a, got, atol=1e-5)
+
+
+def test_a_sketch_is_held_to_the_end_at_strength_0_and_ignored_at_1():
+  model = fake_model()
+  sk = sketch.Sketch("s.png", np.zeros((10, 14, 2), np.float32), np.zeros((10, 14, 2), np.float32), "height")
+  sk.known[:, :7, 1], sk.known[:, 7:, 1] = -0.8, 0.8
+  sk.keep[..., 1] = 1.0
+  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
+  held = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=0.0)
+  np.testing.assert_allclose(held[..., 1], sk.known[..., 1].repeat(4, 0).repeat(4, 1) + S * nf[..., 1], atol=2e-4)
+  free = canvas.render_scene(model, 40, 56, seed=3)
+  np.testing.assert_allclose(held[..., 0], free[..., 0], atol=1e-4)  # channels the sketch leaves free
+  ignored = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=1.0)
+  np.testing.assert_allclose(ignored, free, atol=1e-5)
+  half = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=0.5)
+  assert np.abs(half[..., 1] - held[..., 1]).mean() > 0.1 and np.abs(half[..., 1] - free[..., 1]).mean() > 0.1
+  left, right = half[:, :28, 1].mean(), half[:, 28:, 1].mean()
+  assert right - left > 0.2  # held until t = 0.5, the sketch's two halves still show
+  with pytest.raises(ValueError, match=r"sketch_strength=1.5: must be in \[0, 1\]"):
+    canvas.render_scene(model, 40, 56, sketch=sk, sketch_strength=1.5)
+  with pytest.raises(ValueError, match=r"a sketch for --scene_size=48x56 is 14x12 px"):
+    canvas.render_scene(model, 48, 56, sketch=sk)
+
+
+CITY = get_world("city_regions")
+LAYOUT = Layout.for_data(("rgb", "labels", "height"), CITY)
+
+
+def test_sketches_are_read_by_palette_and_bad_ones_named(tmp_path):
+  pal = CITY.palette
+  img = np.zeros((4, 6, 3), np.uint8)
+  img[:, :3], img[:, 3:] = pal[4], pal[2]  # water | buildings
+  Image.fromarray(img).save(tmp_path / "ok.png")
+  sk = sketch.load(str(tmp_path / "ok.png"), LAYOUT)
+  assert sk.kind == "labels" and sk.known.shape == (4, 6, 9)
+  np.testing.assert_array_equal(sk.known[:, :3, 3:8].argmax(-1), 4)
+  np.testing.assert_array_equal(sk.keep[..., 3:8], 1)
+  np.testing.assert_array_equal(sk.keep[..., :3], 0)
+  img[1, 2] = (1, 2, 3)
+  Image.fromarray(img).save(tmp_path / "bad.png")
+  with pytest.raises(
+    ValueError,
+    match=r"1 pixels have colours outside the world's palette \(e.g. \[\(1, 2, 3\)\].*"
+    r"row 1, column 2\); allowed: ground \(196, 186, 160\)",
+  ):
+    sketch.load(str(tmp_path / "bad.png"), LAYOUT)
+  (tmp_path / "junk.png").write_bytes(b"not a png")
+  with pytest.raises(ValueError, match="cannot read it as an image"):
+    sketch.load(str(tmp_path / "junk.png"), LAYOUT)
+  Image.fromarray(np.full((4, 6), 40000, np.uint16)).save(tmp_path / "h16.png")
+  hs = sketch.load(str(tmp_path / "h16.png"), LAYOUT)
+  assert hs.kind == "height"
+  np.testing.assert_allclose(hs.known[..., 8], 40000 / 65535 * 2 - 1, atol=1e-6)
+  rgb_only = Layout.for_data(("rgb",), CITY)
+  with pytest.raises(ValueError, match="no height channel; paint classes in the world's palette"):
+    sketch.load(str(tmp_path / "h16.png"), rgb_only)
+  with pytest.raises(ValueError, match="no label channels; paint a gray"):
+    sketch.load(str(tmp_path / "ok.png"), Layout.for_data(("rgb", "height"), CITY))
+
+
+def test_bad_hier_config_values_are_named(data_dir):
+  def cfg(*o):
+    return load_config(os.path.join(ROOT, "configs/fm_city_hier.py:smoke"), [f"data.data_dir={data_dir!r}", *o])
+
+  with pytest.raises(ValueError, match=r"hier.factor=3: must be a power of two >= 2"):
+    training.Setup(cfg("hier.factor=3"))
+  with pytest.raises(ValueError, match=r"hier.factor=32 with data.image_size=16: the size must be a multiple"):
+    training.Setup(cfg("hier.factor=32"))
+  with pytest.raises(ValueError, match=r"hier.coarse_num_train=0: must be a positive integer"):
+    training.Setup(cfg("hier.coarse_num_train=0"))
+  with pytest.raises(ValueError, match=r"fm.attention=True: the fine level renders large scenes by windows"):
+    training.Setup(cfg("fm.attention=True"))
+
+
+@pytest.fixture(scope="module")
+def hier_workdir(tmp_path_factory, data_dir):
+  """The city two-level smoke model, trained long enough (120 steps) for its fine level to follow the coarse map."""
+  w = str(tmp_path_factory.mktemp("hier"))
+  cfg = load_config(
+    os.path.join(ROOT, "configs/fm_city_hier.py:smoke"),
+    [f"data.data_dir={data_dir!r}", "train.num_steps=120", "train.eval_every=120", "train.ckpt_every=120"],
+  )
+  training.run(cfg, w)
+  return w
+
+
+@pytest.mark.slow
+def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_8_devices(hier_workdir, tmp_path):
+  model = trained.load(hier_workdir)
+  hr = model.family.extras["hier"]
+  assert hr.factor == 4 and set(model.params) == {"coarse", "fine"}
+  a = canvas.render_scene(model, 48, 32, seed=1, mesh=parallel.make_mesh(1))
+  b = canvas.render_scene(model, 48, 32, seed=1, mesh=parallel.make_mesh(8))
+  np.testing.assert_allclose(a[..., :3], b[..., :3], atol=1e-4)
+  assert (a[..., 3:8].argmax(-1) == b[..., 3:8].argmax(-1)).mean() > 0.999
+  # A two-class sketch (water left, buildings right) at 1/4 of a 64x64 scene, written by sample.py.
+  img = np.zeros((16, 16, 3), np.uint8)
+  img[:, :8], img[:, 8:] = CITY.palette[4], CITY.palette[2]
+  Image.fromarray(img).save(tmp_path / "sketch.png")
+  out = tmp_path / "scene"
+  cmd = [sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={hier_workdir}", f"--output={out}"]
+  r = subprocess.run(
+    [*cmd, "--scene_size=64x64", f"--sketch={tmp_path / 'sketch.png'}", "--sketch_strength=0"],
+    capture_output=True,
+    text=True,
+    env=dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1"),
+  )
+  assert r.returncode == 0, r.stderr[-2000:]
+  labels = np.asarray(Image.open(out / "scene_labels.png").convert("RGB")).astype(np.int32)
+  cls = (labels[:, :, None] == CITY.palette[None, None].astype(np.int32)).all(-1).argmax(-1)
+  # The scene's classes, downsampled by majority per 4x4 block, against the sketch's.
+  votes = np.stack([(cls == k).reshape(16, 4, 16, 4).sum((1, 3)) for k in range(5)], -1)
+  agree = (votes.argmax(-1) == np.where(np.arange(16) < 8, 4, 2)[None, :]).mean()
+  assert agree > 0.75, agree
+  with open(out / "scene.json") as f:
+    assert json.load(f)["sketch"]["strength"] == 0.0
+  # Bad sketches: one line naming what is allowed.
+  r = subprocess.run(
+    [*cmd, "--scene_size=48x64", f"--sketch={tmp_path / 'sketch.png'}"], capture_output=True, text=True
+  )
+  assert r.returncode == 1 and "a sketch for --scene_size=48x64 is 16x12 px" in r.stderr
+  r = subprocess.run([*cmd, f"--sketch={tmp_path / 'sketch.png'}"], capture_output=True, text=True)
+  assert r.returncode == 1 and "give --scene_size=HxW with it" in r.stderr
