@@ -134,6 +134,7 @@ def data_config(world: str, image_size: int, num_train: int, num_test: int, chan
   d.path = ""  # data.source='folder': a folder of images (subfolders are classes)
   d.test_fraction = 0.1  # folder: share of the images held out for evaluation, chosen by a hash of the path
   d.test_path = ""  # folder: a separate folder of held-out images (overrides test_fraction)
+  d.metres_per_pixel = 0.0  # folder with heights in metres: their ground resolution, for exports (0: 1 m)
   d.name = ""  # data.source='tfds': a TFDS catalog name, prepared offline
   d.train_split = "train"
   d.test_split = "test"

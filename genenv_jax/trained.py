@@ -27,6 +27,7 @@ class Trained:
   layout: layout_lib.Layout
   train_params: object = None  # all trained parameters (a GAN's include its discriminator)
   scene_classes: tuple[str, ...] = ()  # names of the conditioning classes (conditional models)
+  height_range_m: tuple[float, float] | None = None  # (lowest, highest) metres of heights trained in metres
 
   def cond_index(self, cond: str | int) -> int:
     """A conditioning class given by name or index -> its index (-1: drawn per sample)."""
@@ -98,7 +99,9 @@ def load(workdir: str, step: int | None = None) -> Trained:
       )
     raise FileNotFoundError(f"workdir={workdir!r}: no readable checkpoint in {wd.checkpoints}")
   world = get_world(config.data.world) if config.data.source == "world" else None
-  saved = wd.read_raw().get("palette") or []  # a layered folder's classes.json colours
+  raw = wd.read_raw()
+  saved = raw.get("palette") or []  # a layered folder's classes.json colours
+  hrm = tuple(raw["height_range_m"]) if raw.get("height_range_m") else None
   palette = world.palette if world else (np.asarray(saved, np.uint8) if len(saved) else layout_lib.NO_PALETTE)
   layout = layout_lib.Layout(tuple(config.data.channels), class_names, palette)
-  return Trained(config, spec, family, state.ema_params, int(got), world, wd, layout, state.params, scene_classes)
+  return Trained(config, spec, family, state.ema_params, int(got), world, wd, layout, state.params, scene_classes, hrm)

@@ -190,7 +190,14 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
   if changed:
     logging.warning("resuming %s with changed settings: %s", wd, ", ".join(changed))
   if lead:
-    wd.write_run(config, su.spec, su.layout.class_names, su.scene_classes, su.layout.palette)
+    wd.write_run(
+      config,
+      su.spec,
+      su.layout.class_names,
+      su.scene_classes,
+      su.layout.palette,
+      getattr(su.train_source, "height_range_m", None),
+    )
   logs.phase("preparing the data")
   logs.phase(f"data: {len(su.train_source)} training and {len(su.test_source)} test scenes")
   ckpt = checkpoint.Checkpointer(wd.checkpoints, t_cfg.ckpt_every, t_cfg.keep_checkpoints)

@@ -98,6 +98,7 @@ LEGACY_DEFAULTS = {
   # Folder runs before the held-out split trained on every image; elsewhere the key has no effect.
   "data.test_fraction": lambda theirs, mine: 0.0 if theirs["data"]["source"] == "folder" or mine is None else mine,
   "data.test_path": lambda theirs, mine: "",
+  "data.metres_per_pixel": lambda theirs, mine: 0.0,
   # VAEs before the learned latent prior sampled from the Gaussian prior.
   "vae.prior": lambda theirs, mine: "gaussian",
   "vae.prior_widths": lambda theirs, mine: mine,
@@ -204,7 +205,9 @@ class Workdir:
   def has_run(self) -> bool:
     return os.path.isfile(self.run_json)
 
-  def write_run(self, config, spec: base.DataSpec, class_names=(), scene_classes=(), palette=None) -> None:
+  def write_run(
+    self, config, spec: base.DataSpec, class_names=(), scene_classes=(), palette=None, height_range_m=None
+  ) -> None:
     """Writes ``run.json``: the config, the data spec and the run's fingerprint (sample.py needs no dataset)."""
     write_json(
       self.run_json,
@@ -214,6 +217,7 @@ class Workdir:
         "class_names": list(class_names),
         "scene_classes": list(scene_classes),
         "palette": [] if palette is None else np.asarray(palette).tolist(),
+        "height_range_m": None if height_range_m is None else [float(v) for v in height_range_m],
         "fingerprint": fingerprint(config),
       },
     )

@@ -27,6 +27,7 @@ class ExportScene:
     metres_per_pixel: ground resolution.
     height_range_m: metres spanned by height 0..1.
     source: what drew it ('world city seed 0' or 'model WORKDIR step N').
+    base_m: the elevation of height 0 in metres (a model trained on a DEM spanning 310-1040 m: 310).
   """
 
   rgb: np.ndarray
@@ -38,6 +39,7 @@ class ExportScene:
   metres_per_pixel: float
   height_range_m: float
   source: str
+  base_m: float = 0.0
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -45,7 +47,7 @@ class ExportScene:
 
   def height_m(self, window=(slice(None), slice(None))) -> np.ndarray:
     """Heights in metres of a window [h, w] float64."""
-    return np.asarray(self.height[window], np.float64) * self.height_range_m
+    return self.base_m + np.asarray(self.height[window], np.float64) * self.height_range_m
 
 
 def _ground(world):
@@ -110,6 +112,10 @@ def from_model(trained, height: int, width: int, seed: int, folder: str, tile_ce
   )
   w = trained.world
   mpp, hr = _ground(w) if w is not None else (1.0, 1.0)
+  base = 0.0
+  if trained.height_range_m is not None:  # trained on heights in metres (a layered folder of .npy or GeoTIFF)
+    base, hr = trained.height_range_m[0], trained.height_range_m[1] - trained.height_range_m[0]
+    mpp = float(trained.config.data.get("metres_per_pixel", 0.0) or mpp)
   return ExportScene(
     rgb=rgb,
     labels=labels,
@@ -120,6 +126,7 @@ def from_model(trained, height: int, width: int, seed: int, folder: str, tile_ce
     metres_per_pixel=mpp,
     height_range_m=hr,
     source=f"model {trained.workdir} step {trained.step} seed {seed} temperature {temperature}",
+    base_m=base,
   )
 
 
