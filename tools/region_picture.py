@@ -1,10 +1,13 @@
 r"""A large generated scene beside a real region of the same size (the pictures of docs/large-scenes.md).
 
   python tools/region_picture.py --workdir=runs/gan_city_cpu --size=1024 --output=docs/city_1024_model_vs_real.png
+  python tools/region_picture.py --workdir=runs/fm_city_hier_cpu --workdir=runs/fm_city_regions_cpu --size=1024 \
+    --output=docs/city_1024_hier_vs_single_vs_real.png
 
-Left: the model's seamless canvas (seed 0, ``eval.py --scene_size`` draws the
-same); right: region (0, 0) of real world 0 of the unbounded version of the
-model's world. Downscaled by ``--scale`` (box filter) to keep the PNG small.
+Left: each model's seamless canvas in the order given (seed 0, ``eval.py
+--scene_size`` draws the same); right: region (0, 0) of real world 0 of the
+unbounded version of the first model's world. Downscaled by ``--scale`` (box
+filter) to keep the PNG small.
 """
 
 import os
@@ -20,7 +23,7 @@ from PIL import Image  # noqa: E402
 
 from genenv_jax import cli, large_eval, trained  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir.", required=True)
+_WORKDIR = flags.DEFINE_multi_string("workdir", None, "A train.py workdir (repeat for several models).", required=True)
 _SIZE = flags.DEFINE_integer("size", 1024, "Side of the square scenes in pixels.")
 _SCALE = flags.DEFINE_integer("scale", 2, "Downscale factor for the picture.")
 _OUT = flags.DEFINE_string("output", None, "PNG to write.", required=True)
@@ -29,15 +32,16 @@ _OUT = flags.DEFINE_string("output", None, "PNG to write.", required=True)
 def main(argv):
   del argv
   cli.start()
-  model = trained.load(_WORKDIR.value)
-  world = large_eval.judge_world(model.world)
+  models = [trained.load(w) for w in _WORKDIR.value]
+  world = large_eval.judge_world(models[0].world)
   s = _SIZE.value
-  gen = large_eval.model_regions(model, 1, s, s)["rgb"][0]
+  gens = [large_eval.model_regions(m, 1, s, s)["rgb"][0] for m in models]
   real = large_eval.real_regions(world, 1, s, s, 0)["rgb"][0]
   k = _SCALE.value
-  pair = [x.reshape(s // k, k, s // k, k, 3).mean((1, 3)).round().astype(np.uint8) for x in (gen, real)]
+  small = [x.reshape(s // k, k, s // k, k, 3).mean((1, 3)).round().astype(np.uint8) for x in (*gens, real)]
   gap = np.full((s // k, 8, 3), 255, np.uint8)
-  Image.fromarray(np.concatenate([pair[0], gap, pair[1]], 1)).save(_OUT.value, optimize=True)
+  row = [p for x in small for p in (x, gap)][:-1]
+  Image.fromarray(np.concatenate(row, 1)).save(_OUT.value, optimize=True)
   print(f"wrote {_OUT.value}")
   return 0
 
