@@ -17,7 +17,7 @@ from genenv_jax import logs, parallel, trained
 from genenv_jax import workdir as workdir_lib
 from genenv_jax.data import pipeline, sources
 from genenv_jax.families import base
-from genenv_jax.metrics import baselines, features, scorer
+from genenv_jax.metrics import baselines, features, multiscale, scorer
 
 EVAL_SEED = 0xE7A1
 
@@ -127,6 +127,18 @@ def evaluate_workdir(
   }
   if render != "model":
     result["render"] = render
+  if "height" in model.layout.channels:
+    # Terrain statistics of the heights (spectrum slope and distance, mean slope, drainage) against the
+    # held-out real heights; "reference" (the training split against held-out) is the real spread.
+    n = min(num_samples, len(test_src), len(train_src), 1000)
+    result["height_statistics"] = multiscale.height_sets(
+      {
+        "real": test_src.get(list(range(n)))["height"] / 255.0,
+        "reference": train_src.get(list(range(n)))["height"] / 255.0,
+        "model": model.layout.decode(x[:n])["height"],
+        "untrained": model.layout.decode(x0[:n])["height"],
+      }
+    )
   if likelihood:
     result["test_likelihood"] = likelihood
     result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(train_src, test_src, model.layout)

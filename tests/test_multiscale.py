@@ -72,3 +72,16 @@ def test_coarse_scores_of_whole_scenes_against_real_regions():
   flat["height"][:] = flat["height"].mean()  # no relief at all: its spectrum and drainage are nothing like real
   f = large_eval.score_coarse(w, flat, coarse, None)
   assert f["ms/spectrum_distance"] > 3 * r["ms/spectrum_distance"] + 1
+
+
+def test_height_statistics_of_any_height_model_read_real_against_itself_as_zero_and_noise_as_far():
+  """eval.py's terrain statistics for models with a height channel (own DEMs included)."""
+  world = get_world("terrain")
+  real = np.stack([world.generate(i, 32).height for i in range(40)])
+  other = np.stack([world.generate(100 + i, 32).height for i in range(40)])
+  noise = np.random.default_rng(0).random((40, 32, 32))
+  got = ms.height_sets({"real": real, "same": real, "other": other, "noise": noise})
+  assert set(got) == {"same", "other", "noise"}
+  assert all(v == 0 for k, v in got["same"].items() if "/" not in k)
+  for k in ("spectrum_slope", "mean_slope", "spectrum_distance"):
+    assert got["noise"][k] > 5 * got["other"][k], k

@@ -162,6 +162,23 @@ def compare(real: list[dict], other: list[dict]) -> dict:
   return out
 
 
+HEIGHT_KEYS = ("spectrum_slope", "mean_slope", "drains_to_border", "longest_flow_path", "spectrum_distance")
+
+
+def height_sets(sets: dict[str, np.ndarray], real: str = "real") -> dict[str, dict]:
+  """Terrain statistics of height maps ([n, h, w] in [0, 1] per set) against the ``real`` set: for every other
+  set, its distances (``HEIGHT_KEYS``, from ``compare``). Any model with a height channel (``eval.py``)."""
+  per = {
+    k: [scene_statistics(np.zeros(h.shape, np.uint8), h, ("ground",)) for h in np.asarray(v, np.float64)]
+    for k, v in sets.items()
+  }
+  return {
+    k: {kk: vv for kk, vv in compare(per[real], v).items() if kk.split("/")[0] in HEIGHT_KEYS}
+    for k, v in per.items()
+    if k != real
+  }
+
+
 def downsample_rgb(rgb: np.ndarray, size: int = 32) -> np.ndarray:
   """[n, H, W, 3] uint8 whole scenes -> [n, size, size, 3] uint8 (block means when H and W divide; else resized)."""
   n, h, w = rgb.shape[:3]
