@@ -28,6 +28,8 @@ class Trained:
   train_params: object = None  # all trained parameters (a GAN's include its discriminator)
   scene_classes: tuple[str, ...] = ()  # names of the conditioning classes (conditional models)
   height_range_m: tuple[float, float] | None = None  # (lowest, highest) metres of heights trained in metres
+  metres_per_pixel: float | None = None  # the ground resolution the data gave (GeoTIFF pixel size)
+  metres_per_pixel: float | None = None  # the ground resolution the data gave (GeoTIFF pixel size)
 
   def cond_index(self, cond: str | int) -> int:
     """A conditioning class given by name or index -> its index (-1: drawn per sample)."""
@@ -104,4 +106,7 @@ def load(workdir: str, step: int | None = None) -> Trained:
   hrm = tuple(raw["height_range_m"]) if raw.get("height_range_m") else None
   palette = world.palette if world else (np.asarray(saved, np.uint8) if len(saved) else layout_lib.NO_PALETTE)
   layout = layout_lib.Layout(tuple(config.data.channels), class_names, palette)
-  return Trained(config, spec, family, state.ema_params, int(got), world, wd, layout, state.params, scene_classes, hrm)
+  mpp = raw.get("metres_per_pixel")
+  return Trained(
+    config, spec, family, state.ema_params, int(got), world, wd, layout, state.params, scene_classes, hrm, mpp
+  )

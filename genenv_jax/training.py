@@ -197,6 +197,7 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
       su.scene_classes,
       su.layout.palette,
       getattr(su.train_source, "height_range_m", None),
+      getattr(su.train_source, "metres_per_pixel", None),
     )
   logs.phase("preparing the data")
   logs.phase(f"data: {len(su.train_source)} training and {len(su.test_source)} test scenes")

@@ -206,7 +206,14 @@ class Workdir:
     return os.path.isfile(self.run_json)
 
   def write_run(
-    self, config, spec: base.DataSpec, class_names=(), scene_classes=(), palette=None, height_range_m=None
+    self,
+    config,
+    spec: base.DataSpec,
+    class_names=(),
+    scene_classes=(),
+    palette=None,
+    height_range_m=None,
+    metres_per_pixel=None,
   ) -> None:
     """Writes ``run.json``: the config, the data spec and the run's fingerprint (sample.py needs no dataset)."""
     write_json(
@@ -218,6 +225,7 @@ class Workdir:
         "scene_classes": list(scene_classes),
         "palette": [] if palette is None else np.asarray(palette).tolist(),
         "height_range_m": None if height_range_m is None else [float(v) for v in height_range_m],
+        "metres_per_pixel": metres_per_pixel,  # read from the data (GeoTIFF pixel size), else null
         "fingerprint": fingerprint(config),
       },
     )

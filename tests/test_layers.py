@@ -96,3 +96,20 @@ def test_bad_layered_folders_are_named(tmp_path):
   Image.fromarray(bad).save(tmp_path / "d" / "labels" / "s000.png")
   with pytest.raises(ValueError, match=r"s000.png'.*colour \(1, 2, 3\) at row 2, column 3 is not in classes.json"):
     sources.make_source(cfg(tmp_path / "d", ("rgb", "labels"), "data.test_fraction=0.01").data, "train")
+
+
+def test_geotiff_heights_keep_metres_fill_nodata_and_give_the_pixel_size(tmp_path):
+  import tifffile
+
+  write_folder(str(tmp_path), n=12, height="npy")
+  for f in sorted(os.listdir(tmp_path / "height")):
+    a = np.load(tmp_path / "height" / f).astype(np.float32)
+    if f == "s000.npy":
+      a[0, :4] = -9999.0
+    os.remove(tmp_path / "height" / f)
+    tags = [(33550, "d", 3, (30.0, 30.0, 0.0), False), (42113, "s", 0, "-9999", False)]
+    tifffile.imwrite(tmp_path / "height" / f.replace(".npy", ".tif"), a, extratags=tags)
+  src = sources.make_source(cfg(tmp_path, ("rgb", "height"), "data.test_fraction=0.01").data, "train")
+  assert src.metres_per_pixel == 30.0
+  lo, hi = src.height_range_m
+  assert lo >= 300.0 - 1e-3 and hi <= 1300.0 + 1e-3  # the nodata value is not the lowest height

@@ -88,19 +88,20 @@ def _crop_box(w: int, h: int, size: int):
   return (nw, nh), (left, top, left + size, top + size)
 
 
-def read_height(path: str) -> tuple[np.ndarray, str]:
-  """(float heights [h, w], unit): 'metres' for .npy/.tif floats, 'fraction' for PNGs scaled to [0, 1]."""
-  if path.lower().endswith(".npy"):
-    a = np.load(path).astype(np.float64)
-    if a.ndim != 2 or not np.isfinite(a).all():
-      raise ValueError(f"{path!r}: a height .npy must be a 2-D array of finite values; got shape {a.shape}")
-    return a, "metres"
-  if path.lower().endswith((".tif", ".tiff")):
-    import tifffile
+def read_height(path: str, pixel_sizes: list | None = None) -> tuple[np.ndarray, str]:
+  """(float heights [h, w], unit): 'metres' for .npy/.tif, 'fraction' for PNGs scaled to [0, 1].
 
-    a = tifffile.imread(path).astype(np.float64)
-    if a.ndim != 2:
-      raise ValueError(f"{path!r}: a height GeoTIFF must have one band; got shape {a.shape}")
+  Metres are read as ``sample.py --heightmap`` reads them (``exports.heightfile``: a GeoTIFF's nodata
+  pixels filled with its lowest height, its pixel size appended to ``pixel_sizes``).
+  """
+  if path.lower().endswith((".npy", ".tif", ".tiff")):
+    from genenv_jax.exports import heightfile
+
+    a, mpp, note = heightfile.read_heights(path)
+    if note:
+      logging.info("%s: %s", path, note)
+    if mpp is not None and pixel_sizes is not None:
+      pixel_sizes.append(mpp)
     return a, "metres"
   with Image.open(path) as img:
     img.load()
@@ -162,10 +163,11 @@ class LayeredFolder:
     self.channels = tuple(channels)
     self.class_names, self.palette = read_classes(root) if "labels" in want else ((), None)
     self.height_range_m = None
+    self.metres_per_pixel = None  # from GeoTIFF pixel sizes, when they agree
     if "height" in want:
-      units, lo, hi = set(), np.inf, -np.inf
+      units, lo, hi, sizes = set(), np.inf, -np.inf, []
       for n in self.names:
-        a, unit = read_height(self.files["height"][n])
+        a, unit = read_height(self.files["height"][n], sizes)
         units.add(unit)
         lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
       if len(units) > 1:
@@ -173,6 +175,8 @@ class LayeredFolder:
       self.height_unit = units.pop()
       if self.height_unit == "metres":
         self.height_range_m = (lo, hi if hi > lo else lo + 1.0)
+      if sizes and np.allclose(sizes, sizes[0]):
+        self.metres_per_pixel = float(sizes[0])
     logging.info("data.path=%r: layers %s; %d scenes", root, describe(found), len(self.names))
 
   def read(self, name: str, size: int) -> dict[str, np.ndarray]:

@@ -325,6 +325,7 @@ class LayeredFolderSource:
     self.layers = found
     self.label_classes, self.palette = folder.class_names, folder.palette
     self.height_range_m = folder.height_range_m
+    self.metres_per_pixel = folder.metres_per_pixel
     if test_path:
       if split == "test":
         troot = os.path.expanduser(test_path)

@@ -115,7 +115,7 @@ def from_model(trained, height: int, width: int, seed: int, folder: str, tile_ce
   base = 0.0
   if trained.height_range_m is not None:  # trained on heights in metres (a layered folder of .npy or GeoTIFF)
     base, hr = trained.height_range_m[0], trained.height_range_m[1] - trained.height_range_m[0]
-    mpp = float(trained.config.data.get("metres_per_pixel", 0.0) or mpp)
+    mpp = float(trained.config.data.get("metres_per_pixel", 0.0) or trained.metres_per_pixel or mpp)
   return ExportScene(
     rgb=rgb,
     labels=labels,
