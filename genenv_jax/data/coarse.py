@@ -73,7 +73,9 @@ def _draw(args):
 def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split: str, channels) -> str:
   w = get_world(world)
   tag = "-".join(channels)
-  return os.path.join(os.path.expanduser(data_dir), "genenv_coarse", f"{world}_v{w.version}_f{factor}_{size}px_{n}_{split}_{tag}.npz")
+  return os.path.join(
+    os.path.expanduser(data_dir), "genenv_coarse", f"{world}_v{w.version}_f{factor}_{size}px_{n}_{split}_{tag}.npz"
+  )
 
 
 def prepare(world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, workers: int = 0):
