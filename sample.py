@@ -217,7 +217,7 @@ def main(argv):
         from genenv_jax import sketch
 
         sk = sketch.load(_SKETCH.value, model.layout)
-        hr = model.family.extras.get("hier")
+        hr = (model.family.extras or {}).get("hier")
         if hr is None:
           raise ValueError(
             f"--sketch: family={model.config.family!r} has no coarse level to hold a sketch; train a hierarchical "

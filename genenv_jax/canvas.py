@@ -199,7 +199,7 @@ def render_scene(
       f"scene_size={height}x{width}: the canvas ODE holds the whole scene in memory; at most "
       f"{MAX_PIXELS / 1e6:.0f} Mpixels (4096x4096) for {trained.config.family}"
     )
-  if "hier" in trained.family.extras:
+  if "hier" in (trained.family.extras or {}):
     return render_hier(trained, height, width, seed, temperature, cond, mesh, sketch, sketch_strength)
   if sketch is not None:
     raise ValueError(

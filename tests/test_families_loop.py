@@ -33,7 +33,7 @@ def test_one_and_eight_devices_match(spec, data_dir):
   np.testing.assert_allclose(l1, l8, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("spec", [*CONFIGS, "configs/fm_city_hier.py:smoke"])
+@pytest.mark.parametrize("spec", CONFIGS)
 def test_resume_equals_uninterrupted(spec, data_dir, tmp_path):
   cfg = _config(
     spec,

@@ -55,7 +55,7 @@ def main(argv):
   del argv
   cli.start()
   model = trained.load(_WORKDIR.value)
-  hr = model.family.extras.get("hier")
+  hr = (model.family.extras or {}).get("hier")
   if hr is None:
     raise SystemExit(f"error: {_WORKDIR.value} is not a hierarchical model")
   s, f = _SIZE.value, hr.factor

@@ -66,7 +66,7 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
   if getattr(trained.world, "ground", None) is not None:
     card["metres_per_pixel"] = trained.world.ground.metres_per_pixel
     card["height_range_m"] = trained.world.ground.height_range_m
-  if "hier" in fam.extras:
+  if "hier" in (fam.extras or {}):
     raise ValueError(
       f"family={trained.config.family!r}: a two-level model is two networks and a canvas between them; ONNX "
       "export takes single-level models (flow_matching, gan) for now"

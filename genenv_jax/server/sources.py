@@ -235,7 +235,7 @@ class ModelSource(Source):
 
     self.t = trained
     fam = trained.family
-    if "hier" in fam.extras:
+    if "hier" in (fam.extras or {}):
       raise ValueError(
         f"family={trained.config.family!r}: the server renders single-level models in chunks; a two-level model's "
         "coarse canvas is not chunked yet (write its scenes with sample.py --scene_size)"
