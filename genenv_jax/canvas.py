@@ -247,8 +247,8 @@ def render_hier(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=N
     steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
     paint, _ = inpainter_of(hr.coarse, ch, cw, steps, S, mesh=mesh, hold_until=1.0 - strength)
     xc = paint(trained.params, jnp.asarray(cnoise), jnp.asarray(known), jnp.asarray(keep), label)
-  cond_map = np.asarray(jax.device_get(xc))[:ch, :cw].repeat(f, 0).repeat(f, 1)[: pl.height, : pl.width]
+  cond_map = jnp.repeat(jnp.repeat(xc[:ch, :cw], f, 0), f, 1)[: pl.height, : pl.width]  # stays on the device
   render_f, _ = renderer_of(hr.fine, height, width, S, mesh=mesh)
   noise = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)
-  out = render_f(trained.params, jnp.asarray(np.concatenate([noise, cond_map], -1)), label)
+  out = render_f(trained.params, jnp.concatenate([jnp.asarray(noise), cond_map], -1), label)
   return np.asarray(jax.device_get(out))[:height, :width]

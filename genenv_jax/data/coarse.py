@@ -89,7 +89,9 @@ def prepare(world: str, factor: int, size: int, n: int, split: str, data_dir: st
   workers = workers or max(1, min(os.cpu_count() or 1, 8))
   parts = [seeds[i : i + 64] for i in range(0, n, 64)]
   jobs = [(world, p, factor * size, factor, tuple(channels)) for p in parts]
-  print(f"drawing {n} coarse maps of {world} ({factor * size}-px regions averaged down to {size} px), once")
+  from genenv_jax import logs
+
+  logs.phase(f"drawing {n} coarse maps of {world} ({factor * size}-px regions averaged down to {size} px), once")
   if workers == 1 or len(parts) == 1:
     out = [_draw(j) for j in jobs]
   else:
@@ -137,18 +139,23 @@ class HierSource:
     return out
 
 
-def check(hier, data_cfg) -> None:
-  """The ``hier`` section against the data, before anything is drawn."""
-  f = hier.factor
+def check_factor(factor, image_size: int) -> None:
+  """``hier.factor``: a power of two >= 2 that divides the training size (the family and the data both ask)."""
+  f = factor
   if not isinstance(f, int) or isinstance(f, bool) or f < 2 or f & (f - 1):
     raise ValueError(f"hier.factor={f!r}: must be a power of two >= 2 (pixels per coarse pixel, each way)")
+  if image_size % f:
+    raise ValueError(f"hier.factor={f} with data.image_size={image_size}: the size must be a multiple")
+
+
+def check(hier, data_cfg) -> None:
+  """The ``hier`` section against the data, before anything is drawn."""
+  check_factor(hier.factor, data_cfg.image_size)
   if data_cfg.source != "world":
     raise ValueError(
       f"family='flow_matching_hier' with data.source={data_cfg.source!r}: the coarse level is drawn from a "
       "built-in world's large regions (data.source='world')"
     )
-  if data_cfg.image_size % f:
-    raise ValueError(f"hier.factor={f} with data.image_size={data_cfg.image_size}: the size must be a multiple")
   for key in ("coarse_num_train", "coarse_num_test"):
     v = hier[key]
     if not isinstance(v, int) or v < 1:

@@ -139,7 +139,7 @@ class LayeredFolder:
 
   def __init__(self, root: str, channels, found: dict):
     self.root = root
-    want = ["rgb" if c == "rgb" else c for c in channels]
+    want = list(channels)
     image = channels[0]
     if image not in found:
       raise ValueError(

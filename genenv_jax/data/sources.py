@@ -454,11 +454,8 @@ def make_source(data_cfg, split: str, hier=None) -> Source:
   if kind == "folder":
     from genenv_jax.data import layers
 
-    found = (
-      layers.layers_on_disk(os.path.expanduser(data_cfg.path))
-      if os.path.isdir(os.path.expanduser(data_cfg.path))
-      else {}
-    )
+    root = os.path.expanduser(data_cfg.path)
+    found = layers.layers_on_disk(root) if os.path.isdir(root) else {}
     if found or len(tuple(data_cfg.channels)) > 1:
       if not found:
         raise ValueError(

@@ -68,11 +68,7 @@ class Hier(NamedTuple):
 
 def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   fm.validate(fm_cfg, data)
-  f = hier_cfg.factor
-  if not isinstance(f, int) or isinstance(f, bool) or f < 2 or f & (f - 1):
-    raise ValueError(f"hier.factor={f!r}: must be a power of two >= 2 (pixels per coarse pixel, each way)")
-  if data.image_size % f:
-    raise ValueError(f"hier.factor={f} with data.image_size={data.image_size}: the size must be a multiple")
+  coarse_data.check_factor(hier_cfg.factor, data.image_size)
   if fm_cfg.attention:
     raise ValueError("fm.attention=True: the fine level renders large scenes by windows; train it without attention")
   cw = tuple(hier_cfg.coarse_widths)
