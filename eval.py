@@ -31,6 +31,13 @@ _SCENE = flags.DEFINE_string(
   "scene_size", "", "HxW: score large scenes of the seamless canvas against real regions of that size instead."
 )
 _FEATURES = flags.DEFINE_string("feature_net", "default", "'default' (shipped), 'none', or a feature-net .npz path.")
+_OWN = flags.DEFINE_enum(
+  "own_space",
+  "auto",
+  ["auto", "always", "never"],
+  "FD/KID/precision/recall also in a feature space trained on the run's own training split (*_own keys): "
+  "'auto' when the shipped feature network is out of its domain on the real images.",
+)
 
 
 def _fmt(v, spec):
@@ -63,6 +70,7 @@ def main(argv):
       render=_RENDER.value,
       model=shipped,
       out_dir=out_dir,
+      own_space=_OWN.value,
     )
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)

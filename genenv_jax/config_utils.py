@@ -38,11 +38,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f"data.channels={chans}: data.source={d.source!r} holds images only; use ('rgb',) or ('gray',) (one 8-bit "
       "channel, for gray images)"
     )
+  if d.source != "folder" and chans == layout.HEIGHT_ONLY:
+    raise ValueError(f"data.channels={chans}: heights alone are for one elevation model file (data.source='folder')")
   if d.source == "world" and chans[0] == "gray":
     raise ValueError(f"data.channels={chans}: the built-in worlds draw RGB; 'gray' is for folders and TFDS datasets")
   if d.source == "folder":
     if not d.get("path"):
       raise ValueError("data.path='': data.source='folder' needs the folder of images (--config.data.path=DIR)")
+    from genenv_jax.data import dem
+
+    if dem.is_elevation_file(d.path):
+      dem.check(d)
+    elif chans == layout.HEIGHT_ONLY:
+      raise ValueError(
+        f"data.channels={chans}: heights alone come from one elevation model file (data.path=FILE.tif|.npy|.png); "
+        f"data.path={d.path!r} is not one"
+      )
     f = d.get("test_fraction", 0.0)
     if not isinstance(f, (int, float)) or not 0.0 <= f < 1.0:
       raise ValueError(f"data.test_fraction={f!r}: must be in [0, 1) (the share of images held out, e.g. 0.1)")
@@ -135,6 +146,8 @@ def data_config(world: str, image_size: int, num_train: int, num_test: int, chan
   d.test_fraction = 0.1  # folder: share of the images held out for evaluation, chosen by a hash of the path
   d.test_path = ""  # folder: a separate folder of held-out images (overrides test_fraction)
   d.metres_per_pixel = 0.0  # folder with heights in metres: their ground resolution, for exports (0: 1 m)
+  d.window = 0  # data.path=one DEM file: training window in DEM pixels (0: data.image_size)
+  d.stride = 0  # data.path=one DEM file: pixels between windows (0: a quarter window)
   d.name = ""  # data.source='tfds': a TFDS catalog name, prepared offline
   d.train_split = "train"
   d.test_split = "test"

@@ -13,11 +13,13 @@ import os
 import jax
 import numpy as np
 
+from genenv_jax import layout as layout_lib
 from genenv_jax import logs, parallel, trained
 from genenv_jax import workdir as workdir_lib
 from genenv_jax.data import pipeline, sources
 from genenv_jax.families import base
 from genenv_jax.metrics import baselines, features, multiscale, scorer
+from genenv_jax.metrics import own_space as own_space_lib
 
 EVAL_SEED = 0xE7A1
 
@@ -35,6 +37,7 @@ def evaluate_workdir(
   render: str = "model",
   model=None,
   out_dir: str | None = None,
+  own_space: str = "auto",
 ) -> dict:
   """Scores a trained workdir beside its calibration, all on ``num_samples`` scenes per set.
 
@@ -42,6 +45,11 @@ def evaluate_workdir(
   the evaluations in its training log: FD is biased upwards by a small
   count (the covariance estimates are noisy), so FDs only compare at equal
   counts. KID is unbiased and compares across counts.
+
+  ``own_space``: FD, KID, precision and recall also in a feature space
+  trained on the run's own training split (``metrics.own_space``, keys
+  ``*_own``): ``'auto'`` when the shipped feature network is out of its
+  domain on the real images (or there is none), ``'always'``, ``'never'``.
 
   ``render='world'`` scores layout first: the RGB of each generated scene is
   drawn by the world's own renderer from the model's label and height maps
@@ -62,6 +70,8 @@ def evaluate_workdir(
   """
   if render not in RENDERS:
     raise ValueError(f"render={render!r}: must be one of {list(RENDERS)}")
+  if own_space not in own_space_lib.MODES:
+    raise ValueError(f"own_space={own_space!r}: must be one of {list(own_space_lib.MODES)}")
   if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 2):
     raise ValueError(f"num_samples={num_samples!r}: must be at least 2 scenes per set")
   mesh = mesh or parallel.make_mesh(-1)
@@ -85,8 +95,10 @@ def evaluate_workdir(
   wd.create()  # fail now, not after the scores are computed, if the results cannot be written
   cfg = model.config
   fnet = scorer.make_feature_net(feature_net, mesh)
-  if model.world is None and fnet is None:
-    raise ValueError(f"workdir={workdir!r}: trained on user data, which has no scene rules; use a feature network")
+  if model.world is None and fnet is None and own_space == "never":
+    raise ValueError(
+      f"workdir={workdir!r}: trained on user data, which has no scene rules; use a feature network or own_space"
+    )
   train_src, test_src = sources.make_source(cfg.data, "train"), sources.make_source(cfg.data, "test")
   if len(test_src) < 2:
     raise ValueError(
@@ -94,7 +106,7 @@ def evaluate_workdir(
       "runs on folders from before the held-out split trained on every image: retrain, or give it a separate "
       "folder with --config.data.test_path=DIR when training"
     )
-  ev = scorer.SceneEvaluator(model.world, train_src, test_src, model.layout, num_samples, fnet)
+  ev = scorer.SceneEvaluator(model.world, train_src, test_src, model.layout, num_samples, fnet, pixels=True)
   repl = parallel.replicated(mesh)
   sample = jax.jit(model.family.sample, static_argnums=(2,), out_shardings=parallel.batch_sharded(mesh))
   key = jax.random.PRNGKey(EVAL_SEED)
@@ -109,6 +121,7 @@ def evaluate_workdir(
   logs.phase("scoring model, real held-out and untrained sets")
   real = {k[len("real/") :]: v for k, v in ev.reference.items()}
   likelihood = test_likelihood(model, test_src, batch, mesh)
+  decoded = {"model": _rendered(model, x, render), "untrained": _rendered(model, x0, render)}
   result = {
     "workdir": workdir,
     "checkpoint_step": model.step,
@@ -121,9 +134,9 @@ def evaluate_workdir(
     "real_set": test_src.description,
     "num_devices": int(mesh.devices.size),
     "feature_net": None if fnet is None else {"path": features.portable_path(fnet.path), "sha256": fnet.meta["sha256"]},
-    "model": ev.score_decoded(_rendered(model, x, render)),
+    "model": ev.score_decoded(decoded["model"]),
     "real": real,
-    "untrained": ev.score_decoded(_rendered(model, x0, render)),
+    "untrained": ev.score_decoded(decoded["untrained"]),
   }
   if render != "model":
     result["render"] = render
@@ -133,8 +146,8 @@ def evaluate_workdir(
     n = min(num_samples, len(test_src), len(train_src), 1000)
     result["height_statistics"] = multiscale.height_sets(
       {
-        "real": test_src.get(list(range(n)))["height"] / 255.0,
-        "reference": train_src.get(list(range(n)))["height"] / 255.0,
+        "real": layout_lib.unit(test_src.get(list(range(n)))["height"]),
+        "reference": layout_lib.unit(train_src.get(list(range(n)))["height"]),
         "model": model.layout.decode(x[:n])["height"],
         "untrained": model.layout.decode(x0[:n])["height"],
       }
@@ -142,12 +155,17 @@ def evaluate_workdir(
   if likelihood:
     result["test_likelihood"] = likelihood
     result["baseline_independent_pixel_bpd"] = baselines.independent_pixel_bpd(train_src, test_src, model.layout)
+  in_domain = True
   if fnet is not None and "looks/clean" in real:
     result["feature_net_domain"] = domain = feature_net_domain(
       real["looks/clean"], model.spec.image_size, fnet.input_size, model.world.name if model.world else ""
     )
-    if not domain["in_domain"]:
+    in_domain = domain["in_domain"]
+    if not in_domain:
       logging.warning(domain["note"])
+  if own_space == "always" or (own_space == "auto" and (fnet is None or not in_domain)):
+    logs.phase("training the own-space encoder on the training split (cached in the workdir)")
+    result["own_space"] = own_scores(ev, train_src, model.layout, num_samples, wd.eval_dir, mesh, result, decoded)
   grids = write_family_grids(model, test_src, x, wd.eval_dir)
   if model.spec.conditional:
     grids.append(write_class_grid(model, sample, repl, key, wd.eval_dir, batch))
@@ -156,6 +174,34 @@ def evaluate_workdir(
   workdir_lib.write_json(out, result)
   logs.phase(f"wrote {out}")
   return result
+
+
+OWN_SPACE_IMAGES = 4096  # training-split images the own-space encoder learns from (at most)
+
+
+def own_scores(ev, train_src, layout, n: int, cache_dir: str, mesh, result: dict, decoded: dict) -> dict:
+  """Adds ``*_own`` scores to ``result``'s model, real and untrained rows; returns the encoder's record.
+
+  The encoder learns from training-split images other than the reference set
+  (``ev``'s, the first ``n`` of a seeded permutation), so the reference and the
+  held-out images are both unseen by it: real against real then measures the
+  split, not the encoder's memory. A split too small to spare them shares them.
+  """
+  order = ev.real_order(len(train_src), seed=1)
+  rest = order[n:] if len(order) - n >= 512 else order
+  idx = np.sort(rest[:OWN_SPACE_IMAGES])
+  images = layout.decode(layout.encode(train_src.get([int(i) for i in idx])))
+  space = own_space_lib.OwnSpace(images, layout, cache_dir, mesh)
+  reference = space.features(ev.reference_decoded)
+  result["real"].update(space.compare(reference, ev.held_decoded))
+  for name in ("model", "untrained"):
+    result[name].update(space.compare(reference, decoded[name]))
+  return {k: v for k, v in space.meta.items() if k != "log"} | {
+    "images": len(idx),
+    "reference_seen": bool(len(order) - n < 512),
+    "note": "FD/KID/precision/recall in a feature space trained on this run's own training split "
+    "(metrics.own_space): *_own keys",
+  }
 
 
 # Below this share of real held-out images called "clean" by the feature

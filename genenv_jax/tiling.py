@@ -158,7 +158,7 @@ def write_large_scene(
   sketch=None,
   sketch_strength=0.0,
 ):
-  """Writes ``scene_rgb.png`` (and ``scene_labels.png``, ``scene_height.png``) into ``output``.
+  """Writes ``scene_rgb.png`` (and ``scene_labels.png``, ``scene_height.png`` as 16-bit gray) into ``output``.
 
   ``temperature=None`` is the family's default. Scenes above ``MAX_PIXELS``
   are refused unless ``force``; temporary files of killed runs are removed.
@@ -171,7 +171,7 @@ def write_large_scene(
   temperature = provenance.check_temperature(trained.family.sample_temperature if temperature is None else temperature)
   lay = trained.layout
   kinds = lay.kinds()
-  png_bytes = height * width * sum(3 if (k.categorical or k.planes == 3) else 1 for k in kinds)
+  png_bytes = height * width * sum(3 if (k.categorical or k.planes == 3) else k.bits // 8 for k in kinds)
   if height * width > MAX_PIXELS and not force:
     raise ValueError(
       f"scene_size={height}x{width}: {height * width / 1e6:.0f} Mpixels (~{png_bytes / 1e9:.1f} GB uncompressed) is "
@@ -185,14 +185,15 @@ def write_large_scene(
   writers = {}
   for k in kinds:
     planes = 1 if (not k.categorical and k.planes == 1) else 3
-    writers[k.name] = pngstream.StripPNG(os.path.join(output, f"scene_{k.name}.png"), height, width, planes)
+    bits = 8 if k.categorical else k.bits  # heights as 16-bit gray: 65536 levels, as the records hold them
+    writers[k.name] = pngstream.StripPNG(os.path.join(output, f"scene_{k.name}.png"), height, width, planes, bits)
   try:
     strips = iter_strips(trained, height, width, seed, tile_cells, temperature, cond, progress, sketch, sketch_strength)
     for strip in strips:
-      decoded = lay.from_records(jax.device_get(lay.to_uint8(jnp.asarray(strip))))
+      records = jax.device_get(lay.to_records(jnp.asarray(strip)))
       for k in kinds:
-        v = decoded[k.name]
-        writers[k.name].write(lay.palette[v] if k.categorical else (v if k.planes == 3 else np.round(v * 255)))
+        v = records[k.key]
+        writers[k.name].write(lay.palette[v] if k.categorical else v)
     for w in writers.values():
       w.close()
   except BaseException:

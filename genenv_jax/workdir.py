@@ -99,6 +99,8 @@ LEGACY_DEFAULTS = {
   "data.test_fraction": lambda theirs, mine: 0.0 if theirs["data"]["source"] == "folder" or mine is None else mine,
   "data.test_path": lambda theirs, mine: "",
   "data.metres_per_pixel": lambda theirs, mine: 0.0,
+  "data.window": lambda theirs, mine: 0,
+  "data.stride": lambda theirs, mine: 0,
   # VAEs before the learned latent prior sampled from the Gaussian prior.
   "vae.prior": lambda theirs, mine: "gaussian",
   "vae.prior_widths": lambda theirs, mine: mine,

@@ -42,9 +42,13 @@ def test_encode_decode_round_trip():
   np.testing.assert_array_equal(d["labels"], raw["labels"])
   np.testing.assert_allclose(d["height"], raw["height"] / 255.0, atol=1e-6)
   # The on-device path gives the stored records back, and from_records the decoded form.
-  rec = {k: np.asarray(v) for k, v in lay.to_uint8(jnp.asarray(x)).items()}
-  for k in ("image", "labels", "height"):
+  rec = {k: np.asarray(v) for k, v in lay.to_records(jnp.asarray(x)).items()}
+  for k in ("image", "labels"):
     np.testing.assert_array_equal(rec[k], raw[k])
+  # Heights come back as 16-bit records: an 8-bit level v is exactly 257 v of 65535.
+  assert rec["height"].dtype == np.uint16
+  np.testing.assert_array_equal(rec["height"], raw["height"].astype(np.uint16) * 257)
+  np.testing.assert_array_equal(layout.to_8bit(rec["height"]), raw["height"])
   np.testing.assert_allclose(lay.from_records(rec)["height"], d["height"], atol=1e-6)
   assert lay.tiles(d).shape == (4, 16, 48, 3)
 

@@ -203,7 +203,7 @@ def test_sample_py_writes_the_distribution_that_evaluation_scores(data_dir, tmp_
   for i in (0, 5):
     key = jax.random.fold_in(jax.random.PRNGKey(5), i)
     scored = model.family.sample(model.params, key, 1)  # how evaluation calls it: no temperature
-    want = np.asarray(model.layout.to_uint8(scored)["image"][0]).astype(int)
+    want = np.asarray(model.layout.to_records(scored)["image"][0]).astype(int)
     assert np.abs(written[i] - want).max() <= 1
-    hot = np.asarray(model.layout.to_uint8(model.family.sample(model.params, key, 1, None, 1.0))["image"][0])
+    hot = np.asarray(model.layout.to_records(model.family.sample(model.params, key, 1, None, 1.0))["image"][0])
     assert np.abs(written[i] - hot.astype(int)).max() > 1  # what sample.py wrote before: another distribution

@@ -61,12 +61,13 @@ def test_layers_are_read_exactly_and_split_by_name(tmp_path, height, labels):
   sc = scenes[names[0]]
   np.testing.assert_array_equal(rec["image"][0], sc.rgb)
   np.testing.assert_array_equal(rec["labels"][0], sc.labels)
+  assert rec["height"].dtype == np.uint16  # 16-bit records: the file's 16-bit steps survive
   if height == "png16":
-    want = np.round(np.round(sc.height * 65535) / 65535 * 255)
+    want = np.round(sc.height * 65535)
   else:
     lo, hi = train.height_range_m
     assert 300.0 <= lo < hi <= 1300.0
-    want = np.round((300.0 + 1000.0 * sc.height - lo) / (hi - lo) * 255)
+    want = np.round((300.0 + 1000.0 * sc.height - lo) / (hi - lo) * 65535)
   np.testing.assert_allclose(rec["height"][0], want, atol=1)
   su = training.Setup(
     cfg(tmp_path, ("rgb", "labels", "height"), "data.test_fraction=0.3")

@@ -126,7 +126,7 @@ def test_tiles_join_without_seams(model):
 
 def test_large_scene_png(model, tmp_path):
   tiling.write_large_scene(model, str(tmp_path), 100, 150, seed=1, tile_cells=4)
-  for name, mode in (("scene_rgb.png", "RGB"), ("scene_labels.png", "RGB"), ("scene_height.png", "L")):
+  for name, mode in (("scene_rgb.png", "RGB"), ("scene_labels.png", "RGB"), ("scene_height.png", "I;16")):
     with Image.open(tmp_path / name) as img:
       assert img.size == (150, 100) and img.mode == mode
   # The streamed PNG holds the rendered field: compare a region rendered in one piece.

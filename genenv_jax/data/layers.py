@@ -180,7 +180,7 @@ class LayeredFolder:
     logging.info("data.path=%r: layers %s; %d scenes", root, describe(found), len(self.names))
 
   def read(self, name: str, size: int) -> dict[str, np.ndarray]:
-    """One scene's records at ``size`` px: uint8 ``image`` (and ``labels``, ``height``)."""
+    """One scene's records at ``size`` px: uint8 ``image`` (and uint8 ``labels``, uint16 ``height``)."""
     from genenv_jax.data import sources
 
     image = self.channels[0]
@@ -196,7 +196,7 @@ class LayeredFolder:
         a = (a - lo) / (hi - lo)
       self._same_size(name, "height", a.shape, (h, w))
       f = Image.fromarray(a.astype(np.float32), "F").resize((nw, nh), Image.Resampling.BILINEAR).crop(box)
-      out["height"] = np.clip(np.round(np.asarray(f) * 255.0), 0, 255).astype(np.uint8)
+      out["height"] = np.clip(np.round(np.asarray(f) * 65535.0), 0, 65535).astype(np.uint16)  # 16-bit records
     if "labels" in self.files:
       idx = read_labels(self.files["labels"][name], self.palette)
       self._same_size(name, "labels", idx.shape, (h, w))

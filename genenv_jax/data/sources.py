@@ -452,8 +452,10 @@ def make_source(data_cfg, split: str, hier=None) -> Source:
     )
     return src if hier is None else coarse.make_source(src, data_cfg, hier, split)
   if kind == "folder":
-    from genenv_jax.data import layers
+    from genenv_jax.data import dem, layers
 
+    if dem.is_elevation_file(data_cfg.path):  # one large DEM, cut into windows
+      return dem.DemSource(data_cfg, split)
     root = os.path.expanduser(data_cfg.path)
     found = layers.layers_on_disk(root) if os.path.isdir(root) else {}
     if found or len(tuple(data_cfg.channels)) > 1:

@@ -58,7 +58,7 @@ def _stat_targets(stats, world_idx, num_worlds, mean=None, std=None):
 
 
 def corrupt(key, x):
-  """Corrupts half of a batch x [b, h, w, 3] in [-1, 1]; returns (x', corruption index per image).
+  """Corrupts half of a batch x [b, h, w, c] in [-1, 1]; returns (x', corruption index per image).
 
   Index 0 is clean, with imperceptible noise (sigma up to 3 levels of 255)
   half the time; the others follow ``features.CORRUPTIONS``, each at a visible
@@ -71,7 +71,7 @@ def corrupt(key, x):
   viewer cannot see (a network asked to spot 2-level noise made FD and
   precision saturate on near-real images).
   """
-  b, h, w, _ = x.shape
+  b, h, w, c = x.shape  # any channel count (the own-space encoder corrupts gray and height channels too)
   ks = jax.random.split(key, 9)
   kinds = len(features.CORRUPTIONS)
   which = jnp.where(jax.random.bernoulli(ks[0], 0.5, (b,)), 0, jax.random.randint(ks[1], (b,), 1, kinds))
@@ -85,8 +85,8 @@ def corrupt(key, x):
   blur = x + (0.5 + 0.5 * u) * (box - x)
   levels = jnp.round(4 + 8 * u)
   quant = jnp.round((x + 1) / 2 * (levels - 1)) / (levels - 1) * 2 - 1
-  gain_off = jax.random.uniform(ks[4], (b, 1, 1, 2, 3), minval=0.1, maxval=0.3)
-  sign = jnp.sign(jax.random.normal(ks[8], (b, 1, 1, 2, 3)))
+  gain_off = jax.random.uniform(ks[4], (b, 1, 1, 2, c), minval=0.1, maxval=0.3)
+  sign = jnp.sign(jax.random.normal(ks[8], (b, 1, 1, 2, c)))
   colour = x * (1 + sign[..., 0, :] * gain_off[..., 0, :]) + sign[..., 1, :] * gain_off[..., 1, :]
   corner = jax.random.uniform(ks[5], (b, 2))
   size = 0.25 + 0.5 * jax.random.uniform(ks[6], (b, 2))
@@ -99,7 +99,7 @@ def corrupt(key, x):
     & (cols < corner[:, 1, None, None] * (1 - size[:, 1, None, None]) + size[:, 1, None, None])
   )
   swap = jnp.where(inside[..., None], jnp.roll(x, 1, axis=0), x)
-  options = jnp.stack([clean, noise, blur, quant, colour, swap])  # [kinds, b, h, w, 3]
+  options = jnp.stack([clean, noise, blur, quant, colour, swap])  # [kinds, b, h, w, c]
   out = jnp.take_along_axis(options, which[None, :, None, None, None], axis=0)[0]
   return jnp.clip(out, -1, 1), which
 

@@ -24,19 +24,22 @@ class SceneEvaluator:
     n: how many scenes to compare.
     feature_net: a ``metrics.features.FeatureNet`` for FD, KID and
       precision/recall (``None``: rule metrics only).
+    pixels: draw the real sets and score C2ST on pixels even with no world
+      and no feature network (user data scored in its own space).
 
   ``reference`` holds the real held-out scenes' scores (``real/...``): the
   test split judged against the train split, the best a model can reach.
   """
 
-  def __init__(self, world, train_source, test_source, layout: layout_lib.Layout, n, feature_net=None):
+  def __init__(self, world, train_source, test_source, layout: layout_lib.Layout, n, feature_net=None, pixels=False):
     self.world, self.layout, self.n = world, layout, n
     self.feature_net = feature_net
     self.reference = {}
-    if world is None and feature_net is None:
+    if world is None and feature_net is None and not pixels:
       return
     ref = self._decoded_real(train_source, n, seed=1)
     held = self._decoded_real(test_source, n, seed=2)
+    self.reference_decoded, self.held_decoded = ref, held  # what other feature spaces compare (own_space)
     self.mesh = feature_net.mesh if feature_net is not None else None
     self.ref_pixels = two_sample.pixel_statistics(ref["rgb"])
     real = {"c2st/pixels": two_sample.c2st(self.ref_pixels, two_sample.pixel_statistics(held["rgb"]), self.mesh)}
@@ -48,9 +51,14 @@ class SceneEvaluator:
       real.update(self._feature_scores(held["rgb"]))
     self.reference = {f"real/{k}": v for k, v in real.items()}
 
+  @staticmethod
+  def real_order(size: int, seed: int) -> np.ndarray:
+    """The seeded order real scenes are drawn in: the first n are the set of n."""
+    return np.random.default_rng(seed).permutation(size)
+
   def _decoded_real(self, source, n, seed):
     """n scenes of ``source`` drawn at random (seeded): a folder listed by class is not read class by class."""
-    idx = np.sort(np.random.default_rng(seed).permutation(len(source))[: min(n, len(source))])
+    idx = np.sort(self.real_order(len(source), seed)[: min(n, len(source))])
     return self.layout.decode(self.layout.encode(source.get([int(i) for i in idx])))
 
   def score(self, x: np.ndarray) -> dict[str, float]:

@@ -393,7 +393,7 @@ class ModelSource(Source):
     if context.labels is not None:
       rec["labels"] = context.labels[None]
     if context.height is not None:
-      rec["height"] = np.clip(np.round(context.height * 255.0), 0, 255).astype(np.uint8)[None]
+      rec["height"] = np.clip(np.round(context.height * 65535.0), 0, 65535).astype(np.uint16)[None]
     rec = {k.key: rec[k.name] for k in lay.kinds()}
     known = lay.encode(rec)[0]
     m = margin

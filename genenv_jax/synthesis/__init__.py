@@ -34,7 +34,7 @@ IN_FLIGHT = 3  # batches dispatched ahead of the one being fetched
 
 
 def make_generate(trained, mesh: Mesh, chunk: int, temperature: float | None, cond: int, cpu_convolutions: str = "xla"):
-  """Jitted (params, indices [B], seed) -> dict of uint8 records, sharded over ``mesh``.
+  """Jitted (params, indices [B], seed) -> dict of records (uint8, heights uint16), sharded over ``mesh``.
 
   ``temperature=None`` is the family's default (what evaluation scores).
   ``cpu_convolutions``: XLA:CPU's convolution kernels (``cpu_kernels``);
@@ -58,7 +58,7 @@ def make_generate(trained, mesh: Mesh, chunk: int, temperature: float | None, co
   def generate(params, indices, seed):
     base_key = jax.random.PRNGKey(seed)
     keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(indices)
-    return layout.to_uint8(sharded(params, keys))
+    return layout.to_records(sharded(params, keys))
 
   return jax.jit(
     generate,
