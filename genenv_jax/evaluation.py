@@ -197,6 +197,7 @@ def own_scores(ev, train_src, layout, n: int, cache_dir: str, mesh, result: dict
   for name in ("model", "untrained"):
     result[name].update(space.compare(reference, decoded[name]))
   return {k: v for k, v in space.meta.items() if k != "log"} | {
+    "cache": features.portable_path(space.meta["cache"]),
     "images": len(idx),
     "reference_seen": bool(len(order) - n < 512),
     "note": "FD/KID/precision/recall in a feature space trained on this run's own training split "
@@ -262,12 +263,29 @@ def _rendered(model, x: np.ndarray, render: str) -> dict[str, np.ndarray]:
   return decoded
 
 
+class _At8Bits:
+  """A source whose 16-bit records (heights) read at their nearest 8-bit level: bits/dim counts 8-bit values."""
+
+  def __init__(self, source):
+    self._source = source
+
+  def __len__(self):
+    return len(self._source)
+
+  def get(self, indices):
+    return {k: layout_lib.to_8bit(v) if k != "label" else v for k, v in self._source.get(indices).items()}
+
+
 def test_likelihood(model, test_source, batch: int, mesh) -> dict[str, float]:
-  """The family's likelihood metrics (its ``roles.likelihood``) over the whole test split (empty for GANs)."""
+  """The family's likelihood metrics (its ``roles.likelihood``) over the whole test split (empty for GANs).
+
+  Bits/dim are of the 8-bit data, as the per-pixel baseline's: 16-bit heights are read at their nearest 8-bit
+  level here (the likelihoods dequantise by one 8-bit step), 8-bit records as they are.
+  """
   keys = list(model.family.roles.likelihood)
   if not keys:
     return {}
-  loader = pipeline.Loader(test_source, model.layout, 0, batch, parallel.batch_sharded(mesh))
+  loader = pipeline.Loader(_At8Bits(test_source), model.layout, 0, batch, parallel.batch_sharded(mesh))
   state = base.TrainState(
     step=jax.numpy.zeros((), jax.numpy.int32),
     params=model.train_params,

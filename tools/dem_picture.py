@@ -59,9 +59,13 @@ def main(argv):
   crop = real[:n, :n]
   lo, hi = float(real.min()), float(real.max())
   gap = np.full((crop.shape[0], 6, 3), 255, np.uint8)
-  pic = np.concatenate([shaded(model[: crop.shape[0], : crop.shape[1]], mpp, lo, hi), gap, shaded(crop, mpp, lo, hi)], 1)
+  pic = np.concatenate(
+    [shaded(model[: crop.shape[0], : crop.shape[1]], mpp, lo, hi), gap, shaded(crop, mpp, lo, hi)], 1
+  )
   Image.fromarray(pic).resize((pic.shape[1] * 2, pic.shape[0] * 2), Image.Resampling.NEAREST).save(_OUT.value)
-  print(f"wrote {_OUT.value}: model {model.min():.0f}-{model.max():.0f} m, real crop {crop.min():.0f}-{crop.max():.0f} m")
+  print(
+    f"wrote {_OUT.value}: model {model.min():.0f}-{model.max():.0f} m, real crop {crop.min():.0f}-{crop.max():.0f} m"
+  )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ def _cell(r, key, fmt, scale=1.0):
   return f"**{fmt.format(m * scale)}** ({fmt.format(real * scale)} / {fmt.format(un * scale)})"
 
 
+def _cell_own(r, key, fmt):
+  """The shipped feature space's cell, and where eval.py measured it, the run's own space below it."""
+  cell = _cell(r, key, fmt)
+  if f"{key}_own" in r["model"]:
+    cell += f"<br>own: {_cell(r, f'{key}_own', fmt)}"
+  return cell
+
+
 def _kid(r):
   m, real, un = (r[c] for c in ("model", "real", "untrained"))
   return f"**{m['kid']:.3f}±{m['kid_std']:.3f}** ({real['kid']:.3f} / {un['kid']:.3f})"
@@ -87,8 +95,8 @@ def table(results_dir: str) -> str:
     rows.append(
       f"| `{r['config']}`{_overrides(r)} | {r['family']}, {r['world']} {r['image_size']}px, "
       f"step {r['checkpoint_step']} "
-      f"| {_cell(r, 'fd', '{:.2f}')} | {_kid(r)} | {_cell(r, 'precision', '{:.3f}')} "
-      f"| {_cell(r, 'recall', '{:.3f}')} | {_validity(r)} | {_cell(r, 'stats_distance', '{:.3f}')} "
+      f"| {_cell_own(r, 'fd', '{:.2f}')} | {_kid(r)} | {_cell_own(r, 'precision', '{:.3f}')} "
+      f"| {_cell_own(r, 'recall', '{:.3f}')} | {_validity(r)} | {_cell(r, 'stats_distance', '{:.3f}')} "
       f"| {_c2st(r)} | {_bpd(r)} | `{r['command']}` |"
     )
   n = {json.load(open(p))["num_samples"] for p in row_files(results_dir)}
@@ -96,7 +104,9 @@ def table(results_dir: str) -> str:
   rows.append(
     f"Each cell: **trained model** (real held-out scenes / untrained model), {', '.join(map(str, sorted(n)))} "
     "scenes per set (a folder's held-out split may hold fewer), all against the same train-split reference. "
-    "C2ST: the held-out accuracy of a classifier telling the set from the reference (0.5 = indistinguishable)."
+    "C2ST: the held-out accuracy of a classifier telling the set from the reference (0.5 = indistinguishable). "
+    "own: the same distance in a feature space trained on the run's own training split (eval.py measures it "
+    "where the shipped feature network is out of its domain; metrics.own_space)."
   )
   return "\n".join(rows)
 

@@ -50,7 +50,7 @@ def _record(sc) -> dict[str, np.ndarray]:
   return {
     "image": sc.rgb[None],
     "labels": sc.labels[None],
-    "height": np.round(sc.height * 255.0).astype(np.uint8)[None],
+    "height": world_builder.height_record(sc.height)[None],
     "label": np.array([sc.scene_class], np.int32),
   }
 
@@ -74,7 +74,9 @@ def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split
   w = get_world(world)
   tag = "-".join(channels)
   return os.path.join(
-    os.path.expanduser(data_dir), "genenv_coarse", f"{world}_v{w.version}_f{factor}_{size}px_{n}_{split}_{tag}.npz"
+    os.path.expanduser(data_dir),
+    "genenv_coarse",
+    f"{world}_v{w.version}_h16_f{factor}_{size}px_{n}_{split}_{tag}.npz",  # h16: from 16-bit height records
   )
 
 

@@ -17,7 +17,9 @@ import tensorflow_datasets as tfds
 from genenv_jax.scenes import get_world
 
 TEST_SEED_OFFSET = 10**9
-VERSION = "1.0.0"
+# 1.1.0: heights stored at 16 bits (uint16, 65535 = the world's highest), so a model of a world learns the
+# same 65536 levels its exports and synthesized datasets hold; 1.0.0 stored 8 bits.
+VERSION = "1.1.0"
 
 
 @dataclasses.dataclass
@@ -48,7 +50,7 @@ class SceneWorld(tfds.core.GeneratorBasedBuilder):
       {
         "image": tfds.features.Tensor(shape=(s, s, 3), dtype=np.uint8),
         "labels": tfds.features.Tensor(shape=(s, s), dtype=np.uint8),
-        "height": tfds.features.Tensor(shape=(s, s), dtype=np.uint8),
+        "height": tfds.features.Tensor(shape=(s, s), dtype=np.uint16),
         "label": tfds.features.ClassLabel(names=list(world.scene_class_names)),
         "index": tfds.features.Scalar(dtype=np.int64),
       }
@@ -74,11 +76,16 @@ class SceneWorld(tfds.core.GeneratorBasedBuilder):
         {
           "image": sc.rgb,
           "labels": sc.labels,
-          "height": np.round(sc.height * 255.0).astype(np.uint8),
+          "height": height_record(sc.height),
           "label": sc.scene_class,
           "index": offset + i,
         },
       )
+
+
+def height_record(height) -> np.ndarray:
+  """A world's heights in [0, 1] as a 16-bit record."""
+  return np.clip(np.round(np.asarray(height, np.float64) * 65535.0), 0, 65535).astype(np.uint16)
 
 
 class _ExpectedTFDSNotes:
