@@ -57,9 +57,9 @@ region's heights (spectrum distance 0.28, slope difference 0.73, mean-slope
 difference 0.010, drains-to-border 0.072, longest flow path 0.071) all lie
 less than halfway from the real spread (the training region's: 0.11, 0.49,
 0.005, 0.092, 0.105) to the untrained model's (2.07, 3.94, 0.33, 0.13,
-0.33); own-space FD 0.04, precision 0.780, recall 0.898 against the training
-region (the held-out region, a lower valley beyond the fault, scores 8.40 /
-0.683 / 0.016 there); 2.516 test bits/dim against the per-pixel 8.460.
+0.33); own-space FD 0.04, precision 0.782, recall 0.883 against the training
+region (the held-out region, a lower valley beyond the fault, scores 8.24 /
+0.689 / 0.018 there); 2.516 test bits/dim against the per-pixel 8.460.
 Its 257-px scenes are dissected hills everywhere, without the fault's
 escarpment or the valley floor (docs/own-data.md).
 ``results/fm_folder_dem_cpu.json``.

@@ -22,10 +22,17 @@ outside its domain.
 
 Measured with ``:cpu`` and 1500 steps on a 2-core CPU, conditional, on a
 folder of 6000 forest PNGs in three class subfolders written by
-``tools/make_image_folder.py`` (so it runs offline), against the 594
-held-out images: FD 18.86 (real 0.09 / untrained 92.57), precision 0.625,
-recall 0.000, C2ST pixels 1.00 (real 0.48). The GAN collapsed to a few
-scenes per class at this budget (docs/own-data.md);
+``tools/make_image_folder.py`` (so it runs offline), against the 595
+held-out images, two runs: FD 18.86 and 9.94 (real 0.04), precision 0.625
+and 0.864, recall 0.000 and 0.005, C2ST pixels 1.00 (real 0.49); in a
+feature space trained on the folder itself (eval.py's ``*_own``, run 2) FD
+1.53, precision 0.997, recall 0.001 (real 0.01 / 0.923 / 0.956). The GAN
+collapses to about one scene per class at this budget, where ``fm_folder``
+covers the folder (own-space recall 0.876; docs/own-data.md). Ten times
+the R1 penalty (``--config.gan.r1_gamma=10``, one run) gave FD 5.60,
+recall 0.244 (own space 0.62 / 0.969 / 0.136) and varied scenes per class:
+a lead for small folders, not yet the default (one GAN run decides no
+default). ``results/gan_folder_forest_r1x10_cpu.json``.
 ``results/gan_folder_forest_cpu.json`` has every number and its command.
 """
 

@@ -3,8 +3,8 @@
 A model sees one float tensor ``[n, h, w, C]`` in [-1, 1]; the data (sources,
 TFDS records, synthesized datasets) hold integer arrays per kind under a record
 key (uint8; heights uint16, and uint8 where older data holds them: ``encode``
-reads either by its dtype); pictures and metrics read decoded values. ``Layout`` is the one place that
-knows all three forms. A new channel kind is one ``Kind`` entry in ``KINDS``
+reads either by its dtype); pictures and metrics read decoded values.
+``Layout`` is the one place that knows all three forms. A new channel kind is one ``Kind`` entry in ``KINDS``
 (and a world that draws it).
 
 Record keys follow TFDS's convention (``'image'`` for RGB, what
@@ -166,8 +166,8 @@ class Layout:
       if k.categorical:
         parts.append(np.eye(self.num_label_classes, dtype=np.float32)[v] * 2.0 - 1.0)
       else:
-        top = 65535.0 if v.dtype == np.uint16 else 255.0
-        v = (v.astype(np.float64) * (2.0 / top) - 1.0).astype(np.float32)
+        half = 32767.5 if v.dtype == np.uint16 else 127.5  # uint8: exactly the float32 values of 8-bit data
+        v = v.astype(np.float32) / np.float32(half) - np.float32(1.0)
         parts.append(v if v.ndim == 4 else v[..., None])
     return np.concatenate(parts, axis=-1)
 
