@@ -15,6 +15,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+# Evaluations of folders pass through the own-space encoder (metrics/own_space.py); a few steps suffice to test
+# the path, and tests of the encoder itself give their steps explicitly.
+os.environ.setdefault("GENENV_OWN_SPACE_STEPS", "20")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import pytest  # noqa: E402

@@ -115,12 +115,11 @@ def test_strip_png_writes_16_bit_gray(tmp_path):
     pngstream.StripPNG(str(tmp_path / "x.png"), 2, 2, 3, bits=16)
 
 
-def test_a_dem_model_trains_evaluates_in_its_own_space_and_exports_real_metres(tmp_path, monkeypatch):
+def test_a_dem_model_trains_evaluates_in_its_own_space_and_exports_real_metres(tmp_path):
   """fm_folder on one small DEM file: 2 steps, then eval.py's path (own space, height statistics) and a Unity
   export carrying the DEM's base elevation."""
   from genenv_jax import evaluation, trained, training
   from genenv_jax.exports import scene as export_scene
-  from genenv_jax.metrics import own_space
 
   write_dem(tmp_path / "dem.npy", h=48, w=80)
   c = cfg(
@@ -130,7 +129,6 @@ def test_a_dem_model_trains_evaluates_in_its_own_space_and_exports_real_metres(t
   training.run(c, str(tmp_path / "run"))
   m = trained.load(str(tmp_path / "run"))
   assert m.spec.channels == 1 and m.height_range_m == (300.0, 1000.0)
-  monkeypatch.setattr(own_space, "STEPS", 10)
   r = evaluation.evaluate_workdir(str(tmp_path / "run"), 16, batch=8, feature_net="none")
   for row in ("model", "real", "untrained"):
     assert {"fd_own", "kid_own", "precision_own", "recall_own", "c2st/pixels"} <= set(r[row])

@@ -145,13 +145,15 @@ def test_an_unreadable_asked_step_names_the_readable_fallback(smoke_workdir, tmp
 
 
 def test_large_scenes_are_refused_when_the_disk_cannot_hold_them(smoke_workdir, tmp_path, monkeypatch):
-  """`--scene_size=100000x100000 --force` started a 6-hour, 70 GB job without checking free space."""
+  """`--scene_size=100000x100000 --force` started a 6-hour, 70 GB (now 80: 16-bit heights) job without checking
+  free space."""
   from genenv_jax import tiling, trained
 
   model = trained.load(smoke_workdir)
   usage = shutil.disk_usage(tmp_path)
   monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10**9))
-  with pytest.raises(ValueError, match=r"scene_size=100000x100000: needs up to 70\.0 GB .* has 1\.0 GB free"):
+  # 3 bytes RGB + 3 labels (palette colours) + 2 for the 16-bit heights per pixel: 80 GB.
+  with pytest.raises(ValueError, match=r"scene_size=100000x100000: needs up to 80\.0 GB .* has 1\.0 GB free"):
     tiling.write_large_scene(model, str(tmp_path / "big"), 100000, 100000, force=True)
   assert not any(p.name.startswith("scene_") for p in (tmp_path / "big").iterdir())
 

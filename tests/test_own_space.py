@@ -17,13 +17,13 @@ def forest():
 def test_own_space_is_deterministic_cached_and_tells_a_collapsed_model_from_real(forest, tmp_path):
   lay = layout.Layout(("rgb",))
   train, ref, held = {"rgb": forest[:400]}, {"rgb": forest[400:520]}, {"rgb": forest[520:]}
-  a = own_space.OwnSpace(train, lay, str(tmp_path), steps=40)
-  b = own_space.OwnSpace(train, lay, None, steps=40)  # trained again, no cache
+  a = own_space.OwnSpace(train, lay, str(tmp_path), steps=30)
+  b = own_space.OwnSpace(train, lay, None, steps=30)  # trained again, no cache
   np.testing.assert_array_equal(a.features(held), b.features(held))
-  c = own_space.OwnSpace(train, lay, str(tmp_path), steps=40)  # read back from the workdir's cache
+  c = own_space.OwnSpace(train, lay, str(tmp_path), steps=30)  # read back from the workdir's cache
   assert c.meta["digest"] == a.meta["digest"] and c.meta["seconds"] == a.meta["seconds"]
   np.testing.assert_array_equal(c.features(held), a.features(held))
-  d = own_space.OwnSpace({"rgb": forest[:300]}, lay, str(tmp_path), steps=40)  # other images: not the cache
+  d = own_space.OwnSpace({"rgb": forest[:300]}, lay, str(tmp_path), steps=30)  # other images: not the cache
   assert d.meta["digest"] != a.meta["digest"]
   reference = a.features(ref)
   real = a.compare(reference, held)

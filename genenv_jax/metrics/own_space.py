@@ -55,7 +55,9 @@ INPUT_SIZE = 32
 TEMPERATURE = 0.2  # NT-Xent
 CORRUPTION_WEIGHT = 0.5
 MODES = ("auto", "always", "never")
-STEPS = 500  # training steps (batch 96)
+# Training steps (batch 96). GENENV_OWN_SPACE_STEPS overrides it: the test suite sets a few steps, so
+# evaluations that pass through the own space do not each train the full encoder.
+STEPS = int(os.environ.get("GENENV_OWN_SPACE_STEPS", "500"))
 
 
 class OwnEncoder(nn.Module):
