@@ -62,10 +62,12 @@ def test_heights_survive_16_bits_from_the_dem_to_the_engine_export(tmp_path):
   assert np.abs(got[:16, 16:32] - z[:16, 16:32]).max() <= 2 * step  # two roundings: records, then the export
 
 
-def test_a_dem_is_split_by_region_so_no_test_window_touches_a_training_window(tmp_path):
+def test_a_dem_is_split_by_region_so_no_test_window_touches_a_training_window(tmp_path, caplog):
   write_dem(tmp_path / "dem.npy", h=64, w=200)
   c = cfg(tmp_path / "dem.npy", "data.image_size=16", "data.stride=4", "data.test_fraction=0.2")
-  train, test = sources.make_source(c.data, "train"), sources.make_source(c.data, "test")
+  with caplog.at_level("WARNING"):
+    train, test = sources.make_source(c.data, "train"), sources.make_source(c.data, "test")
+  assert "does not give its ground resolution" in caplog.text and "data.metres_per_pixel=M" in caplog.text
   xs_train, xs_test = dem._columns(200, 16, 4, 0.2)
   assert max(xs_train) + 16 <= min(xs_test) and min(xs_test) == 160 and max(xs_test) == 184
   assert len(train) == len(range(0, 49, 4)) * len(xs_train) and len(test) == 13 * len(xs_test)

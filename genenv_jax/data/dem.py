@@ -21,6 +21,7 @@ Records hold 16-bit heights.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -97,6 +98,12 @@ class DemSource:
     self.height_range_m = (lo, hi if hi > lo else lo + 1.0)
     mpp = float(data_cfg.get("metres_per_pixel", 0.0) or file_mpp or 0.0)
     self.metres_per_pixel = mpp * window / size if mpp else None
+    if not mpp and split == "train":
+      logging.warning(
+        "data.path=%r: the file does not give its ground resolution (a .npy or PNG, or a GeoTIFF without "
+        "ModelPixelScaleTag); exports of this model will say 1 m per pixel: set --config.data.metres_per_pixel=M",
+        path,
+      )
     unit = (h - lo) / (self.height_range_m[1] - lo)
     xs = train_x if split == "train" else test_x
     windows = [unit[y : y + window, x : x + window] for y in rows for x in xs]

@@ -50,19 +50,26 @@ class SceneFeatureNet(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    h = x
-    for i, c in enumerate((self.width, 2 * self.width, 4 * self.width)):
-      for j in range(2):
-        h = nn.Conv(c, (3, 3), name=f"conv{i}_{j}")(h)
-        h = nn.GroupNorm(num_groups=8, name=f"norm{i}_{j}")(h)
-        h = nn.relu(h)
-      if i < 2:
-        h = avg_pool2(h)
-    feats = h.mean(axis=(1, 2))
+    feats = trunk(x, self.width)
     logits = nn.Dense(self.num_kinds, name="kind")(feats)
     stats = tuple(nn.Dense(d, name=f"stats{k}")(feats) for k, d in enumerate(self.stat_dims))
     corruption = nn.Dense(len(CORRUPTIONS), name="corruption")(feats)
     return feats, logits, stats, corruption
+
+
+def trunk(x, width: int):
+  """The feature networks' trunk, called inside a compact module: three conv stages of ``width``, ``2 width``,
+  ``4 width`` (two 3x3 conv + GroupNorm + ReLU each, 2x pooling between), then the global average pool
+  [b, 4 width]. Parameter names ``conv{i}_{j}``/``norm{i}_{j}`` (the shipped weights' names)."""
+  h = x
+  for i, c in enumerate((width, 2 * width, 4 * width)):
+    for j in range(2):
+      h = nn.Conv(c, (3, 3), name=f"conv{i}_{j}")(h)
+      h = nn.GroupNorm(num_groups=8, name=f"norm{i}_{j}")(h)
+      h = nn.relu(h)
+    if i < 2:
+      h = avg_pool2(h)
+  return h.mean(axis=(1, 2))
 
 
 def to_input(rgb: np.ndarray | jax.Array, size: int = INPUT_SIZE) -> jax.Array:
@@ -73,15 +80,21 @@ def to_input(rgb: np.ndarray | jax.Array, size: int = INPUT_SIZE) -> jax.Array:
   through an antialiased linear resize scored farther from itself than from
   another scene. Other sizes fall back to an antialiased linear resize.
   """
-  x = jnp.asarray(rgb, jnp.float32) / 127.5 - 1.0
-  n, h, w, _ = x.shape
+  return resize(jnp.asarray(rgb, jnp.float32) / 127.5 - 1.0, size)
+
+
+def resize(x, size: int):
+  """Float images [n, h, w, c] (any channel count) at size x size, as ``to_input`` resizes them."""
+  n, h, w, c = x.shape
+  if h == w == size:
+    return x
   if h == w and h % size == 0:
     f = h // size
-    return x.reshape(n, size, f, size, f, 3).mean(axis=(2, 4))
+    return x.reshape(n, size, f, size, f, c).mean(axis=(2, 4))
   if h == w and size % h == 0:
     f = size // h
     return x.repeat(f, axis=1).repeat(f, axis=2)
-  return jax.image.resize(x, (n, size, size, 3), "linear", antialias=True)
+  return jax.image.resize(x, (n, size, size, c), "linear", antialias=True)
 
 
 def save(path: str, params, meta: dict) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -46,9 +45,8 @@ from flax import traverse_util
 
 from genenv_jax import layout as layout_lib
 from genenv_jax import parallel
-from genenv_jax.metrics import feature_metrics, feature_training
+from genenv_jax.metrics import feature_metrics, feature_training, features
 from genenv_jax.metrics.features import CORRUPTIONS
-from genenv_jax.nets.blocks import avg_pool2
 
 VERSION = 1
 INPUT_SIZE = 32
@@ -68,15 +66,7 @@ class OwnEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    h = x
-    for i, c in enumerate((self.width, 2 * self.width, 4 * self.width)):
-      for j in range(2):
-        h = nn.Conv(c, (3, 3), name=f"conv{i}_{j}")(h)
-        h = nn.GroupNorm(num_groups=8, name=f"norm{i}_{j}")(h)
-        h = nn.relu(h)
-      if i < 2:
-        h = avg_pool2(h)
-    feats = h.mean(axis=(1, 2))
+    feats = features.trunk(x, self.width)
     z = nn.Dense(128, name="proj0")(feats)
     z = nn.Dense(64, name="proj1")(nn.relu(z))
     corruption = nn.Dense(len(CORRUPTIONS), name="corruption")(feats)
@@ -100,17 +90,7 @@ def to_input(decoded: dict, names: list[str], size: int = INPUT_SIZE) -> np.ndar
     v = np.asarray(decoded[k])
     v = v.astype(np.float32) / 127.5 - 1.0 if v.dtype == np.uint8 else v.astype(np.float32) * 2.0 - 1.0
     parts.append(v if v.ndim == 4 else v[..., None])
-  x = np.concatenate(parts, axis=-1)
-  n, h, w, c = x.shape
-  if h == w == size:
-    return x
-  if h == w and h % size == 0:
-    f = h // size
-    return x.reshape(n, size, f, size, f, c).mean(axis=(2, 4))
-  if h == w and size % h == 0:
-    f = size // h
-    return x.repeat(f, axis=1).repeat(f, axis=2)
-  return np.asarray(jax.image.resize(x, (n, size, size, c), "linear", antialias=True))
+  return np.asarray(features.resize(np.concatenate(parts, axis=-1), size))
 
 
 def _views(key, x):
@@ -154,17 +134,18 @@ def train(x: np.ndarray, steps: int = 500, batch: int = 96, lr: float = 2e-3, se
     return con + CORRUPTION_WEIGHT * cce, (con, cce)
 
   @functools.partial(jax.jit, compiler_options=_kernels())
-  def step(p, o, key, xb):
-    (_, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, key, xb)
+  def step(p, o, key, xs, idx):
+    (_, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(p, key, xs[idx])  # the batch gathered on device
     upd, o = tx.update(g, o, p)
     return optax.apply_updates(p, upd), o, aux
 
   rng = np.random.default_rng(seed)
   key = jax.random.PRNGKey(seed + 1)
   log = []
+  xs = jnp.asarray(x)  # the images go to the device once
   for s in range(steps):
     idx = rng.integers(0, len(x), min(batch, len(x)))
-    params, opt, (con, cce) = step(params, opt, jax.random.fold_in(key, s), jnp.asarray(x[idx]))
+    params, opt, (con, cce) = step(params, opt, jax.random.fold_in(key, s), xs, jnp.asarray(idx, jnp.int32))
     if (s + 1) % 100 == 0 or s + 1 == steps:
       log.append({"step": s + 1, "nt_xent": float(con), "corruption_ce": float(cce)})
   return params, log
@@ -208,7 +189,7 @@ class OwnSpace:
       seconds = round(time.time() - t0, 1)
       self.meta = dict(settings, digest=digest, seconds=seconds, log=log, jax_version=jax.__version__)
       if path:
-        _save(path, self.params, self.meta)
+        features.save(path, self.params, self.meta)  # weights .npz, meta .json beside (with their sha256)
       logging.info("own-space encoder: trained on %d images in %.0f s", len(x), time.time() - t0)
     self.meta = dict(self.meta, cache=path)
     net = OwnEncoder()
@@ -223,19 +204,6 @@ class OwnSpace:
     """FD, KID, precision and recall of ``decoded`` against ``reference`` features, as ``*_own`` keys."""
     got = feature_metrics.compare(reference, self.features(decoded), self.mesh or parallel.make_mesh(-1))
     return {f"{k}_own": v for k, v in got.items()}
-
-
-def _save(path: str, params, meta: dict) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
-  buf = io.BytesIO()
-  np.savez(buf, **flat)
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(buf.getvalue())
-  os.replace(tmp, path)
-  with open(os.path.splitext(path)[0] + ".json", "w") as f:
-    json.dump(meta, f, indent=1, sort_keys=True)
 
 
 def _load(path: str, digest: str):
