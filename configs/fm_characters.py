@@ -23,4 +23,5 @@ def get_config(arg=None):
   c = fm_city.get_config(arg)
   c.data.world = "characters"
   c.data.channels = ("rgb", "labels")  # sprites have no height map
+  c.data.conditional = True  # sample.py --cond=robot (people: plain, hat, staff; animal_quadruped, animal_bird)
   return c

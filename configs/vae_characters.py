@@ -5,6 +5,12 @@ Commands:
   python train.py --config=configs/vae_characters.py:cpu --workdir=runs/vae_characters_cpu
   python train.py --config=configs/vae_characters.py --workdir=runs/vae_characters
 
+Every figure below is of version 1 of the world (people only, 7 part
+classes); version 2 added animals and robots (14 part classes, 6 scene
+classes), and these rows and the shipped ``vae_characters_fmprior`` were not
+re-run on it (``fm_characters`` was). ``tools/reproduce.py`` now trains on
+version 2.
+
 Measured with ``:cpu`` on a 2-core CPU (5000 steps), ``python eval.py
 --workdir=runs/vae_characters_cpu --num_samples=1000``: test ELBO 3.678 and
 IW bound 3.669 bits/dim (independent per-pixel baseline 4.633; untrained

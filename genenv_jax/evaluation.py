@@ -133,6 +133,7 @@ def evaluate_workdir(
     "reference_set": train_src.description,
     "real_set": test_src.description,
     "num_devices": int(mesh.devices.size),
+    "world_version": None if model.world is None else int(model.world.version),  # the world's generator
     "feature_net": None if fnet is None else {"path": features.portable_path(fnet.path), "sha256": fnet.meta["sha256"]},
     "model": ev.score_decoded(decoded["model"]),
     "real": real,

@@ -11,12 +11,12 @@ from genenv_jax import training
 from genenv_jax.config_utils import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One config per family (vae_characters, a second VAE, was dropped for CI time: the loop is the family's).
 CONFIGS = [
   "configs/fm_city.py:smoke",
   "configs/flow_terrain.py:smoke",
   "configs/vae_terrain.py:smoke",
   "configs/gan_forest.py:smoke",
-  "configs/vae_characters.py:smoke",
 ]
 
 

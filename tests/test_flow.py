@@ -156,7 +156,7 @@ def _flow_smoke(data_dir, *overrides):
   return load_config(os.path.join(root, "configs/flow_terrain.py:smoke"), [f"data.data_dir={data_dir!r}", *overrides])
 
 
-@pytest.mark.parametrize("num_devices", [1, 8])
+@pytest.mark.parametrize("num_devices", [8])  # the sharded case; 1 device is the same program unsharded (CI time)
 def test_conv1x1_as_dot_step_equals_the_convolution_step(data_dir, num_devices):
   """flow.conv1x1_as_dot (the CPU speed option) computes the reference step (1x1 convolutions) up to float rounding."""
   import helpers

@@ -231,7 +231,7 @@ def test_fm_folder_on_gray_images_makes_a_one_channel_model(tmp_path):
   cfg = config_utils.load_config(
     "configs/fm_folder.py:smoke",
     [f"data.path={str(root)!r}", "data.channels=('gray',)", "data.test_fraction=0.3", "train.num_steps=2",
-     "train.eval_every=2", "train.feature_net='none'"],
+     "train.eval_every=2", "train.feature_net='none'", "mesh.num_devices=1"],
   )  # fmt: skip
   training.run(cfg, str(tmp_path / "run"))
   m = trained.load(str(tmp_path / "run"))

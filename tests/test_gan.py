@@ -172,7 +172,7 @@ def test_precision_is_checked(smoke_config, data_dir):
     families.make(flow_cfg, base.DataSpec(16, 4, 1))
 
 
-@pytest.mark.parametrize("num_devices", [1, 8])
+@pytest.mark.parametrize("num_devices", [8])  # the sharded case; 1 device is the same program unsharded (CI time)
 def test_chunked_step_equals_the_one_op_per_layer_step(smoke_config, num_devices):
   """model.chunks (the CPU speed option) computes the reference step (chunks=1) up to float rounding."""
   import helpers

@@ -119,7 +119,7 @@ def test_learned_prior_leaves_the_vae_as_it_was_and_learns_the_aggregate_posteri
   assert fam.roles.shown[-1] == "prior_loss" and np.isfinite(float(mf["prior_loss"]))
 
 
-@pytest.mark.parametrize("num_devices", [1, 8])
+@pytest.mark.parametrize("num_devices", [8])  # the sharded case; 1 device is the same program unsharded (CI time)
 def test_chunked_elbo_equals_the_one_op_per_layer_step(data_dir, num_devices):
   """vae.chunks (the CPU speed option) computes the reference step (chunks=1) up to float rounding."""
   import os

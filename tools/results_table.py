@@ -46,6 +46,12 @@ def _cell_own(r, key, fmt):
   return cell
 
 
+def _version(r):
+  """' v2' where the row records its world's generator version (rows from before eval.py recorded it do not)."""
+  v = r.get("world_version")
+  return f" v{v}" if v else ""
+
+
 def _kid(r):
   m, real, un = (r[c] for c in ("model", "real", "untrained"))
   return f"**{m['kid']:.3f}±{m['kid_std']:.3f}** ({real['kid']:.3f} / {un['kid']:.3f})"
@@ -93,7 +99,7 @@ def table(results_dir: str) -> str:
     with open(path) as f:
       r = json.load(f)
     rows.append(
-      f"| `{r['config']}`{_overrides(r)} | {r['family']}, {r['world']} {r['image_size']}px, "
+      f"| `{r['config']}`{_overrides(r)} | {r['family']}, {r['world']}{_version(r)} {r['image_size']}px, "
       f"step {r['checkpoint_step']} "
       f"| {_cell_own(r, 'fd', '{:.2f}')} | {_kid(r)} | {_cell_own(r, 'precision', '{:.3f}')} "
       f"| {_cell_own(r, 'recall', '{:.3f}')} | {_validity(r)} | {_cell(r, 'stats_distance', '{:.3f}')} "

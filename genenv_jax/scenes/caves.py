@@ -9,7 +9,8 @@ more than slivers of the cavern (which are flooded too). An entrance is placed a
 walkable spot farthest from it. Classes, rules and statistics are the level
 worlds' (``levels``); caves have no corridors or doors, and add
 ``cave_shape``: rock covers 20-85% and walls are smooth (no single-pixel
-rock pillars or specks beyond the tolerance).
+rock pillars or specks beyond the tolerance). Their statistics are the level
+statistics less the corridor and door ones (0 in every real cave).
 
 Scene classes: ``narrow``, ``open``, ``flooded``.
 """
@@ -23,6 +24,8 @@ from genenv_jax.scenes import base, levels, render
 
 _WORLD_ID = 6006
 _EIGHT = np.ones((3, 3), np.float32)
+_NOT_IN_CAVES = ("frac_corridor", "frac_door", "doors")
+_KEEP = np.array([i for i, n in enumerate(levels.STAT_NAMES) if n not in _NOT_IN_CAVES])
 
 
 class CavesWorld(levels.LevelWorld):
@@ -33,6 +36,12 @@ class CavesWorld(levels.LevelWorld):
   scene_class_names = ("narrow", "open", "flooded")
   rule_names = ("walkable_connected", "entrance_to_exit", "corridor_width", "no_door_into_rock", "cave_shape")
   world_id = _WORLD_ID
+  # Caves have no corridors or doors: those statistics are 0 in every real cave, and a statistic with no spread
+  # made the statistics distance (in units of real spread) blow up on any generated speck of corridor or door.
+  stat_names = tuple(n for n in levels.STAT_NAMES if n not in _NOT_IN_CAVES)
+
+  def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
+    return levels.statistics(labels)[_KEEP]
 
   def _draw(self, rng, n):
     kind = int(rng.integers(3))
