@@ -85,11 +85,15 @@ def evaluate_workdir(
   if num_samples is None:  # the training log's count, so the two FDs compare (FD grows as the count shrinks)
     num_samples = int(model.config.train.eval_samples)
   if render == "world" and (
-    model.world is None or not hasattr(model.world, "render") or not {"labels", "height"} <= set(model.channels)
+    model.world is None
+    or not hasattr(model.world, "render")
+    or "labels" not in model.channels
+    or (getattr(model.world, "ground", None) is not None and "height" not in model.channels)
   ):
     raise ValueError(
-      f"render='world': needs a built-in world with a renderer (city, terrain) and a model with 'labels' and "
-      f"'height' channels; this model has {list(model.channels)} on {model.world.name if model.world else 'user data'}"
+      f"render='world': needs a built-in world with a renderer (city, terrain, characters) and a model with "
+      f"'labels' (and 'height' where the world has heights) channels; this model has {list(model.channels)} on "
+      f"{model.world.name if model.world else 'user data'}"
     )
   wd = model.workdir if out_dir is None else workdir_lib.Workdir(out_dir)
   wd.create()  # fail now, not after the scores are computed, if the results cannot be written
@@ -258,8 +262,9 @@ def _rendered(model, x: np.ndarray, render: str) -> dict[str, np.ndarray]:
   """Decoded samples; with ``render='world'`` their RGB drawn by the world from their labels and heights."""
   decoded = model.layout.decode(x)
   if render == "world":
+    heights = decoded["height"] if "height" in decoded else np.zeros(decoded["labels"].shape, np.float32)
     decoded["rgb"] = np.stack(
-      [model.world.render(lab, h, seed=i) for i, (lab, h) in enumerate(zip(decoded["labels"], decoded["height"]))]
+      [model.world.render(lab, h, seed=i) for i, (lab, h) in enumerate(zip(decoded["labels"], heights))]
     )
   return decoded
 

@@ -5,7 +5,9 @@ r"""A class-conditional sprite model's samples beside real sprites, one row per 
 Each row: ``--per_class`` samples conditioned on the class (seed 0xC1A55 +
 class, as ``eval.py``'s class grid), a gap, then as many real sprites of that
 class (world seeds from 6e9 up, away from the training and test data), each
-RGB over its label map, at ``--scale`` x.
+its RGB over its label map, and where the world has a renderer a third row:
+the RGB the world draws from that label map (``eval.py --render=world``), at
+``--scale`` x.
 """
 
 import os
@@ -55,9 +57,11 @@ def main(argv):
   for c in range(len(names)):
     x = np.asarray(sample(model.params, jax.random.PRNGKey(0xC1A55 + c), n, c))
     d = model.layout.decode(x)
-    gen = [np.concatenate([d["rgb"][i], model.world.palette[d["labels"][i]]], 0) for i in range(n)]
-    real = [np.concatenate([r.rgb, model.world.palette[r.labels]], 0)
-            for r in real_of_class(model.world, model.spec.image_size, c, n)]  # fmt: skip
+    w = model.world
+    drawn = (lambda lab, i: [w.render(lab, None, seed=i)]) if hasattr(w, "render") else (lambda lab, i: [])
+    gen = [np.concatenate([d["rgb"][i], w.palette[d["labels"][i]], *drawn(d["labels"][i], i)], 0) for i in range(n)]
+    real = [np.concatenate([r.rgb, w.palette[r.labels], *drawn(r.labels, i)], 0)
+            for i, r in enumerate(real_of_class(w, model.spec.image_size, c, n))]  # fmt: skip
     gap = np.full_like(gen[0][:, :4], 255)
     rows.append(np.concatenate([*gen, gap, *real], 1))
   tiles = np.stack(rows).repeat(s, 1).repeat(s, 2)

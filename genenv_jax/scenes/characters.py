@@ -273,6 +273,14 @@ class CharactersWorld:
     lab[(eyes & head) | tip | (lamp & torso)] = LIGHT
     return lab
 
+  def render(self, labels: np.ndarray, height: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Layout first: the RGB of a part-label map (e.g. a model's), coloured and shaded by this world's renderer
+    (``eval.py --render=world``)."""
+    r = labels.shape[0]
+    rng = np.random.default_rng([_WORLD_ID, int(seed), int(r), 0x5E4D])
+    yy, xx = np.mgrid[0:r, 0:r].astype(np.float32)
+    return self._render(rng, r, labels.astype(np.uint8), yy, xx, (r - 1) / 2.0)
+
   def _render(self, rng, r, lab, yy, xx, cx):
     bg = np.array([228, 232, 238], np.float32) * rng.uniform(0.85, 1.05)
     fur = _FURS[rng.integers(len(_FURS))] if (lab == LIMBS).any() and not (lab == WING).any() else None
