@@ -112,10 +112,15 @@ def _export():
     source = {"workdir": os.path.abspath(_WORKDIR.value)}
   if _EXPORT.value.strip() == "sprites":
     settings = {**source, "format": "sprites", "num_samples": _NUM.value, "seed": _SEED.value}
-    shipped = _load() if _MODEL.value else None
+    model = None if _WORLD.value else _load()
+    cond = None
+    if model is not None:
+      cond = model.cond_index(_COND.value)
+      settings.update(cond=cond, render=_RENDER.value)
     return exports.export_sprites(
-      out, _WORLD.value, _WORKDIR.value, _NUM.value, _SEED.value, _STEP.value, settings, model=shipped
-    )
+      out, _WORLD.value, _WORKDIR.value, _NUM.value, _SEED.value, _STEP.value, settings, model=model, cond=cond,
+      render=_RENDER.value,
+    )  # fmt: skip
   names = exports.parse(_EXPORT.value)
   if not _SCENE.value:
     raise ValueError(f"export={_EXPORT.value!r}: give the scene's size, e.g. --scene_size=1025x1025")

@@ -84,3 +84,14 @@ def test_large_scenes_of_a_sprite_world_are_refused(tmp_path):
   with pytest.raises(ValueError, match=r"world 'props' draws one sprite per frame"):
     exports.check_model(model, ["tiled"], (33, 33))
   assert not (tmp_path / "big").exists()
+
+
+def test_sprites_drawn_by_the_world_need_a_world_with_a_renderer(tmp_path):
+  """sample.py --export=sprites --render=world colours the sampled part labels by the world's renderer
+  (characters); props have no renderer: said by name before anything is sampled or written."""
+  from genenv_jax import exports
+
+  model = models.load("fm_props")
+  with pytest.raises(ValueError, match=r"render='world': .* props has none"):
+    exports.export_sprites(str(tmp_path / "s"), None, None, 4, 0, None, {}, model=model, cond=0, render="world")
+  assert not (tmp_path / "s").exists()

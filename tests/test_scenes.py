@@ -157,3 +157,16 @@ def test_class_recognition_reads_a_characters_sample_by_the_kind_its_parts_make(
   person = next(s for s in (w.generate(i, 32) for i in range(100)) if s.scene_class == names.index("hat"))
   assert hits(np.stack([robot.labels, person.labels]), names.index("robot")).tolist() == [True, False]
   assert hits(np.stack([robot.labels, person.labels]), names.index("plain")).tolist() == [False, True]
+
+
+def test_characters_render_a_layout_as_the_world_draws_it():
+  """eval.py --render=world on characters: the world colours a (model's) part-label map with its own renderer."""
+  from genenv_jax.scenes import characters as ch
+
+  w = get_world("characters")
+  sc = next(s for s in (w.generate(i, 32) for i in range(60)) if s.scene_class == 5)  # a robot
+  a, b, c = w.render(sc.labels, None, seed=1), w.render(sc.labels, None, seed=1), w.render(sc.labels, None, seed=2)
+  np.testing.assert_array_equal(a, b)
+  assert a.shape == (32, 32, 3) and a.dtype == np.uint8 and not np.array_equal(a, c)  # seeded palettes
+  bg, light = a[sc.labels == ch.BACKGROUND].mean(0), a[sc.labels == ch.LIGHT].mean(0)
+  assert bg.min() > 150 and np.abs(bg - light).max() > 40  # pale background; the lights stand out

@@ -131,8 +131,12 @@ def check_model(trained, names: list[str], shape) -> None:
         raise ValueError(f"export={n!r}: needs the model's {need!r} channel; it has {list(chans)}")
 
 
-def export_sprites(output, world, workdir, n, seed, step, settings, model=None) -> list[str]:
-  """A sprite sheet of ``n`` scenes: real ones of ``world``, or samples of the model in ``workdir`` (or ``model``)."""
+def export_sprites(output, world, workdir, n, seed, step, settings, model=None, cond=None, render="model") -> list[str]:
+  """A sprite sheet of ``n`` scenes: real ones of ``world``, or samples of the model in ``workdir`` (or ``model``).
+
+  ``cond``: a conditional model's scene class index (None: drawn per sample). ``render='world'``: the sprites'
+  RGB drawn by the world from the sampled part labels (layout first), not the model's own RGB.
+  """
   import numpy as np
 
   if n < 1 or n > 4096:
@@ -152,9 +156,20 @@ def export_sprites(output, world, workdir, n, seed, step, settings, model=None) 
     model = trained_lib.load(workdir, step) if model is None else model
     if "labels" not in model.layout.channels:
       raise ValueError(f"export='sprites': needs the model's 'labels' channel; it has {list(model.layout.channels)}")
-    x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n)
+    if render == "world" and (model.world is None or not hasattr(model.world, "render")):
+      raise ValueError(
+        f"render='world': needs a model of a built-in world with a renderer; "
+        f"{model.world.name if model.world else 'user data'} has none"
+      )
+    if cond is not None and cond >= 0:
+      x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n, cond)
+    else:
+      x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n)
     dec = model.layout.decode(np.asarray(x))
     rgb, labels, names, palette = dec["rgb"], dec["labels"], model.layout.class_names, model.layout.palette
+    if render == "world":
+      rgb = np.stack([model.world.render(lab, dec.get("height", [None] * n)[i], seed=seed + i)
+                      for i, lab in enumerate(labels)])  # fmt: skip
   os.makedirs(output, exist_ok=True)
   _settings(output, settings)
   return _write_folder(output, "sprites", lambda tmp: sprites.sprites(rgb, labels, names, palette, tmp)) or []
