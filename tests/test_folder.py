@@ -155,10 +155,12 @@ def test_flow_folder_config_measures_bits_per_dim_on_held_out_images(tmp_path, d
   root = _class_folder(tmp_path / "imgs", per_class=16, size=16)
   cfg = config_utils.load_config(
     "configs/flow_folder.py:smoke",
-    [f"data.path={str(root)!r}", "data.test_fraction=0.3", "train.num_steps=2", "train.eval_every=2"],
-  )
+    [f"data.path={str(root)!r}", "data.test_fraction=0.3", "train.num_steps=2", "train.eval_every=2",
+     "train.feature_net='none'"],
+  )  # fmt: skip
   training.run(cfg, str(tmp_path / "run"))
-  r = evaluation.evaluate_workdir(str(tmp_path / "run"), 8, batch=8)
+  # Bits/dim is what this test reads: no feature network (nor the own space it would train) (CI time).
+  r = evaluation.evaluate_workdir(str(tmp_path / "run"), 8, batch=8, feature_net="none")
   assert "held out by a hash" in r["real_set"]
   assert r["test_likelihood"] and all(np.isfinite(v) and v > 0 for v in r["test_likelihood"].values())
 
