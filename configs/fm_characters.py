@@ -19,8 +19,8 @@ sample is of the kind its class asks for (``tools/class_recognition.py``:
 1.000, 40 per class). The model's own RGB is speckled noise: FD 145.39
 (real 0.08 / untrained 155.87), KID 8.561, precision and recall 0.000, 99%
 "noise". The same samples with their RGB drawn by the world from their part
-labels (``eval.py --render=world``): FD 0.68, KID 0.022, precision 0.716,
-recall 0.832, C2ST pixels 0.83 (real 0.52). At the 2000-step ``:cpu`` budget
+labels (``eval.py --render=world``): FD 0.67, KID 0.022, precision 0.722,
+recall 0.830, C2ST pixels 0.83 (real 0.52). At the 2000-step ``:cpu`` budget
 version 2 scored validity 0.003 and FD 150.54; version 1 (people only, 7
 part classes, unconditional) had scored validity 0.870 and FD 42.94 there.
 All numbers: ``results/fm_characters_cpu.json`` (``render_world`` and

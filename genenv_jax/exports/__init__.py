@@ -161,15 +161,13 @@ def export_sprites(output, world, workdir, n, seed, step, settings, model=None, 
         f"render='world': needs a model of a built-in world with a renderer; "
         f"{model.world.name if model.world else 'user data'} has none"
       )
-    if cond is not None and cond >= 0:
-      x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n, cond)
-    else:
-      x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n)
+    cond = None if cond is None or cond < 0 else cond  # None: each sample's class drawn by the family
+    x = jax.jit(model.family.sample, static_argnums=(2,))(model.params, jax.random.PRNGKey(seed), n, cond)
     dec = model.layout.decode(np.asarray(x))
     rgb, labels, names, palette = dec["rgb"], dec["labels"], model.layout.class_names, model.layout.palette
     if render == "world":
-      rgb = np.stack([model.world.render(lab, dec.get("height", [None] * n)[i], seed=seed + i)
-                      for i, lab in enumerate(labels)])  # fmt: skip
+      heights = dec.get("height", [None] * n)
+      rgb = np.stack([model.world.render(lab, heights[i], seed=seed + i) for i, lab in enumerate(labels)])
   os.makedirs(output, exist_ok=True)
   _settings(output, settings)
   return _write_folder(output, "sprites", lambda tmp: sprites.sprites(rgb, labels, names, palette, tmp)) or []

@@ -283,9 +283,8 @@ class CharactersWorld:
 
   def _render(self, rng, r, lab, yy, xx, cx):
     bg = np.array([228, 232, 238], np.float32) * rng.uniform(0.85, 1.05)
-    fur = _FURS[rng.integers(len(_FURS))] if (lab == LIMBS).any() and not (lab == WING).any() else None
-    if fur is None:
-      fur = _FEATHERS[rng.integers(len(_FEATHERS))]
+    quadruped = self.kind_of(lab) == QUADRUPED  # fur for quadrupeds, feathers for birds (unused by the others)
+    fur = _FURS[rng.integers(len(_FURS))] if quadruped else _FEATHERS[rng.integers(len(_FEATHERS))]
     metal = _METALS[rng.integers(len(_METALS))]
     colours = np.stack(
       [
@@ -297,7 +296,7 @@ class CharactersWorld:
         np.array([50, 40, 30], np.float32) * rng.uniform(0.6, 1.6),
         _CLOTH[rng.integers(len(_CLOTH))] * 0.8,
         fur,
-        fur * rng.uniform(0.55, 0.8) if (lab == FUR).any() and not (lab == BEAK).any() else np.float32([230, 150, 40]),
+        fur * rng.uniform(0.55, 0.8) if quadruped else np.float32([230, 150, 40]),  # legs: darker fur; birds' orange
         _FEATHERS[rng.integers(len(_FEATHERS))] * rng.uniform(0.6, 0.9),
         np.array([245, 160, 30], np.float32) * rng.uniform(0.85, 1.05),
         metal,
