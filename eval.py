@@ -25,7 +25,11 @@ _BATCH = flags.DEFINE_integer(
   "batch_size", None, "Scenes per device call, a multiple of the device count (default: the run's train.batch_size)."
 )
 _RENDER = flags.DEFINE_enum(
-  "render", "model", ["model", "world"], "'world': score the world's rendering of the model's labels and heights."
+  "render",
+  "model",
+  ["model", "world", "finished"],
+  "'world': score the world's rendering of the model's labels and heights; 'finished': the level worlds' finishing "
+  "pass mends the labels into playable levels first (dungeon, caves).",
 )
 _SCENE = flags.DEFINE_string(
   "scene_size", "", "HxW: score large scenes of the seamless canvas against real regions of that size instead."
@@ -42,6 +46,12 @@ _OWN = flags.DEFINE_enum(
 
 def _fmt(v, spec):
   return "n/a" if v is None else format(v, spec)
+
+
+def _row(r, k):
+  """One metric's line; a set without the metric (the real set has no finishing pass to score) reads n/a."""
+  cells = (_fmt(r[s].get(k), ">10.4f") for s in ("untrained", "model", "real"))
+  return f"{k:<34} " + " ".join(cells)
 
 
 def main(argv):
@@ -79,7 +89,7 @@ def main(argv):
   print(f"reference: {r['reference_set']}\nreal held-out: {r['real_set']}")
   print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")
   for k in r["model"]:
-    print(f"{k:<34} {_fmt(r['untrained'][k], '>10.4f')} {_fmt(r['model'][k], '>10.4f')} {_fmt(r['real'][k], '>10.4f')}")
+    print(_row(r, k))
   for k, v in r.get("test_likelihood", {}).items():
     print(
       f"test {k:<29} {_fmt(v, '>10.3f')}   (independent per-pixel baseline {r['baseline_independent_pixel_bpd']:.3f})"
@@ -110,7 +120,7 @@ def _large():
   print(f"step {r['checkpoint_step']}: {r['num_scenes']} scenes of {h}x{w} per set, {r['crop']}-px crops; wrote {out}")
   print(f"{'metric':<34} {'untrained':>10} {'model':>10} {'real':>10}")
   for k in r["model"]:
-    print(f"{k:<34} {_fmt(r['untrained'][k], '>10.4f')} {_fmt(r['model'][k], '>10.4f')} {_fmt(r['real'][k], '>10.4f')}")
+    print(_row(r, k))
   return 0
 
 

@@ -25,7 +25,11 @@ from genenv_jax.limits import MAX_SCENE_PIXELS
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train.py workdir (or give --model, --world or --heightmap).")
 _MODEL = flags.DEFINE_string("model", None, "A shipped pretrained model (python -m genenv_jax.models).")
 _RENDER = flags.DEFINE_enum(
-  "render", "model", ["model", "world"], "Exports: the model's RGB, or the world's rendering of its labels and heights."
+  "render",
+  "model",
+  ["model", "world", "finished"],
+  "Exports: the model's RGB, the world's rendering of its labels and heights, or 'finished': the level worlds' "
+  "finishing pass first mends the labels into a playable level (dungeon, caves).",
 )
 _WORLD = flags.DEFINE_string("world", None, "A built-in world as the source instead of a model (real scenes).")
 _HEIGHTMAP = flags.DEFINE_string(
@@ -153,8 +157,8 @@ def _export():
   os.makedirs(spool)
   try:
     scene = exports.from_model(model, h, w, _SEED.value, spool, _TILE.value, _TEMP.value)
-    if _RENDER.value == "world":
-      scene = exports.render_with_world(scene, _SEED.value)
+    if _RENDER.value in ("world", "finished"):
+      scene = exports.render_with_world(scene, _SEED.value, finished=_RENDER.value == "finished")
     exports.export(scene, out, names, settings)
   finally:
     shutil.rmtree(spool, ignore_errors=True)

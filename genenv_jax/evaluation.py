@@ -24,7 +24,7 @@ from genenv_jax.metrics import own_space as own_space_lib
 EVAL_SEED = 0xE7A1
 
 
-RENDERS = ("model", "world")
+RENDERS = ("model", "world", "finished")
 
 
 def evaluate_workdir(
@@ -84,7 +84,12 @@ def evaluate_workdir(
     raise ValueError(f"batch_size={batch}: must be a positive multiple of the {n_dev} devices (e.g. {n_dev * 8})")
   if num_samples is None:  # the training log's count, so the two FDs compare (FD grows as the count shrinks)
     num_samples = int(model.config.train.eval_samples)
-  if render == "world" and (
+  if render == "finished" and (model.world is None or getattr(model.world, "finish", None) is None):
+    raise ValueError(
+      f"render='finished': needs a built-in world with a finishing pass (dungeon, caves); this model is on "
+      f"{model.world.name if model.world else 'user data'}"
+    )
+  if render in ("world", "finished") and (
     model.world is None
     or not hasattr(model.world, "render")
     or "labels" not in model.channels
@@ -126,6 +131,7 @@ def evaluate_workdir(
   real = {k[len("real/") :]: v for k, v in ev.reference.items()}
   likelihood = test_likelihood(model, test_src, batch, mesh)
   decoded = {"model": _rendered(model, x, render), "untrained": _rendered(model, x0, render)}
+  changed = {k: decoded[k].pop("finish_changed", None) for k in decoded}
   result = {
     "workdir": workdir,
     "checkpoint_step": model.step,
@@ -145,6 +151,12 @@ def evaluate_workdir(
   }
   if render != "model":
     result["render"] = render
+  if render == "finished":  # how much the finishing pass had to change: the share of label pixels, mean over scenes
+    result["model"]["finish_changed"], result["untrained"]["finish_changed"] = changed["model"], changed["untrained"]
+    real_labels = test_src.get(list(range(min(num_samples, len(test_src)))))["labels"]
+    real["finish_changed"] = float(
+      np.mean([(model.world.finish(lab, None, seed=i)[0] != lab).mean() for i, lab in enumerate(real_labels)])
+    )
   if "height" in model.layout.channels:
     # Terrain statistics of the heights (spectrum slope and distance, mean slope, drainage) against the
     # held-out real heights; "reference" (the training split against held-out) is the real spread.
@@ -259,9 +271,18 @@ def write_class_grid(model, sample, repl, key, out_dir: str, batch: int, cols: i
 
 
 def _rendered(model, x: np.ndarray, render: str) -> dict[str, np.ndarray]:
-  """Decoded samples; with ``render='world'`` their RGB drawn by the world from their labels and heights."""
+  """Decoded samples; with ``render='world'`` their RGB drawn by the world from their labels and heights.
+
+  ``render='finished'``: first the world's finishing pass (``levels.finish``) mends each label map into a
+  playable level; ``finish_changed`` is the mean share of label pixels it changed.
+  """
   decoded = model.layout.decode(x)
-  if render == "world":
+  if render == "finished":
+    done = [model.world.finish(lab, h, seed=i) for i, (lab, h) in enumerate(zip(decoded["labels"], decoded["height"]))]
+    labels = np.stack([lab for lab, _ in done]).astype(decoded["labels"].dtype)
+    decoded["finish_changed"] = float((labels != decoded["labels"]).mean())
+    decoded["labels"], decoded["height"] = labels, np.stack([h for _, h in done]).astype(decoded["height"].dtype)
+  if render in ("world", "finished"):
     heights = decoded["height"] if "height" in decoded else np.zeros(decoded["labels"].shape, np.float32)
     decoded["rgb"] = np.stack(
       [model.world.render(lab, h, seed=i) for i, (lab, h) in enumerate(zip(decoded["labels"], heights))]

@@ -72,6 +72,8 @@ def test_layout_first_scores_the_world_rendering_of_the_model_layouts(smoke_work
   assert r["real"] == pytest.approx(by_model["real"])
   with pytest.raises(ValueError, match="render='cartoon'"):
     evaluation.evaluate_workdir(smoke_workdir, 8, render="cartoon")
+  with pytest.raises(ValueError, match="render='finished': needs a built-in world with a finishing pass.*city"):
+    evaluation.evaluate_workdir(smoke_workdir, 8, render="finished")
   with pytest.raises(ValueError, match="num_samples=0: must be at least 2"):
     evaluation.evaluate_workdir(smoke_workdir, 0)
 

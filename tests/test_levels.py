@@ -18,6 +18,10 @@ def test_every_real_level_passes_every_rule(world, size, n):
     assert sc.rgb.shape == (size, size, 3) and sc.labels.dtype == np.uint8
     classes.add(sc.scene_class)
     np.testing.assert_array_equal(sc.height, levels.HEIGHTS[sc.labels])
+    if seed < 20:  # the finishing pass leaves a playable level as it is
+      done, height = w.finish(sc.labels, sc.height, seed=seed)
+      np.testing.assert_array_equal(done, sc.labels)
+      np.testing.assert_array_equal(height, sc.height)
   assert classes == {0, 1, 2}
 
 
@@ -105,6 +109,53 @@ def test_broken_caves_fail_the_right_rule():
   assert not w.validity(np.zeros_like(lab))["walkable_connected"]
 
 
+def _far_from(changed, broken, px):
+  """Changed pixels farther than ``px`` (Chebyshev) from every broken one."""
+  from scipy import ndimage
+
+  near = ndimage.binary_dilation(broken, np.ones((3, 3), bool), iterations=px)
+  return int((changed & ~near).sum())
+
+
+def test_the_finishing_pass_mends_each_broken_dungeon_near_its_break():
+  w = get_world("dungeon")
+  lab = _dungeon()
+  yy, xx = np.mgrid[0 : lab.shape[0], 0 : lab.shape[1]]
+  cases = {
+    "walled-off room": _walled_off_room(lab),
+    "thin corridors": np.where((lab == levels.CORRIDOR) & (((yy % 2) == 0) | ((xx % 2) == 0)), levels.ROCK, lab),
+    "no exit": np.where(lab == levels.EXIT, levels.FLOOR, lab),
+    "doors walled": np.where(lab == levels.DOOR, levels.ROCK, lab),
+  }
+  for name, broken in cases.items():
+    broken = broken.astype(np.uint8)
+    assert not all(w.validity(broken).values()), name
+    done, height = w.finish(broken, None, seed=1)
+    assert all(w.validity(done).values()), (name, w.validity(done))
+    np.testing.assert_array_equal(height, levels.HEIGHTS[done])
+    np.testing.assert_array_equal(done, w.finish(broken, None, seed=1)[0])  # a pure function
+    changed = done != broken
+    assert changed.mean() < 0.08, (name, changed.mean())
+    if name != "no exit":  # the exit goes to the farthest spot; every other mend stays by its break
+      assert _far_from(changed, broken != lab, 12) == 0, name
+  # Noise is not a level: the pass makes it "connected", but by changing far more, and it has no rooms.
+  noise = np.random.default_rng(0).integers(0, 7, lab.shape).astype(np.uint8)
+  done, _ = w.finish(noise, None)
+  assert w.validity(done)["walkable_connected"] and (done != noise).mean() > 0.08
+
+
+def test_the_finishing_pass_joins_caves_with_tunnels_of_floor():
+  w = get_world("caves")
+  lab = w.generate(4, 64).labels.copy()
+  cut = _walled_off_room(lab)
+  cut[30, 10:14] = levels.CORRIDOR  # caves have no corridors or doors: they become floor
+  done, _ = w.finish(cut, None)
+  assert all(w.validity(done).values()), w.validity(done)
+  assert not np.isin(done, (levels.CORRIDOR, levels.DOOR)).any()
+  assert (done[cut == levels.FLOOR] != levels.ROCK).all()  # the walled-off pocket is joined, not filled
+  assert get_world("dungeon_regions").finish is None
+
+
 @pytest.mark.parametrize("world", ["dungeon", "caves"])
 def test_levels_export_as_tiled_maps_and_heightmaps(world, tmp_path):
   import json
@@ -120,6 +171,19 @@ def test_levels_export_as_tiled_maps_and_heightmaps(world, tmp_path):
   np.testing.assert_array_equal(data, sc.labels)
   side = json.load(open(f"{out}/unity/unity.json"))
   assert side["max_height_m"] == pytest.approx(3.0) and side["min_height_m"] == pytest.approx(0.0, abs=0.31)
+  # sample.py --render=finished: a broken level is mended, its heights follow, its RGB is redrawn.
+  import dataclasses
+
+  broken = _walled_off_room(sc.labels, 8, 8)
+  sc2 = dataclasses.replace(sc, labels=broken, height=levels.HEIGHTS[broken])
+  w = get_world(world)
+  assert not all(w.validity(broken).values())
+  done = exports.render_with_world(sc2, seed=2, finished=True)
+  assert all(w.validity(done.labels).values()) and "finished by the world's pass" in done.source
+  np.testing.assert_array_equal(done.height, levels.HEIGHTS[done.labels])
+  assert not np.array_equal(done.rgb, sc2.rgb)
+  with pytest.raises(ValueError, match="render='finished': needs a world with a finishing pass"):
+    exports.render_with_world(exports.from_world("city", 33, 33, 2), finished=True)
 
 
 def test_an_endless_dungeon_region_with_a_sealed_room_fails_its_rule():

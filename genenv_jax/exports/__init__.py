@@ -156,6 +156,8 @@ def export_sprites(output, world, workdir, n, seed, step, settings, model=None, 
     model = trained_lib.load(workdir, step) if model is None else model
     if "labels" not in model.layout.channels:
       raise ValueError(f"export='sprites': needs the model's 'labels' channel; it has {list(model.layout.channels)}")
+    if render == "finished":
+      raise ValueError("render='finished': the finishing pass mends levels (dungeon, caves), not sprites")
     if render == "world" and (model.world is None or not hasattr(model.world, "render")):
       raise ValueError(
         f"render='world': needs a model of a built-in world with a renderer; "

@@ -130,14 +130,30 @@ def from_model(trained, height: int, width: int, seed: int, folder: str, tile_ce
   )
 
 
-def render_with_world(scene: ExportScene, seed: int = 0, max_side: int = 4097) -> ExportScene:
-  """Layout first: the scene's RGB redrawn by its world's renderer from its label and height maps."""
+def render_with_world(scene: ExportScene, seed: int = 0, max_side: int = 4097, finished: bool = False) -> ExportScene:
+  """Layout first: the scene's RGB redrawn by its world's renderer from its label and height maps.
+
+  ``finished``: the world's finishing pass (``levels.finish``: dungeon, caves) first mends the label map into
+  a playable level (pieces joined, corridors widened, doorways and ends fixed).
+  """
   import dataclasses as dc
 
   from genenv_jax.scenes import get_world
 
   h, w = scene.shape
   world = get_world(scene.world) if scene.world else None
+  if finished:
+    if world is None or getattr(world, "finish", None) is None or scene.labels is None:
+      raise ValueError(
+        f"render='finished': needs a world with a finishing pass (dungeon, caves) and labels; "
+        f"got {scene.world or 'user data'!r}"
+      )
+    labels, height = world.finish(np.asarray(scene.labels), None, seed)
+    changed = float((labels != np.asarray(scene.labels)).mean())
+    scene = dc.replace(
+      scene, labels=labels, height=height.astype(np.float32),
+      source=scene.source + f", finished by the world's pass ({changed:.1%} of pixels changed)",
+    )  # fmt: skip
   if world is None or not hasattr(world, "render") or scene.labels is None or scene.height is None:
     raise ValueError(
       f"render='world': needs a world with a renderer (city, terrain), labels and heights; "

@@ -40,6 +40,14 @@ class CavesWorld(levels.LevelWorld):
   # made the statistics distance (in units of real spread) blow up on any generated speck of corridor or door.
   stat_names = tuple(n for n in levels.STAT_NAMES if n not in _NOT_IN_CAVES)
 
+  tunnel = levels.FLOOR  # caves are joined by tunnels of floor, as rot.js's ``connect``
+
+  def finish(self, labels: np.ndarray, height: np.ndarray | None = None, seed: int = 0):
+    """The levels' finishing pass, after corridor and door pixels (no cave has them) become floor."""
+    lab = np.asarray(labels, np.uint8).copy()
+    lab[(lab == levels.CORRIDOR) | (lab == levels.DOOR)] = levels.FLOOR
+    return super().finish(lab, height, seed)
+
   def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
     return levels.statistics(labels)[_KEEP]
 

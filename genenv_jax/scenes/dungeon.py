@@ -137,6 +137,7 @@ class DungeonRegionsWorld(DungeonWorld):
 
   name = "dungeon_regions"
   version = 1
+  finish = None  # a window's rules are local; the finishing pass would join and mark a whole level
   rule_names = ("no_enclosed_pocket", "corridor_width", "no_door_into_rock", "has_rooms")
   region_multiple = 1
   min_size = 32
