@@ -21,10 +21,11 @@ def test_listing_is_one_line_per_model_name_first():
   assert r.returncode == 0 and [ln.split()[0] for ln in lines] == models.names() and "fm_dungeon" in models.names()
   for name in models.names():
     c = models.card(name)
-    assert (
-      c["results"]["model"]["validity"]
-      == json.load(open(os.path.join(ROOT, c["results"]["file"])))["model"]["validity"]
-    )  # the card's row is the committed results row
+    row = json.load(open(os.path.join(ROOT, c["results"]["file"])))
+    assert c["results"]["model"]["validity"] == row["model"]["validity"]  # the card's row is the committed row
+    if "finished" in c["results"]:  # and so is its finishing-pass row
+      assert c["results"]["finished"]["model"]["validity"] == row["render_finished"]["model"]["validity"]
+  assert "with --render=finished" in lines[models.names().index("fm_dungeon")]
   total = sum(os.path.getsize(os.path.join(models.WEIGHTS_DIR, f)) for f in os.listdir(models.WEIGHTS_DIR))
   assert total < 50e6
 

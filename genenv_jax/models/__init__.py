@@ -131,6 +131,12 @@ def ship(workdir: str, name: str, results_json: str | None, out_dir: str = WEIGH
       "command": r.get("command"),
       **{col: {k: r[col][k] for k in keep if k in r[col]} for col in ("model", "real", "untrained")},
     }
+    if "render_finished" in r:  # the levels' finishing pass (sample.py --render=finished)
+      f = r["render_finished"]
+      row["finished"] = {
+        "command": f["eval_command"],
+        **{col: {k: f[col][k] for k in (*keep, "finish_changed") if k in f[col]} for col in ("model", "untrained")},
+      }
   c = {
     "name": name,
     "weights": os.path.basename(weights),
@@ -161,6 +167,9 @@ def describe(name: str) -> str:
   score = ""
   if "validity" in r and real.get("validity", 0.0) >= 0.9:
     score = f"validity {r['validity']:.3f} (real {real['validity']:.3f})"
+    done = (c["results"].get("finished") or {}).get("model")
+    if done:
+      score += f", {done['validity']:.3f} with --render=finished ({done['finish_changed']:.1%} of pixels changed)"
   elif "fd" in r:  # no rules to read (e.g. biomes from RGB alone, where real scenes fail them too): FD instead
     score = f"FD {r['fd']:.2f} (real {real.get('fd', float('nan')):.2f})"
   size = os.path.getsize(os.path.join(WEIGHTS_DIR, c["weights"])) / 1e6
