@@ -34,6 +34,7 @@ from genenv_jax.scenes import fields
 
 MAX_PIXELS = 4096 * 4096  # the whole canvas is in memory (see the module doc)
 _TAG = 0xCA7
+COARSE_TAG = _TAG + 16  # a two-level model's coarse canvas: its own noise, never the fine level's
 
 
 class Plan(NamedTuple):
@@ -234,7 +235,7 @@ def render_hier(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=N
   ch, cw = -(-pl.height // f), -(-pl.width // f)
   label = jnp.int32(max(cond, 0))
   cpl = plan(ch, cw, S)
-  cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=_TAG + 16)
+  cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
   if sketch is None:
     render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh)
     xc = render_c(trained.params, jnp.asarray(cnoise), label)

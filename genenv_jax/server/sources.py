@@ -235,10 +235,11 @@ class ModelSource(Source):
 
     self.t = trained
     fam = trained.family
-    if "hier" in (fam.extras or {}):
+    self.hier = (fam.extras or {}).get("hier")  # a two-level model: coarse chunks under the fine ones
+    if self.hier is not None and (CHUNK % self.hier.factor or self.hier.fine.window % self.hier.factor):
       raise ValueError(
-        f"family={trained.config.family!r}: the server renders single-level models in chunks; a two-level model's "
-        "coarse canvas is not chunked yet (write its scenes with sample.py --scene_size)"
+        f"hier.factor={self.hier.factor}: the server's {CHUNK}-px chunks and their {self.hier.fine.window}-px "
+        "margin need a multiple of the factor"
       )
     self.temperature = provenance.check_temperature(fam.sample_temperature if temperature is None else temperature)
     world = trained.world
@@ -254,7 +255,7 @@ class ModelSource(Source):
       layers=tuple(c for c in ("rgb", "labels", "height") if c in trained.layout.channels),
       metres_per_pixel=g.metres_per_pixel if g else 1.0,
       height_range_m=g.height_range_m if g else 1.0,
-      editable=self.kind == "canvas" and not sprites,
+      editable=self.kind == "canvas" and not sprites and self.hier is None,  # two-level inpainting: not yet
       unbounded=bool(self.kind) and not sprites,
       max_region_pixels=1024 * 1024,
       max_zoom=2,
@@ -262,7 +263,7 @@ class ModelSource(Source):
     )
     self._chunks = _LRU(64)  # float32 chunks: ~3.7 MB each with a canvas margin
     self._lock = threading.Lock()  # one device call at a time
-    self._tile_fn = self._canvas_fn = self._sample_fn = None
+    self._tile_fn = self._canvas_fn = self._coarse_fn = self._sample_fn = None
     self._inpaint_fns = {}
 
   # ---- chunks
@@ -280,7 +281,10 @@ class ModelSource(Source):
         out[k] = got
     if missing:
       with self._lock:
-        rendered = self._render_tiling(seed, missing) if self.kind == "tiling" else self._render_canvas(seed, missing)
+        if self.kind == "tiling":
+          rendered = self._render_tiling(seed, missing)
+        else:
+          rendered = self._render_canvas(seed, missing) if self.hier is None else self._render_hier(seed, missing)
       for k, v in rendered.items():
         self._chunks.put((seed, k), v)
         out[k] = v
@@ -327,16 +331,75 @@ class ModelSource(Source):
       out[(i, j)] = np.asarray(jax.device_get(x))[:size, :size]
     return out
 
-  def _keys(self, y0: int, x0: int, h: int, w: int) -> list[tuple[int, int]]:
+  def _render_hier(self, seed, keys):
+    """Fine chunks of a two-level model, each conditioned on the coarse map under it.
+
+    The coarse map is itself served in chunks: ``CHUNK``-px chunks of the coarse canvas (one coarse window of
+    margin, noise keyed to global coarse coordinates with the coarse tag, as ``canvas.render_hier``),
+    cross-faded like the fine ones. So the coarse map under any fine chunk is a pure function of coordinates,
+    and neighbouring fine chunks see the same large structures across their border.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from genenv_jax import canvas
+
+    hr, f = self.hier, self.hier.factor
     m = self._margin()
+    size = CHUNK + 2 * m
+    if self._canvas_fn is None:
+      self._canvas_fn = canvas.renderer_of(hr.fine, size, size, hr.fine.window)
+    render, pl = self._canvas_fn
+    ch, cw = -(-pl.height // f), -(-pl.width // f)
+    out = {}
+    for i, j in keys:
+      cy0, cx0 = (i * CHUNK - m) // f, (j * CHUNK - m) // f
+      mc = hr.coarse.window
+      coarse = self._assemble(self._coarse_chunks(seed, self._keys(cy0, cx0, ch, cw, mc)), cy0, cx0, ch, cw, mc)
+      cond = np.repeat(np.repeat(coarse, f, 0), f, 1)[: pl.height, : pl.width]
+      noise = self.temperature * canvas.initial_noise(
+        seed, i * CHUNK - m, j * CHUNK - m, pl.height, pl.width, hr.channels
+      )
+      x = render(self.t.params, jnp.asarray(np.concatenate([noise, cond], -1)), jnp.int32(0))
+      out[(i, j)] = np.asarray(jax.device_get(x))[:size, :size]
+    return out
+
+  def _coarse_chunks(self, seed, keys) -> dict:
+    """Coarse-canvas chunks [CHUNK + 2mc, ...] (mc: the coarse window), rendered where missing (lock held)."""
+    import jax
+    import jax.numpy as jnp
+
+    from genenv_jax import canvas
+
+    hr = self.hier
+    mc = hr.coarse.window
+    size = CHUNK + 2 * mc
+    if self._coarse_fn is None:
+      self._coarse_fn = canvas.renderer_of(hr.coarse, size, size, hr.coarse.window)
+    render, pl = self._coarse_fn
+    out = {}
+    for i, j in keys:
+      got = self._chunks.get((seed, ("coarse", i, j)))
+      if got is None:
+        noise = canvas.initial_noise(
+          seed, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width, hr.channels, canvas.COARSE_TAG
+        )
+        x = render(self.t.params, jnp.asarray(self.temperature * noise), jnp.int32(0))
+        got = np.asarray(jax.device_get(x))[:size, :size]
+        self._chunks.put((seed, ("coarse", i, j)), got)
+      out[(i, j)] = got
+    return out
+
+  def _keys(self, y0: int, x0: int, h: int, w: int, m: int | None = None) -> list[tuple[int, int]]:
+    m = self._margin() if m is None else m
     i0, i1 = (y0 - m) // CHUNK, (y0 + h - 1 + m) // CHUNK
     j0, j1 = (x0 - m) // CHUNK, (x0 + w - 1 + m) // CHUNK
     return [(i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
 
-  def _assemble(self, chunks: dict, y0: int, x0: int, h: int, w: int) -> np.ndarray:
-    """The model tensor [h, w, C] of a window from its chunks (cross-faded over the canvas margin)."""
-    m = self._margin()
-    keys = self._keys(y0, x0, h, w)
+  def _assemble(self, chunks: dict, y0: int, x0: int, h: int, w: int, m: int | None = None) -> np.ndarray:
+    """The model tensor [h, w, C] of a window from its chunks (cross-faded over the canvas margin ``m``)."""
+    m = self._margin() if m is None else m
+    keys = self._keys(y0, x0, h, w, m)
     c = chunks[keys[0]].shape[-1]
     acc = np.zeros((h, w, c), np.float32)
     wsum = np.zeros((h, w, 1), np.float32)
