@@ -236,8 +236,7 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
   other = served.ModelSource(model)
   other._coarse_chunks = lambda seed, keys: src._coarse_chunks(seed + 1, keys)
   changed = (other.region(3, 1000, 230, 24, 20).labels != big.labels[:24, :20]).mean()
-  print("labels changed under another coarse map", changed)
-  assert changed > 0.2
+  assert changed > 0.2, changed  # 0.39 measured (200 smoke steps)
   # Not exported to ONNX yet: said, not half done.
   with pytest.raises(ValueError, match="ONNX export takes single-level models"):
     onnx_model.export(model, str(tmp_path / "onnx"))
