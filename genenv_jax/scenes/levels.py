@@ -240,11 +240,10 @@ class LevelWorld:
   min_size = 32
   ground = GROUND
   world_id = 0
+  tunnel = CORRIDOR  # what the finishing pass carves to join pieces (caves: floor)
 
   def generate(self, seed: int, size: int) -> base.Scene:
     return base.rejection_sample(self, self._draw, self.world_id, seed, size)
-
-  tunnel = CORRIDOR  # what the finishing pass carves to join pieces (caves: floor)
 
   def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
     return statistics(labels)
@@ -276,8 +275,8 @@ def finish(labels: np.ndarray, tunnel: int = CORRIDOR, seed: int = 0) -> np.ndar
   4. every other walkable piece is joined to the largest by a ``MIN_WIDTH``
      wide L-shaped tunnel of ``tunnel`` between their nearest pixels, carved
      through rock and water only (``walkable_connected``);
-  5. a missing entrance or exit is placed as the worlds place them
-     (``mark_ends``: the exit farthest from the entrance).
+  5. when the entrance or the exit is missing, both are placed anew as the
+     worlds place them (``mark_ends``: the exit farthest from the entrance).
 
   A level that already passes a rule is not touched for it: real levels come
   back unchanged (tested). Returns a new array; ``(out != labels).mean()`` is
@@ -346,7 +345,7 @@ def _fix_doors(lab: np.ndarray) -> None:
 def _connect(lab: np.ndarray, tunnel: int) -> None:
   w = MIN_WIDTH
   n0, n1 = lab.shape
-  for _ in range(64):
+  for _ in range(lab.size):  # each tunnel joins at least one piece to the main one
     walk = walkable(lab)
     comp, k = ndimage.label(walk, FOUR)
     if k <= 1:
