@@ -67,12 +67,14 @@ def test_sample_py_writes_a_dataset_and_an_export_from_a_shipped_model(tmp_path)
   assert len(ds) == 16 and ds[0]["labels"].shape == (32, 32)
   exp = tmp_path / "exp"
   r = subprocess.run(
-    [sys.executable, "sample.py", "--model=fm_dungeon", f"--output={exp}", "--scene_size=33x33", "--export=unity"],
+    [sys.executable, "sample.py", "--model=fm_dungeon", f"--output={exp}", "--scene_size=33x33", "--export=unity",
+     "--render=finished"],
     cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
   )  # fmt: skip
   assert r.returncode == 0, r.stderr
   assert os.path.getsize(exp / "unity" / "terrain.raw") == 33 * 33 * 2
-  assert json.load(open(exp / "export.json"))["model"] == "fm_dungeon"
+  settings = json.load(open(exp / "export.json"))
+  assert settings["model"] == "fm_dungeon" and settings["render"] == "finished"  # the levels' finishing pass
 
 
 def test_large_scenes_of_a_sprite_world_are_refused(tmp_path):

@@ -42,7 +42,8 @@ def test_help_imports_no_jax(script):
      "error: --config.gan.augment='maybe': must be True or False"),
     (("sample.py", "--workdir=/tmp/x", "--output=/tmp/y", "--batch_size=abc"),
      "error: --batch_size='abc': must be an integer"),
-    (("eval.py", "--workdir=/tmp/x", "--render=paint"), "error: --render='paint': must be one of ['model', 'world']"),
+    (("eval.py", "--workdir=/tmp/x", "--render=paint"),
+     "error: --render='paint': must be one of ['model', 'world', 'finished']"),
   ],
 )  # fmt: skip
 def test_bad_flag_values_are_one_error_line(args, message):
