@@ -184,6 +184,34 @@ def test_levels_export_as_tiled_maps_and_heightmaps(world, tmp_path):
   assert not np.array_equal(done.rgb, sc2.rgb)
   with pytest.raises(ValueError, match="render='finished': needs a world with a finishing pass"):
     exports.render_with_world(exports.from_world("city", 33, 33, 2), finished=True)
+  with pytest.raises(ValueError, match="render='finished': draws square scenes"):  # before the pass runs
+    exports.render_with_world(dataclasses.replace(sc2, labels=broken[:, :20], height=sc2.height[:, :20],
+                                                  rgb=sc2.rgb[:, :20]), finished=True)  # fmt: skip
+
+
+def test_eval_render_finished_scores_the_mended_levels_and_reports_the_share_changed():
+  """evaluation._rendered('finished'): labels mended, heights from them, RGB drawn by the world, and
+  finish_changed the measured share (what eval.py --render=finished writes)."""
+  from types import SimpleNamespace
+
+  from genenv_jax import evaluation
+
+  w = get_world("dungeon")
+  real = [w.generate(s, 32) for s in range(3)]
+  labels = np.stack([real[0].labels, _walled_off_room(real[1].labels, 8, 8), real[2].labels])
+  rgb = np.stack([r.rgb for r in real])
+  fake = SimpleNamespace(
+    world=w,
+    layout=SimpleNamespace(
+      decode=lambda x: {"rgb": rgb.copy(), "labels": labels.copy(), "height": levels.HEIGHTS[labels]}
+    ),
+  )
+  out = evaluation._rendered(fake, None, "finished")
+  assert [all(w.validity(lab).values()) for lab in out["labels"]] == [True, True, True]
+  np.testing.assert_array_equal(out["labels"][[0, 2]], labels[[0, 2]])  # real levels untouched
+  assert out["finish_changed"] == pytest.approx((out["labels"] != labels).mean()) and out["finish_changed"] > 0
+  np.testing.assert_array_equal(out["height"], levels.HEIGHTS[out["labels"]])
+  np.testing.assert_array_equal(out["rgb"][1], w.render(out["labels"][1], None, seed=1))
 
 
 def test_an_endless_dungeon_region_with_a_sealed_room_fails_its_rule():

@@ -142,24 +142,24 @@ def render_with_world(scene: ExportScene, seed: int = 0, max_side: int = 4097, f
 
   h, w = scene.shape
   world = get_world(scene.world) if scene.world else None
+  mode = "finished" if finished else "world"
+  if finished and (world is None or getattr(world, "finish", None) is None):
+    raise ValueError(
+      f"render='finished': needs a world with a finishing pass (dungeon, caves); got {scene.world or 'user data'!r}"
+    )
+  if world is None or not hasattr(world, "render") or scene.labels is None or scene.height is None:
+    raise ValueError(
+      f"render={mode!r}: needs a world with a renderer (city, terrain, dungeon, caves), labels and heights; "
+      f"got {scene.world or 'user data'!r}"
+    )
+  if h != w or h > max_side:  # said before any work is done
+    raise ValueError(f"render={mode!r}: draws square scenes up to {max_side} px in one piece; got {h}x{w}")
   if finished:
-    if world is None or getattr(world, "finish", None) is None or scene.labels is None:
-      raise ValueError(
-        f"render='finished': needs a world with a finishing pass (dungeon, caves) and labels; "
-        f"got {scene.world or 'user data'!r}"
-      )
     labels, height = world.finish(np.asarray(scene.labels), None, seed)
     changed = float((labels != np.asarray(scene.labels)).mean())
     scene = dc.replace(
       scene, labels=labels, height=height.astype(np.float32),
       source=scene.source + f", finished by the world's pass ({changed:.1%} of pixels changed)",
     )  # fmt: skip
-  if world is None or not hasattr(world, "render") or scene.labels is None or scene.height is None:
-    raise ValueError(
-      f"render='world': needs a world with a renderer (city, terrain), labels and heights; "
-      f"got {scene.world or 'user data'!r}"
-    )
-  if h != w or h > max_side:
-    raise ValueError(f"render='world': draws square scenes up to {max_side} px in one piece; got {h}x{w}")
   rgb = world.render(np.asarray(scene.labels), np.asarray(scene.height), seed)
   return dc.replace(scene, rgb=rgb, source=scene.source + ", RGB drawn by the world from the model's layout")
