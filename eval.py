@@ -29,7 +29,7 @@ _RENDER = flags.DEFINE_enum(
   "model",
   ["model", "world", "finished"],
   "'world': score the world's rendering of the model's labels and heights; 'finished': the level worlds' finishing "
-  "pass mends the labels into playable levels first (dungeon, caves).",
+  "pass mends the labels into playable levels first (dungeon, caves, interiors).",
 )
 _SCENE = flags.DEFINE_string(
   "scene_size", "", "HxW: score large scenes of the seamless canvas against real regions of that size instead."

@@ -29,7 +29,7 @@ _RENDER = flags.DEFINE_enum(
   "model",
   ["model", "world", "finished"],
   "Exports: the model's RGB, the world's rendering of its labels and heights, or 'finished': the level worlds' "
-  "finishing pass first mends the labels into a playable level (dungeon, caves).",
+  "finishing pass first mends the labels into a playable level (dungeon, caves, interiors).",
 )
 _WORLD = flags.DEFINE_string("world", None, "A built-in world as the source instead of a model (real scenes).")
 _HEIGHTMAP = flags.DEFINE_string(

@@ -86,7 +86,7 @@ def evaluate_workdir(
     num_samples = int(model.config.train.eval_samples)
   if render == "finished" and (model.world is None or getattr(model.world, "finish", None) is None):
     raise ValueError(
-      f"render='finished': needs a built-in world with a finishing pass (dungeon, caves); this model is on "
+      f"render='finished': needs a built-in world with a finishing pass (dungeon, caves, interiors); this model is on "
       f"{model.world.name if model.world else 'user data'}"
     )
   if render in ("world", "finished") and (

@@ -167,3 +167,96 @@ def test_an_interior_exports_as_gltf_walls_with_openings_and_furniture_boxes(tmp
   furniture = {k.rsplit("_", 1)[0] for k in geo if k.split("_")[0] in I.CLASS_NAMES[I.BED :]}
   assert "bed" in furniture and info["furniture"] >= 3
   assert os.path.exists(os.path.join(tmp_path, "tiled", "scene.tmj"))
+
+
+# --- the finishing pass (interiors_finish) ---------------------------------------
+
+
+@pytest.mark.parametrize("size,n", [(32, 40), (64, 12), (128, 3)])
+def test_the_finishing_pass_leaves_every_real_plan_unchanged(size, n):
+  w = get_world("interiors")
+  for seed in range(n):
+    sc = w.generate(seed, size)
+    lab, h = w.finish(sc.labels, sc.height, seed=seed)
+    np.testing.assert_array_equal(lab, sc.labels, err_msg=f"size {size} seed {seed}")
+    np.testing.assert_array_equal(h, sc.height)
+
+
+def _mended(broken, seed=0, most=0.04):
+  """The pass on a broken plan: every rule passes after it, it changed few pixels, it is deterministic."""
+  w = get_world("interiors")
+  out, h = w.finish(broken, None, seed=seed)
+  assert not _failing(out), _failing(out)
+  assert 0 < (out != broken).mean() < most
+  np.testing.assert_array_equal(out, w.finish(broken, None, seed=seed)[0])
+  np.testing.assert_array_equal(h, I.HEIGHTS[out])
+  return out
+
+
+def test_a_plan_without_doors_gets_a_front_door_and_a_door_into_every_room():
+  lab = _plan()
+  walled = lab.copy()
+  door = walled == I.DOOR
+  outside_near = np.zeros_like(door)
+  outside_near[1:] |= (walled == I.OUTSIDE)[:-1]
+  outside_near[:-1] |= (walled == I.OUTSIDE)[1:]
+  outside_near[:, 1:] |= (walled == I.OUTSIDE)[:, :-1]
+  outside_near[:, :-1] |= (walled == I.OUTSIDE)[:, 1:]
+  walled[door] = np.where(outside_near[door], I.EXT_WALL, I.INT_WALL)
+  assert "rooms_reachable" in _failing(walled)
+  out = _mended(walled)
+  # New doors only: nothing else but doors (and furniture cleared from their clearance) changed.
+  changed = out != walled
+  assert (out[changed] == I.DOOR).mean() > 0.6
+  rooms, k = I._rooms(out)
+  assert (out == I.DOOR).sum() >= 2 * k  # a 2-px door per room at least (the front door included)
+
+
+def test_a_stray_door_and_blocked_doorways_are_mended_where_they_are():
+  lab = _plan()
+  broken = lab.copy()
+  rooms, _ = I._rooms(broken)
+  sizes = np.bincount(rooms.ravel())[1:]
+  ys, xs = np.nonzero((rooms == sizes.argmax() + 1) & np.isin(broken, I.FLOORS))
+  i = len(ys) // 2
+  spots = [(ys[i], xs[i])]
+  for y, x in zip(*np.nonzero(broken == I.DOOR)):  # a table in front of every door
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+      if broken[y + dy, x + dx] in I.FLOORS:
+        broken[y + dy, x + dx] = I.TABLE
+        spots.append((y + dy, x + dx))
+  broken[ys[i], xs[i]] = I.DOOR  # an opening in the middle of a room
+  assert {"openings_in_walls", "furniture_placed"} <= _failing(broken)
+  out = _mended(broken, most=0.02)
+  near = np.zeros_like(out, bool)
+  for y, x in spots:
+    near[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4] = True
+  assert ((out != broken) & ~near).sum() == 0
+
+
+def test_a_bedroom_without_its_bed_gets_one_and_mixed_floors_are_parted_by_a_wall():
+  lab = _plan()
+  no_bed = lab.copy()
+  no_bed[no_bed == I.BED] = I.BEDROOM
+  out = _mended(no_bed)
+  assert (out == I.BED).sum() >= 12  # a 3x4 bed per bedroom that lost one
+  mixed = lab.copy()
+  rooms, k = I._rooms(mixed)
+  sizes = np.bincount(rooms.ravel())[1:]
+  big = rooms == sizes.argmax() + 1
+  ys, xs = np.nonzero(big)
+  half = big & (np.arange(mixed.shape[1])[None, :] >= np.median(xs)) & np.isin(mixed, I.FLOORS)
+  kind = I._room_type(mixed, big)
+  mixed[half] = I.KITCHEN if kind != I.KITCHEN else I.BEDROOM
+  assert "room_has_furniture" in _failing(mixed) or "furniture_placed" in _failing(mixed)
+  out = _mended(mixed, most=0.08)
+  assert I._rooms(out)[1] > k  # the two halves are two rooms now, not one room repainted
+
+
+def test_the_finishing_pass_does_not_make_noise_a_plan():
+  w = get_world("interiors")
+  rng = np.random.default_rng(0)
+  for i in range(12):
+    noise = rng.integers(0, len(I.CLASS_NAMES), (32, 32)).astype(np.uint8)
+    out, _ = w.finish(noise, None, seed=i)
+    assert _failing(out) and (out != noise).mean() > 0.2

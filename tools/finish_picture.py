@@ -61,7 +61,10 @@ def main(argv):
   model = trained.load(argv[1])
   w = model.world
   if w is None or getattr(w, "finish", None) is None:
-    print(f"error: {argv[1]}: needs a model of a level world with a finishing pass (dungeon, caves)", file=sys.stderr)
+    print(
+      f"error: {argv[1]}: needs a model of a level world with a finishing pass (dungeon, caves, interiors)",
+      file=sys.stderr,
+    )
     return 1
   n, s = _NUM.value, _SCALE.value
   if _SCENE.value:

@@ -133,8 +133,9 @@ def from_model(trained, height: int, width: int, seed: int, folder: str, tile_ce
 def render_with_world(scene: ExportScene, seed: int = 0, max_side: int = 4097, finished: bool = False) -> ExportScene:
   """Layout first: the scene's RGB redrawn by its world's renderer from its label and height maps.
 
-  ``finished``: the world's finishing pass (``levels.finish``: dungeon, caves) first mends the label map into
-  a playable level (pieces joined, corridors widened, doorways and ends fixed).
+  ``finished``: the world's finishing pass (``levels.finish``: dungeon, caves; ``interiors_finish``) first
+  mends the label map into a playable level (pieces joined, corridors widened, doorways and ends fixed) or a
+  usable plan (rooms closed and reachable, openings in walls, furniture where it belongs).
   """
   import dataclasses as dc
 
@@ -145,11 +146,12 @@ def render_with_world(scene: ExportScene, seed: int = 0, max_side: int = 4097, f
   mode = "finished" if finished else "world"
   if finished and (world is None or getattr(world, "finish", None) is None):
     raise ValueError(
-      f"render='finished': needs a world with a finishing pass (dungeon, caves); got {scene.world or 'user data'!r}"
+      "render='finished': needs a world with a finishing pass (dungeon, caves, interiors); "
+      f"got {scene.world or 'user data'!r}"
     )
   if world is None or not hasattr(world, "render") or scene.labels is None or scene.height is None:
     raise ValueError(
-      f"render={mode!r}: needs a world with a renderer (city, terrain, dungeon, caves), labels and heights; "
+      f"render={mode!r}: needs a world with a renderer (city, terrain, dungeon, caves, interiors), labels and heights; "
       f"got {scene.world or 'user data'!r}"
     )
   if h != w or h > max_side:  # said before any work is done

@@ -325,6 +325,17 @@ class InteriorsWorld:
   def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
     return statistics(labels)
 
+  def render(self, labels: np.ndarray, height: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """The plan's RGB drawn from its label map (heights follow from the labels)."""
+    return draw_rgb(np.random.default_rng([self.world_id, seed]), np.asarray(labels, np.uint8))
+
+  def finish(self, labels: np.ndarray, height: np.ndarray | None = None, seed: int = 0):
+    """``interiors_finish.finish`` (doors, walls, room floors, furniture mended); returns ``(labels, height)``."""
+    from genenv_jax.scenes import interiors_finish
+
+    out = interiors_finish.finish(labels, seed)
+    return out, HEIGHTS[out]
+
   def _draw(self, rng, n):
     kind = int(rng.integers(3))
     scale = n / 32
