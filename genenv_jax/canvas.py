@@ -162,9 +162,15 @@ def make_inpainter(family, config, height: int, width: int, steps: int = 32, win
   return inpainter_of(family.canvas, height, width, steps, check(family, config, window), chunk, mesh)
 
 
-def inpainter_of(cv, height: int, width: int, steps: int, window: int, chunk: int = 16, mesh=None, hold_until=1.0):
+def inpainter_of(
+  cv, height: int, width: int, steps: int, window: int, chunk: int = 16, mesh=None, hold_until=1.0, hold_map=False
+):
   """``make_inpainter`` for one ``base.Canvas``; kept values are held only at times ``<= hold_until``
-  (a sketch's strength: 1 holds them to the end, 0 never)."""
+  (a sketch's strength: 1 holds them to the end, 0 never).
+
+  ``hold_map``: ``keep`` is instead a per-value time: each value is held at times ``<= keep`` (0 never;
+  the server's sketches, each with its own strength, ``keep = 1 - strength`` where a sketch paints).
+  """
   mesh = mesh or parallel.local_mesh()
   canvas_velocity, pl = canvas_velocity_of(cv, height, width, window, chunk, mesh)
   ts = jnp.linspace(0.0, 1.0, steps + 1)
@@ -175,7 +181,7 @@ def inpainter_of(cv, height: int, width: int, steps: int, window: int, chunk: in
       dt = t1 - t0
       mid = x + 0.5 * dt * canvas_velocity(params, x, t0, label)
       x = x + dt * canvas_velocity(params, mid, t0 + 0.5 * dt, label)
-      held = keep * (t1 <= hold_until + 1e-6)
+      held = (t1 <= keep + 1e-6) * (keep > 0) if hold_map else keep * (t1 <= hold_until + 1e-6)
       x = held * ((1.0 - t1) * noise + t1 * known) + (1.0 - held) * x
       return x, None
 

@@ -91,9 +91,21 @@ def load(path: str, layout) -> Sketch:
       f"--sketch={path!r}: {int(bad.sum())} pixels have colours outside the world's palette (e.g. {cols}, first at "
       f"row {ys[0]}, column {xs[0]}); allowed: {palette_help(layout)}"
     )
-  idx = match.argmax(-1)
-  known[..., sl["labels"]] = np.eye(len(pal), dtype=np.float32)[idx] * 2.0 - 1.0
-  keep[..., sl["labels"]] = 1.0
+  return from_classes(match.argmax(-1), layout, path)
+
+
+FREE = 255  # a class-index sketch's value where it paints nothing (the server's partial sketches)
+
+
+def from_classes(idx: np.ndarray, layout, path: str = "") -> Sketch:
+  """A sketch from class indices [h, w] (``FREE``: not painted, the model draws there)."""
+  C, sl = layout.num_channels, layout.slices()
+  n = len(layout.class_names)
+  known = np.zeros((*idx.shape, C), np.float32)
+  keep = np.zeros_like(known)
+  on = idx != FREE
+  known[on, sl["labels"]] = np.eye(n, dtype=np.float32)[idx[on]] * 2.0 - 1.0
+  keep[on, sl["labels"]] = 1.0
   return Sketch(path, known, keep, "labels")
 
 

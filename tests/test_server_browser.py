@@ -117,3 +117,53 @@ def test_explorer_pans_paints_a_lake_and_regenerates(server):
         page.screenshot(path=shot)
     finally:
       browser.close()
+
+
+def test_explorer_sketch_button_posts_the_painted_classes_at_one_per_factor(server):
+  """The page's sketch request, with /api/info saying the source takes sketches at factor 4 and /api/sketch
+  answered by the test (the server side is tests/test_hier.py's, on a trained two-level model)."""
+  import base64
+  import io
+
+  from PIL import Image
+
+  url, _ = server
+  posted = []
+  with playwright_api.sync_playwright() as p:
+    browser = p.chromium.launch(
+      executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-background-networking"]
+    )
+    try:
+      page = browser.new_page(viewport={"width": 700, "height": 500})
+
+      def info(route):
+        body = route.fetch().json()
+        route.fulfill(json=dict(body, sketch={"factor": 4}))
+
+      def sketch(route):
+        posted.append(json.loads(route.request.post_data))
+        route.fulfill(json={"id": "e9", "version": 7})
+
+      page.route("**/api/info", info)
+      page.route("**/api/sketch", sketch)
+      page.goto(url + "/")
+      _wait(page, "window.explorer && window.explorer.info && window.explorer.drawn >= 4")
+      assert page.is_visible("#sketch")
+      page.select_option("#tool", "paint")
+      water = page.evaluate("window.explorer.info.class_names.indexOf('water')")
+      page.select_option("#cls", str(water))
+      page.fill("#brush", "10")
+      page.fill("#strength", "0.3")
+      page.mouse.move(200, 200)
+      page.mouse.down()
+      page.mouse.move(260, 200, steps=6)
+      page.mouse.up()
+      page.click("#sketch")
+      _wait(page, "window.explorer.version === 7 && window.explorer.strokes.length === 0")
+    finally:
+      browser.close()
+  (b,) = posted
+  assert b["strength"] == 0.3 and all(b[k] % 4 == 0 for k in ("y0", "x0", "h", "w"))
+  img = np.asarray(Image.open(io.BytesIO(base64.b64decode(b["labels"].split(",", 1)[1]))).convert("RGB"))[..., 0]
+  assert img.shape == (b["h"] // 4, b["w"] // 4)
+  assert set(np.unique(img)) == {water, 255} and (img == water).mean() > 0.5  # a 20-px-wide stroke, 80 px long

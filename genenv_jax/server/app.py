@@ -39,6 +39,7 @@ FORMATS = ("png", "raw16", "npy")
 EXPORT_FORMATS = ("unity", "unreal", "gltf", "tiled")
 TILE = 256
 MAX_EDIT_PIXELS = 512 * 512
+MAX_SKETCH_PIXELS = 4096 * 4096  # scene pixels a sketch lays out (at 1/factor: 512 x 512 coarse at factor 8)
 MAX_COORD = 2**30
 
 
@@ -118,7 +119,30 @@ class ServedWorld:
     self.cache_lock = threading.Lock()
     self.cache_size = 512
     self._patches: dict[str, dict] = {}
+    self._sketches: dict[str, np.ndarray] = {}  # id -> decoded class indices
+    if source.sketch_info() is not None:
+      source.sketches_of = self.sketches
     self.worker = Worker(self, max_queue)
+
+  def sketches(self, seed: int) -> list:
+    """The active sketches of ``seed`` for the source: (id, cy0, cx0, classes, strength), coarse pixels."""
+    f = self.source.sketch_info()["factor"]
+    out = []
+    for rec in self.log.sketches(seed):
+      idx = self._sketches.get(rec["id"])
+      if idx is None:
+        idx = edits_lib.decode_png(rec["labels"], "labels", (rec["h"] // f, rec["w"] // f), transparent=255)
+        self._sketches[rec["id"]] = idx
+      out.append((rec["id"], rec["y0"] // f, rec["x0"] // f, idx, float(rec["strength"])))
+    return out
+
+  def sketch(self, rec: dict) -> dict:
+    """Runs on the worker: appends the sketch line (the source draws it when its chunks are read)."""
+    with self.log.lock:
+      rec = dict(rec, id=self.log.new_id())
+      self.log.add_sketch(rec)
+    return {"id": rec["id"], "seed": rec["seed"], "y0": rec["y0"], "x0": rec["x0"], "h": rec["h"], "w": rec["w"],
+            "strength": rec["strength"], "version": self.log.version}  # fmt: skip
 
   # ---- reading
   def read_batch(self, seed: int, windows, before: str | None = None) -> list[Layers]:
@@ -433,6 +457,42 @@ def make_app(source: Source, edits_dir: str, max_queue: int = 64) -> Starlette:
     out = await run(_Job("call", fn=lambda: world.edit(rec)))
     return JSONResponse(out)
 
+  async def sketch(request: Request):
+    sk = source.sketch_info()
+    if sk is None:
+      return _error(ValueError(f"{source.name} takes no sketches (a two-level model with labels does)"), 409)
+    try:
+      body = await request.json()
+    except Exception:  # noqa: BLE001
+      raise BadRequest("body", "body: must be a JSON object {seed, y0, x0, h, w, labels, strength}") from None
+    if not isinstance(body, dict):
+      raise BadRequest("body", "body: must be a JSON object {seed, y0, x0, h, w, labels, strength}")
+    seed, y0, x0, h, w = _window(body, world, MAX_SKETCH_PIXELS)
+    f = sk["factor"]
+    for name, v in (("y0", y0), ("x0", x0), ("h", h), ("w", w)):
+      if v % f:
+        raise BadRequest(
+          name, f"{name}={v}: must be a multiple of the model's factor {f} (one sketch pixel per {f}x{f})"
+        )
+    try:
+      idx = edits_lib.decode_png(body.get("labels"), "labels", (h // f, w // f), transparent=255)
+    except ValueError as e:
+      raise BadRequest("labels", str(e)) from None
+    n = len(source.class_names)
+    bad = (idx >= n) & (idx != 255)
+    if bad.any():
+      raise BadRequest("labels", f"labels: value {int(idx[bad][0])} is not a class (0..{n - 1}, or 255: not painted)")
+    if (idx == 255).all():
+      raise BadRequest("labels", "labels: no pixel is painted (class indices; 255: not painted)")
+    strength = body.get("strength", 0.0)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= 1.0:
+      raise BadRequest(
+        "strength", f"strength={strength!r}: must be a number in [0, 1] (0 keeps the sketch, 1 ignores it)"
+      )
+    rec = {"seed": seed, "y0": y0, "x0": x0, "h": h, "w": w, "labels": body["labels"], "strength": float(strength)}
+    out = await run(_Job("call", fn=lambda: world.sketch(rec)))
+    return JSONResponse(out)
+
   async def undo(request: Request):
     edit_id = request.path_params["id"]
     ok = await run(_Job("call", fn=lambda: world.log.undo(edit_id)))
@@ -441,7 +501,7 @@ def make_app(source: Source, edits_dir: str, max_queue: int = 64) -> Starlette:
     return JSONResponse({"id": edit_id, "undone": True, "version": world.log.version})
 
   async def list_edits(request: Request):
-    es = [{k: world.log.edits[i][k] for k in ("id", "seed", "y0", "x0", "h", "w")} for i in world.log.active]
+    es = [{k: world.log.edits[i][k] for k in ("id", "op", "seed", "y0", "x0", "h", "w")} for i in world.log.active]
     return JSONResponse({"edits": es, "version": world.log.version})
 
   async def sample(request: Request):
@@ -473,6 +533,7 @@ def make_app(source: Source, edits_dir: str, max_queue: int = 64) -> Starlette:
     Route("/tiles/{layer}/{z}/{x}/{y}.png", guarded(tile)),
     Route("/api/edit", guarded(edit), methods=["POST"]),
     Route("/api/edit/{id}", guarded(undo), methods=["DELETE"]),
+    Route("/api/sketch", guarded(sketch), methods=["POST"]),
     Route("/api/edits", guarded(list_edits)),
     Route("/api/sample", guarded(sample)),
     Route("/api/export", guarded(export)),

@@ -2,7 +2,9 @@
 
 ``edits.jsonl`` holds one JSON line per operation: ``{"op": "edit", "id",
 "seed", "y0", "x0", "h", "w", "mask", "labels"}`` (mask and labels as the
-base64 PNGs the client sent) or ``{"op": "undo", "id"}``. The pixels an edit
+base64 PNGs the client sent), ``{"op": "sketch", "id", "seed", "y0", "x0",
+"h", "w", "labels", "strength"}`` (a two-level model's coarse map painted at
+1/factor; it has no patch: the source draws it) or ``{"op": "undo", "id"}``. The pixels an edit
 regenerated are kept in ``patches/<id>.npz`` (written before its log line,
 so a failed or interrupted edit leaves no line; a patch without a line is
 ignored). The edited world is the base world with the active edits applied
@@ -84,7 +86,7 @@ class EditLog:
           self._apply_line(rec)
 
   def _apply_line(self, rec: dict) -> None:
-    if rec.get("op") == "edit":
+    if rec.get("op") in ("edit", "sketch"):
       self.edits[rec["id"]] = rec
       self.active.append(rec["id"])
       self._next = max(self._next, int(rec["id"].lstrip("e")) + 1)
@@ -119,6 +121,15 @@ class EditLog:
     self._append(dict(rec, op="edit"))
     return edit_id
 
+  def add_sketch(self, rec: dict) -> str:
+    """Appends a sketch line (no patch: a sketch steers the coarse level; the caller holds ``lock``)."""
+    self._append(dict(rec, op="sketch"))
+    return rec["id"]
+
+  def sketches(self, seed: int) -> list[dict]:
+    """Active sketches of ``seed``, in log order."""
+    return [self.edits[i] for i in self.active if self.edits[i]["op"] == "sketch" and self.edits[i]["seed"] == seed]
+
   def undo(self, edit_id: str) -> bool:
     if edit_id not in self.active:
       return False
@@ -130,7 +141,7 @@ class EditLog:
     out = []
     for i in self.active:
       e = self.edits[i]
-      if e["seed"] != seed:
+      if e["seed"] != seed or e["op"] != "edit":
         continue
       if e["y0"] < y0 + h and y0 < e["y0"] + e["h"] and e["x0"] < x0 + w and x0 < e["x0"] + e["w"]:
         out.append(e)

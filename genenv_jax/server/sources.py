@@ -97,6 +97,7 @@ class Source(abc.ABC):
       "height_range_m": self.height_range_m,
       "base_elevation_m": 0.0,
       "editable": self.editable,
+      "sketch": self.sketch_info(),
       "unbounded": self.unbounded,
       "scene_classes": list(self.scene_classes),
       "limits": {
@@ -107,6 +108,11 @@ class Source(abc.ABC):
         "max_abs_coordinate": 2**30,
       },
     }
+
+  def sketch_info(self) -> dict | None:
+    """``{"factor": f}`` for a source that takes sketches (a two-level model's coarse map), else None."""
+    hier = getattr(self, "hier", None)
+    return {"factor": int(hier.factor)} if hier is not None and "labels" in self.layers else None
 
   # What a source draws: WorldSource and ModelSource each define all three.
   @abc.abstractmethod
@@ -263,7 +269,10 @@ class ModelSource(Source):
     )
     self._chunks = _LRU(64)  # float32 chunks: ~3.7 MB each with a canvas margin
     self._lock = threading.Lock()  # one device call at a time
-    self._tile_fn = self._canvas_fn = self._coarse_fn = self._sample_fn = None
+    self._tile_fn = self._canvas_fn = self._coarse_fn = self._sketch_fn = self._sample_fn = None
+    # Two-level models: seed -> the active sketches [(id, cy0, cx0, classes [hc, wc] uint8, strength)] in log
+    # order, coarse pixel coordinates (the server's edit log sets it).
+    self.sketches_of = None
     self._inpaint_fns = {}
 
   # ---- chunks
@@ -273,8 +282,9 @@ class ModelSource(Source):
   def _chunk_tensors(self, seed: int, keys: list[tuple[int, int]]) -> dict:
     """Model tensors [CHUNK + 2m, CHUNK + 2m, C] (m = 0 for the GAN) of chunk (i, j), rendered where missing."""
     out, missing = {}, []
+    sig = {k: self._fine_sig(seed, *k) for k in keys}  # the sketches under a chunk are part of its key
     for k in keys:
-      got = self._chunks.get((seed, k))
+      got = self._chunks.get((seed, k, sig[k]))
       if got is None:
         missing.append(k)
       else:
@@ -286,9 +296,55 @@ class ModelSource(Source):
         else:
           rendered = self._render_canvas(seed, missing) if self.hier is None else self._render_hier(seed, missing)
       for k, v in rendered.items():
-        self._chunks.put((seed, k), v)
+        self._chunks.put((seed, k, sig[k]), v)
         out[k] = v
     return out
+
+  # ---- sketches (two-level models)
+  def _sketches(self, seed: int) -> list:
+    return self.sketches_of(seed) if (self.hier is not None and self.sketches_of is not None) else []
+
+  def _coarse_span(self, i: int, j: int) -> tuple[int, int, int]:
+    """Coarse chunk (i, j)'s plan: its top-left coarse pixel and side (the renderer's plan, margin included)."""
+    mc = self.hier.coarse.window
+    side = self._coarse_plan_side()
+    return i * CHUNK - mc, j * CHUNK - mc, side
+
+  def _coarse_plan_side(self) -> int:
+    from genenv_jax import canvas
+
+    mc = self.hier.coarse.window
+    return canvas.plan(CHUNK + 2 * mc, CHUNK + 2 * mc, mc).height
+
+  def _coarse_sig(self, seed: int, i: int, j: int, sketches=None) -> tuple:
+    sketches = self._sketches(seed) if sketches is None else sketches
+    if not sketches:
+      return ()
+    y0, x0, side = self._coarse_span(i, j)
+    return tuple(
+      sid for sid, cy, cx, idx, _ in sketches
+      if cy < y0 + side and y0 < cy + idx.shape[0] and cx < x0 + side and x0 < cx + idx.shape[1]
+    )  # fmt: skip
+
+  def _fine_keys_coarse(self, i: int, j: int) -> tuple[int, int, list]:
+    """The coarse window under fine chunk (i, j) (top-left, side) and the coarse chunks it is assembled from."""
+    f, m, mc = self.hier.factor, self._margin(), self.hier.coarse.window
+    side = -(-self._fine_plan_side() // f)
+    cy0, cx0 = (i * CHUNK - m) // f, (j * CHUNK - m) // f
+    return cy0, cx0, self._keys(cy0, cx0, side, side, mc)
+
+  def _fine_plan_side(self) -> int:
+    from genenv_jax import canvas
+
+    m = self._margin()
+    return canvas.plan(CHUNK + 2 * m, CHUNK + 2 * m, self.hier.fine.window).height
+
+  def _fine_sig(self, seed: int, i: int, j: int) -> tuple:
+    sketches = self._sketches(seed)
+    if not sketches:
+      return ()
+    _, _, keys = self._fine_keys_coarse(i, j)
+    return tuple(sorted({sid for a, b in keys for sid in self._coarse_sig(seed, a, b, sketches)}))
 
   def _render_tiling(self, seed, keys):
     import jax
@@ -350,12 +406,11 @@ class ModelSource(Source):
     if self._canvas_fn is None:
       self._canvas_fn = canvas.renderer_of(hr.fine, size, size, hr.fine.window)
     render, pl = self._canvas_fn
-    ch, cw = -(-pl.height // f), -(-pl.width // f)
     out = {}
     for i, j in keys:
-      cy0, cx0 = (i * CHUNK - m) // f, (j * CHUNK - m) // f
-      mc = hr.coarse.window
-      coarse = self._assemble(self._coarse_chunks(seed, self._keys(cy0, cx0, ch, cw, mc)), cy0, cx0, ch, cw, mc)
+      cy0, cx0, ckeys = self._fine_keys_coarse(i, j)
+      mc, side = hr.coarse.window, -(-pl.height // f)
+      coarse = self._assemble(self._coarse_chunks(seed, ckeys), cy0, cx0, side, side, mc)
       cond = np.repeat(np.repeat(coarse, f, 0), f, 1)[: pl.height, : pl.width]
       noise = self.temperature * canvas.initial_noise(
         seed, i * CHUNK - m, j * CHUNK - m, pl.height, pl.width, hr.channels
@@ -377,18 +432,47 @@ class ModelSource(Source):
     if self._coarse_fn is None:
       self._coarse_fn = canvas.renderer_of(hr.coarse, size, size, hr.coarse.window)
     render, pl = self._coarse_fn
+    sketches = self._sketches(seed)
     out = {}
     for i, j in keys:
-      got = self._chunks.get((seed, ("coarse", i, j)))
+      sig = self._coarse_sig(seed, i, j, sketches)
+      got = self._chunks.get((seed, ("coarse", i, j), sig))
       if got is None:
         noise = canvas.initial_noise(
           seed, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width, hr.channels, canvas.COARSE_TAG
         )
-        x = render(self.t.params, jnp.asarray(self.temperature * noise), jnp.int32(0))
+        noise = jnp.asarray(self.temperature * noise)
+        if not sig:
+          x = render(self.t.params, noise, jnp.int32(0))
+        else:
+          known, hold = self._sketch_maps(sketches, sig, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width)
+          if self._sketch_fn is None:
+            steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
+            self._sketch_fn = canvas.inpainter_of(hr.coarse, size, size, steps, mc, hold_map=True)
+          x = self._sketch_fn[0](self.t.params, noise, jnp.asarray(known), jnp.asarray(hold), jnp.int32(0))
         got = np.asarray(jax.device_get(x))[:size, :size]
-        self._chunks.put((seed, ("coarse", i, j)), got)
+        self._chunks.put((seed, ("coarse", i, j), sig), got)
       out[(i, j)] = got
     return out
+
+  def _sketch_maps(self, sketches, ids, y0: int, x0: int, h: int, w: int):
+    """The coarse values the sketches ``ids`` paint over a window, and per value its hold time (1 - strength;
+    later sketches paint over earlier ones)."""
+    from genenv_jax import sketch as sketch_lib
+
+    C = self.t.layout.num_channels
+    known = np.zeros((h, w, C), np.float32)
+    hold = np.zeros((h, w, C), np.float32)
+    for sid, cy, cx, idx, strength in sketches:
+      if sid not in ids:
+        continue
+      ya, yb, xa, xb = max(y0, cy), min(y0 + h, cy + idx.shape[0]), max(x0, cx), min(x0 + w, cx + idx.shape[1])
+      sk = sketch_lib.from_classes(idx[ya - cy : yb - cy, xa - cx : xb - cx], self.t.layout)
+      on = sk.keep > 0
+      dst = (slice(ya - y0, yb - y0), slice(xa - x0, xb - x0))
+      known[dst][on] = sk.known[on]
+      hold[dst][on] = 1.0 - strength
+    return known, hold
 
   def _keys(self, y0: int, x0: int, h: int, w: int, m: int | None = None) -> list[tuple[int, int]]:
     m = self._margin() if m is None else m
