@@ -230,7 +230,7 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
 
   monkeypatch.setattr(served, "CHUNK", 64)
   src = served.ModelSource(model)
-  assert src.info()["editable"] is False and src.info()["unbounded"] is True  # two-level inpainting: not yet
+  assert src.info()["editable"] is True and src.info()["unbounded"] is True
   big = src.region(3, 232, 40, 48, 60)
   small = src.region(3, 242, 60, 24, 20)
   for a, b in zip(big, small):
@@ -257,7 +257,8 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
 
 def served_sketches(model, src, want, tmp_path):
   """POST /api/sketch on the served two-level model (64-px chunks, compiled renderers shared): the sketch is
-  followed, nothing far from it changes, it survives a restart, undo restores the bytes, bad ones are named."""
+  followed, nothing far from it changes, it survives a restart, undo restores the bytes, bad ones are named;
+  then POST /api/edit inpaints the fine level over the served coarse map."""
   import base64
   import io
 
@@ -310,6 +311,23 @@ def served_sketches(model, src, want, tmp_path):
     r = c.post("/api/sketch", json=dict(body, **change))
     assert r.status_code == 400 and r.json()["parameter"] == parameter, (change, r.text)
   assert len(c.get("/api/edits").json()["edits"]) == 0  # nothing stored for a refused sketch
+  # Edits: the fine ODE inpaints over the served coarse map; only the masked pixels change, painted classes held.
+  assert c.get("/api/info").json()["editable"] is True
+  rgb = lambda: np.load(io.BytesIO(c.get("/api/region?seed=5&y0=0&x0=0&h=64&w=64&layer=rgb&format=npy").content))  # noqa: E731
+  before_rgb = rgb()
+  mask = np.zeros((20, 20), np.uint8)
+  mask[4:16, 4:16] = 255
+  edit = {"seed": 5, "y0": 21, "x0": 13, "h": 20, "w": 20, "mask": png(mask), "labels": 4}
+  r = c.post("/api/edit", json=edit)
+  assert r.status_code == 200, r.text
+  lab2, rgb2 = labels(c, 0, 0), rgb()
+  inside = np.zeros((64, 64), bool)
+  inside[25:37, 17:29] = True
+  np.testing.assert_array_equal(lab2[~inside], before[~inside])
+  np.testing.assert_array_equal(rgb2[~inside], before_rgb[~inside])
+  assert (lab2[inside] == 4).all() and (rgb2[inside] != before_rgb[inside]).any(-1).mean() > 0.5
+  c = client()  # after a restart the patch is read back: the same bytes
+  np.testing.assert_array_equal(rgb(), rgb2)
   world = TestClient(app_lib.make_app(served.WorldSource("city_regions"), str(tmp_path / "w")))
   assert world.get("/api/info").json()["sketch"] is None
   assert world.post("/api/sketch", json=body).status_code == 409

@@ -21,6 +21,10 @@ pixel. Edits are applied on top by ``genenv_jax.server.edits``.
   the window's extent); the price is that the server's pixels are not those
   of ``sample.py --scene_size``'s single canvas. Edits inpaint with the
   canvas ODE (``canvas.make_inpainter``).
+- **Two-level flow matching** serves coarse chunks, then fine chunks over
+  the coarse map assembled under them; sketches (``sketches_of``) redraw
+  the coarse chunks they touch, and edits inpaint the fine level over the
+  served coarse map.
 """
 
 from __future__ import annotations
@@ -261,7 +265,7 @@ class ModelSource(Source):
       layers=tuple(c for c in ("rgb", "labels", "height") if c in trained.layout.channels),
       metres_per_pixel=g.metres_per_pixel if g else 1.0,
       height_range_m=g.height_range_m if g else 1.0,
-      editable=self.kind == "canvas" and not sprites and self.hier is None,  # two-level inpainting: not yet
+      editable=self.kind == "canvas" and not sprites,
       unbounded=bool(self.kind) and not sprites,
       max_region_pixels=1024 * 1024,
       max_zoom=2,
@@ -526,16 +530,32 @@ class ModelSource(Source):
 
     from genenv_jax import canvas
 
-    lay = self.t.layout
     H, W = context.rgb.shape[:2]
     key = (H, W)
     if key not in self._inpaint_fns:
-      cv = self.t.family.canvas
+      cv = self.t.family.canvas if self.hier is None else self.hier.fine
       steps = cv.steps if cv.solver != "adaptive" else 16  # the model's own step count (midpoint)
-      self._inpaint_fns[key] = canvas.make_inpainter(self.t.family, self.t.config, H, W, steps=steps)
+      if self.hier is None:
+        self._inpaint_fns[key] = canvas.make_inpainter(self.t.family, self.t.config, H, W, steps=steps)
+      else:
+        self._inpaint_fns[key] = canvas.inpainter_of(cv, H, W, steps, cv.window)
     fn, pl = self._inpaint_fns[key]
     if (pl.height, pl.width) != (H, W):
       raise ValueError(f"edit context {H}x{W}: must be a multiple of the window's stride")
+    if self.hier is not None:
+      return self._inpaint_hier(seed, y0, x0, context, margin, mask, painted)
+    known, keep = self._known(context, margin, mask, painted)
+    m, (h, w) = margin, mask.shape
+    noise = self.temperature * canvas.initial_noise(seed, y0 - m, x0 - m, H, W, known.shape[-1])
+    with self._lock:
+      x = fn(self.t.params, jnp.asarray(noise), jnp.asarray(known), jnp.asarray(keep), jnp.int32(0))
+    x = np.asarray(jax.device_get(x))
+    return self._decode(x).crop(slice(m, m + h), slice(m, m + w))
+
+  def _known(self, context: Layers, m: int, mask, painted):
+    """The edit context as model values, and per value 1 where it is held (outside the mask; painted classes)."""
+    lay = self.t.layout
+    H, W = context.rgb.shape[:2]
     rec = {"rgb": context.rgb[None]}
     if context.labels is not None:
       rec["labels"] = context.labels[None]
@@ -543,7 +563,6 @@ class ModelSource(Source):
       rec["height"] = np.clip(np.round(context.height * 65535.0), 0, 65535).astype(np.uint16)[None]
     rec = {k.key: rec[k.name] for k in lay.kinds()}
     known = lay.encode(rec)[0]
-    m = margin
     h, w = mask.shape
     free = np.zeros((H, W), bool)
     free[m : m + h, m : m + w] = mask
@@ -555,11 +574,36 @@ class ModelSource(Source):
       sel = pf >= 0
       known[sel, a:b] = np.eye(b - a, dtype=np.float32)[pf[sel]] * 2.0 - 1.0
       keep[sel, a:b] = 1.0
-    noise = self.temperature * canvas.initial_noise(seed, y0 - m, x0 - m, H, W, known.shape[-1])
+    return known, keep
+
+  def _inpaint_hier(self, seed, y0, x0, context: Layers, margin: int, mask, painted) -> Layers:
+    """A two-level model's edit: the fine ODE inpaints over the coarse map served under the window (its
+    sketches included), which rides along as held state channels, as in ``_render_hier``."""
+    import jax
+    import jax.numpy as jnp
+
+    from genenv_jax import canvas
+
+    hr, f, m = self.hier, self.hier.factor, margin
+    H, W = context.rgb.shape[:2]
+    fn, _ = self._inpaint_fns[(H, W)]
+    known, keep = self._known(context, m, mask, painted)
+    # The coarse map under the context, from the served coarse chunks (aligned to the factor, then cropped).
+    Y, X = y0 - m, x0 - m
+    cy0, cx0 = Y // f, X // f
+    ch, cw = -(-(Y - cy0 * f + H) // f), -(-(X - cx0 * f + W) // f)
+    mc = hr.coarse.window
     with self._lock:
-      x = fn(self.t.params, jnp.asarray(noise), jnp.asarray(known), jnp.asarray(keep), jnp.int32(0))
+      coarse = self._assemble(self._coarse_chunks(seed, self._keys(cy0, cx0, ch, cw, mc)), cy0, cx0, ch, cw, mc)
+    cond = np.repeat(np.repeat(coarse, f, 0), f, 1)[Y - cy0 * f : Y - cy0 * f + H, X - cx0 * f : X - cx0 * f + W]
+    noise = self.temperature * canvas.initial_noise(seed, Y, X, H, W, hr.channels)
+    state = np.concatenate([noise, cond], -1)  # the coarse channels start (and stay) at the coarse map
+    known = np.concatenate([known, cond], -1)
+    keep = np.concatenate([keep, np.ones_like(cond)], -1)
+    with self._lock:
+      x = fn(self.t.params, jnp.asarray(state), jnp.asarray(known), jnp.asarray(keep), jnp.int32(0))
     x = np.asarray(jax.device_get(x))
-    return self._decode(x).crop(slice(m, m + h), slice(m, m + w))
+    return self._decode(x).crop(slice(m, m + mask.shape[0]), slice(m, m + mask.shape[1]))
 
   def sample(self, seed, index, cond):
     import jax
