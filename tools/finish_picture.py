@@ -2,6 +2,7 @@ r"""A level model's samples before and after the finishing pass, beside real lev
 
   python tools/finish_picture.py runs/fm_dungeon_cpu --output=docs/fm_dungeon_cpu_finished.png
   python tools/finish_picture.py runs/fm_dungeon_cpu --scene_size=128 --output=docs/fm_dungeon_128_finished.png
+  python tools/finish_picture.py runs/fm_interiors_cpu --output=docs/fm_interiors_cpu_finished.png
 
 Columns: ``--num`` samples (seed ``--seed``), then as many real levels
 (world seeds from 6e9 up, away from the training and test data). Rows: the
