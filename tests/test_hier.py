@@ -6,6 +6,7 @@ import subprocess
 import sys
 import types
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -242,9 +243,20 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
   changed = (other.region(3, 232, 40, 24, 20).labels != big.labels[:24, :20]).mean()
   assert changed > 0.2, changed  # 0.39 measured (200 smoke steps)
   served_sketches(model, src, want, tmp_path)
-  # Not exported to ONNX yet: said, not half done.
-  with pytest.raises(ValueError, match="ONNX export takes single-level models"):
-    onnx_model.export(model, str(tmp_path / "onnx"))
+  # ONNX: two velocity fields and the card's loop between them give the family's own samples.
+  card = onnx_model.export(model, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
+  assert card["kind"] == "flow_matching_two_level" and card["factor"] == 4
+  key = jax.random.PRNGKey(3)
+  kc, kf, _ = jax.random.split(key, 3)
+  shape = (model.spec.image_size, model.spec.image_size, hr.channels)
+
+  def noise(k):
+    return np.asarray(jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k, i), shape))(jnp.arange(2)))
+
+  want = np.asarray(model.family.sample(model.params, key, 2, cond=0, solver="midpoint", steps=4))
+  got = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf))
+  np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
+  assert (got[..., 3:8].argmax(-1) == want[..., 3:8].argmax(-1)).mean() > 0.999
   # sample.py: bad sketches get one line naming what is allowed.
   cmd = [sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={hier_workdir}", f"--output={tmp_path / 'o'}"]
   r = subprocess.run(

@@ -4,7 +4,8 @@ r"""Writes a trained model as ONNX for engines (Unity Inference Engine / Sentis,
   python tools/export_onnx.py --model=fm_dungeon --output=out/fm_dungeon_onnx --opset=15
 
 writes ``OUTPUT/model.onnx`` (the flow-matching velocity field, or the GAN
-generator, parameters baked in) and ``OUTPUT/model.json`` (input/output
+generator, parameters baked in; a two-level model: ``coarse.onnx`` and
+``fine.onnx``) and ``OUTPUT/model.json`` (input/output
 shapes, the channel layout, and for flow matching the sampler loop to run
 around it). See ``genenv_jax.exports.onnx_model`` and docs/server.md.
 """
@@ -51,8 +52,14 @@ def main(argv):
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  shapes = ", ".join(f"{i['name']} {i['shape']}" for i in card["inputs"])
   size = f"{card['onnx_bytes']:,} bytes"
+  if "networks" in card:  # a two-level model: coarse.onnx and fine.onnx
+    for name, net in card["networks"].items():
+      shapes = ", ".join(f"{i['name']} {i['shape']}" for i in net["inputs"])
+      print(f"wrote {_OUTPUT.value}/{net['file']} ({name} level; {shapes})")
+    print(f"{card['kind']}, opset {card['opset']}, {size} in all; the loop between them: model.json")
+    return 0
+  shapes = ", ".join(f"{i['name']} {i['shape']}" for i in card["inputs"])
   print(f"wrote {_OUTPUT.value}/model.onnx ({card['kind']}, opset {card['opset']}, {size}; {shapes})")
   return 0
 

@@ -42,7 +42,6 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
   """Writes ``folder/model.onnx`` and ``folder/model.json``; returns the card."""
   import jax
   import jax.numpy as jnp
-  from jax2onnx import to_onnx
 
   if not isinstance(batch, int) or batch < 1:
     raise ValueError(f"batch={batch!r}: must be a positive integer (the exported batch size)")
@@ -67,10 +66,7 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
     card["metres_per_pixel"] = trained.world.ground.metres_per_pixel
     card["height_range_m"] = trained.world.ground.height_range_m
   if "hier" in (fam.extras or {}):
-    raise ValueError(
-      f"family={trained.config.family!r}: a two-level model is two networks and a canvas between them; ONNX "
-      "export takes single-level models (flow_matching, gan) for now"
-    )
+    return _export_two_level(trained, folder, card, params, batch, opset, solver, steps)
   if fam.canvas is not None:
     cv = fam.canvas
     solver = solver or (cv.solver if cv.solver != "adaptive" else "midpoint")
@@ -139,17 +135,90 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
     raise ValueError(
       f"family={cfg.family!r}: no ONNX export here (the flow-matching velocity field and the GAN generator are)"
     )
-  os.makedirs(folder, exist_ok=True)
-  path = os.path.join(folder, "model.onnx")
+  card["onnx_bytes"] = _write(fn, shapes, names, out_names, os.path.join(folder, "model.onnx"), opset, card["kind"])
+  with open(os.path.join(folder, "model.json"), "w") as f:
+    json.dump(card, f, indent=1)
+  return card
+
+
+def _write(fn, shapes, names, out_names, path: str, opset: int, kind: str) -> int:
+  """``fn`` at ``shapes`` as an ONNX file (written whole or not at all); returns its size in bytes."""
+  from jax2onnx import to_onnx
+
+  os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = path + ".tmp"
-  proto = to_onnx(fn, shapes, opset=opset, model_name=card["kind"], input_names=names, output_names=out_names)
+  proto = to_onnx(fn, shapes, opset=opset, model_name=kind, input_names=names, output_names=out_names)
   proto = _axes_as_attributes(proto, opset)
   with open(tmp, "wb") as f:
     f.write(proto.SerializeToString())
   os.replace(tmp, path)
-  card["onnx_bytes"] = os.path.getsize(path)
-  with open(os.path.join(folder, "model.json"), "w") as f:
-    json.dump(card, f, indent=1)
+  return os.path.getsize(path)
+
+
+def _export_two_level(trained, folder, card, params, batch, opset, solver, steps) -> dict:
+  """A two-level model as two velocity fields, ``coarse.onnx`` and ``fine.onnx``, and the loop between them."""
+  import jax
+  import jax.numpy as jnp
+
+  hr = trained.family.extras["hier"]
+  s, C, f = trained.spec.image_size, hr.channels, hr.factor
+  fine_net_v = hr.fine.velocity
+  solver = solver or (hr.fine.solver if hr.fine.solver != "adaptive" else "midpoint")
+  steps = steps or (hr.fine.steps if hr.fine.solver != "adaptive" else 16)
+  if solver not in ("euler", "midpoint", "heun"):
+    raise ValueError(f"solver={solver!r}: the engine loop takes a fixed-step solver: euler, midpoint or heun")
+
+  def coarse(x, t, label):
+    return hr.coarse.velocity(params, x, t, label)
+
+  def fine(x, cond, t, label):
+    return fine_net_v(params, jnp.concatenate([x, cond], -1), t, label)[..., :C]
+
+  img = jax.ShapeDtypeStruct((batch, s, s, C), jnp.float32)
+  vec, lab = jax.ShapeDtypeStruct((batch,), jnp.float32), jax.ShapeDtypeStruct((batch,), jnp.int32)
+  x_in = {"shape": [batch, s, s, C], "dtype": "float32", "layout": "NHWC"}
+  t_in = {"name": "t", "shape": [batch], "dtype": "float32", "meaning": "time in [0, 1] (0 noise, 1 data)"}
+  l_in = {"name": "label", "shape": [batch], "dtype": "int32", "meaning": "scene class (0 if unconditional)"}
+  b, a = s // f, (s - s // f) // 2
+  card.update(
+    kind="flow_matching_two_level",
+    factor=f,
+    networks={
+      "coarse": {
+        "file": "coarse.onnx", "inputs": [dict(x_in, name="x"), t_in, l_in],
+        "outputs": [{"name": "v", "shape": [batch, s, s, C], "dtype": "float32"}],
+        "meaning": f"the coarse level: windows of the world downsampled by {f}",
+      },
+      "fine": {
+        "file": "fine.onnx", "inputs": [dict(x_in, name="x"), dict(x_in, name="cond"), t_in, l_in],
+        "outputs": [{"name": "v", "shape": [batch, s, s, C], "dtype": "float32"}],
+        "meaning": "the fine level, conditioned on the coarse map under its window (held fixed while x moves)",
+      },
+    },
+    sampler={
+      "solver": solver,
+      "steps": steps,
+      "times": [i / steps for i in range(steps + 1)],
+      "coarse": "xc = loop(coarse, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
+      "cond": f"cond = xc[:, {a}:{a + b}, {a}:{a + b}] repeated {f}x along height and width (the fine window "
+      "under the coarse window's centre)",
+      "fine": "x = loop(fine with cond, temperature * standard normal [B, S, S, C])",
+      "step": {
+        "euler": "x += dt * v(x, t)",
+        "midpoint": "x += dt * v(x + dt/2 * v(x, t), t + dt/2)",
+        "heun": "k1 = v(x, t); k2 = v(x + dt * k1, t + dt); x += dt/2 * (k1 + k2)",
+      }[solver],
+      "finalize": "clip to [-1, 1]; label channels = one-hot(argmax) * 2 - 1",
+    },
+  )  # fmt: skip
+  sizes = [
+    _write(coarse, [img, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "coarse.onnx"), opset, "coarse"),
+    _write(fine, [img, img, vec, lab], ["x", "cond", "t", "label"], ["v"], os.path.join(folder, "fine.onnx"), opset,
+           "fine"),
+  ]  # fmt: skip
+  card["onnx_bytes"] = sum(sizes)
+  with open(os.path.join(folder, "model.json"), "w") as fh:
+    json.dump(card, fh, indent=1)
   return card
 
 
@@ -193,19 +262,47 @@ def session(folder: str):
   return sess, card
 
 
-def sample_with_onnx(folder: str, noise: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
-  """The card's sampler around the ONNX velocity field: noise [B, S, S, C] -> finalized samples (numpy)."""
+def sample_with_onnx(
+  folder: str, noise: np.ndarray, label: np.ndarray | None = None, fine_noise: np.ndarray | None = None
+) -> np.ndarray:
+  """The card's sampler around the ONNX velocity field: noise [B, S, S, C] -> finalized samples (numpy).
+
+  A two-level model (``coarse.onnx``, ``fine.onnx``): ``noise`` starts the coarse level and ``fine_noise``
+  the fine one, as the card's sampler says.
+  """
+  with open(os.path.join(folder, "model.json")) as f:
+    card = json.load(f)
+  b = noise.shape[0]
+  label = np.zeros((b,), np.int32) if label is None else label.astype(np.int32)
+  if card["kind"] == "flow_matching_two_level":
+    import onnxruntime as ort
+
+    if fine_noise is None:
+      raise ValueError(f"{folder}: a two-level model; give fine_noise for its fine level")
+    run = {
+      k: ort.InferenceSession(os.path.join(folder, n["file"]), providers=["CPUExecutionProvider"]).run
+      for k, n in card["networks"].items()
+    }
+    feed = lambda x, t: {"x": x.astype(np.float32), "t": np.full((b,), t, np.float32), "label": label}  # noqa: E731
+    xc = _solve(lambda x, t: run["coarse"](None, feed(x, t))[0], noise, card["sampler"])
+    xc = np.clip(np.nan_to_num(xc, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    s, f = noise.shape[1], card["factor"]
+    w, a = s // f, (s - s // f) // 2
+    cond = xc[:, a : a + w, a : a + w].repeat(f, 1).repeat(f, 2).astype(np.float32)
+    x = _solve(lambda x, t: run["fine"](None, dict(feed(x, t), cond=cond))[0], fine_noise, card["sampler"])
+    return _finalize(x, card)
   sess, card = session(folder)
   if card["kind"] != "flow_matching_velocity":
     raise ValueError(f"{folder}: a {card['kind']}, not a velocity field")
-  sm = card["sampler"]
-  steps, solver = sm["steps"], sm["solver"]
-  b = noise.shape[0]
-  label = np.zeros((b,), np.int32) if label is None else label.astype(np.int32)
 
   def v(x, t):
     return sess.run(None, {"x": x.astype(np.float32), "t": np.full((b,), t, np.float32), "label": label})[0]
 
+  return _finalize(_solve(v, noise, card["sampler"]), card)
+
+
+def _solve(v, noise: np.ndarray, sm: dict) -> np.ndarray:
+  steps, solver = sm["steps"], sm["solver"]
   x, dt = noise.astype(np.float32), np.float32(1.0 / steps)
   for i in range(steps):
     t = np.float32(i) * dt
@@ -216,6 +313,10 @@ def sample_with_onnx(folder: str, noise: np.ndarray, label: np.ndarray | None = 
       x = x + dt * v(x + np.float32(0.5) * dt * k1, t + np.float32(0.5) * dt)
     else:
       x = x + np.float32(0.5) * dt * (k1 + v(x + dt * k1, t + dt))
+  return x
+
+
+def _finalize(x: np.ndarray, card: dict) -> np.ndarray:
   x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
   for ch in card["channels"]:
     if ch["categorical"]:
