@@ -1,9 +1,15 @@
 """The level worlds (dungeon, caves): every real level passes every rule; broken levels fail the right one."""
 
+import functools
+import importlib.util
+import os
+
 import numpy as np
 import pytest
 
 from genenv_jax.scenes import get_world, levels
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("world", ["dungeon", "caves"])
@@ -156,6 +162,15 @@ def test_the_finishing_pass_joins_caves_with_tunnels_of_floor():
   assert get_world("dungeon_regions").finish is None
 
 
+@functools.cache
+def _render_tiled():
+  """tools/render_tiled.py as a module (loaded once: it defines absl flags)."""
+  spec = importlib.util.spec_from_file_location("render_tiled", os.path.join(ROOT, "tools", "render_tiled.py"))
+  rt = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(rt)
+  return rt
+
+
 @pytest.mark.parametrize("world", ["dungeon", "caves"])
 def test_levels_export_as_tiled_maps_and_heightmaps(world, tmp_path):
   import json
@@ -165,10 +180,14 @@ def test_levels_export_as_tiled_maps_and_heightmaps(world, tmp_path):
   sc = exports.from_world(world, 33, 33, 2)
   out = str(tmp_path / "o")
   exports.export(sc, out, ["tiled", "unity", "gltf"], {"w": world})
-  tmj = json.load(open(f"{out}/tiled/{world}.tmj" if False else next(
-    f"{out}/tiled/{f}" for f in __import__("os").listdir(f"{out}/tiled") if f.endswith(".tmj"))))  # fmt: skip
+  tmj_path = next(f"{out}/tiled/{f}" for f in os.listdir(f"{out}/tiled") if f.endswith(".tmj"))
+  tmj = json.load(open(tmj_path))
   data = np.array(tmj["layers"][0]["data"]).reshape(33, 33) - 1
   np.testing.assert_array_equal(data, sc.labels)
+  # tools/render_tiled.py draws the map from the files alone: each cell its class's colour.
+  img, _ = _render_tiled().draw(tmj_path, 4)
+  assert img.shape == (33 * 4, 33 * 4, 3)
+  np.testing.assert_array_equal(img[2::4, 2::4], get_world(world).palette[sc.labels])  # cell centres
   side = json.load(open(f"{out}/unity/unity.json"))
   assert side["max_height_m"] == pytest.approx(3.0) and side["min_height_m"] == pytest.approx(0.0, abs=0.31)
   # sample.py --render=finished: a broken level is mended, its heights follow, its RGB is redrawn.

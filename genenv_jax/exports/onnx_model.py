@@ -29,6 +29,13 @@ import os
 import numpy as np
 
 OPSET = 15
+# The engine loop's step per fixed-step solver, and the finalize, as the card writes them.
+STEP = {
+  "euler": "x += dt * v(x, t)",
+  "midpoint": "x += dt * v(x + dt/2 * v(x, t), t + dt/2)",
+  "heun": "k1 = v(x, t); k2 = v(x + dt * k1, t + dt); x += dt/2 * (k1 + k2)",
+}
+FINALIZE = "clip to [-1, 1]; label channels = one-hot(argmax) * 2 - 1"
 
 
 def _channels(trained) -> list[dict]:
@@ -69,10 +76,7 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
     return _export_two_level(trained, folder, card, params, batch, opset, solver, steps)
   if fam.canvas is not None:
     cv = fam.canvas
-    solver = solver or (cv.solver if cv.solver != "adaptive" else "midpoint")
-    steps = steps or (cv.steps if cv.solver != "adaptive" else 16)
-    if solver not in ("euler", "midpoint", "heun"):
-      raise ValueError(f"solver={solver!r}: the engine loop takes a fixed-step solver: euler, midpoint or heun")
+    solver, steps = _fixed_solver(cv, solver, steps)
 
     def fn(x, t, label):
       return cv.velocity(params, x, t, label)
@@ -96,12 +100,8 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
         "steps": steps,
         "times": [i / steps for i in range(steps + 1)],
         "noise": "x0 = temperature * standard normal [B, S, S, C]",
-        "step": {
-          "euler": "x += dt * v(x, t)",
-          "midpoint": "x += dt * v(x + dt/2 * v(x, t), t + dt/2)",
-          "heun": "k1 = v(x, t); k2 = v(x + dt * k1, t + dt); x += dt/2 * (k1 + k2)",
-        }[solver],
-        "finalize": "clip to [-1, 1]; label channels = one-hot(argmax) * 2 - 1",
+        "step": STEP[solver],
+        "finalize": FINALIZE,
         "engine_default_differs": cv.solver == "adaptive",
       },
     )
@@ -141,6 +141,15 @@ def export(trained, folder: str, batch: int = 1, opset: int = OPSET, solver: str
   return card
 
 
+def _fixed_solver(cv, solver: str, steps: int) -> tuple[str, int]:
+  """The engine loop's solver and steps: as asked, else the run's (midpoint, 16 steps for an adaptive run)."""
+  solver = solver or (cv.solver if cv.solver != "adaptive" else "midpoint")
+  steps = steps or (cv.steps if cv.solver != "adaptive" else 16)
+  if solver not in STEP:
+    raise ValueError(f"solver={solver!r}: the engine loop takes a fixed-step solver: euler, midpoint or heun")
+  return solver, steps
+
+
 def _write(fn, shapes, names, out_names, path: str, opset: int, kind: str) -> int:
   """``fn`` at ``shapes`` as an ONNX file (written whole or not at all); returns its size in bytes."""
   from jax2onnx import to_onnx
@@ -163,10 +172,7 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   hr = trained.family.extras["hier"]
   s, C, f = trained.spec.image_size, hr.channels, hr.factor
   fine_net_v = hr.fine.velocity
-  solver = solver or (hr.fine.solver if hr.fine.solver != "adaptive" else "midpoint")
-  steps = steps or (hr.fine.steps if hr.fine.solver != "adaptive" else 16)
-  if solver not in ("euler", "midpoint", "heun"):
-    raise ValueError(f"solver={solver!r}: the engine loop takes a fixed-step solver: euler, midpoint or heun")
+  solver, steps = _fixed_solver(hr.fine, solver, steps)
 
   def coarse(x, t, label):
     return hr.coarse.velocity(params, x, t, label)
@@ -203,12 +209,8 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
       "cond": f"cond = xc[:, {a}:{a + b}, {a}:{a + b}] repeated {f}x along height and width (the fine window "
       "under the coarse window's centre)",
       "fine": "x = loop(fine with cond, temperature * standard normal [B, S, S, C])",
-      "step": {
-        "euler": "x += dt * v(x, t)",
-        "midpoint": "x += dt * v(x + dt/2 * v(x, t), t + dt/2)",
-        "heun": "k1 = v(x, t); k2 = v(x + dt * k1, t + dt); x += dt/2 * (k1 + k2)",
-      }[solver],
-      "finalize": "clip to [-1, 1]; label channels = one-hot(argmax) * 2 - 1",
+      "step": STEP[solver],
+      "finalize": FINALIZE,
     },
   )  # fmt: skip
   sizes = [

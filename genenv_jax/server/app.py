@@ -334,6 +334,17 @@ def _window(q, world: ServedWorld, max_pixels: int | None = None):
   return seed, y0, x0, h, w
 
 
+async def _json_object(request: Request, fields: str) -> dict:
+  """The request's JSON body, a 400 naming ``body`` unless it is an object."""
+  try:
+    body = await request.json()
+  except Exception:  # noqa: BLE001 - any undecodable body is the client's error
+    raise BadRequest("body", f"body: must be a JSON object {fields}") from None
+  if not isinstance(body, dict):
+    raise BadRequest("body", f"body: must be a JSON object {fields}")
+  return body
+
+
 def _error(e: Exception, status: int = 400, parameter: str | None = None) -> JSONResponse:
   body = {"error": str(e).splitlines()[0] if str(e) else type(e).__name__}
   if parameter:
@@ -438,12 +449,7 @@ def make_app(source: Source, edits_dir: str, max_queue: int = 64) -> Starlette:
     if not source.editable:
       return _error(ValueError(f"{source.name} cannot regenerate a region (editable: false)"), 409)
     _need_places()
-    try:
-      body = await request.json()
-    except Exception:  # noqa: BLE001
-      raise BadRequest("body", "body: must be a JSON object {seed, y0, x0, h, w, mask, labels}") from None
-    if not isinstance(body, dict):
-      raise BadRequest("body", "body: must be a JSON object {seed, y0, x0, h, w, mask, labels}")
+    body = await _json_object(request, "{seed, y0, x0, h, w, mask, labels}")
     seed, y0, x0, h, w = _window(body, world, MAX_EDIT_PIXELS)
     try:
       mask = edits_lib.decode_png(body.get("mask"), "mask", (h, w)) > 0
@@ -461,12 +467,7 @@ def make_app(source: Source, edits_dir: str, max_queue: int = 64) -> Starlette:
     sk = source.sketch_info()
     if sk is None:
       return _error(ValueError(f"{source.name} takes no sketches (a two-level model with labels does)"), 409)
-    try:
-      body = await request.json()
-    except Exception:  # noqa: BLE001
-      raise BadRequest("body", "body: must be a JSON object {seed, y0, x0, h, w, labels, strength}") from None
-    if not isinstance(body, dict):
-      raise BadRequest("body", "body: must be a JSON object {seed, y0, x0, h, w, labels, strength}")
+    body = await _json_object(request, "{seed, y0, x0, h, w, labels, strength}")
     seed, y0, x0, h, w = _window(body, world, MAX_SKETCH_PIXELS)
     f = sk["factor"]
     for name, v in (("y0", y0), ("x0", x0), ("h", h), ("w", w)):
