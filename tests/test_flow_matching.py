@@ -152,10 +152,12 @@ def test_samples_identical_on_one_and_eight_devices_and_any_batch_size(fm_workdi
   x = np.asarray(model.family.sample(model.params, jax.random.PRNGKey(0), 4))
   assert np.abs(x[..., :3] - x[:1, ..., :3]).max() > 0.05  # the samples differ: a real field was trained
   sums = []
-  for name, bs, nd in (("a", 8, 1), ("b", 64, 8), ("c", 24, 1)):
+  # Batch 24 on 1 device against 64 on 8: another batch size and device count at once (both ragged: 40 scenes
+  # are 24 + 16 and 40 of 64); any difference from either would show (a third run cost 40 s of CI).
+  for name, bs, nd in (("a", 24, 1), ("b", 64, 8)):
     synthesis.run(model, str(tmp_path / name), 40, seed=3, batch_size=bs, shard_size=16, num_devices=nd, progress=False)
     sums.append(helpers._checksums(tmp_path / name))
-  assert sums[0] == sums[1] == sums[2]
+  assert sums[0] == sums[1]
 
 
 @pytest.mark.slow
