@@ -39,14 +39,6 @@ SPECK = 6  # px: rooms smaller than this are specks
 PATCH = 12  # px: a room's floor patches of another type smaller than this are retyped, larger ones walled off
 # The piece a room type needs and its size (as the world draws it); living rooms get a table.
 PIECE = {I.BEDROOM: (I.BED, 3, 4), I.BATH: (I.TOILET, 1, 1), I.KITCHEN: (I.COUNTER, 1, 3), I.LIVING: (I.TABLE, 2, 2)}
-DEFINES = {
-  I.BED: I.BEDROOM,
-  I.TOILET: I.BATH,
-  I.BATHTUB: I.BATH,
-  I.COUNTER: I.KITCHEN,
-  I.SOFA: I.LIVING,
-  I.TABLE: I.LIVING,
-}
 ROOM = I.FLOORS + I.FURNITURE
 
 
