@@ -220,6 +220,45 @@ def render_scene(
   return np.asarray(jax.device_get(out))[:height, :width]
 
 
+def _levels(trained) -> list:
+  """The canvases whose ODEs draw a scene: the family's own, or a two-level model's coarse and fine."""
+  hr = (trained.family.extras or {}).get("hier")
+  return [hr.coarse, hr.fine] if hr is not None else [trained.family.canvas]
+
+
+def zero_velocity(trained, params, seed: int = 0) -> bool:
+  """Whether every level's network gives exactly zero velocity on random windows at random times.
+
+  A network whose last layer is zero (an untrained flow-matching U-Net: ``nets.unet`` starts its output
+  convolution at zero) does for any input; any other gives nonzero values on random input.
+  """
+  rng = np.random.default_rng(seed)
+  for cv in _levels(trained):
+    x = jnp.asarray(rng.standard_normal((2, cv.window, cv.window, cv.channels)), jnp.float32)
+    t = jnp.asarray(rng.uniform(0.05, 0.95, 2), jnp.float32)
+    v = cv.velocity(params, x, t, jnp.zeros((2,), jnp.int32))
+    if bool(jnp.any(v != 0)):
+      return False
+  return True
+
+
+def still_scene(trained, height, width, seed=0, temperature=1.0) -> np.ndarray:
+  """What ``render_scene`` returns when every level's velocity is zero (``zero_velocity``): the finalized noise.
+
+  The ODE then leaves its starting noise where it is (x + dt * 0 = x exactly), so the result is bit for bit
+  the same without the network's minutes per scene. ``large_eval`` draws an untrained flow-matching model's
+  scenes (the floor) this way.
+  """
+  hr = (trained.family.extras or {}).get("hier")
+  cv = hr.fine if hr is not None else trained.family.canvas
+  C = hr.channels if hr is not None else cv.channels
+  pl = plan(height, width, cv.window)
+  x = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)
+  if hr is not None:  # the fine level's state carries the coarse map; its finalize drops it
+    x = np.concatenate([x, np.zeros_like(x)], -1)
+  return np.asarray(jax.device_get(cv.finalize(jnp.asarray(x))))[:height, :width]
+
+
 def render_hier(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None, sketch=None, strength=1.0):
   """A two-level model's ``height x width`` scene: the coarse canvas, then the fine canvas under it.
 

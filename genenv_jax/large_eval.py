@@ -141,12 +141,46 @@ def real_regions(world, n: int, h: int, w: int, first_seed: int) -> dict[str, np
   }
 
 
-def model_regions(model, n: int, h: int, w: int, params=None, desc: str = "scenes") -> dict[str, np.ndarray]:
-  """n large scenes of the model's seamless canvas (seeds 0..n-1), decoded (a progress bar named ``desc``)."""
+def _cached(cache_dir: str | None, name: str, make):
+  """``make()``, or the array a run before this one stored under ``cache_dir/name.npy`` (written atomically)."""
+  if not cache_dir:
+    return make()
+  path = os.path.join(cache_dir, f"{name}.npy")
+  if os.path.exists(path):
+    try:
+      return np.load(path)
+    except (OSError, ValueError) as e:  # a torn file: drawn again
+      logs.phase(f"{path}: unreadable ({e}); drawing it again")
+  x = make()
+  os.makedirs(cache_dir, exist_ok=True)
+  with open(path + ".tmp", "wb") as f:
+    np.save(f, x)
+  os.replace(path + ".tmp", path)
+  return x
+
+
+def model_regions(
+  model, n: int, h: int, w: int, params=None, desc: str = "scenes", cache_dir: str | None = None
+) -> dict[str, np.ndarray]:
+  """n large scenes of the model's seamless canvas (seeds 0..n-1), decoded (a progress bar named ``desc``).
+
+  ``cache_dir``: each scene drawn is kept there as it is finished (``{desc}_{h}x{w}_seed{s}.npy``, the model
+  tensor), and scenes already there are read back, so an interrupted evaluation of scenes that take minutes
+  each resumes where it stopped. The directory must belong to one set of parameters (the caller keys it).
+  """
   m = model if params is None else dataclasses.replace(model, params=params)
   tl = model.family.tiling
   if tl is None and model.family.canvas is not None:
-    x = np.stack([canvas.render_scene(m, h, w, seed=s) for s in logs.progress(range(n), desc, unit="scene")])
+    if canvas.zero_velocity(m, m.params):  # an untrained flow-matching network: the ODE keeps its noise
+      logs.phase(f"{desc}: the network's velocity is zero everywhere, so each scene is its starting noise")
+      return model.layout.decode(np.stack([canvas.still_scene(m, h, w, seed=s) for s in range(n)]))
+    tag = desc.replace(" ", "_")
+    x = np.stack(
+      [
+        _cached(cache_dir, f"{tag}_{h}x{w}_seed{s}", lambda s=s: canvas.render_scene(m, h, w, seed=s))
+        for s in logs.progress(range(n), desc, unit="scene")
+      ]
+    )
     return model.layout.decode(x)
   if tl is None:
     raise ValueError(f"family={model.config.family!r}: no large scenes (GAN and flow matching have them)")
@@ -162,9 +196,20 @@ def model_regions(model, n: int, h: int, w: int, params=None, desc: str = "scene
 
 
 def evaluate(
-  workdir: str, height: int, width: int, n: int, feature_net: str = "default", step=None, mesh=None, model=None
+  workdir: str,
+  height: int,
+  width: int,
+  n: int,
+  feature_net: str = "default",
+  step=None,
+  mesh=None,
+  model=None,
+  cache_dir: str | None = None,
 ) -> dict:
-  """Scores n generated h x w scenes, n real regions and n untrained-model scenes (see the module doc)."""
+  """Scores n generated h x w scenes, n real regions and n untrained-model scenes (see the module doc).
+
+  ``cache_dir``: keeps each drawn scene (``model_regions``), so a rerun resumes.
+  """
   from genenv_jax.metrics import scorer
 
   model = trained.load(workdir, step) if model is None else model  # or a shipped model, loaded
@@ -196,11 +241,11 @@ def evaluate(
     sets = {"real": real_regions(world, n, height, width, 0)}
     coarse = coarse_reference(world, n, height, width, fnet)
   logs.phase(f"rendering {n} model scenes of {height}x{width} (the first one compiles)")
-  sets["model"] = model_regions(model, n, height, width, desc="model scenes")
+  sets["model"] = model_regions(model, n, height, width, desc="model scenes", cache_dir=cache_dir)
   dummy = {"x": np.zeros((2, crop, crop, model.spec.channels), np.float32), "label": np.zeros((2,), np.int32)}
   fresh = jax.jit(model.family.init)(jax.random.PRNGKey(model.config.seed), dummy).ema_params
   logs.phase(f"rendering {n} untrained scenes of {height}x{width}")
-  sets["untrained"] = model_regions(model, n, height, width, params=fresh, desc="untrained scenes")
+  sets["untrained"] = model_regions(model, n, height, width, params=fresh, desc="untrained scenes", cache_dir=cache_dir)
   out = {
     "workdir": workdir,
     "checkpoint_step": model.step,

@@ -282,3 +282,31 @@ def test_flow_matching_exports_to_every_engine(fm_workdir, tmp_path):
   np.testing.assert_allclose(scene.height, (want[..., -1] + 1) / 2, atol=1e-5)  # the canvas sample.py writes
   written = exports.export(scene, str(tmp_path / "out"), names, {"fm": 1})
   assert set(written) == set(names) and "city.glb" in written["gltf"]
+
+
+def test_large_scene_cache_resumes_an_interrupted_evaluation_with_the_same_scenes(fm_workdir, tmp_path, monkeypatch):
+  from genenv_jax import large_eval
+
+  model = trained.load(fm_workdir)
+  cache = str(tmp_path / "cache")
+  first = large_eval.model_regions(model, 2, 32, 32, desc="model scenes", cache_dir=cache)
+  assert sorted(os.listdir(cache)) == ["model_scenes_32x32_seed0.npy", "model_scenes_32x32_seed1.npy"]
+  # Interrupted after the first scene: the second file torn, the first kept. A rerun draws only the torn one.
+  open(os.path.join(cache, "model_scenes_32x32_seed1.npy"), "wb").write(b"\x93NUMPY torn")
+  drawn = []
+  real_render = canvas.render_scene
+  monkeypatch.setattr(canvas, "render_scene", lambda m, h, w, seed: drawn.append(seed) or real_render(m, h, w, seed))
+  again = large_eval.model_regions(model, 2, 32, 32, desc="model scenes", cache_dir=cache)
+  assert drawn == [1]
+  for k in first:
+    np.testing.assert_array_equal(first[k], again[k])
+
+
+def test_an_untrained_network_keeps_its_noise_so_its_floor_scenes_are_drawn_without_the_ode(fm_workdir):
+  import dataclasses
+
+  model = trained.load(fm_workdir)
+  batch = {"x": np.zeros((2, 16, 16, model.spec.channels), np.float32), "label": np.zeros((2,), np.int32)}
+  fresh = dataclasses.replace(model, params=model.family.init(jax.random.PRNGKey(0), batch).ema_params)
+  assert canvas.zero_velocity(fresh, fresh.params) and not canvas.zero_velocity(model, model.params)
+  np.testing.assert_array_equal(canvas.still_scene(fresh, 40, 24, seed=5), canvas.render_scene(fresh, 40, 24, seed=5))

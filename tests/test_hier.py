@@ -91,6 +91,23 @@ def test_two_level_canvas_carries_the_coarse_map_under_every_window():
   np.testing.assert_allclose(a, got, atol=1e-5)
 
 
+def test_a_two_level_model_without_velocity_draws_its_noise_and_is_seen_to():
+  model = fake_model()
+  assert not canvas.zero_velocity(model, None)
+  hr = model.family.extras["hier"]
+  still = lambda x, t: jnp.zeros_like(x)  # noqa: E731
+  zero = fmh.Hier(
+    coarse=hr.coarse._replace(velocity=lambda p, x, t, lab: still(x, t)),
+    fine=hr.fine._replace(velocity=lambda p, x, t, lab: still(x, t)),
+    factor=hr.factor,
+    channels=hr.channels,
+    one_hot=hr.one_hot,
+  )
+  model.family = model.family._replace(extras={"hier": zero}, canvas=zero.fine)
+  assert canvas.zero_velocity(model, None)
+  np.testing.assert_array_equal(canvas.still_scene(model, 40, 56, seed=3), canvas.render_scene(model, 40, 56, seed=3))
+
+
 def test_a_sketch_is_held_to_the_end_at_strength_0_and_ignored_at_1():
   model = fake_model()
   sk = sketch.Sketch("s.png", np.zeros((10, 14, 2), np.float32), np.zeros((10, 14, 2), np.float32), "height")
