@@ -120,3 +120,24 @@ def convolutions_in_and_out_of_ynnpack(compiled_text: str) -> tuple[int, int, in
   ynn = {name for line in calls for name in re.findall(r"calls=%([\w.\-]+)", line)}
   inside = sum(" convolution(" in line for name in ynn for line in bodies.get(name, []))
   return inside, compiled_text.count(" convolution(") - inside, len(calls)
+
+
+def load_script(path: str):
+  """A tool or benchmark script (``tools/NAME.py``) loaded as a module, for its functions.
+
+  Scripts define absl flags when imported, and two scripts loaded into one test process (xdist puts several test
+  files in one worker) may define the same name (``--output``). The flags a script defines are removed again once
+  it is loaded: tests call its functions, never its ``main``.
+  """
+  import importlib.util
+
+  from absl import flags
+
+  before = set(flags.FLAGS)
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f"script_{name}", os.path.join(ROOT, path))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  for f in set(flags.FLAGS) - before:
+    delattr(flags.FLAGS, f)
+  return mod

@@ -1,10 +1,10 @@
 """benchmarks/gpu.py's FLOP count (the one README utilisation figures divide by); profile_step.py's HLO reading."""
 
-import importlib.util
 import json
 import os
 import sys
 
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,10 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _script(name="gpu"):
-  spec = importlib.util.spec_from_file_location(f"{name}_bench", os.path.join(ROOT, "benchmarks", f"{name}.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return helpers.load_script(f"benchmarks/{name}.py")
 
 
 def test_step_flops_counts_what_the_compiled_cpu_step_does():

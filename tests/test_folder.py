@@ -165,23 +165,6 @@ def test_flow_folder_config_measures_bits_per_dim_on_held_out_images(tmp_path, d
   assert r["test_likelihood"] and all(np.isfinite(v) and v > 0 for v in r["test_likelihood"].values())
 
 
-def test_fm_folder_trains_on_class_folders_and_samples_each_class(tmp_path):
-  from genenv_jax import config_utils, trained, training
-
-  root = _class_folder(tmp_path / "imgs", per_class=16, size=16)
-  cfg = config_utils.load_config(
-    "configs/fm_folder.py:smoke",
-    [f"data.path={str(root)!r}", "data.conditional=True", "data.test_fraction=0.3", "train.num_steps=2",
-     "train.eval_every=2", "train.feature_net='none'"],
-  )  # fmt: skip
-  training.run(cfg, str(tmp_path / "run"))
-  m = trained.load(str(tmp_path / "run"))
-  assert m.layout.channels == ("rgb",) and m.spec.channels == 3 and m.spec.num_classes == len(m.scene_classes) >= 2
-  assert m.cond_index(m.scene_classes[1]) == 1
-  x = m.family.sample(m.params, jax.random.PRNGKey(0), 2, cond=1)
-  assert x.shape == (2, 16, 16, 3) and np.isfinite(np.asarray(x)).all()
-
-
 def _gray_folder(root, n=24, size=16, seed=0):
   """Gray PNGs (mode L): a bright or a dark blob on noise."""
   rng = np.random.default_rng(seed)
@@ -226,22 +209,26 @@ def test_a_gray_folder_read_as_rgb_is_named_and_as_gray_is_one_channel_counted_o
   assert bpd_gray == pytest.approx(bits / (len(te) * 256), rel=1e-9)
 
 
-def test_fm_folder_on_gray_images_makes_a_one_channel_model(tmp_path):
-  """A gray folder trains, evaluates in the loop (step 2) and samples as a one-channel model; its baseline's
-  dimensions are the test above's."""
+def test_fm_folder_on_gray_class_folders_makes_a_one_channel_model_that_samples_each_class(tmp_path):
+  """Gray images in two class folders train a conditional one-channel model (one training for both: CI time); it
+  evaluates in the loop (step 2), samples each class by name, and its baseline's dimensions are the test above's."""
   from genenv_jax import config_utils, trained, training
 
-  root = _gray_folder(tmp_path / "gray", n=24)
+  root = tmp_path / "gray"
+  _gray_folder(root / "bright", n=16, seed=1)
+  _gray_folder(root / "dark", n=16, seed=2)
   cfg = config_utils.load_config(
     "configs/fm_folder.py:smoke",
-    [f"data.path={str(root)!r}", "data.channels=('gray',)", "data.test_fraction=0.3", "train.num_steps=2",
-     "train.eval_every=2", "train.feature_net='none'", "mesh.num_devices=1"],
+    [f"data.path={str(root)!r}", "data.channels=('gray',)", "data.conditional=True", "data.test_fraction=0.3",
+     "train.num_steps=2", "train.eval_every=2", "train.feature_net='none'", "mesh.num_devices=1"],
   )  # fmt: skip
   training.run(cfg, str(tmp_path / "run"))
   m = trained.load(str(tmp_path / "run"))
   assert m.layout.channels == ("gray",) and m.spec.channels == 1
-  x = m.family.sample(m.params, jax.random.PRNGKey(0), 2)
-  assert x.shape == (2, 16, 16, 1) and np.isfinite(np.asarray(x)).all()
+  assert m.scene_classes == ("bright", "dark") and m.spec.num_classes == 2 and m.cond_index("dark") == 1
+  for cond in (0, 1):
+    x = m.family.sample(m.params, jax.random.PRNGKey(0), 2, cond=cond)
+    assert x.shape == (2, 16, 16, 1) and np.isfinite(np.asarray(x)).all()
   decoded = m.layout.decode(np.asarray(x))
   assert decoded["rgb"].shape == (2, 16, 16, 3) and decoded["gray"].shape == (2, 16, 16)
 

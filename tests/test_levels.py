@@ -1,9 +1,8 @@
 """The level worlds (dungeon, caves): every real level passes every rule; broken levels fail the right one."""
 
-import functools
-import importlib.util
 import os
 
+import helpers
 import numpy as np
 import pytest
 
@@ -162,13 +161,9 @@ def test_the_finishing_pass_joins_caves_with_tunnels_of_floor():
   assert get_world("dungeon_regions").finish is None
 
 
-@functools.cache
 def _render_tiled():
-  """tools/render_tiled.py as a module (loaded once: it defines absl flags)."""
-  spec = importlib.util.spec_from_file_location("render_tiled", os.path.join(ROOT, "tools", "render_tiled.py"))
-  rt = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(rt)
-  return rt
+  """tools/render_tiled.py as a module."""
+  return helpers.load_script("tools/render_tiled.py")
 
 
 @pytest.mark.parametrize("world", ["dungeon", "caves"])

@@ -1,18 +1,16 @@
 """The results table (docs/results.md) is generated from results/*.json, one per config, each with its command."""
 
 import glob
-import importlib.util
 import json
 import os
+
+import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tool(name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return helpers.load_script(f"tools/{name}.py")
 
 
 def test_results_page_table_is_what_the_script_writes():

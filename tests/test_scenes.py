@@ -141,14 +141,11 @@ def test_characters_hold_people_animals_and_robots_each_judged_by_its_own_parts(
 def test_class_recognition_reads_a_characters_sample_by_the_kind_its_parts_make():
   """tools/class_recognition.py on characters: a sample counts for its class when its parts make that class's kind
   (people's three classes share one kind); real sprites are recognised every time."""
-  import importlib.util
-  import os
   import types
 
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "class_recognition.py")
-  spec = importlib.util.spec_from_file_location("class_recognition", path)
-  tool = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(tool)
+  import helpers
+
+  tool = helpers.load_script("tools/class_recognition.py")
   w = get_world("characters")
   model = types.SimpleNamespace(world=w, scene_classes=w.scene_class_names, spec=types.SimpleNamespace(image_size=32))
   names, hits, real_rate = tool.RECOGNISERS["characters"](model)

@@ -261,7 +261,10 @@ def test_gan_region_is_its_tiled_scene_and_it_is_not_editable(tmp_path):
   got = get_img(c, "seed=5&y0=240&x0=0&h=32&w=32")
   px = model.family.tiling.cell_px
   want = model.layout.decode(tiling.render_region(model, 5, 240 // px, 0, 32 // px, 32 // px, src.temperature, 0)[None])
-  np.testing.assert_array_equal(got, want["rgb"][0])
+  # The server draws a whole chunk around the region; the float sums of a larger convolution may round the other
+  # way, so one colour level on a rare pixel may differ (seen once: 1 value of 3072, under a loaded CPU).
+  diff = np.abs(got.astype(int) - want["rgb"][0].astype(int))
+  assert diff.max() <= 1 and (diff > 0).mean() < 0.01
   r = c.post("/api/edit", json={"seed": 0, "y0": 0, "x0": 0, "h": 16, "w": 16, "mask": png_b64(disc(16, 16, 8, 8, 4))})
   assert r.status_code == 409 and "editable" in r.json()["error"]
 
