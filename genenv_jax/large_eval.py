@@ -141,6 +141,17 @@ def real_regions(world, n: int, h: int, w: int, first_seed: int) -> dict[str, np
   }
 
 
+def weights_key(params) -> str:
+  """16 hex digits of the sha256 of every parameter (paths and values): the key of a ``model_regions`` cache."""
+  import hashlib
+
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]:
+    h.update(jax.tree_util.keystr(path).encode())
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()[:16]
+
+
 def _cached(cache_dir: str | None, name: str, make):
   """``make()``, or the array a run before this one stored under ``cache_dir/name.npy`` (written atomically)."""
   if not cache_dir:

@@ -300,6 +300,10 @@ def test_large_scene_cache_resumes_an_interrupted_evaluation_with_the_same_scene
   assert drawn == [1]
   for k in first:
     np.testing.assert_array_equal(first[k], again[k])
+  # The cache is keyed by the weights: the same weights give the same key, changed weights another.
+  key = large_eval.weights_key(model.params)
+  moved = jax.tree.map(lambda a: a + 1e-3, model.params)
+  assert large_eval.weights_key(trained.load(fm_workdir).params) == key != large_eval.weights_key(moved)
 
 
 def test_an_untrained_network_keeps_its_noise_so_its_floor_scenes_are_drawn_without_the_ode(fm_workdir):

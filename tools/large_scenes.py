@@ -2,7 +2,7 @@ r"""Scores whole large scenes of a model and writes its rows into ``results/larg
 
   python tools/large_scenes.py --model=fm_city_regions --scene_size=256x256 --num_samples=6
   python tools/large_scenes.py --workdir=runs/fm_terrain_cpu --scene_size=1024x1024 --num_samples=8
-  python tools/large_scenes.py --model=fm_terrain_hier --scene_size=1024x1024 --num_samples=5
+  python tools/large_scenes.py --model=fm_terrain --scene_size=1024x1024 --num_samples=5
 
 Runs ``large_eval.evaluate`` (what ``eval.py --scene_size`` runs) and stores
 three rows per call, one per set: the model, the untrained model (the floor)
@@ -15,7 +15,7 @@ size) replaces its rows. ``python tools/results_table.py`` writes the table of
 ``docs/large-scenes.md`` from the file.
 
 A flow-matching scene of 1024x1024 takes about 10 minutes on a 2-core CPU:
-each scene drawn is kept in ``--cache_dir`` (keyed by the model's weights)
+each scene drawn is kept in ``--cache_dir`` (keyed by a hash of the weights)
 as soon as it is finished, so an interrupted run started again resumes with
 the next scene. The untrained floor costs nothing there: an untrained
 flow-matching network's velocity is zero, so its scenes are the starting
@@ -51,19 +51,18 @@ def main(argv):
   if _MODEL.value:
     model = models.load(_MODEL.value)
     config = models.card(_MODEL.value)["train_command"]
-    key = f"{_MODEL.value}_{models.card(_MODEL.value)['sha256'][:12]}"
   else:
     from genenv_jax import trained
 
     model = trained.load(_WORKDIR.value)
-    key = f"{os.path.basename(os.path.normpath(_WORKDIR.value))}_step{model.step}"
     config = f"workdir {_WORKDIR.value}"
     for name in sorted(os.listdir(os.path.join(ROOT, "results"))):  # the results row that trained this workdir
       if name.endswith(".json") and name != "large_scenes.json":
         r = workdir.read_json(os.path.join(ROOT, "results", name))
         if isinstance(r, dict) and os.path.normpath(str(r.get("workdir", ""))) == os.path.normpath(_WORKDIR.value):
           config = r.get("command", config)
-  cache = os.path.join(_CACHE.value, key) if _CACHE.value else None
+  # Keyed by the weights themselves: a workdir retrained in place (same path, same step) gets a new directory.
+  cache = os.path.join(_CACHE.value, large_eval.weights_key(model.params)) if _CACHE.value else None
   scores = large_eval.evaluate(_WORKDIR.value or _MODEL.value, h, w, _NUM.value, model=model, cache_dir=cache)
   src = f"--model={_MODEL.value}" if _MODEL.value else f"--workdir={_WORKDIR.value}"
   command = f"python tools/large_scenes.py {src} --scene_size={h}x{w} --num_samples={_NUM.value}"
