@@ -112,7 +112,7 @@ def test_flow_family_learns_and_samples():
   grad = np.linspace(-0.8, 0.8, 8)[None, :, None, None] * np.ones((32, 8, 8, 3))
   x = np.round((grad + rng.normal(0, 0.03, grad.shape) + 1) * 127.5) / 127.5 - 1
   batch = {"x": jnp.asarray(x, jnp.float32), "label": jnp.zeros((32,), jnp.int32)}
-  state = fam.init(jax.random.PRNGKey(0), batch)
+  state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   step = jax.jit(fam.train_step)
   first = None
   for _ in range(30):

@@ -311,6 +311,6 @@ def test_an_untrained_network_keeps_its_noise_so_its_floor_scenes_are_drawn_with
 
   model = trained.load(fm_workdir)
   batch = {"x": np.zeros((2, 16, 16, model.spec.channels), np.float32), "label": np.zeros((2,), np.int32)}
-  fresh = dataclasses.replace(model, params=model.family.init(jax.random.PRNGKey(0), batch).ema_params)
+  fresh = dataclasses.replace(model, params=jax.jit(model.family.init)(jax.random.PRNGKey(0), batch).ema_params)
   assert canvas.zero_velocity(fresh, fresh.params) and not canvas.zero_velocity(model, model.params)
   np.testing.assert_array_equal(canvas.still_scene(fresh, 40, 24, seed=5), canvas.render_scene(fresh, 40, 24, seed=5))

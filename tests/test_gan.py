@@ -30,7 +30,7 @@ def test_generator_is_fully_convolutional(smoke_config):
   cfg = smoke_config()
   fam = families.make(cfg, base.DataSpec(16, 9, 1))
   batch = {"x": jnp.zeros((2, 16, 16, 9)), "label": jnp.zeros((2,), jnp.int32)}
-  state = fam.init(jax.random.PRNGKey(0), batch)
+  state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   big = fam.sample(state.ema_params, jax.random.PRNGKey(1), 2, latent_grid=8)  # 8x8 latent grid
   assert big.shape == (2, 32, 32, 9)  # 16 px from a 4x4 grid: 4x upsampling
   assert float(jnp.abs(big).max()) <= 1.0
@@ -39,7 +39,7 @@ def test_generator_is_fully_convolutional(smoke_config):
 def test_samples_depend_only_on_key_and_index(smoke_config):
   fam = families.make(smoke_config(), base.DataSpec(16, 9, 1))
   batch = {"x": jnp.zeros((2, 16, 16, 9)), "label": jnp.zeros((2,), jnp.int32)}
-  state = fam.init(jax.random.PRNGKey(0), batch)
+  state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   a = fam.sample(state.ema_params, jax.random.PRNGKey(5), 6)
   b = fam.sample(state.ema_params, jax.random.PRNGKey(5), 3)
   np.testing.assert_allclose(a[:3], b, atol=1e-5)  # batch size changes conv summation order
@@ -60,7 +60,7 @@ def test_training_moves_params_and_updates_ema(smoke_config):
   fam = families.make(smoke_config(), base.DataSpec(16, 9, 1))
   rng = np.random.default_rng(0)
   batch = {"x": jnp.asarray(rng.uniform(-1, 1, (4, 16, 16, 9)), jnp.float32), "label": jnp.zeros((4,), jnp.int32)}
-  s0 = fam.init(jax.random.PRNGKey(0), batch)
+  s0 = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   s1, m = jax.jit(fam.train_step)(s0, batch)
   assert int(s1.step) == 1 and int(s1.skipped) == 0
   for k in ("g", "d"):
@@ -72,7 +72,7 @@ def test_training_moves_params_and_updates_ema(smoke_config):
 def test_non_finite_step_is_skipped_and_counted(smoke_config):
   fam = families.make(smoke_config(), base.DataSpec(16, 9, 1))
   batch = {"x": jnp.full((4, 16, 16, 9), jnp.nan), "label": jnp.zeros((4,), jnp.int32)}
-  s0 = fam.init(jax.random.PRNGKey(0), batch)
+  s0 = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   s1, m = jax.jit(fam.train_step)(s0, batch)
   assert int(s1.step) == 1 and int(s1.skipped) == 1
   same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s0.params, s1.params)
@@ -83,7 +83,7 @@ def test_class_conditioning_changes_samples(smoke_config):
   cfg = smoke_config("data.conditional=True")
   fam = families.make(cfg, base.DataSpec(16, 9, 3))
   batch = {"x": jnp.zeros((2, 16, 16, 9)), "label": jnp.array([0, 2], jnp.int32)}
-  state = fam.init(jax.random.PRNGKey(0), batch)
+  state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   a = fam.sample(state.ema_params, jax.random.PRNGKey(1), 2, 0)
   b = fam.sample(state.ema_params, jax.random.PRNGKey(1), 2, 2)
   assert float(jnp.abs(a - b).max()) > 1e-4
@@ -92,7 +92,7 @@ def test_class_conditioning_changes_samples(smoke_config):
 def test_diff_augment_runs_inside_step(smoke_config):
   fam = families.make(smoke_config("gan.augment=True", "gan.loss='hinge'"), base.DataSpec(16, 9, 1))
   batch = {"x": jnp.zeros((4, 16, 16, 9)), "label": jnp.zeros((4,), jnp.int32)}
-  s, m = jax.jit(fam.train_step)(fam.init(jax.random.PRNGKey(0), batch), batch)
+  s, m = jax.jit(fam.train_step)(jax.jit(fam.init)(jax.random.PRNGKey(0), batch), batch)
   assert np.isfinite(float(m["g_loss"]))
 
 
@@ -102,7 +102,7 @@ def test_train_step_compiles_once_and_stays_finite(smoke_config):
   fam = families.make(smoke_config(), base.DataSpec(16, 9, 1))
   rng = np.random.default_rng(1)
   batch = {"x": jnp.asarray(rng.uniform(-1, 1, (4, 16, 16, 9)), jnp.float32), "label": jnp.zeros((4,), jnp.int32)}
-  state = fam.init(jax.random.PRNGKey(0), batch)
+  state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   step = jax.jit(chex.assert_max_traces(fam.train_step, n=1), donate_argnums=(0,))
   for _ in range(3):
     state, m = step(state, batch)
@@ -134,7 +134,7 @@ def test_bfloat16_opt_in_keeps_float32_state_and_tracks_the_float32_step(smoke_c
   out = {}
   for precision in ("float32", "bfloat16"):
     fam = families.make(smoke_config(f"train.precision={precision!r}"), spec)
-    state = fam.init(jax.random.PRNGKey(0), batch)
+    state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
     step = jax.jit(fam.train_step)
     convs = [line for line in step.lower(state, batch).as_text().splitlines() if "stablehlo.convolution" in line]
     # The opt-in changes what runs: every convolution of the bfloat16 step takes bfloat16 inputs, none of float32's.
@@ -157,7 +157,10 @@ def test_bfloat16_opt_in_keeps_float32_state_and_tracks_the_float32_step(smoke_c
   np.testing.assert_allclose(float(m16["g_grad_norm"]), float(m32["g_grad_norm"]), rtol=5e-2)
   # The generator's output from the same parameters: within bfloat16's rounding.
   fams = {p: families.make(smoke_config(f"train.precision={p!r}"), spec) for p in ("float32", "bfloat16")}
-  x32, x16 = (fams[p].sample(s32.ema_params, jax.random.PRNGKey(5), 16) for p in ("float32", "bfloat16"))
+  x32, x16 = (
+    jax.jit(fams[p].sample, static_argnums=2)(s32.ema_params, jax.random.PRNGKey(5), 16)
+    for p in ("float32", "bfloat16")
+  )
   assert x16.dtype == jnp.float32
   assert float(jnp.mean(jnp.abs(x16 - x32))) < 0.02, float(jnp.mean(jnp.abs(x16 - x32)))
 

@@ -50,7 +50,7 @@ def test_vae_learns_with_labels_and_iw_bound_is_tighter():
   rgb = np.round((grad + rng.normal(0, 0.02, grad.shape) + 1) * 127.5) / 127.5 - 1
   labels = np.eye(3)[(np.arange(8)[None, :, None] // 3) * np.ones((16, 1, 8), int)] * 2 - 1
   batch = {"x": jnp.asarray(np.concatenate([rgb, labels], -1), jnp.float32), "label": jnp.zeros((16,), jnp.int32)}
-  state = fam.init(jax.random.PRNGKey(0), batch)
+  state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
   step = jax.jit(fam.train_step)
   state, m0 = step(state, batch)
   for _ in range(60):
@@ -75,7 +75,7 @@ def test_interpolation_ends_at_the_reconstructions():
   spec = base.DataSpec(image_size=8, channels=3, num_classes=1)
   fam = families.make(_config(), spec)
   x = jax.random.uniform(jax.random.PRNGKey(0), (2, 8, 8, 3), minval=-1, maxval=1)
-  state = fam.init(jax.random.PRNGKey(1), {"x": x, "label": jnp.zeros((2,), jnp.int32)})
+  state = jax.jit(fam.init)(jax.random.PRNGKey(1), {"x": x, "label": jnp.zeros((2,), jnp.int32)})
   rec = fam.extras["reconstruct"](state.params, x)
   path = fam.extras["interpolate"](state.params, x[:1], x[1:], 5)
   assert rec.shape == (2, 8, 8, 3) and path.shape == (1, 5, 8, 8, 3)
@@ -93,7 +93,7 @@ def test_learned_prior_leaves_the_vae_as_it_was_and_learns_the_aggregate_posteri
     # beta << 1: posteriors far from N(0, I), so a prior that learns them has something to show.
     cfg.vae.update(dict(prior=prior, prior_widths=(32, 32), prior_steps=8, beta=0.02))
     fam = families.make(cfg, spec)
-    state = fam.init(jax.random.PRNGKey(0), batch)
+    state = jax.jit(fam.init)(jax.random.PRNGKey(0), batch)
     step = jax.jit(fam.train_step)
     for _ in range(300):
       state, m = step(state, batch)
