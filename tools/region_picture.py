@@ -3,9 +3,12 @@ r"""A large generated scene beside a real region of the same size (the pictures 
   python tools/region_picture.py --workdir=runs/gan_city_cpu --size=1024 --output=docs/city_1024_model_vs_real.png
   python tools/region_picture.py --workdir=runs/fm_city_hier_cpu --workdir=runs/fm_city_regions_cpu --size=1024 \
     --output=docs/city_1024_hier_vs_single_vs_real.png
+  python tools/region_picture.py --model=fm_terrain --size=1024 --output=docs/terrain_1024_fm_vs_real.png
 
-Left: each model's seamless canvas in the order given (seed 0, ``eval.py
---scene_size`` draws the same); right: region (0, 0) of real world 0 of the
+Left: each model's seamless canvas, workdirs then shipped models (``--model``)
+in the order given (seed 0, ``eval.py --scene_size`` and
+``tools/large_scenes.py`` draw the same; a scene that ``tools/large_scenes.py``
+kept in ``--cache_dir`` is read back, not drawn again); right: region (0, 0) of real world 0 of the
 unbounded version of the first model's world. Downscaled by ``--scale`` (box
 filter) to keep the PNG small.
 """
@@ -21,21 +24,32 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from genenv_jax import cli, large_eval, trained  # noqa: E402
+from genenv_jax import cli, large_eval, models, trained  # noqa: E402
 
-_WORKDIR = flags.DEFINE_multi_string("workdir", None, "A train.py workdir (repeat for several models).", required=True)
+_WORKDIR = flags.DEFINE_multi_string("workdir", [], "A train.py workdir (repeat for several models).")
+_MODEL = flags.DEFINE_multi_string("model", [], "A shipped model (python -m genenv_jax.models; repeatable).")
 _SIZE = flags.DEFINE_integer("size", 1024, "Side of the square scenes in pixels.")
 _SCALE = flags.DEFINE_integer("scale", 2, "Downscale factor for the picture.")
 _OUT = flags.DEFINE_string("output", None, "PNG to write.", required=True)
+_CACHE = flags.DEFINE_string(
+  "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "tools/large_scenes.py's scenes ('' reads none)."
+)
 
 
 def main(argv):
   del argv
   cli.start()
-  models = [trained.load(w) for w in _WORKDIR.value]
-  world = large_eval.judge_world(models[0].world)
+  if not _WORKDIR.value and not _MODEL.value:
+    print("error: give --workdir=W or --model=NAME (repeatable)", file=sys.stderr)
+    return 2
+  ms = [trained.load(w) for w in _WORKDIR.value] + [models.load(m) for m in _MODEL.value]
+  world = large_eval.judge_world(ms[0].world)
   s = _SIZE.value
-  gens = [large_eval.model_regions(m, 1, s, s)["rgb"][0] for m in models]
+
+  def cache(m):  # tools/large_scenes.py's directory for these weights
+    return os.path.join(_CACHE.value, large_eval.weights_key(m.params)) if _CACHE.value else None
+
+  gens = [large_eval.model_regions(m, 1, s, s, desc="model scenes", cache_dir=cache(m))["rgb"][0] for m in ms]
   real = large_eval.real_regions(world, 1, s, s, 0)["rgb"][0]
   k = _SCALE.value
   small = [x.reshape(s // k, k, s // k, k, 3).mean((1, 3)).round().astype(np.uint8) for x in (*gens, real)]
