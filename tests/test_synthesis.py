@@ -35,6 +35,14 @@ def test_one_and_eight_devices_and_two_batch_sizes_give_identical_bytes(model, t
   assert helpers._checksums(tmp_path / "a") == helpers._checksums(tmp_path / "b") == helpers._checksums(tmp_path / "c")
 
 
+def test_a_batch_is_no_larger_than_a_shard_needs():
+  """16 samples at the default batch of 256 computed 256; the batch now covers one shard in whole device calls."""
+  assert synthesis.covering_batch(256, 16, 10_000, 8) == 16
+  assert synthesis.covering_batch(256, 20, 10_000, 8) == 24  # whole calls of 8 (1 device x chunk 8)
+  assert synthesis.covering_batch(256, 1000, 100, 64) == 128  # a shard of 100 on 8 devices x chunk 8
+  assert synthesis.covering_batch(256, 10**6, 10_000, 64) == 256  # large runs keep the batch asked for
+
+
 def test_reads_back_through_tfds_without_tensorflow(model, tmp_path):
   out = str(tmp_path / "ds")
   synthesis.run(model, out, 20, seed=1, batch_size=8, shard_size=8, progress=False, num_devices=1)

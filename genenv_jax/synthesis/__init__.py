@@ -78,6 +78,13 @@ class Prepared(NamedTuple):
   done: dict | None  # the provenance when the output is already complete
 
 
+def covering_batch(batch_size: int, num_samples: int, shard_size: int, unit: int) -> int:
+  """``batch_size``, or less where a shard holds fewer samples: the smallest multiple of ``unit`` (devices x
+  chunk) that covers one shard. A batch is computed whole, so 16 samples at the default 256 drew 256; the
+  bytes do not depend on the batch size (``chunk`` fixes the computation), so nothing else changes."""
+  return min(batch_size, -(-min(shard_size, num_samples) // unit) * unit)
+
+
 def prepare(
   trained, output, num_samples, seed, batch_size, shard_size, temperature, cond, chunk, num_devices, cpu_convolutions
 ) -> Prepared:
@@ -181,6 +188,7 @@ def run(
   if pre.done is not None:
     return pre.done
   mesh, settings, output, writer, todo = pre.mesh, pre.settings, pre.output, pre.writer, pre.todo
+  batch_size = covering_batch(batch_size, num_samples, shard_size, mesh.devices.size * chunk)
   temperature, kernels, n_proc = settings.temperature, settings.cpu_convolutions, jax.process_count()
   generate = make_generate(trained, mesh, chunk, temperature, cond, kernels)
   from tqdm import tqdm
