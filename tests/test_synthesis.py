@@ -35,8 +35,18 @@ def test_one_and_eight_devices_and_two_batch_sizes_give_identical_bytes(model, t
   assert helpers._checksums(tmp_path / "a") == helpers._checksums(tmp_path / "b") == helpers._checksums(tmp_path / "c")
 
 
-def test_a_batch_is_no_larger_than_a_shard_needs():
+def test_a_batch_is_no_larger_than_a_shard_needs(model, tmp_path, monkeypatch):
   """16 samples at the default batch of 256 computed 256; the batch now covers one shard in whole device calls."""
+  make, sizes = synthesis.make_generate, []
+
+  def recording(*args):
+    generate = make(*args)
+    return lambda params, idx, seed: (sizes.append(len(idx)), generate(params, idx, seed))[1]
+
+  monkeypatch.setattr(synthesis, "make_generate", recording)
+  synthesis.run(model, str(tmp_path / "ds"), 12, batch_size=256, shard_size=100, progress=False, num_devices=1)
+  assert sizes and set(sizes) == {16}, sizes  # 12 samples: two calls of chunk 8, not 256 (contact sheet included)
+  assert len(tfds.builder_from_directory(str(tmp_path / "ds")).as_data_source("train")) == 12
   assert synthesis.covering_batch(256, 16, 10_000, 8) == 16
   assert synthesis.covering_batch(256, 20, 10_000, 8) == 24  # whole calls of 8 (1 device x chunk 8)
   assert synthesis.covering_batch(256, 1000, 100, 64) == 128  # a shard of 100 on 8 devices x chunk 8

@@ -8,9 +8,10 @@ r"""A large generated scene beside a real region of the same size (the pictures 
 Left: each model's seamless canvas, workdirs then shipped models (``--model``)
 in the order given (seed 0, ``eval.py --scene_size`` and
 ``tools/large_scenes.py`` draw the same; a scene that ``tools/large_scenes.py``
-kept in ``--cache_dir`` is read back, not drawn again); right: region (0, 0) of real world 0 of the
-unbounded version of the first model's world. Downscaled by ``--scale`` (box
-filter) to keep the PNG small.
+kept in ``--cache_dir`` is read back, not drawn again, and one drawn here is
+kept there); right: region (0, 0) of real world 0 of the unbounded version
+of the first model's world. Downscaled by ``--scale`` (box filter) to keep
+the PNG small.
 """
 
 import os
