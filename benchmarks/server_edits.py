@@ -20,7 +20,9 @@ Figures (means over the masks): ``rules`` (the world's rules pass on the
 whole region), ``seam`` (mean |RGB step| across the mask's border over the
 mean |RGB step| of the whole region: real sits near 1 on the same border,
 and across real class boundaries at ``class_edge_seam_mean``, the step a
-painted shore should have), ``iou_labels`` (the
+painted shore should have, and around the real object of the painted class
+nearest the mask's size at ``object_seam_*``: the spread an edit's seam is
+judged against), ``iou_labels`` (the
 painted class vs the generated label map, inside the mask grown by 4 px)
 and ``iou_rgb`` (the same with the class read from the colour, nearest
 palette entry: does it look like what was painted; for ``real`` the row is
@@ -89,6 +91,23 @@ def edge_ratio(rgb: np.ndarray, labels: np.ndarray) -> float:
     edges.append(d[diff])
   e = np.concatenate(edges)
   return float(e.mean() / np.concatenate(steps).mean()) if e.size else float("nan")
+
+
+def object_seam(rgb: np.ndarray, labels: np.ndarray, cls: int, area: int) -> float:
+  """The seam of a real object of class ``cls``: its 4-connected piece nearest ``area`` pixels (nan if none of 50+).
+
+  What a painted object's border should look like: a real lake's shore
+  against its real surroundings, normalised like ``seam``.
+  """
+  comp, k = ndimage.label(labels == cls)
+  if not k:
+    return float("nan")
+  sizes = np.bincount(comp.ravel())[1:]
+  ok = np.flatnonzero(sizes >= 50)
+  if not ok.size:
+    return float("nan")
+  pick = ok[np.argmin(np.abs(np.log(sizes[ok] / area)))]
+  return seam(rgb, comp == pick + 1)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -163,11 +182,17 @@ def main():
         pasted[k][32:96, 32:96][m64] = other[k][m64]
     for kind, lay in (("edit", edited), ("paste", pasted), ("real", list(real))):
       rgb, labels, height = lay
-      rows[kind]["rules"].append(all(world.validity(labels, height).values()))
+      checks = world.validity(labels, height)
+      rows[kind]["rules"].append(all(checks.values()))
+      for rule, ok in checks.items():
+        if not ok:
+          failed = rows[kind].setdefault("failed", {})
+          failed[rule] = failed.get(rule, 0) + 1
       rows[kind]["seam"].append(seam(rgb, full))
       from_rgb = base.rgb_to_labels(rgb, src.palette[: len(names)])
       if kind == "real":  # real class boundaries: the step a painted shore should have
         rows[kind].setdefault("class_edge", []).append(edge_ratio(rgb, labels))
+        rows[kind].setdefault("object_seam", []).append(object_seam(rgb, labels, cls, int(m64.sum())))
       if kind == "real":  # how well colour gives the class where it truly is (the ceiling of iou_rgb)
         truth = (labels == cls) & near
         rows[kind]["iou_labels"].append(float("nan"))
@@ -188,14 +213,29 @@ def main():
       "iou_labels": float(np.nanmean(r["iou_labels"])) if kind != "real" else None,
       "iou_rgb": float(np.nanmean(r["iou_rgb"])),
     }  # fmt: skip
+    fig["failed_rules"] = dict(sorted(r.get("failed", {}).items()))
     if "class_edge" in r:
       fig["class_edge_seam_mean"] = float(np.nanmean(r["class_edge"]))
+      o = np.array(r["object_seam"])
+      o = o[np.isfinite(o)]
+      fig["object_seam_n"] = int(o.size)
+      if o.size:
+        fig["object_seam_mean"] = float(o.mean())
+        fig["object_seam_p10"], fig["object_seam_p90"] = (float(v) for v in np.percentile(o, [10, 90]))
     out["rows"][kind] = fig
     il = "-" if fig["iou_labels"] is None else f"{fig['iou_labels']:.3f}"
     spread = f"{fig['seam_mean']:.2f} [{fig['seam_p10']:.2f},{fig['seam_p90']:.2f}]"
-    print(f"{kind:>6} {fig['rules']:6.2f} {spread:>14} {il:>11} {fig['iou_rgb']:8.3f}")
+    fails = ", ".join(f"{k} {v}" for k, v in fig["failed_rules"].items())
+    print(f"{kind:>6} {fig['rules']:6.2f} {spread:>14} {il:>11} {fig['iou_rgb']:8.3f}  {fails}")
   ce = out["rows"]["real"]["class_edge_seam_mean"]
   print(f"real class boundaries (a true shore or kerb) give a seam of {ce:.2f}: a painted class's border should too")
+  r = out["rows"]["real"]
+  if r.get("object_seam_n"):
+    print(
+      f"real objects of the painted class (nearest the mask's area; "
+      f"{r['object_seam_n']} of {args.masks} regions hold one): "
+      f"seam {r['object_seam_mean']:.2f} [{r['object_seam_p10']:.2f},{r['object_seam_p90']:.2f}]"
+    )
   if args.json:
     with open(args.json, "w") as f:
       json.dump(out, f, indent=1)

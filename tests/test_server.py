@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 from starlette.testclient import TestClient
 
 from genenv_jax import families, parallel, trained
@@ -175,7 +176,13 @@ def test_world_edit_paints_a_lake_locally_survives_restart_and_undo_restores(cit
   rgb1, lab1 = get_img(c, q), get_img(c, q + "&layer=labels")
   inside = np.zeros((160, 160), bool)
   inside[40:104, 48:112] = mask > 0
-  assert (lab1[inside] == 4).all()  # the painted class, everywhere it was painted
+  lake = lab1 == 4
+  # The painted class everywhere it was painted, but for a one-pixel bank of ground where it meets a building
+  # (the world's rule nothing_built_on_water kept by the edit).
+  bank = inside & ~lake
+  assert (lab1[bank] == 0).all() and bank.sum() < 0.1 * inside.sum()
+  assert (ndimage.binary_dilation(lab1 == 2) & inside)[bank].all()
+  assert not (ndimage.binary_dilation(lake & inside) & (lab1 == 2)).any()
   changed = (rgb1 != rgb0).any(-1) | (lab1 != lab0)
   assert changed[inside].mean() > 0.5 and not changed[~inside].any()  # nothing outside the mask
   assert get_img(c, "seed=2&y0=0&x0=0&h=160&w=160").shape == (160, 160, 3)  # other seeds untouched
@@ -193,6 +200,32 @@ def test_world_edit_paints_a_lake_locally_survives_restart_and_undo_restores(cit
   assert c3.delete(f"/api/edit/{eid}").status_code == 404
   lines = [json.loads(x) for x in open(os.path.join(folder, "edits.jsonl"))]
   assert [x["op"] for x in lines] == ["edit", "undo"]
+
+
+def test_a_world_edit_keeps_buildings_off_water():
+  """A lake painted against a house gets a bank inside the mask; a house painted into water steps back."""
+  w = get_world("city_regions")
+  labels = np.zeros((12, 12), np.uint8)
+  labels[:, 6:] = 2  # buildings on the right
+  height = np.where(labels == 2, 0.5, 0.02).astype(np.float32)
+  edit = np.zeros((12, 12), bool)
+  edit[2:10, 2:6] = True  # a lake painted up to the buildings' wall
+  labels[edit] = 4
+  before = labels.copy()
+  w.settle_edit(labels, height, edit)
+  assert (labels[2:10, 5] == 0).all() and (labels[2:10, 2:5] == 4).all()  # a one-pixel bank of ground
+  assert np.allclose(height[2:10, 5], 0.02)
+  assert (labels[~edit] == before[~edit]).all()  # nothing outside the edit changes
+  assert w.validity(labels, height)["nothing_built_on_water"]
+  # The other way round: a house painted into a lake keeps a bank from the water around it.
+  labels = np.full((12, 12), 4, np.uint8)
+  edit = np.zeros((12, 12), bool)
+  edit[3:9, 3:9] = True
+  labels[edit] = 2
+  height = np.where(labels == 2, 0.5, 0.0).astype(np.float32)
+  w.settle_edit(labels, height, edit)
+  assert (labels[4:8, 4:8] == 2).all() and (labels[3, 3:9] == 0).all()
+  assert not (ndimage.binary_dilation(labels == 4) & (labels == 2)).any()
 
 
 @pytest.mark.parametrize(

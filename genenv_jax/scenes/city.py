@@ -342,6 +342,20 @@ class CityWorld:
     out["plausible_layout"] = bool(0.05 <= n_road / n_px <= 0.6 and wat.sum() / n_px <= 0.6)
     return out
 
+  def settle_edit(self, labels: np.ndarray, height: np.ndarray, editable: np.ndarray) -> None:
+    """An edit keeps ``nothing_built_on_water``: edited pixels where water meets a building become ground (in place).
+
+    A lake painted against a house gets a one-pixel bank inside the mask, a
+    house painted against water steps back by one; pixels outside
+    ``editable`` never change.
+    """
+    wat, bld = labels == WATER, labels == BUILDING
+    clash = editable & ((wat & ndimage.binary_dilation(bld, _FOUR)) | (bld & ndimage.binary_dilation(wat, _FOUR)))
+    if clash.any():
+      ground = (labels == GROUND) & ~editable
+      labels[clash] = GROUND
+      height[clash] = float(np.median(height[ground])) if ground.any() else 0.03
+
   def statistics(self, labels: np.ndarray, height: np.ndarray | None = None) -> np.ndarray:
     """Summary statistics of one scene, in the order of ``stat_names``."""
     n_px = labels.size

@@ -207,6 +207,9 @@ class WorldSource(Source):
         labels[sel] = c
         same = (context.labels == c) & ~full
         height[sel] = float(np.median(context.height[same])) if same.any() else _class_height(self.w, int(c))
+    settle = getattr(self.w, "settle_edit", None)  # the world's rules kept at the edit's edge
+    if settle is not None:
+      settle(labels, height, full)
     rgb = self.w.render(labels, height, int(seed), int(y0) - m, int(x0) - m)
     out = Layers(rgb, labels, height).crop(slice(m, m + h), slice(m, m + w))
     return out
