@@ -39,6 +39,20 @@ def test_a_shipped_model_samples_what_its_trained_rules_expect():
   assert np.mean([model.world.validity(lab)["has_rooms"] for lab in dec["labels"]]) >= 0.5
 
 
+def test_a_shipped_two_level_model_loads_both_levels_trained():
+  """fm_terrain_hier: the coarse and the fine network both get their weights (an untrained level's velocity is 0)."""
+  from genenv_jax import canvas
+
+  model = models.load("fm_terrain_hier")
+  levels = canvas._levels(model)
+  assert len(levels) == 2 and model.world.name == "terrain_regions"
+  rng = np.random.default_rng(0)
+  for cv in levels:
+    x = rng.standard_normal((1, cv.window, cv.window, cv.channels)).astype(np.float32)
+    v = jax.jit(cv.velocity)(model.params, x, np.full((1,), 0.5, np.float32), np.zeros((1,), np.int32))
+    assert np.abs(np.asarray(v)).mean() > 1e-3
+
+
 def test_damaged_and_unknown_models_are_refused_by_name(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match=r"model='nope': not a shipped model; shipped: \["):
     models.load("nope")
