@@ -193,7 +193,7 @@ def main():
       if kind == "real":  # real class boundaries: the step a painted shore should have
         rows[kind].setdefault("class_edge", []).append(edge_ratio(rgb, labels))
         rows[kind].setdefault("object_seam", []).append(object_seam(rgb, labels, cls, int(m64.sum())))
-      if kind == "real":  # how well colour gives the class where it truly is (the ceiling of iou_rgb)
+        # how well colour gives the class where it truly is (the ceiling of iou_rgb)
         truth = (labels == cls) & near
         rows[kind]["iou_labels"].append(float("nan"))
         rows[kind]["iou_rgb"].append(iou(truth, (from_rgb == cls) & near) if truth.any() else float("nan"))
