@@ -330,10 +330,11 @@ class _SlowSource(sources.WorldSource):
 
   def __init__(self):
     super().__init__("city_regions")
-    self.gate = threading.Event()
+    self.gate, self.entered = threading.Event(), threading.Event()
     self.calls = []
 
   def region_batch(self, seed, windows):
+    self.entered.set()
     self.gate.wait(30)
     self.calls.append(len(windows))
     return super().region_batch(seed, windows)
@@ -348,14 +349,21 @@ def test_concurrent_requests_share_draws_and_a_full_queue_answers_503(tmp_path):
   def ask(i):
     results.append(c.get(f"/api/region?seed=0&y0={16 * i}&x0=0&h=32&w=32").status_code)
 
+  # One request first, alone, until the worker holds it at the gate; then seven more: the queue
+  # takes four and three are refused at once (only refusals answer while the gate is shut). Sent
+  # together, the worker could batch several before the gate and leave none refused (CI saw that).
   threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
-  for t in threads:
+  threads[0].start()
+  assert src.entered.wait(30)
+  for t in threads[1:]:
     t.start()
-  time.sleep(1.5)  # the first request holds the worker at the gate, four wait in the queue, the rest are refused
+  deadline = time.monotonic() + 60
+  while len(results) < 3 and time.monotonic() < deadline:
+    time.sleep(0.05)
   src.gate.set()
   for t in threads:
     t.join(30)
-  assert sorted(results).count(200) >= 5 and 503 in results, results
+  assert results.count(503) == 3 and results.count(200) == 5, results
   assert max(src.calls) >= 2  # waiting requests were drawn in one call
 
 
