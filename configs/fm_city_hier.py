@@ -16,13 +16,18 @@ Commands:
   python sample.py --workdir=runs/fm_city_hier_cpu --scene_size=512x512 --sketch=S.png --sketch_strength=0.3 \
     --output=out   # S.png: 64x64 px in the city palette
 
-Measured with ``:cpu`` (one run; 2000 steps of batch 32, 50 min on the
-2-core CPU beside another run): single samples (``eval.py``, 1000)
-validity 0.851, FD 10.88, recall 0.261 (single-level ``fm_city_regions``:
-0.898, 12.93, 0.197); 256x256 scenes (6 per set) coarse FD 18.2 (single
-31.6, real 12.4), crop validity 0.867 (0.854), water log-area distance
-1.06 (single 0.94, real 0.19: the water did not improve); a sketch at
-strength 0 is followed on 99.2% of the 8x8 blocks. Table and pictures:
+Measured with ``:cpu`` (2000 steps of batch 32; 23.7 min of training alone
+on the 2-core CPU, two runs): single samples (``eval.py``, 1000) validity
+0.865, FD 11.10, recall 0.265 (first run 0.851, 10.88, 0.261; single-level
+``fm_city_regions``: 0.898, 12.93, 0.197). Whole 1024x1024 scenes (5 per
+set, ``python tools/large_scenes.py --model=fm_city_hier
+--scene_size=1024x1024 --num_samples=5``): coarse FD 8.36 (single-level
+24.26, real 4.72), spectrum distance 0.27 (0.47, real 0.07), crop validity
+0.822 (0.821); the water does not improve (log-area distance 0.91 against
+0.85, real 0.04: ponds, not real's lakes and rivers). 256x256 scenes (6 per
+set): coarse FD 18.8 (first run 18.2; single 31.6, real 12.4), crop
+validity 0.841 (0.854). A sketch at strength 0 is followed on 99.8% of the
+8x8 blocks (99.2% on the first run). Shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.
 """
