@@ -259,8 +259,27 @@ def still_scene(trained, height, width, seed=0, temperature=1.0) -> np.ndarray:
   return np.asarray(jax.device_get(cv.finalize(jnp.asarray(x))))[:height, :width]
 
 
-def render_hier(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None, sketch=None, strength=1.0):
+def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None):
+  """The coarse map a two-level model draws under a ``height x width`` scene (no sketch), [ch, cw, C] on the
+  device: what ``render_hier`` repeats up under the fine level (``tools/hier_levels.py`` reads it alone)."""
+  hr = trained.family.extras["hier"]
+  S, f, C = hr.fine.window, hr.factor, hr.channels
+  pl = plan(height, width, S)
+  ch, cw = -(-pl.height // f), -(-pl.width // f)
+  cpl = plan(ch, cw, S)
+  cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
+  render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh or parallel.local_mesh())
+  return render_c(trained.params, jnp.asarray(cnoise), jnp.int32(max(cond, 0)))[:ch, :cw]
+
+
+def render_hier(
+  trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None, sketch=None, strength=1.0, coarse=None
+):
   """A two-level model's ``height x width`` scene: the coarse canvas, then the fine canvas under it.
+
+  ``coarse``: a given coarse map ([ceil(height/f), ceil(width/f), C] in the model's channels, e.g. a real
+  region's block means from ``data.coarse.downsample``) used instead of drawing one: the fine level alone
+  (``tools/hier_levels.py`` reads the two levels apart this way).
 
   The coarse canvas covers the fine plan at 1/factor (its own noise tag, so
   the two levels never share noise); it is repeated up by ``factor`` and
@@ -281,9 +300,12 @@ def render_hier(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=N
   label = jnp.int32(max(cond, 0))
   cpl = plan(ch, cw, S)
   cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
-  if sketch is None:
-    render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh)
-    xc = render_c(trained.params, jnp.asarray(cnoise), label)
+  if coarse is not None:
+    if tuple(coarse.shape) != (ch, cw, C):
+      raise ValueError(f"coarse map of shape {tuple(coarse.shape)}: must be {(ch, cw, C)} for a {height}x{width} scene")
+    xc = jnp.asarray(coarse, jnp.float32)
+  elif sketch is None:
+    xc = coarse_canvas(trained, height, width, seed, temperature, cond, mesh)
   else:
     sketch.check_scene(height, width, f)
     known = np.zeros((cpl.height, cpl.width, C), np.float32)

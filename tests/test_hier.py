@@ -219,10 +219,18 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
   hr = model.family.extras["hier"]
   assert hr.factor == 4 and set(model.params) == {"coarse", "fine"}
   # One scene size throughout: the fine canvas compiles once per mesh (the session's compilation cache).
-  a = canvas.render_scene(model, 64, 64, seed=0, mesh=parallel.make_mesh(1))
+  one = parallel.make_mesh(1)
+  a = canvas.render_scene(model, 64, 64, seed=0, mesh=one)
   b = canvas.render_scene(model, 64, 64, seed=0, mesh=parallel.make_mesh(8))
   np.testing.assert_allclose(a[..., :3], b[..., :3], atol=1e-4)
   assert (a[..., 3:8].argmax(-1) == b[..., 3:8].argmax(-1)).mean() > 0.999
+  # The fine level alone over a given coarse map (tools/hier_levels.py): handed the coarse map the model draws
+  # itself, it draws the same scene, bit for bit; a map of the wrong size is named.
+  xc = np.asarray(canvas.coarse_canvas(model, 64, 64, seed=0, mesh=one))
+  assert xc.shape == (16, 16, hr.channels)
+  np.testing.assert_array_equal(canvas.render_hier(model, 64, 64, seed=0, mesh=one, coarse=xc), a)
+  with pytest.raises(ValueError, match=r"coarse map of shape \(15, 16, 9\): must be \(16, 16, 9\)"):
+    canvas.render_hier(model, 64, 64, seed=0, mesh=one, coarse=xc[1:])
   # A two-class sketch (water left, buildings right) at 1/4 of a 64x64 scene, written as sample.py writes it.
   img = np.zeros((16, 16, 3), np.uint8)
   img[:, :8], img[:, 8:] = CITY.palette[4], CITY.palette[2]

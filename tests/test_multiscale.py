@@ -85,3 +85,31 @@ def test_height_statistics_of_any_height_model_read_real_against_itself_as_zero_
   assert all(v == 0 for k, v in got["same"].items() if "/" not in k)
   for k in ("spectrum_slope", "mean_slope", "spectrum_distance"):
     assert got["noise"][k] > 5 * got["other"][k], k
+
+
+def test_a_lake_crossed_by_bridges_is_one_body_and_a_shore_road_joins_nothing():
+  names = ("ground", "road", "water", "building")
+  lab = np.zeros((64, 64), np.uint8)
+  lab[10:50, 10:50] = 2  # a lake
+  lab[:, 20:22] = 1  # an avenue across it (a bridge, 2 px)
+  lab[30:33, :] = 1  # a 3-px street across it
+  lab[58:64, 30:60] = 2  # a second lake to the south ...
+  lab[56:58, 30:60] = 1  # ... with a road along its shore only (water on one side)
+  st = ms.scene_statistics(lab, None, names)
+  assert st["water_bodies_per_mpx"] * lab.size / 1e6 == pytest.approx(2)
+  assert st["largest_water_share"] == pytest.approx(40 * 40 / lab.size)  # the bridges count as the lake's
+  road = lab == 1
+  bridged = ms.bridged_water(lab == 2, road)
+  assert not bridged[56:58].any() and not bridged[0:10, 20:22].any()  # shore road, avenue on land
+
+
+def test_real_city_lakes_are_not_cut_into_strips_by_their_bridges():
+  lab, _, names = _set("city_regions", range(3), size=512)
+  water, road = lab == names.index("water"), lab == names.index("road")
+  for i in range(len(lab)):
+    cut = len(ms._components(water[i]))
+    whole = len(ms._components(ms.bridged_water(water[i], road[i])))
+    assert cut >= 5 * whole and whole >= 1, (i, cut, whole)
+    # Only road pixels become water, and only where both sides are water.
+    extra = ms.bridged_water(water[i], road[i]) & ~water[i]
+    assert extra.any() and road[i][extra].all()

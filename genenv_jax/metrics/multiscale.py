@@ -7,7 +7,12 @@ statistics read the whole label and height maps:
 
 * water bodies (the world's ``water`` class, 4-connected): count per
   megapixel, the largest body's share of the scene, and the distribution of
-  log10 areas (compared as a Wasserstein distance);
+  log10 areas (compared as a Wasserstein distance). Where the world has
+  roads, a road pixel with water on both sides across it (within
+  ``BRIDGE`` px, left and right or above and below) is a bridge and counts
+  as water: the city's avenues cross lakes and rivers as ``road`` in the
+  label map, and without this every real lake is cut into block-wide
+  strips;
 * the road network (``road``): the largest connected component's share of
   the road pixels, and the share of road pixels in wide roads (road that
   survives a 3x3 erosion);
@@ -30,6 +35,7 @@ import numpy as np
 from scipy import ndimage, stats
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
+BRIDGE = 4  # longest road crossing (px) read as a bridge: the city's avenues are 2 px wide
 SCALARS = (
   "water_bodies_per_mpx",
   "largest_water_share",
@@ -45,6 +51,34 @@ SCALARS = (
 def _components(mask: np.ndarray) -> np.ndarray:
   comp, k = ndimage.label(mask, _FOUR)
   return np.bincount(comp.ravel())[1:] if k else np.zeros(0, np.int64)
+
+
+def _near(mask: np.ndarray, axis: int, d: int, sign: int) -> np.ndarray:
+  """Pixels with a ``mask`` pixel 1..d steps away along ``axis`` (sign +1: higher indices)."""
+  out = np.zeros_like(mask)
+  n = mask.shape[axis]
+  for k in range(1, min(d, n - 1) + 1):
+    src = [slice(None)] * 2
+    dst = [slice(None)] * 2
+    if sign > 0:
+      dst[axis], src[axis] = slice(0, n - k), slice(k, n)
+    else:
+      dst[axis], src[axis] = slice(k, n), slice(0, n - k)
+    out[tuple(dst)] |= mask[tuple(src)]
+  return out
+
+
+def bridged_water(water: np.ndarray, road: np.ndarray | None, d: int = BRIDGE) -> np.ndarray:
+  """``water`` plus the road pixels that cross it: water (or bridge) within ``d`` px on both sides, either axis."""
+  if road is None or not road.any():
+    return water
+  for _ in range(3):  # again over the bridged water: where two bridges cross, each is the other's shore
+    across = (_near(water, 1, d, -1) & _near(water, 1, d, +1)) | (_near(water, 0, d, -1) & _near(water, 0, d, +1))
+    grown = water | (road & across)
+    if (grown == water).all():
+      break
+    water = grown
+  return water
 
 
 def radial_spectrum(h: np.ndarray, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +141,8 @@ def scene_statistics(labels: np.ndarray, height: np.ndarray | None, class_names)
   out = {k: float("nan") for k in SCALARS}
   out["water_log_areas"], out["patch_log_areas"] = np.zeros(0), np.zeros(0)
   if "water" in class_names:
-    sizes = _components(labels == class_names.index("water"))
+    road = labels == class_names.index("road") if "road" in class_names else None
+    sizes = _components(bridged_water(labels == class_names.index("water"), road))
     out["water_bodies_per_mpx"] = len(sizes) / n * 1e6
     out["largest_water_share"] = float(sizes.max() / n) if len(sizes) else 0.0
     out["water_log_areas"] = np.log10(sizes) if len(sizes) else np.zeros(0)

@@ -1,0 +1,163 @@
+r"""Reads a two-level model's levels apart: is a large structure lost by the coarse level or by the fine one?
+
+  python tools/hier_levels.py --model=fm_city_hier --scene_size=1024x1024 --num_samples=3
+
+For real regions R_i of the world (seeds ``SEED + i``, away from training and
+from ``large_eval``'s sets), prints and writes (``--json``) the large
+structures of ``metrics.multiscale`` (water bodies with bridges, the largest
+body's share, the road network) for four sets of whole scenes:
+
+* ``real``: R_i themselves;
+* ``fine on real coarse``: the fine level alone, drawn over R_i's own coarse
+  map (its block means, what the fine level is trained on), so every large
+  structure is handed to it;
+* ``two-level``: the model's own scenes, seeds 0.. (coarse canvas, then
+  fine; the scenes ``tools/large_scenes.py`` caches are read back when
+  present);
+and at the coarse level (each ``factor x factor`` block labelled by its
+largest class share, or water where a quarter of it is water, at the
+scene's size):
+
+* ``real coarse`` against ``model coarse``: R_i's coarse maps against the
+  coarse canvases the model draws.
+
+If the fine level on real coarse maps is near real, the coarse level is what
+loses the structure; if not, the fine level does. Each fine scene of
+1024x1024 is ~7 minutes on a 2-core CPU; they are kept in ``--cache_dir``
+(the fine scenes over real coarse maps keyed by the fine level's weights, so
+``--weights`` with another coarse level reuses them).
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+_MODEL = flags.DEFINE_string("model", "fm_city_hier", "A shipped two-level model.")
+_SIZE = flags.DEFINE_string("scene_size", "1024x1024", "HxW of the whole scenes.")
+_NUM = flags.DEFINE_integer("num_samples", 3, "Scenes per set.")
+_JSON = flags.DEFINE_string("json", "", "Write the figures here.")
+_CACHE = flags.DEFINE_string("cache_dir", os.path.join(ROOT, "runs", "hier_levels_cache"), "Scenes kept here.")
+_PICTURE = flags.DEFINE_string("picture", "", "Write a picture of the first scene of each set here (.png).")
+_WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz of tools/coarse_more_steps.py).")
+SEED = 5 * 10**6
+KEYS = ("water_bodies_per_mpx", "largest_water_share", "road_largest_share", "road_wide_share")
+
+
+def main(argv):
+  del argv
+  from genenv_jax import canvas, large_eval, models
+  from genenv_jax.data import coarse as coarse_lib
+  from genenv_jax.metrics import multiscale
+
+  model = models.load(_MODEL.value)
+  if _WEIGHTS.value:
+    import dataclasses
+
+    from coarse_more_steps import unflatten
+
+    with np.load(_WEIGHTS.value) as z:
+      model = dataclasses.replace(model, params=unflatten({k: z[k] for k in z.files}))
+  hr = model.family.extras["hier"]
+  f, S = hr.factor, hr.fine.window
+  h, w = (int(v) for v in _SIZE.value.lower().split("x"))
+  pl = canvas.plan(h, w, S)
+  ch, cw = -(-pl.height // f), -(-pl.width // f)
+  world, names = model.world, model.world.class_names
+  lay = model.layout
+  lo, hi = lay.one_hot
+
+  def stats(labels):
+    rows = multiscale.evaluate(labels, None, names)
+    return {k: [float(r[k]) for r in rows] for k in KEYS}
+
+  def coarse_labels(xc):
+    """[n, ch, cw, C] -> [n, h, w] labels at the scene's size: each block's largest class share, or water where
+    its water share is at least a quarter (a 2-4-px river is a quarter to a half of an 8-px block)."""
+    shares = (np.clip(np.asarray(xc)[..., lo:hi], -1, 1) + 1) / 2
+    lab = shares.argmax(-1).astype(np.uint8)
+    if "water" in names:
+      lab[shares[..., names.index("water")] >= 0.25] = names.index("water")
+    return lab.repeat(f, 1).repeat(f, 2)[:, :h, :w]
+
+  real_lab, real_coarse, fine_lab, model_lab, model_coarse = [], [], [], [], []
+  # Fine scenes over real coarse maps depend on the fine level only; the model's own scenes on both.
+  cache = os.path.join(_CACHE.value, "fine-" + large_eval.weights_key(model.params["fine"]))
+  own_cache = os.path.join(_CACHE.value, large_eval.weights_key(model.params))
+  os.makedirs(cache, exist_ok=True)
+  big_cache = os.path.join(ROOT, "runs", "large_scenes_cache", large_eval.weights_key(model.params))
+  for i in range(_NUM.value):
+    sc = world.region(SEED + i, 0, 0, ch * f, cw * f)
+    real_lab.append(sc.labels[:h, :w])
+    xc = coarse_lib.downsample(lay.encode(coarse_lib._record(sc))[0].astype(np.float32), f)
+    real_coarse.append(xc)
+    path = os.path.join(cache, f"fine_on_real_{h}x{w}_seed{SEED + i}.npy")
+    if not os.path.exists(path):
+      x = canvas.render_hier(model, h, w, seed=i, coarse=xc)
+      np.save(path + ".tmp.npy", x)
+      os.replace(path + ".tmp.npy", path)
+      print(f"fine on real coarse map {i + 1}/{_NUM.value} drawn", flush=True)
+    fine_lab.append(lay.decode(np.load(path)[None])["labels"][0])
+    # The model's own coarse canvas (cheap) and its whole scene (cached by large_scenes.py when present).
+    model_coarse.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i)))
+    mpath = os.path.join(big_cache, f"model_scenes_{h}x{w}_seed{i}.npy")
+    if not os.path.exists(mpath):
+      os.makedirs(own_cache, exist_ok=True)
+      mpath = os.path.join(own_cache, f"two_level_{h}x{w}_seed{i}.npy")
+      if not os.path.exists(mpath):
+        np.save(mpath + ".tmp.npy", canvas.render_scene(model, h, w, seed=i))
+        os.replace(mpath + ".tmp.npy", mpath)
+        print(f"two-level scene {i + 1}/{_NUM.value} drawn", flush=True)
+    model_lab.append(lay.decode(np.load(mpath)[None])["labels"][0])
+  out = {
+    "model": _MODEL.value,
+    "scene_size": f"{h}x{w}",
+    "factor": f,
+    "real": stats(np.stack(real_lab)),
+    "fine on real coarse": stats(np.stack(fine_lab)),
+    "real coarse": stats(coarse_labels(np.stack(real_coarse))),
+    "model coarse": stats(coarse_labels(np.stack(model_coarse))),
+  }
+  out["two-level"] = stats(np.stack(model_lab))
+  print(f"{'set':24s}" + "".join(f"{k:>24s}" for k in KEYS))
+  for name, v in out.items():
+    if isinstance(v, dict):
+      print(f"{name:24s}" + "".join(f"{np.mean(v[k]):24.4f}" for k in KEYS))
+  if _PICTURE.value:
+    picture(_PICTURE.value, world, lo + names.index("water") if "water" in names else lo, real_coarse[0],
+            model_coarse[0], fine_lab[0], real_lab[0], model_lab[0])  # fmt: skip
+  if _JSON.value:
+    with open(_JSON.value, "w") as fh:
+      json.dump(out, fh, indent=1)
+
+
+def picture(path, world, water, real_coarse, model_coarse, fine, real, model, side=384):
+  """Three columns, the coarse map's water share above (white = all water) and the scene's labels below: the
+  two-level model (its own coarse map, its scene), the fine level over the real coarse map, the real region."""
+  from PIL import Image
+
+  pal = np.asarray(world.palette, np.uint8)
+
+  def share(x):
+    v = (np.clip(np.asarray(x)[..., water], -1, 1) + 1) * 127.5
+    return Image.fromarray(v.astype(np.uint8)).convert("RGB").resize((side, side), Image.NEAREST)
+
+  def labels(lab):
+    return Image.fromarray(pal[lab]).resize((side, side), Image.BOX)
+
+  gap = 8
+  img = Image.new("RGB", (3 * side + 2 * gap, 2 * side + gap), (255, 255, 255))
+  for k, xc in enumerate((model_coarse, real_coarse, real_coarse)):
+    img.paste(share(xc), (k * (side + gap), 0))
+  for k, lab in enumerate((model, fine, real)):
+    img.paste(labels(lab), (k * (side + gap), side + gap))
+  img.save(path)
+
+
+if __name__ == "__main__":
+  app.run(main)
