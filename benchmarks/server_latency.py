@@ -2,6 +2,7 @@ r"""The world server against rendering directly in Python, measured side by side
 
   python benchmarks/server_latency.py --world=city_regions
   python benchmarks/server_latency.py --workdir=runs/fm_city_regions_cpu --sizes=256 --requests=4
+  python benchmarks/server_latency.py --model=fm_city_regions --sizes=256 --requests=2 --clients= --edits=0
   python benchmarks/server_latency.py --world=city_regions --pan_minutes=10   # server RSS after panning
 
 Starts ``serve.py`` as a subprocess on 127.0.0.1 and prints:
@@ -38,7 +39,8 @@ def free_port() -> int:
 
 
 def start_server(args, port: int, edits: str):
-  src = ["--world", args.world] if args.world else ["--workdir", args.workdir]
+  kind = "world" if args.world else ("model" if args.model else "workdir")
+  src = [f"--{kind}", getattr(args, kind)]
   cmd = [sys.executable, os.path.join(ROOT, "serve.py"), *src, "--port", str(port), "--edits", edits]
   proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   import httpx
@@ -72,15 +74,17 @@ def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--world", default="")
   p.add_argument("--workdir", default="")
+  p.add_argument("--model", default="", help="a shipped model (python -m genenv_jax.models)")
   p.add_argument("--sizes", default="256,1024")
   p.add_argument("--requests", type=int, default=12, help="regions per size and side")
   p.add_argument("--tiles", type=int, default=24, help="tiles per client in the concurrency rounds")
-  p.add_argument("--clients", default="1,4,16")
+  p.add_argument("--clients", default="1,4,16", help="concurrency rounds ('' for none)")
+  p.add_argument("--edits", type=int, default=-1, help="64x64 edits timed (default max(3, requests/2); 0 for none)")
   p.add_argument("--pan_minutes", type=float, default=0.0)
   p.add_argument("--json", default="")
   args = p.parse_args()
-  if bool(args.world) == bool(args.workdir):
-    sys.exit("give exactly one of --world and --workdir")
+  if sum(map(bool, (args.world, args.workdir, args.model))) != 1:
+    sys.exit("give exactly one of --world, --workdir and --model")
   import tempfile
 
   import httpx
@@ -91,6 +95,10 @@ def main():
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
   if args.world:
     direct = sources.WorldSource(args.world)
+  elif args.model:
+    from genenv_jax import models
+
+    direct = sources.ModelSource(models.load(args.model))
   else:
     from genenv_jax import trained
 
@@ -131,7 +139,7 @@ def main():
       }  # fmt: skip
 
     print(f"\n{'clients':>7} {'tiles/s':>8} {'p50 s':>8} {'p95 s':>8} {'503':>5} {'failed':>6}")
-    for n in [int(c) for c in args.clients.split(",")]:
+    for n in [int(c) for c in args.clients.split(",") if c.strip()]:
       lat, refused, failed = [], 0, 0
 
       def one_client(k):
@@ -159,7 +167,8 @@ def main():
                                    "refused_503": refused, "failed": failed}  # fmt: skip
 
     info = client.get(f"{base}/api/info").json()
-    if info["editable"]:
+    n_edits = max(3, args.requests // 2) if args.edits < 0 else args.edits
+    if info["editable"] and n_edits > 0:
       import base64
       import io
 
@@ -172,7 +181,7 @@ def main():
       m64 = base64.b64encode(buf.getvalue()).decode()
       water = info["class_names"].index("water") if "water" in info["class_names"] else 0
       ts = []
-      for i in range(max(3, args.requests // 2)):
+      for i in range(n_edits):
         y, x = (int(v) for v in rng.integers(-(2**20), 2**20, 2))
         body = {"seed": 1, "y0": y, "x0": x, "h": 64, "w": 64, "mask": m64, "labels": water}
         t0 = time.perf_counter()

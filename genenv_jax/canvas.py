@@ -301,6 +301,8 @@ def render_hier(
   cpl = plan(ch, cw, S)
   cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
   if coarse is not None:
+    if sketch is not None:
+      raise ValueError("a coarse map and a sketch: give one (a sketch is held in the coarse level's ODE)")
     if tuple(coarse.shape) != (ch, cw, C):
       raise ValueError(f"coarse map of shape {tuple(coarse.shape)}: must be {(ch, cw, C)} for a {height}x{width} scene")
     xc = jnp.asarray(coarse, jnp.float32)

@@ -67,6 +67,23 @@ def test_damaged_and_unknown_models_are_refused_by_name(tmp_path, monkeypatch):
     models.load("fm_dungeon")
 
 
+def test_other_weights_for_a_shipped_network_load_and_foreign_ones_are_named(tmp_path):
+  """``models.load(NAME, weights=FILE)``: the file's values, not the shipped ones (tools/coarse_more_steps.py)."""
+  model = models.load("fm_dungeon")
+  arrays = models.arrays_of(model.params)
+  k = sorted(arrays)[0]
+  arrays[k] = arrays[k] + 1.0
+  np.savez(tmp_path / "w.npz", **arrays)
+  other = models.load("fm_dungeon", weights=str(tmp_path / "w.npz"))
+  got = models.arrays_of(other.params)
+  np.testing.assert_array_equal(got[k], arrays[k])
+  assert all(np.array_equal(got[j], arrays[j]) for j in arrays)
+  with pytest.raises(ValueError, match=r"weights='.*nope.npz': no such file"):
+    models.load("fm_dungeon", weights=str(tmp_path / "nope.npz"))
+  with pytest.raises(ValueError, match=r"weights do not fit the card's network at .*w.npz is not fm_props's network"):
+    models.load("fm_props", weights=str(tmp_path / "w.npz"))
+
+
 def test_sample_py_writes_a_dataset_and_an_export_from_a_shipped_model(tmp_path):
   """On a fresh checkout, with no training: the adoption issue's first check (one CPU device, as a user has)."""
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

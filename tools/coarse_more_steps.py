@@ -12,7 +12,8 @@ trains ``params['coarse']`` on the same coarse maps the :cpu config trains on
 config's loss (conditional flow matching, the config's time sampling), Adam
 at the config's batch size, a warmup and cosine decay from ``--lr``, and an
 EMA of the config's decay, and writes the whole parameter tree (fine level
-unchanged) as an ``.npz`` that ``tools/hier_levels.py --weights`` reads. It
+unchanged) as an ``.npz`` that ``models.load(NAME, weights=FILE)`` and
+``tools/hier_levels.py --weights`` read. It
 prints the coarse loss on the held-out coarse maps before and after. An
 experiment, not a training recipe: what a config would run is
 ``train.py`` with more steps.
@@ -33,25 +34,6 @@ _STEPS = flags.DEFINE_integer("steps", 3000, "Coarse-only steps.")
 _LR = flags.DEFINE_float("lr", 5e-4, "Peak learning rate (cosine decay to 0 after 200 warmup steps).")
 _OUT = flags.DEFINE_string("output", "", "Where the parameters go (.npz).")
 _DATA = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the coarse-map files are.")
-
-
-def flatten(tree, prefix=""):
-  out = {}
-  for k, v in tree.items():
-    key = f"{prefix}/{k}" if prefix else k
-    out.update(flatten(v, key) if isinstance(v, dict) else {key: np.asarray(v)})
-  return out
-
-
-def unflatten(flat):
-  tree = {}
-  for key, v in flat.items():
-    node = tree
-    *path, last = key.split("/")
-    for p in path:
-      node = node.setdefault(p, {})
-    node[last] = v
-  return tree
 
 
 def main(argv):
@@ -114,7 +96,7 @@ def main(argv):
     if (i + 1) % 250 == 0:
       print(f"step {i + 1}: train loss {float(loss):.4f} ({time.time() - t0:.0f} s)", flush=True)
   print(f"held-out coarse loss after {_STEPS.value} coarse steps (EMA): {test_loss(ema):.4f}", flush=True)
-  np.savez(_OUT.value, **flatten({**jax.device_get(params), "coarse": jax.device_get(ema)}))
+  np.savez(_OUT.value, **models.arrays_of({**params, "coarse": ema}))
 
 
 if __name__ == "__main__":

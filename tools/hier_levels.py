@@ -55,14 +55,7 @@ def main(argv):
   from genenv_jax.data import coarse as coarse_lib
   from genenv_jax.metrics import multiscale
 
-  model = models.load(_MODEL.value)
-  if _WEIGHTS.value:
-    import dataclasses
-
-    from coarse_more_steps import unflatten
-
-    with np.load(_WEIGHTS.value) as z:
-      model = dataclasses.replace(model, params=unflatten({k: z[k] for k in z.files}))
+  model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
   hr = model.family.extras["hier"]
   f, S = hr.factor, hr.fine.window
   h, w = (int(v) for v in _SIZE.value.lower().split("x"))

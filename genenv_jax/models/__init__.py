@@ -52,8 +52,19 @@ def _key(path) -> str:
   return "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
 
 
-def load(name: str):
-  """The shipped model ``name`` as a ``trained.Trained`` (what ``sample.py`` and ``eval.py`` take)."""
+def arrays_of(params) -> dict[str, np.ndarray]:
+  """A parameter tree as the flat ``{'a/b/c': float32 array}`` dict a weights file holds."""
+  import jax
+
+  flat, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(params))
+  return {_key(p): np.asarray(v, np.float32) for p, v in flat}
+
+
+def load(name: str, weights: str | None = None):
+  """The shipped model ``name`` as a ``trained.Trained`` (what ``sample.py`` and ``eval.py`` take).
+
+  ``weights``: another ``.npz`` of the same network (``arrays_of``; e.g. ``tools/coarse_more_steps.py``'s)
+  used instead of the shipped file (its sha256 is not checked: it is not the card's)."""
   import jax
   import ml_collections
 
@@ -64,10 +75,13 @@ def load(name: str):
   from genenv_jax.scenes import get_world
 
   c = card(name)
-  weights = os.path.join(WEIGHTS_DIR, c["weights"])
+  shipped = weights is None
+  if not shipped and not os.path.isfile(weights):
+    raise ValueError(f"weights={weights!r}: no such file")
+  weights = os.path.join(WEIGHTS_DIR, c["weights"]) if shipped else weights
   if not os.path.isfile(weights):
     raise ValueError(f"model={name!r}: its weights file {weights} is missing; reinstall the package")
-  got = _sha256(weights)
+  got = _sha256(weights) if shipped else c["sha256"]
   if got != c["sha256"]:
     raise ValueError(
       f"model={name!r}: {weights} is damaged (sha256 {got[:12]}..., its card says {c['sha256'][:12]}...); "
@@ -90,7 +104,8 @@ def load(name: str):
   for path, leaf in flat:
     k = _key(path)
     if k not in stored or stored[k].shape != leaf.shape:
-      raise ValueError(f"model={name!r}: weights do not fit the card's network at {k!r}; reinstall the package")
+      fix = "reinstall the package" if shipped else f"{weights} is not {name}'s network"
+      raise ValueError(f"model={name!r}: weights do not fit the card's network at {k!r}; {fix}")
     leaves.append(stored[k].astype(leaf.dtype))
   repl = parallel.replicated(parallel.local_mesh())
   params = jax.device_put(jax.tree_util.tree_unflatten(treedef, leaves), repl)
@@ -107,15 +122,12 @@ def load(name: str):
 
 def ship(workdir: str, name: str, results_json: str | None, out_dir: str = WEIGHTS_DIR) -> dict:
   """Writes ``NAME.npz`` (EMA parameters, float32) and ``NAME.json`` (the card) from a trained workdir."""
-  import jax
-
   from genenv_jax import trained
   from genenv_jax import workdir as workdir_lib
 
   model = trained.load(workdir)
   raw = workdir_lib.Workdir(workdir).read_raw()
-  flat, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(model.params))
-  arrays = {_key(p): np.asarray(v, np.float32) for p, v in flat}
+  arrays = arrays_of(model.params)
   os.makedirs(out_dir, exist_ok=True)
   weights = os.path.join(out_dir, f"{name}.npz")
   tmp = weights + ".tmp.npz"
