@@ -21,6 +21,9 @@ scene's size):
 * ``real coarse`` against ``model coarse``: R_i's coarse maps against the
   coarse canvases the model draws.
 
+The road columns of the two coarse rows mean nothing (a block repeated up
+is always "wide"); read only their water columns.
+
 If the fine level on real coarse maps is near real, the coarse level is what
 loses the structure; if not, the fine level does. Each fine scene of
 1024x1024 is ~7 minutes on a 2-core CPU; they are kept in ``--cache_dir``
