@@ -103,15 +103,25 @@ class Setup:
     self.bsh = parallel.batch_sharded(self.mesh)
     self.loader = pipeline.Loader(self.train_source, self.layout, config.seed, config.train.batch_size, self.bsh)
     self.init_fn = jax.jit(self.family.init, out_shardings=self.repl)
-    self.step_fn = jax.jit(
-      self.family.train_step,
-      in_shardings=(self.repl, self.bsh),
-      out_shardings=(self.repl, self.repl),
-      donate_argnums=(0,),
-      compiler_options=cpu_kernels.compiler_options(config.train.get("cpu_convolutions", "xla")),
-    )
+    options = cpu_kernels.compiler_options(config.train.get("cpu_convolutions", "xla"))
+    self.step_fns = [
+      jax.jit(
+        fn,
+        in_shardings=(self.repl, self.bsh),
+        out_shardings=(self.repl, self.repl),
+        donate_argnums=(0,),
+        compiler_options=options,
+      )
+      for fn in (self.family.train_step, *(f for _, f in self.family.phases))
+    ]
+    self.phase_starts = (0, *(s for s, _ in self.family.phases))
+    self.step_fn = self.step_fns[0]
     self.eval_fn = jax.jit(self.family.eval_step, in_shardings=(self.repl, self.bsh), out_shardings=self.repl)
     self.sample_fn = jax.jit(self.family.sample, static_argnums=(2,), out_shardings=self.bsh)
+
+  def phase_at(self, step: int) -> int:
+    """Which of ``step_fns`` trains step ``step`` (the family's ``phases``)."""
+    return max(i for i, first in enumerate(self.phase_starts) if step >= first)
 
   def init_key(self):
     return jax.random.PRNGKey(self.config.seed)
@@ -275,12 +285,15 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
     return m
 
   try:
+    phase = None
     for step, batch in su.loader.iterate(start, stop):
-      if step == start:  # the first call compiles (minutes on a small CPU; the compile cache skips it next time)
-        with logs.waiting("compiling the train step"):
-          state, metrics = su.step_fn(state, batch)
+      if su.phase_at(step) != phase:  # the first call compiles (minutes on a small CPU; the cache skips it later)
+        phase = su.phase_at(step)
+        what = "the train step" if phase == 0 else f"the train step from step {su.phase_starts[phase]} on"
+        with logs.waiting(f"compiling {what}"):
+          state, metrics = su.step_fns[phase](state, batch)
       else:
-        state, metrics = su.step_fn(state, batch)
+        state, metrics = su.step_fns[phase](state, batch)
       pending.append(metrics)
       if len(pending) >= 2:
         # Keep at most two steps in flight: bounded queues (an 8-device CPU

@@ -111,6 +111,9 @@ LEGACY_DEFAULTS = {
   "train.cpu_convolutions": lambda theirs, mine: "xla",
   # Runs before the precision option computed in float32.
   "train.precision": lambda theirs, mine: "float32",
+  # Two-level runs before training phases trained both levels in every step: any fine_steps that covers
+  # their planned steps (0, or at least train.num_steps) continues them as planned.
+  "hier.fine_steps": lambda theirs, mine: mine if mine and mine >= theirs["train"]["num_steps"] else 0,
 }
 
 

@@ -183,13 +183,14 @@ def test_bad_hier_config_values_are_named(data_dir):
 @pytest.fixture(scope="module")
 def hier_workdir(tmp_path_factory, data_dir):
   """The city two-level smoke model, trained 200 steps (fast learning rate, short EMA) so its fine level has
-  begun to follow the coarse map."""
+  begun to follow the coarse map, then 20 steps of its coarse level alone."""
   w = str(tmp_path_factory.mktemp("hier"))
   cfg = load_config(
     os.path.join(ROOT, "configs/fm_city_hier.py:smoke"),
     [
       f"data.data_dir={data_dir!r}",
-      "train.num_steps=200",
+      "train.num_steps=220",
+      "hier.fine_steps=200",  # then 20 steps of the coarse level alone
       "train.eval_every=200",
       "train.ckpt_every=200",
       "train.batch_size=16",
@@ -368,3 +369,54 @@ def served_sketches(model, src, want, tmp_path):
   world = TestClient(app_lib.make_app(served.WorldSource("city_regions"), str(tmp_path / "w")))
   assert world.get("/api/info").json()["sketch"] is None
   assert world.post("/api/sketch", json=body).status_code == 409
+
+
+def test_the_schedule_starts_again_at_fine_steps_and_old_runs_continue():
+  from genenv_jax import families, workdir
+  from genenv_jax.families import optim
+
+  cfg = load_config(
+    os.path.join(ROOT, "configs/fm_city_hier.py:smoke"),
+    ["hier.fine_steps=2", "train.num_steps=6", "optim.warmup_steps=2"],
+  )
+  # The schedule starts again at fine_steps (warm-up included); Adam's state is the same as without a restart,
+  # so a run trained to fine_steps without one (every run before the option) continues as planned.
+  sched = []
+  for restart in (0, 2):
+    tx = optim.make(cfg.optim, 1.0, 6, restart)
+    p = {"w": jnp.zeros(())}
+    st = tx.init(p)
+    assert jax.tree.structure(st) == jax.tree.structure(optim.make(cfg.optim, 1.0, 6).init(p))
+    lrs = []
+    for _ in range(6):  # with a unit gradient Adam's step is lr (bias-corrected), so the schedule shows
+      upd, st = tx.update({"w": jnp.ones(())}, st, p)
+      lrs.append(-float(upd["w"]))
+    sched.append(np.array(lrs))
+  np.testing.assert_allclose(sched[1][2:4], sched[1][:2], rtol=1e-5)  # warm-up again
+  assert sched[0][2] > sched[1][2]
+  with pytest.raises(ValueError, match=r"hier.fine_steps=-1: must be an integer >= 0"):
+    families.make(load_config(os.path.join(ROOT, "configs/fm_city_hier.py:smoke"), ["hier.fine_steps=-1"]),
+                  base.DataSpec(16, 9, 1, (3, 8)))  # fmt: skip
+  # A stored two-level run from before the option (no fine_steps, 2000 steps) continues under fine_steps=2000
+  # and num_steps=5000 (its 2000 steps were the shared ones); fine_steps=1000 would rewrite them: refused.
+  theirs = workdir.config_dict(load_config(os.path.join(ROOT, "configs/fm_city_hier.py:cpu")))
+  del theirs["hier"]["fine_steps"]
+  theirs["train"]["num_steps"] = 2000
+  for mine, kept in ((2000, 2000), (0, 0), (1000, 0)):
+    assert workdir.with_legacy_defaults(theirs, {"hier": {"fine_steps": mine}})["hier"]["fine_steps"] == kept
+
+
+@pytest.mark.slow
+def test_after_fine_steps_only_the_coarse_level_trains(hier_workdir):
+  at_200, at_220 = trained.load(hier_workdir, step=200), trained.load(hier_workdir)
+
+  def same(a, b):
+    return all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+  assert same(at_200.params["fine"], at_220.params["fine"])  # the EMA weights that sample, bit for bit
+  assert not same(at_200.params["coarse"], at_220.params["coarse"])
+  with open(os.path.join(hier_workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f if '"coarse_loss"' in line and "eval/" not in line]
+  assert all(np.isfinite(r["loss"]) for r in rows if r["step"] <= 200)
+  late = [r for r in rows if r["step"] > 200]
+  assert late and all(np.isnan(r["loss"]) and np.isfinite(r["coarse_loss"]) for r in late)

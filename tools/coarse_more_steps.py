@@ -15,8 +15,10 @@ EMA of the config's decay, and writes the whole parameter tree (fine level
 unchanged) as an ``.npz`` that ``models.load(NAME, weights=FILE)`` and
 ``tools/hier_levels.py --weights`` read. It
 prints the coarse loss on the held-out coarse maps before and after. An
-experiment, not a training recipe: what a config would run is
-``train.py`` with more steps.
+experiment, not a training recipe: what a config runs is ``hier.fine_steps``
+(both levels for that many steps, then the coarse level alone in ``train.py``,
+its schedule started again; ``configs/fm_city_hier.py:cpu`` does, from this
+experiment's finding).
 """
 
 import os

@@ -21,6 +21,12 @@ scene's size):
 * ``real coarse`` against ``model coarse``: R_i's coarse maps against the
   coarse canvases the model draws.
 
+Beside them: water specks (bodies of at most ``SPECK`` pixels) per megapixel,
+and for the fine level over real coarse maps the pieces it cuts each
+region's largest water body into (its water bodies that meet the real one).
+``--crossings=FILE.png`` writes where the first region's largest body is cut
+most: real beside the fine level over its coarse map, labels and colours.
+
 The road columns of the two coarse rows mean nothing (a block repeated up
 is always "wide"); read only their water columns.
 
@@ -48,8 +54,29 @@ _JSON = flags.DEFINE_string("json", "", "Write the figures here.")
 _CACHE = flags.DEFINE_string("cache_dir", os.path.join(ROOT, "runs", "hier_levels_cache"), "Scenes kept here.")
 _PICTURE = flags.DEFINE_string("picture", "", "Write a picture of the first scene of each set here (.png).")
 _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz of tools/coarse_more_steps.py).")
+_CROSSINGS = flags.DEFINE_string("crossings", "", "Write where the fine level cuts real's largest body (.png).")
 SEED = 5 * 10**6
 KEYS = ("water_bodies_per_mpx", "largest_water_share", "road_largest_share", "road_wide_share")
+SPECK = 4  # pixels: a water body this small is a speck (real city regions have none)
+
+
+def water_bodies(labels, names):
+  """[h, w] component ids of water (bridges counted, as ``metrics.multiscale``) and their sizes."""
+  from scipy import ndimage
+
+  from genenv_jax.metrics import multiscale
+
+  road = labels == names.index("road") if "road" in names else None
+  ids, n = ndimage.label(multiscale.bridged_water(labels == names.index("water"), road))
+  return ids, np.bincount(ids.ravel(), minlength=n + 1)[1:]
+
+
+def pieces(real, other, names) -> tuple[int, np.ndarray]:
+  """How many of ``other``'s water bodies meet ``real``'s largest one, and where real's largest is not water."""
+  rid, rsize = water_bodies(real, names)
+  oid, _ = water_bodies(other, names)
+  big = rid == rsize.argmax() + 1
+  return len(np.unique(oid[big & (oid > 0)])), big & (oid == 0)
 
 
 def main(argv):
@@ -70,7 +97,10 @@ def main(argv):
 
   def stats(labels):
     rows = multiscale.evaluate(labels, None, names)
-    return {k: [float(r[k]) for r in rows] for k in KEYS}
+    out = {k: [float(r[k]) for r in rows] for k in KEYS}
+    if "water" in names:
+      out["water_specks_per_mpx"] = [float((water_bodies(x, names)[1] <= SPECK).sum() / x.size * 1e6) for x in labels]
+    return out
 
   def coarse_labels(xc):
     """[n, ch, cw, C] -> [n, h, w] labels at the scene's size: each block's largest class share, or water where
@@ -81,7 +111,7 @@ def main(argv):
       lab[shares[..., names.index("water")] >= 0.25] = names.index("water")
     return lab.repeat(f, 1).repeat(f, 2)[:, :h, :w]
 
-  real_lab, real_coarse, fine_lab, model_lab, model_coarse = [], [], [], [], []
+  real_lab, real_coarse, fine_lab, model_lab, model_coarse, fine_paths = [], [], [], [], [], []
   # Fine scenes over real coarse maps depend on the fine level only; the model's own scenes on both.
   cache = os.path.join(_CACHE.value, "fine-" + large_eval.weights_key(model.params["fine"]))
   own_cache = os.path.join(_CACHE.value, large_eval.weights_key(model.params))
@@ -99,6 +129,7 @@ def main(argv):
       os.replace(path + ".tmp.npy", path)
       print(f"fine on real coarse map {i + 1}/{_NUM.value} drawn", flush=True)
     fine_lab.append(lay.decode(np.load(path)[None])["labels"][0])
+    fine_paths.append(path)
     # The model's own coarse canvas (cheap) and its whole scene (cached by large_scenes.py when present).
     model_coarse.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i)))
     mpath = os.path.join(big_cache, f"model_scenes_{h}x{w}_seed{i}.npy")
@@ -120,10 +151,18 @@ def main(argv):
     "model coarse": stats(coarse_labels(np.stack(model_coarse))),
   }
   out["two-level"] = stats(np.stack(model_lab))
-  print(f"{'set':24s}" + "".join(f"{k:>24s}" for k in KEYS))
+  if "water" in names:
+    out["fine on real coarse"]["pieces_of_real_largest"] = [pieces(r, x, names)[0] for r, x in zip(real_lab, fine_lab)]
+  shown = (*KEYS, "water_specks_per_mpx")
+  print(f"{'set':24s}" + "".join(f"{k:>24s}" for k in shown))
   for name, v in out.items():
     if isinstance(v, dict):
-      print(f"{name:24s}" + "".join(f"{np.mean(v[k]):24.4f}" for k in KEYS))
+      print(f"{name:24s}" + "".join(f"{np.mean(v.get(k, np.nan)):24.4f}" for k in shown))
+  if "pieces_of_real_largest" in out["fine on real coarse"]:
+    cut = out["fine on real coarse"]["pieces_of_real_largest"]
+    print("pieces of each real largest water body, fine level over real coarse:", cut)
+  if _CROSSINGS.value:
+    crossings(_CROSSINGS.value, world, real_lab[0], fine_lab[0], lay.decode(np.load(fine_paths[0])[None])["rgb"][0])
   if _PICTURE.value:
     picture(_PICTURE.value, world, lo + names.index("water") if "water" in names else lo, real_coarse[0],
             model_coarse[0], fine_lab[0], real_lab[0], model_lab[0])  # fmt: skip
@@ -153,6 +192,26 @@ def picture(path, world, water, real_coarse, model_coarse, fine, real, model, si
   for k, lab in enumerate((model, fine, real)):
     img.paste(labels(lab), (k * (side + gap), side + gap))
   img.save(path)
+
+
+def crossings(path, world, real, fine, fine_rgb, side=96, zoom=4):
+  """Real labels | the fine level's labels over real's coarse map | its colours, ``side`` px around the point
+  where most of real's largest water body is land in the fine scene, each pixel ``zoom`` times."""
+  from PIL import Image
+  from scipy import ndimage
+
+  names = world.class_names
+  _, missed = pieces(real, fine, names)
+  dense = ndimage.uniform_filter(missed.astype(np.float32), side // 2)
+  y, x = np.unravel_index(dense.argmax(), dense.shape)
+  y0 = int(np.clip(y - side // 2, 0, real.shape[0] - side))
+  x0 = int(np.clip(x - side // 2, 0, real.shape[1] - side))
+  pal = np.asarray(world.palette, np.uint8)
+  parts = [pal[real], pal[fine], np.asarray(fine_rgb, np.uint8)]
+  gap = np.full((side, 4, 3), 255, np.uint8)
+  img = np.concatenate([c for p in parts for c in (p[y0 : y0 + side, x0 : x0 + side], gap)][:-1], 1)
+  Image.fromarray(img).resize((img.shape[1] * zoom, side * zoom), Image.NEAREST).save(path)
+  print(f"{path}: rows {y0}..{y0 + side}, columns {x0}..{x0 + side} of the first region")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class Entry(NamedTuple):
   optimizers: dict[str, str]  # optimiser name -> its learning-rate key in ``optim``
   roles: base.MetricRoles
   precisions: tuple[str, ...] = ("float32",)  # ``train.precision`` values; others get ``compute_dtype``
+  restart_at: Callable[..., int] | None = None  # config -> the step where the schedules start again (0: never)
 
 
 FAMILIES = {
@@ -29,7 +30,11 @@ FAMILIES = {
   "vae": Entry(vae.make, ("vae",), vae.OPTIMIZERS, vae.ROLES),
   "flow_matching": Entry(flow_matching.make, ("fm",), flow_matching.OPTIMIZERS, flow_matching.ROLES),
   "flow_matching_hier": Entry(
-    flow_matching_hier.make, ("fm", "hier"), flow_matching_hier.OPTIMIZERS, flow_matching_hier.ROLES
+    flow_matching_hier.make,
+    ("fm", "hier"),
+    flow_matching_hier.OPTIMIZERS,
+    flow_matching_hier.ROLES,
+    restart_at=flow_matching_hier.restart_at,
   ),
 }
 
@@ -46,8 +51,9 @@ def make(config, data: base.DataSpec) -> base.Family:
   missing = [s for s in (*e.sections, "optim") if s not in config]
   if missing:
     raise ValueError(f"family={config.family!r}: the config has no {missing} section(s)")
+  restart = e.restart_at(config) if e.restart_at else 0
   txs = {
-    name: optim.make(config.optim, config.optim[lr_key], config.train.num_steps)
+    name: optim.make(config.optim, config.optim[lr_key], config.train.num_steps, restart)
     for name, lr_key in e.optimizers.items()
   }
   precision = config.train.get("precision", "float32")

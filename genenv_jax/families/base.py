@@ -121,6 +121,10 @@ class Family(NamedTuple):
     canvas: for ODE families, how to render large scenes (one canvas-wide ODE).
     extras: further named pure functions a family offers (a VAE's
       ``reconstruct(params, x)`` and ``interpolate(params, x_a, x_b, steps)``).
+    phases: ``(first_step, train_step)`` pairs, ascending: from ``first_step`` on the loop runs that step
+      instead (same state and metrics; a two-level model's coarse level alone). Chosen on the host by step
+      number and jitted apart: a ``lax.cond`` on the step inside one jitted step ran XLA:CPU's convolutions
+      ~10x slower.
   """
 
   init: Callable[[jax.Array, Batch], TrainState]
@@ -132,6 +136,7 @@ class Family(NamedTuple):
   tiling: Tiling | None = None
   canvas: Canvas | None = None
   extras: dict[str, Callable[..., jax.Array]] | None = None  # e.g. a VAE's 'reconstruct', 'interpolate'
+  phases: tuple[tuple[int, Callable[[TrainState, Batch], tuple[TrainState, Metrics]]], ...] = ()
 
 
 def ema_update(ema: PyTree, new: PyTree, step: jax.Array, decay: float) -> PyTree:

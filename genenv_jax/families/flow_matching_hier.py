@@ -23,6 +23,15 @@ A scene stays a pure function of (params, seed, coordinates). A hand-drawn
 coarse map (``--sketch``) is held in the coarse ODE's label channels up to a
 time set by its strength (``canvas.render_hier``).
 
+Training phases (``hier.fine_steps``): 0 (the default) trains both levels in
+every step. N > 0 trains both for the first N steps and then the coarse level
+alone for the rest of ``train.num_steps`` (the fine level's parameters and
+their EMA are kept as they were at step N; the learning-rate schedule starts
+again at N). The coarse level learns what is larger than the fine window from
+far fewer maps than the fine level has windows, and needs more steps
+(``docs/large-scenes.md``). In the coarse-only steps ``loss`` (the fine
+level's training loss) is NaN: it was not computed.
+
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
 the window under it. The likelihood of the pair is not reported (a density
@@ -66,6 +75,19 @@ class Hier(NamedTuple):
   one_hot: tuple[int, int]
 
 
+def fine_steps(hier_cfg) -> int:
+  """Steps on which both levels train (``hier.fine_steps``; 0, the default, for every step)."""
+  n = hier_cfg.get("fine_steps", 0)
+  if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+    raise ValueError(f"hier.fine_steps={n!r}: must be an integer >= 0 (0: both levels train in every step)")
+  return n
+
+
+def restart_at(config) -> int:
+  """Where the optimiser's schedule starts again: at ``hier.fine_steps``, if the coarse level trains on alone."""
+  return fine_steps(config.hier)  # optim.make: none where it is 0 or >= train.num_steps
+
+
 def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   fm.validate(fm_cfg, data)
   coarse_data.check_factor(hier_cfg.factor, data.image_size)
@@ -78,6 +100,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
     raise ValueError(f"hier.coarse_widths has {len(cw)} resolutions: too many for data.image_size={data.image_size}")
   if not 0.0 <= hier_cfg.cond_noise <= 1.0:
     raise ValueError(f"hier.cond_noise={hier_cfg.cond_noise!r}: must be in [0, 1]")
+  fine_steps(hier_cfg)
 
 
 def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
@@ -91,6 +114,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   tx = txs["fm"]
   ema_decay, time_sampling, cond_noise = f.ema_decay, f.time_sampling, float(h.cond_noise)
   default_solver, default_steps = f.solver, f.sample_steps
+  joint_steps = fine_steps(h)
 
   def cond_of(x):
     return coarse_data.upsample(coarse_data.downsample(x, factor), factor)
@@ -123,13 +147,32 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     }
     return base.initial_state(params, tx.init(params), params, kr)
 
-  def train_step(state, batch):
+  def both_step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)
     (loss, (lf, lc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params, key, batch["x"], batch["x_coarse"], batch["label"]
     )
     kept = base.optimizer_step(state, tx, loss, grads, ema_decay)
     return kept, {"loss": lf, "coarse_loss": lc, "grad_norm": optax.tree.norm(grads), "skipped": kept.skipped}
+
+  def coarse_step(state, batch):
+    """The coarse level alone: the fine level's parameters, and their EMA, stay as they are."""
+    key = jax.random.fold_in(state.rng, state.step)
+    kc = jax.random.split(key, 3)[1]  # the coarse level's key of ``losses``
+    p = state.params
+
+    def coarse_loss(cp):
+      return fm.cfm_loss(coarse_velocity({**p, "coarse": cp}, batch["label"]), kc, batch["x_coarse"], time_sampling)
+
+    lc, gc = jax.value_and_grad(coarse_loss)(p["coarse"])
+    grads = {**jax.tree.map(jnp.zeros_like, p), "coarse": gc}
+    upd, opt_state = tx.update(grads, state.opt_state, p)
+    params = {**optax.apply_updates(p, upd), "fine": p["fine"]}
+    ok = jnp.isfinite(lc) & base.tree_all_finite(gc)
+    kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
+    kept = kept._replace(ema_params={**kept.ema_params, "fine": state.ema_params["fine"]})
+    nan = jnp.full((), jnp.nan, lc.dtype)
+    return kept, {"loss": nan, "coarse_loss": lc, "grad_norm": optax.tree.norm(gc), "skipped": kept.skipped}
 
   def eval_step(state, batch):
     key = jax.random.fold_in(state.rng, 2**31 - 1)
@@ -179,10 +222,11 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   )
   return base.Family(
     init=init,
-    train_step=train_step,
+    train_step=both_step,
     eval_step=eval_step,
     sample=sample,
     roles=ROLES,
     extras={"hier": hier},
     canvas=hier.fine,
+    phases=((joint_steps, coarse_step),) if joint_steps else (),
   )
