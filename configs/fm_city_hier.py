@@ -16,22 +16,24 @@ Commands:
   python sample.py --workdir=runs/fm_city_hier_cpu --scene_size=512x512 --sketch=S.png --sketch_strength=0.3 \
     --output=out   # S.png: 64x64 px in the city palette
 
-Measured with ``:cpu`` (2000 steps of batch 32; 23.7 min of training alone
-on the 2-core CPU, two runs): single samples (``eval.py``, 1000) validity
-0.865, FD 11.10, recall 0.265 (first run 0.851, 10.88, 0.261; single-level
-``fm_city_regions``: 0.898, 12.93, 0.197). Whole 1024x1024 scenes (5 per
-set, ``python tools/large_scenes.py --model=fm_city_hier
---scene_size=1024x1024 --num_samples=5``): coarse FD 8.36 (single-level
-24.26, real 4.72), spectrum distance 0.27 (0.47, real 0.07), crop validity
-0.822 (0.821); the water does not improve (bridges counted as water: 453
-water bodies per Mpx against real's 19.5, the largest 1.4% of the scene
-against 11%; log-area distance 1.82 against single-level 1.71, real 0.17:
-ponds, not real's lakes and rivers). The coarse level loses them: over real
-coarse maps the fine level draws real's lakes and rivers
-(``tools/hier_levels.py``). 256x256 scenes (6 per
-set): coarse FD 18.8 (first run 18.2; single 31.6, real 12.4), crop
-validity 0.841 (0.854). A sketch at strength 0 is followed on 99.8% of the
-8x8 blocks (99.2% on the first run). Shipped as ``fm_city_hier``. Table and pictures:
+Measured with ``:cpu`` (2000 steps of batch 32 training both levels, 23.7
+min alone on the 2-core CPU, then 3000 of the coarse level alone,
+``hier.fine_steps``, 16.9 min; one run): single samples (``eval.py``, 1000)
+validity 0.885, FD 10.26, recall 0.329 (after the 2000 shared steps: 0.865,
+11.10, 0.265; single-level ``fm_city_regions``: 0.898, 12.93, 0.197). Whole
+1024x1024 scenes (5 per set, ``python tools/large_scenes.py
+--model=fm_city_hier --scene_size=1024x1024 --num_samples=5``): coarse FD
+6.01 (2000 steps: 8.36; single-level 24.26, real 4.72), spectrum distance
+0.23 (0.27; 0.47, real 0.07), crop validity 0.847 (0.822; 0.821); the water
+misses its targets (bridges counted as water: 334 water bodies per Mpx
+against real's 19.5, the largest 2.5% of the scene against 11%; log-area
+distance 1.75 against single-level 1.71, real 0.17). Both levels lose it:
+the coarse maps hold small lakes, and over real coarse maps the fine level
+cuts real's lakes and rivers into pieces and specks
+(``tools/hier_levels.py``). 256x256 scenes (6 per set): coarse FD 17.4
+(2000 steps: 18.8; single 31.6, real 12.4), crop validity 0.852 (0.841;
+single 0.854). A sketch at strength 0 is followed on 99.8% of the 8x8
+blocks with the 2000-step weights (99.2% on their first run). Shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.
 """
