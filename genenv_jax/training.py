@@ -275,7 +275,9 @@ def _run(su: Setup, wd: workdir_lib.Workdir, stop_at: int | None, changed: list[
     now = time.time()
     rate = (done - last_step) / max(now - last_t, 1e-9)
     last_t, last_step = now, done
-    m = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+    # Steps of different phases may log different keys (a two-level model's coarse-only steps have no 'loss').
+    keys = dict.fromkeys(k for h in host for k in h)
+    m = {k: float(np.mean([h[k] for h in host if k in h])) for k in keys}
     m["skipped"] = float(host[-1]["skipped"])
     m["steps_per_s"], m["images_per_s"] = rate, rate * t_cfg.batch_size
     writer.write(done, m)

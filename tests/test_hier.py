@@ -417,6 +417,8 @@ def test_after_fine_steps_only_the_coarse_level_trains(hier_workdir):
   assert not same(at_200.params["coarse"], at_220.params["coarse"])
   with open(os.path.join(hier_workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f if '"coarse_loss"' in line and "eval/" not in line]
-  assert all(np.isfinite(r["loss"]) for r in rows if r["step"] <= 200)
+  early = [r for r in rows if r["step"] <= 200]
   late = [r for r in rows if r["step"] > 200]
-  assert late and all(np.isnan(r["loss"]) and np.isfinite(r["coarse_loss"]) for r in late)
+  assert early and all(np.isfinite(r["loss"]) for r in early)
+  # Coarse-only steps log no fine loss (no NaN for TensorBoard to warn about), only the coarse level's figures.
+  assert late and all("loss" not in r and np.isfinite(r["coarse_loss"]) and np.isfinite(r["grad_norm"]) for r in late)

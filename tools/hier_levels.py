@@ -24,8 +24,9 @@ scene's size):
 Beside them: water specks (bodies of at most ``SPECK`` pixels) per megapixel,
 and for the fine level over real coarse maps the pieces it cuts each
 region's largest water body into (its water bodies that meet the real one).
-``--crossings=FILE.png`` writes where the first region's largest body is cut
-most: real beside the fine level over its coarse map, labels and colours.
+``--cut_picture=FILE.png`` writes where most of the first region's largest
+body is land in the fine scene: real beside the fine level over its coarse
+map, labels and colours.
 
 The road columns of the two coarse rows mean nothing (a block repeated up
 is always "wide"); read only their water columns.
@@ -54,7 +55,7 @@ _JSON = flags.DEFINE_string("json", "", "Write the figures here.")
 _CACHE = flags.DEFINE_string("cache_dir", os.path.join(ROOT, "runs", "hier_levels_cache"), "Scenes kept here.")
 _PICTURE = flags.DEFINE_string("picture", "", "Write a picture of the first scene of each set here (.png).")
 _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz of tools/coarse_more_steps.py).")
-_CROSSINGS = flags.DEFINE_string("crossings", "", "Write where the fine level cuts real's largest body (.png).")
+_CUT = flags.DEFINE_string("cut_picture", "", "Write where the fine level cuts real's largest water body (.png).")
 SEED = 5 * 10**6
 KEYS = ("water_bodies_per_mpx", "largest_water_share", "road_largest_share", "road_wide_share")
 SPECK = 4  # pixels: a water body this small is a speck (real city regions have none)
@@ -161,8 +162,8 @@ def main(argv):
   if "pieces_of_real_largest" in out["fine on real coarse"]:
     cut = out["fine on real coarse"]["pieces_of_real_largest"]
     print("pieces of each real largest water body, fine level over real coarse:", cut)
-  if _CROSSINGS.value:
-    crossings(_CROSSINGS.value, world, real_lab[0], fine_lab[0], lay.decode(np.load(fine_paths[0])[None])["rgb"][0])
+  if _CUT.value:
+    cut_picture(_CUT.value, world, real_lab[0], fine_lab[0], lay.decode(np.load(fine_paths[0])[None])["rgb"][0])
   if _PICTURE.value:
     picture(_PICTURE.value, world, lo + names.index("water") if "water" in names else lo, real_coarse[0],
             model_coarse[0], fine_lab[0], real_lab[0], model_lab[0])  # fmt: skip
@@ -194,7 +195,7 @@ def picture(path, world, water, real_coarse, model_coarse, fine, real, model, si
   img.save(path)
 
 
-def crossings(path, world, real, fine, fine_rgb, side=96, zoom=4):
+def cut_picture(path, world, real, fine, fine_rgb, side=96, zoom=4):
   """Real labels | the fine level's labels over real's coarse map | its colours, ``side`` px around the point
   where most of real's largest water body is land in the fine scene, each pixel ``zoom`` times."""
   from PIL import Image

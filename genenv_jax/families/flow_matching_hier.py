@@ -29,8 +29,8 @@ alone for the rest of ``train.num_steps`` (the fine level's parameters and
 their EMA are kept as they were at step N; the learning-rate schedule starts
 again at N). The coarse level learns what is larger than the fine window from
 far fewer maps than the fine level has windows, and needs more steps
-(``docs/large-scenes.md``). In the coarse-only steps ``loss`` (the fine
-level's training loss) is NaN: it was not computed.
+(``docs/large-scenes.md``). The coarse-only steps log no ``loss`` (the fine
+level's training loss is not computed), only ``coarse_loss`` and ``grad_norm``.
 
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
@@ -171,8 +171,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     ok = jnp.isfinite(lc) & base.tree_all_finite(gc)
     kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
     kept = kept._replace(ema_params={**kept.ema_params, "fine": state.ema_params["fine"]})
-    nan = jnp.full((), jnp.nan, lc.dtype)
-    return kept, {"loss": nan, "coarse_loss": lc, "grad_norm": optax.tree.norm(gc), "skipped": kept.skipped}
+    return kept, {"coarse_loss": lc, "grad_norm": optax.tree.norm(gc), "skipped": kept.skipped}  # no fine 'loss'
 
   def eval_step(state, batch):
     key = jax.random.fold_in(state.rng, 2**31 - 1)
