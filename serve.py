@@ -28,6 +28,12 @@ _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (127.0.0.
 _PORT = flags.DEFINE_integer("port", 8000, "Port to listen on.")
 _EDITS = flags.DEFINE_string("edits", None, "Folder of the edit log (default: beside the source).")
 _QUEUE = flags.DEFINE_integer("max_queue", 64, "Requests waiting to be drawn before the server answers 503.")
+_KERNELS = flags.DEFINE_string(
+  "cpu_convolutions",
+  "auto",
+  "A model's canvas ODE kernels on a CPU: 'eigen' (every core), 'xla' (XLA's default, one core a convolution), "
+  "'auto' (eigen on a CPU). Accelerators ignore it.",
+)
 
 
 def edits_folder() -> str:
@@ -50,6 +56,13 @@ def main(argv):
   if _QUEUE.value < 1:
     print(f"error: max_queue={_QUEUE.value}: must be at least 1", file=sys.stderr)
     return 1
+  from genenv_jax import cpu_kernels
+
+  try:
+    cpu_kernels.validate(_KERNELS.value, "cpu_convolutions", auto=True)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   cli.start()
   import uvicorn
 
@@ -58,7 +71,9 @@ def main(argv):
   from genenv_jax.server import sources
 
   try:
-    source = sources.open_source(_WORLD.value or "", _WORKDIR.value or "", _MODEL.value or "", _STEP.value)
+    source = sources.open_source(
+      _WORLD.value or "", _WORKDIR.value or "", _MODEL.value or "", _STEP.value, _KERNELS.value
+    )
     folder = edits_folder()
     application = server_app.make_app(source, folder, _QUEUE.value)
   except (ValueError, OSError) as e:

@@ -2,6 +2,7 @@ r"""Editing quality of the world server: random painted masks over real regions,
 
   python benchmarks/server_edits.py --world=city_regions --masks=100
   python benchmarks/server_edits.py --workdir=runs/fm_city_regions_cpu --masks=40 --json=results/server_edits_fm.json
+  python benchmarks/server_edits.py --model=fm_city_regions --masks=100 --area=160   # a shipped model
 
 For each of ``--masks`` random edits (a disc or a painted blob, 300-1600
 pixels, inside the centre 64x64 of a 128x128 region at a random place of
@@ -15,6 +16,10 @@ the 128x128 region is judged three ways:
   surroundings; for a world: the window of another place) and pasted in;
 * ``real``: the region unedited (for a world a real region; for a model
   its own unedited region, the reference an edit should match).
+
+``painted_labels`` is the rules on the unedited labels with the mask
+relabelled to the painted class and nothing redrawn: what was asked (a
+painted lake across a road cuts it, whatever draws the pixels).
 
 Figures (means over the masks): ``rules`` (the world's rules pass on the
 whole region), ``seam`` (mean |RGB step| across the mask's border over the
@@ -119,6 +124,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--world", default="")
   p.add_argument("--workdir", default="")
+  p.add_argument("--model", default="", help="a shipped model (python -m genenv_jax.models)")
   p.add_argument("--masks", type=int, default=100)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument(
@@ -131,10 +137,14 @@ def main():
   from genenv_jax.server import app as server_app
   from genenv_jax.server import sources
 
-  if bool(args.world) == bool(args.workdir):
-    sys.exit("give exactly one of --world and --workdir")
+  if sum(map(bool, (args.world, args.workdir, args.model))) != 1:
+    sys.exit("give exactly one of --world, --workdir and --model")
   if args.world:
     src = sources.WorldSource(args.world)
+  elif args.model:
+    from genenv_jax import models
+
+    src = sources.ModelSource(models.load(args.model))
   else:
     from genenv_jax import trained
 
@@ -145,6 +155,7 @@ def main():
   choices = [i for i, n in enumerate(names) if n not in ("road",)]
   rng = np.random.default_rng(args.seed)
   rows = {k: {"rules": [], "seam": [], "iou_labels": [], "iou_rgb": []} for k in ("edit", "paste", "real")}
+  painted_rules, painted_failed = [], {}
   t_start = time.time()
   for i in range(args.masks):
     y, x = (int(v) for v in rng.integers(-args.area, max(1, args.area - 128), 2))
@@ -180,6 +191,15 @@ def main():
     for k in range(3):
       if pasted[k] is not None and other[k] is not None:
         pasted[k][32:96, 32:96][m64] = other[k][m64]
+    # The labels asked for: the unedited region with the mask relabelled (a road painted over is cut whatever
+    # draws the pixels): the rules an edit is held to at best.
+    if real.labels is not None:
+      asked = real.labels.copy()
+      asked[32:96, 32:96][m64] = cls
+      checks = world.validity(asked, real.height)
+      painted_rules.append(all(checks.values()))
+      for rule, ok in checks.items():
+        painted_failed[rule] = painted_failed.get(rule, 0) + (not ok)
     for kind, lay in (("edit", edited), ("paste", pasted), ("real", list(real))):
       rgb, labels, height = lay
       checks = world.validity(labels, height)
@@ -205,6 +225,7 @@ def main():
   print(f"\nsource: {src.name}; {args.masks} masks (discs and blobs), 128x128 regions")
   print(f"{'':>6} {'rules':>6} {'seam':>14} {'iou labels':>11} {'iou rgb':>8}")
   out = {"source": src.name, "masks": args.masks, "rows": {}}
+  out["command"] = "python benchmarks/server_edits.py " + " ".join(sys.argv[1:])
   for kind, r in rows.items():
     s = np.array(r["seam"])
     fig = {
@@ -227,6 +248,11 @@ def main():
     spread = f"{fig['seam_mean']:.2f} [{fig['seam_p10']:.2f},{fig['seam_p90']:.2f}]"
     fails = ", ".join(f"{k} {v}" for k, v in fig["failed_rules"].items())
     print(f"{kind:>6} {fig['rules']:6.2f} {spread:>14} {il:>11} {fig['iou_rgb']:8.3f}  {fails}")
+  if painted_rules:
+    fails = {k: v for k, v in sorted(painted_failed.items()) if v}
+    out["painted_labels"] = {"rules": float(np.mean(painted_rules)), "failed_rules": fails}
+    listed = ", ".join(f"{k} {v}" for k, v in fails.items())
+    print(f"labels as painted (the mask relabelled, nothing redrawn): rules {np.mean(painted_rules):.2f}  {listed}")
   ce = out["rows"]["real"]["class_edge_seam_mean"]
   print(f"real class boundaries (a true shore or kerb) give a seam of {ce:.2f}: a painted class's border should too")
   r = out["rows"]["real"]

@@ -7,11 +7,18 @@ r"""The world server against rendering directly in Python, measured side by side
 
 Starts ``serve.py`` as a subprocess on 127.0.0.1 and prints:
   * region latency p50/p95 at each size, over HTTP (PNG), beside the same
-    regions drawn and PNG-encoded in this process (``ratio`` = server/direct;
-    every request is at fresh random coordinates, so neither side hits a cache);
+    regions drawn and PNG-encoded in this process: each request is at fresh
+    random coordinates, asked of both sides (alternating which goes first),
+    so neither side hits a cache and both draw the same chunks; ``ratio`` =
+    server p50 / direct p50, ``pair_ratio`` the median of server/direct over
+    the pairs (for a model the chunks a region crosses decide its time, and
+    the pairs cancel that out). ``--requests`` is a count per size, or one
+    count for each size (``--sizes=256,1024 --requests=6,2``);
   * tiles/s and per-tile p50/p95 with 1, 4 and 16 concurrent clients (each a
     bounded loop over fresh random tiles; refused (503) and failed counted);
-  * edit latency for a 64x64 disc (where the source is editable);
+  * edit latency for a 64x64 disc (where the source is editable), painted
+    inside the last region the server drew (a user paints on the view they
+    see, so a model's chunks under it are drawn already);
   * with ``--pan_minutes``: the server's resident memory after that long of
     random panning by 4 clients.
 Every loop stops by itself. ``--json=FILE`` writes the figures.
@@ -76,7 +83,7 @@ def main():
   p.add_argument("--workdir", default="")
   p.add_argument("--model", default="", help="a shipped model (python -m genenv_jax.models)")
   p.add_argument("--sizes", default="256,1024")
-  p.add_argument("--requests", type=int, default=12, help="regions per size and side")
+  p.add_argument("--requests", default="12", help="regions per size and side: one count, or one per size")
   p.add_argument("--tiles", type=int, default=24, help="tiles per client in the concurrency rounds")
   p.add_argument("--clients", default="1,4,16", help="concurrency rounds ('' for none)")
   p.add_argument("--edits", type=int, default=-1, help="64x64 edits timed (default max(3, requests/2); 0 for none)")
@@ -108,35 +115,53 @@ def main():
   proc = start_server(args, port, edits)
   base = f"http://127.0.0.1:{port}"
   rng = np.random.default_rng(0)
-  out = {"source": direct.name, "cpu_count": os.cpu_count()}
+  out = {"source": direct.name, "cpu_count": os.cpu_count(), "kernels": getattr(direct, "kernels", None)}
+  out["command"] = "python benchmarks/server_latency.py " + " ".join(sys.argv[1:])
   try:
-    client = httpx.Client(timeout=600)
-    # Warm both sides (compiles, imports) on a region neither measures.
-    client.get(f"{base}/api/region?seed=9&y0=0&x0=0&h=64&w=64").raise_for_status()
-    direct.region(9, 0, 0, 64, 64)
+    client = httpx.Client(timeout=7200)  # a model's 1024x1024 region is ~15 min on a 2-core CPU
+    # Warm both sides (compiles, imports) on a region neither measures (inside one model chunk).
+    client.get(f"{base}/api/region?seed=9&y0=100&x0=100&h=32&w=32").raise_for_status()
+    direct.region(9, 100, 100, 32, 32)
     print(f"source: {direct.name}; {os.cpu_count()} cores; server pid {proc.pid}")
     print(f"{'size':>6} {'side':>7} {'p50 s':>8} {'p95 s':>8}  ratio p50")
-    for size in [int(s) for s in args.sizes.split(",")]:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    counts = [int(c) for c in args.requests.split(",")]
+    if len(counts) == 1:
+      counts *= len(sizes)
+    if len(counts) != len(sizes):
+      sys.exit(f"--requests={args.requests}: give one count, or one for each of --sizes={args.sizes}")
+    last = (0, 0, 64)  # the last region the server drew: where the edits below paint
+    for size, count in zip(sizes, counts):
       ts = {"server": [], "direct": []}
-      for i in range(args.requests):  # alternate sides; fresh coordinates each time
+      chunks = []
+      for i in range(count):  # fresh coordinates for each pair; alternate which side goes first
+        y, x = (int(v) for v in rng.integers(-(2**20), 2**20, 2) // 256 * 256 + rng.integers(0, 255, 2))
+        if isinstance(direct, sources.ModelSource):
+          chunks.append(len(direct._keys(y, x, size, size)))
         for side in ("direct", "server") if i % 2 else ("server", "direct"):
-          y, x = (int(v) for v in rng.integers(-(2**20), 2**20, 2) // 256 * 256 + rng.integers(0, 255, 2))
           t0 = time.perf_counter()
           if side == "server":
             client.get(f"{base}/api/region?seed=1&y0={y}&x0={x}&h={size}&w={size}").raise_for_status()
           else:
             server_app._png(direct.region(1, y, x, size, size).rgb)
           ts[side].append(time.perf_counter() - t0)
+        last = (y, x, size)
+        print(f"  {size} #{i}: direct {ts['direct'][-1]:.2f} s, server {ts['server'][-1]:.2f} s", flush=True)
       r = pct(ts["server"], 50) / pct(ts["direct"], 50)
+      pair = float(np.median(np.array(ts["server"]) / np.array(ts["direct"])))
       for side in ("direct", "server"):
         print(
           f"{size:>6} {side:>7} {pct(ts[side], 50):8.3f} {pct(ts[side], 95):8.3f}"
-          + (f"  {r:.2f}" if side == "server" else "")
+          + (f"  {r:.2f} (pairs: {pair:.2f})" if side == "server" else "")
         )  # noqa: E501
       out[f"region_{size}"] = {
         "direct_p50_s": pct(ts["direct"], 50), "direct_p95_s": pct(ts["direct"], 95),
         "server_p50_s": pct(ts["server"], 50), "server_p95_s": pct(ts["server"], 95), "ratio_p50": r,
+        "pair_ratio_median": pair, "requests": count, "direct_s": ts["direct"], "server_s": ts["server"],
       }  # fmt: skip
+      if chunks:
+        out[f"region_{size}"]["chunks"] = chunks
+      save(args.json, out)  # after each size: a later size that fails keeps the earlier ones
 
     print(f"\n{'clients':>7} {'tiles/s':>8} {'p50 s':>8} {'p95 s':>8} {'503':>5} {'failed':>6}")
     for n in [int(c) for c in args.clients.split(",") if c.strip()]:
@@ -167,7 +192,7 @@ def main():
                                    "refused_503": refused, "failed": failed}  # fmt: skip
 
     info = client.get(f"{base}/api/info").json()
-    n_edits = max(3, args.requests // 2) if args.edits < 0 else args.edits
+    n_edits = max(3, max(counts) // 2) if args.edits < 0 else args.edits
     if info["editable"] and n_edits > 0:
       import base64
       import io
@@ -181,12 +206,13 @@ def main():
       m64 = base64.b64encode(buf.getvalue()).decode()
       water = info["class_names"].index("water") if "water" in info["class_names"] else 0
       ts = []
-      for i in range(n_edits):
-        y, x = (int(v) for v in rng.integers(-(2**20), 2**20, 2))
+      for i in range(n_edits + 1):  # the first compiles the edit and is not counted
+        y, x = (last[k] + int(rng.integers(0, max(1, last[2] - 64 + 1))) for k in range(2))
         body = {"seed": 1, "y0": y, "x0": x, "h": 64, "w": 64, "mask": m64, "labels": water}
         t0 = time.perf_counter()
         client.post(f"{base}/api/edit", json=body).raise_for_status()
-        ts.append(time.perf_counter() - t0)
+        if i:
+          ts.append(time.perf_counter() - t0)
       print(f"\nedit 64x64 disc: p50 {pct(ts, 50):.3f} s, p95 {pct(ts, 95):.3f} s ({len(ts)} edits)")
       out["edit_64"] = {"p50_s": pct(ts, 50), "p95_s": pct(ts, 95), "n": len(ts)}
 
@@ -216,8 +242,12 @@ def main():
   finally:
     proc.terminate()
     proc.wait(30)
-  if args.json:
-    with open(args.json, "w") as f:
+  save(args.json, out)
+
+
+def save(path: str, out: dict) -> None:
+  if path:
+    with open(path, "w") as f:
       json.dump(out, f, indent=1)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from genenv_jax import parallel
+from genenv_jax import cpu_kernels, parallel
 from genenv_jax.families import flow_matching as fm
 from genenv_jax.scenes import fields
 
@@ -129,12 +129,22 @@ def canvas_velocity_of(cv, height: int, width: int, window: int, chunk: int = 16
   return canvas_velocity, pl
 
 
-def make_renderer(family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None):
-  """Jitted (params, noise [H', W', C], label) -> [H', W', C] model tensor; and its ``Plan``."""
-  return renderer_of(family.canvas, height, width, check(family, config, window), chunk, mesh)
+def make_renderer(
+  family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None, cpu_convolutions: str = "xla"
+):
+  """Jitted (params, noise [H', W', C], label) -> [H', W', C] model tensor; and its ``Plan``.
+
+  ``cpu_convolutions``: XLA:CPU's convolution kernels (``cpu_kernels``; 'eigen' uses both cores of a small
+  CPU, equal up to float rounding; accelerators ignore it).
+  """
+  return renderer_of(family.canvas, height, width, check(family, config, window), chunk, mesh, cpu_convolutions)
 
 
-def renderer_of(cv, height: int, width: int, window: int, chunk: int = 16, mesh=None):
+def _jit_options(mesh, cpu_convolutions: str):
+  return cpu_kernels.compiler_options(cpu_convolutions, mesh.devices.flat[0].platform)
+
+
+def renderer_of(cv, height: int, width: int, window: int, chunk: int = 16, mesh=None, cpu_convolutions: str = "xla"):
   """``make_renderer`` for one ``base.Canvas``."""
   mesh = mesh or parallel.local_mesh()
   canvas_velocity, pl = canvas_velocity_of(cv, height, width, window, chunk, mesh)
@@ -144,10 +154,21 @@ def renderer_of(cv, height: int, width: int, window: int, chunk: int = 16, mesh=
     return cv.finalize(fm.solve(v, noise[None], cv.solver, cv.steps))[0]
 
   repl = NamedSharding(mesh, P())
-  return jax.jit(render, in_shardings=(repl, repl, None), out_shardings=repl), pl
+  options = _jit_options(mesh, cpu_convolutions)
+  return jax.jit(render, in_shardings=(repl, repl, None), out_shardings=repl, compiler_options=options), pl
 
 
-def make_inpainter(family, config, height: int, width: int, steps: int = 32, window=None, chunk: int = 16, mesh=None):
+def make_inpainter(
+  family,
+  config,
+  height: int,
+  width: int,
+  steps: int = 32,
+  window=None,
+  chunk: int = 16,
+  mesh=None,
+  cpu_convolutions: str = "xla",
+):
   """Jitted (params, noise, known, keep, label) -> [H', W', C]: the canvas ODE with ``known`` held where ``keep``.
 
   Inpainting by replacement (the RePaint idea on the straight path): after
@@ -159,11 +180,21 @@ def make_inpainter(family, config, height: int, width: int, steps: int = 32, win
   draw its colour and height. At t = 1 every kept value is exactly its known
   value (nothing outside the mask changes).
   """
-  return inpainter_of(family.canvas, height, width, steps, check(family, config, window), chunk, mesh)
+  window = check(family, config, window)
+  return inpainter_of(family.canvas, height, width, steps, window, chunk, mesh, cpu_convolutions=cpu_convolutions)
 
 
 def inpainter_of(
-  cv, height: int, width: int, steps: int, window: int, chunk: int = 16, mesh=None, hold_until=1.0, hold_map=False
+  cv,
+  height: int,
+  width: int,
+  steps: int,
+  window: int,
+  chunk: int = 16,
+  mesh=None,
+  hold_until=1.0,
+  hold_map=False,
+  cpu_convolutions: str = "xla",
 ):
   """``make_inpainter`` for one ``base.Canvas``; kept values are held only at times ``<= hold_until``
   (a sketch's strength: 1 holds them to the end, 0 never).
@@ -189,7 +220,8 @@ def inpainter_of(
     return cv.finalize(x[None])[0]
 
   repl = NamedSharding(mesh, P())
-  return jax.jit(render, in_shardings=(repl, repl, repl, repl, None), out_shardings=repl), pl
+  shardings = dict(in_shardings=(repl, repl, repl, repl, None), out_shardings=repl)
+  return jax.jit(render, **shardings, compiler_options=_jit_options(mesh, cpu_convolutions)), pl
 
 
 def render_scene(

@@ -284,6 +284,18 @@ def test_model_regions_agree_on_overlaps_across_chunks(fm_model, tmp_path):
   np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
+def test_model_canvas_kernels_eigen_by_default_on_a_cpu_and_equal_to_xla_up_to_rounding(fm_model):
+  import jax
+
+  src = sources.ModelSource(fm_model)
+  assert src.kernels == ("eigen" if jax.default_backend() == "cpu" else "xla")
+  xla = sources.ModelSource(fm_model, cpu_convolutions="xla")
+  a, b = src.tensor(2, 10, 10, 40, 40), xla.tensor(2, 10, 10, 40, 40)
+  assert np.abs(a - b).max() < 1e-3
+  with pytest.raises(ValueError, match=r"cpu_convolutions='fast': must be one of \['xla', 'eigen', 'auto'\]"):
+    sources.ModelSource(fm_model, cpu_convolutions="fast")
+
+
 def test_gan_region_is_its_tiled_scene_and_it_is_not_editable(tmp_path):
   from genenv_jax import tiling
 
@@ -399,3 +411,8 @@ def test_serve_py_starts_answers_and_refuses_a_bad_source(tmp_path):
     capture_output=True, text=True, timeout=120,
   )  # fmt: skip
   assert bad.returncode == 1 and "world='atlantis': unknown; allowed:" in bad.stderr
+  bad = subprocess.run(
+    [sys.executable, serve, "--world=city_regions", "--cpu_convolutions=fast", f"--edits={tmp_path}"],
+    capture_output=True, text=True, timeout=120,
+  )  # fmt: skip
+  assert bad.returncode == 1 and "cpu_convolutions='fast': must be one of" in bad.stderr

@@ -243,7 +243,8 @@ def _class_height(world, c: int) -> float:
 class ModelSource(Source):
   """A trained model's unbounded world (GAN tiling or flow matching canvas) and its samples."""
 
-  def __init__(self, trained, temperature: float | None = None):
+  def __init__(self, trained, temperature: float | None = None, cpu_convolutions: str = "auto"):
+    from genenv_jax import cpu_kernels
     from genenv_jax.synthesis import provenance
 
     self.t = trained
@@ -255,6 +256,11 @@ class ModelSource(Source):
         "margin need a multiple of the factor"
       )
     self.temperature = provenance.check_temperature(fam.sample_temperature if temperature is None else temperature)
+    # The canvas ODEs' convolution kernels on a CPU ('auto': Eigen's, which use every core; ~1.4x faster than
+    # XLA's default on 2 cores, equal up to float rounding). The GAN's tiles keep XLA's: they are the pixels
+    # ``sample.py --scene_size`` writes.
+    cpu_kernels.validate(cpu_convolutions, "cpu_convolutions", auto=True)
+    self.kernels = cpu_kernels.resolve(cpu_convolutions)
     world = trained.world
     g = getattr(world, "ground", None) if world is not None else None
     sprites = world is not None and getattr(world, "sprites", False)
@@ -383,7 +389,7 @@ class ModelSource(Source):
     m = self._margin()
     size = CHUNK + 2 * m
     if self._canvas_fn is None:
-      self._canvas_fn = canvas.make_renderer(self.t.family, self.t.config, size, size)
+      self._canvas_fn = canvas.make_renderer(self.t.family, self.t.config, size, size, cpu_convolutions=self.kernels)
     render, pl = self._canvas_fn
     cv = self.t.family.canvas
     out = {}
@@ -411,7 +417,7 @@ class ModelSource(Source):
     m = self._margin()
     size = CHUNK + 2 * m
     if self._canvas_fn is None:
-      self._canvas_fn = canvas.renderer_of(hr.fine, size, size, hr.fine.window)
+      self._canvas_fn = canvas.renderer_of(hr.fine, size, size, hr.fine.window, cpu_convolutions=self.kernels)
     render, pl = self._canvas_fn
     out = {}
     for i, j in keys:
@@ -437,7 +443,7 @@ class ModelSource(Source):
     mc = hr.coarse.window
     size = CHUNK + 2 * mc
     if self._coarse_fn is None:
-      self._coarse_fn = canvas.renderer_of(hr.coarse, size, size, hr.coarse.window)
+      self._coarse_fn = canvas.renderer_of(hr.coarse, size, size, hr.coarse.window, cpu_convolutions=self.kernels)
     render, pl = self._coarse_fn
     sketches = self._sketches(seed)
     out = {}
@@ -455,7 +461,9 @@ class ModelSource(Source):
           known, hold = self._sketch_maps(sketches, sig, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width)
           if self._sketch_fn is None:
             steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
-            self._sketch_fn = canvas.inpainter_of(hr.coarse, size, size, steps, mc, hold_map=True)
+            self._sketch_fn = canvas.inpainter_of(
+              hr.coarse, size, size, steps, mc, hold_map=True, cpu_convolutions=self.kernels
+            )
           x = self._sketch_fn[0](self.t.params, noise, jnp.asarray(known), jnp.asarray(hold), jnp.int32(0))
         got = np.asarray(jax.device_get(x))[:size, :size]
         self._chunks.put((seed, ("coarse", i, j), sig), got)
@@ -539,9 +547,11 @@ class ModelSource(Source):
       cv = self.t.family.canvas if self.hier is None else self.hier.fine
       steps = cv.steps if cv.solver != "adaptive" else 16  # the model's own step count (midpoint)
       if self.hier is None:
-        self._inpaint_fns[key] = canvas.make_inpainter(self.t.family, self.t.config, H, W, steps=steps)
+        self._inpaint_fns[key] = canvas.make_inpainter(
+          self.t.family, self.t.config, H, W, steps=steps, cpu_convolutions=self.kernels
+        )
       else:
-        self._inpaint_fns[key] = canvas.inpainter_of(cv, H, W, steps, cv.window)
+        self._inpaint_fns[key] = canvas.inpainter_of(cv, H, W, steps, cv.window, cpu_convolutions=self.kernels)
     fn, pl = self._inpaint_fns[key]
     if (pl.height, pl.width) != (H, W):
       raise ValueError(f"edit context {H}x{W}: must be a multiple of the window's stride")
@@ -629,7 +639,9 @@ def _ramp(p: np.ndarray, i: int, m: int) -> np.ndarray:
   return np.minimum(lo, hi).astype(np.float32)
 
 
-def open_source(world: str = "", workdir: str = "", model: str = "", step: int | None = None) -> Source:
+def open_source(
+  world: str = "", workdir: str = "", model: str = "", step: int | None = None, cpu_convolutions: str = "auto"
+) -> Source:
   """The source of ``serve.py``: exactly one of a world, a workdir or a shipped model."""
   given = [n for n, v in (("--world", world), ("--workdir", workdir), ("--model", model)) if v]
   if len(given) != 1:
@@ -643,7 +655,7 @@ def open_source(world: str = "", workdir: str = "", model: str = "", step: int |
   if model:
     from genenv_jax import models
 
-    return ModelSource(models.load(model))
+    return ModelSource(models.load(model), cpu_convolutions=cpu_convolutions)
   from genenv_jax import trained as trained_lib
 
-  return ModelSource(trained_lib.load(workdir, step))
+  return ModelSource(trained_lib.load(workdir, step), cpu_convolutions=cpu_convolutions)
