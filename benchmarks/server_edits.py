@@ -224,7 +224,7 @@ def main():
       print(f"  {i + 1}/{args.masks} masks ({time.time() - t_start:.0f} s)", flush=True)
   print(f"\nsource: {src.name}; {args.masks} masks (discs and blobs), 128x128 regions")
   print(f"{'':>6} {'rules':>6} {'seam':>14} {'iou labels':>11} {'iou rgb':>8}")
-  out = {"source": src.name, "masks": args.masks, "rows": {}}
+  out = {"source": src.name.replace(ROOT + os.sep, ""), "masks": args.masks, "rows": {}}
   out["command"] = "python benchmarks/server_edits.py " + " ".join(sys.argv[1:])
   for kind, r in rows.items():
     s = np.array(r["seam"])
