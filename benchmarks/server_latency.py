@@ -115,7 +115,8 @@ def main():
   proc = start_server(args, port, edits)
   base = f"http://127.0.0.1:{port}"
   rng = np.random.default_rng(0)
-  out = {"source": direct.name.replace(ROOT + os.sep, ""), "cpu_count": os.cpu_count(), "kernels": getattr(direct, "kernels", None)}
+  out = {"source": direct.name.replace(ROOT + os.sep, ""), "cpu_count": os.cpu_count()}
+  out["kernels"] = getattr(direct, "kernels", None)
   out["command"] = "python benchmarks/server_latency.py " + " ".join(sys.argv[1:])
   try:
     client = httpx.Client(timeout=7200)  # a model's 1024x1024 region is ~15 min on a 2-core CPU
