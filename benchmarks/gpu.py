@@ -92,6 +92,8 @@ def step_flops(config_arg: str, precision: str) -> dict:
     "x": jax.ShapeDtypeStruct((n, size, size, spec.channels), jnp.float32),
     "label": jax.ShapeDtypeStruct((n,), jnp.int32),
   }
+  if config.family == "flow_matching_hier":  # the coarse level's window: same shape, its own batch
+    batch["x_coarse"] = batch["x"]
   state = jax.eval_shape(family.init, jax.random.PRNGKey(0), batch)
   cost = jax.jit(family.train_step, donate_argnums=(0,)).lower(state, batch).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -114,6 +116,8 @@ def measure(config_arg: str, precision: str, seconds: float, sample_batch: int) 
   if config.family == "flow":  # 8-bit values, as dequantisation expects
     x = np.round((x + 1) * 127.5) / 127.5 - 1
   batch = {"x": jnp.asarray(x), "label": jnp.zeros((n,), jnp.int32)}
+  if config.family == "flow_matching_hier":  # the coarse level's windows (block means of larger regions)
+    batch["x_coarse"] = jnp.asarray(x[::-1])
   state = jax.jit(family.init)(jax.random.PRNGKey(0), batch)
   step = jax.jit(family.train_step, donate_argnums=(0,))
   t = time.perf_counter()
@@ -190,6 +194,7 @@ def main():
   p.add_argument("--budget_s", type=float, default=420.0, help="start no new row after this many seconds")
   p.add_argument("--sample_batch", type=int, default=1024)
   p.add_argument("--smoke", action="store_true", help="the :smoke variants, briefly (checks the script on a CPU)")
+  p.add_argument("--skip_flops", action="store_true", help="no FLOP count at the end (recount later with --rows_from)")
   p.add_argument("--rows_from", default="", help="print the table of an earlier run's log (its ROW lines)")
   p.add_argument("--child", default="")
   p.add_argument("--flops", default="")
@@ -234,6 +239,8 @@ def main():
       print("ROW " + json.dumps(row), flush=True)  # each row as soon as it exists (a run cut short keeps them)
   if not rows:
     raise SystemExit("no row measured")
+  if a.skip_flops:  # device time is dear: the count is the same program's on any backend
+    return table([dict(r, step_tflop=None, achieved_tflop_s=None, mfu_vendor=None, mfu_matmul=None) for r in rows])
   table([with_flops(r) for r in rows])
 
 
