@@ -44,6 +44,7 @@ CONFIGS = ",".join(
     "configs/fm_city.py",
     "configs/flow_terrain.py",
     "configs/vae_terrain.py",
+    "configs/fm_city_hier.py",
   ]
 )
 # Vendor dense peaks in TFLOP/s: (bfloat16 tensor core, TF32 tensor core). SXM parts.

@@ -35,6 +35,16 @@ def test_step_flops_counts_what_the_compiled_cpu_step_does():
   assert 1.8 < double["flops"] / counted["flops"] < 2.1
 
 
+def test_step_flops_of_a_two_level_model_counts_both_levels():
+  """The two-level family's step needs the coarse windows too (``x_coarse``); it trains two U-Nets of the
+  single-level size, so about twice the single-level step's work (the fine one has a few more input channels)."""
+  gpu = _script()
+  two = gpu.step_flops("configs/fm_city_hier.py:smoke", "float32")
+  one = gpu.step_flops("configs/fm_city.py:smoke", "float32")
+  assert two["batch"] == one["batch"] == 8
+  assert 1.9 < two["flops"] / one["flops"] < 2.3
+
+
 def test_rows_from_recounts_utilisation(tmp_path, capsys, monkeypatch):
   """An earlier log's ROW lines get their FLOPs recounted (a GPU run's own count was wrong) and MFU from them."""
   gpu = _script()
