@@ -33,7 +33,10 @@ cuts real's lakes and rivers into pieces and specks
 (``tools/hier_levels.py``). 256x256 scenes (6 per set): coarse FD 17.4
 (2000 steps: 18.8; single 31.6, real 12.4), crop validity 0.852 (0.841;
 single 0.854). A sketch at strength 0 is followed on 99.7% of the 8x8
-blocks (2000-step weights 99.8%, their first run 99.2%). Shipped as ``fm_city_hier``. Table and pictures:
+blocks (2000-step weights 99.8%, their first run 99.2%). ``--config.hier.factor=16``
+(with ``--config.hier.coarse_num_train=2000``, one run) reaches real's coarse FD (4.59, coarse
+C2ST 0.80) but not its lakes (largest 3.2% of the scene), with crop validity 0.776 and 2 of 5
+scenes valid: not shipped. Shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.
 """
