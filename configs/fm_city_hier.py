@@ -60,6 +60,11 @@ def get_config(arg=None):
   c.hier.coarse_num_train = 50_000
   c.hier.coarse_num_test = 1_000
   c.hier.fine_steps = 0  # both levels train in every step (N > 0: both for N steps, then the coarse level alone)
+  # A third, top level (0: none): regions of top_factor x image_size px averaged down by top_factor, the coarse
+  # level conditioned on the top map under its window (genenv_jax.families.flow_matching_hier).
+  c.hier.top_factor = 0
+  c.hier.top_num_train = 5_000
+  c.hier.top_num_test = 256
   if "cpu" in variant:
     c.hier.factor = 8  # a 32-px coarse window spans 256 city pixels
     c.hier.coarse_num_train = 4_000
@@ -68,8 +73,12 @@ def get_config(arg=None):
     # steps left the coarse level short of training (docs/large-scenes.md, "Which level loses the water").
     c.hier.fine_steps = 2_000
     c.train.num_steps = 5_000
+    c.hier.top_num_train = 400  # with --config.hier.top_factor=32: 1024-px regions (the lakes' extent)
+    c.hier.top_num_test = 64
   if "smoke" in variant:
     c.hier.factor = 4
     c.hier.coarse_num_train = 32
     c.hier.coarse_num_test = 16
+    c.hier.top_num_train = 16
+    c.hier.top_num_test = 8
   return c

@@ -35,6 +35,7 @@ from genenv_jax.scenes import fields
 MAX_PIXELS = 4096 * 4096  # the whole canvas is in memory (see the module doc)
 _TAG = 0xCA7
 COARSE_TAG = _TAG + 16  # a two-level model's coarse canvas: its own noise, never the fine level's
+TOP_TAG = _TAG + 32  # a three-level model's top canvas: its own noise again
 
 
 class Plan(NamedTuple):
@@ -253,9 +254,11 @@ def render_scene(
 
 
 def _levels(trained) -> list:
-  """The canvases whose ODEs draw a scene: the family's own, or a two-level model's coarse and fine."""
+  """The canvases whose ODEs draw a scene: the family's own, or a hierarchical model's (top,) coarse and fine."""
   hr = (trained.family.extras or {}).get("hier")
-  return [hr.coarse, hr.fine] if hr is not None else [trained.family.canvas]
+  if hr is None:
+    return [trained.family.canvas]
+  return ([hr.top] if hr.top is not None else []) + [hr.coarse, hr.fine]
 
 
 def zero_velocity(trained, params, seed: int = 0) -> bool:
@@ -292,22 +295,68 @@ def still_scene(trained, height, width, seed=0, temperature=1.0) -> np.ndarray:
 
 
 def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None):
-  """The coarse map a two-level model draws under a ``height x width`` scene (no sketch), [ch, cw, C] on the
+  """The coarse map a hierarchical model draws under a ``height x width`` scene (no sketch), [ch, cw, C] on the
   device: what ``render_hier`` repeats up under the fine level (``tools/hier_levels.py`` reads it alone)."""
   hr = trained.family.extras["hier"]
   S, f, C = hr.fine.window, hr.factor, hr.channels
   pl = plan(height, width, S)
   ch, cw = -(-pl.height // f), -(-pl.width // f)
   cpl = plan(ch, cw, S)
+  mesh = mesh or parallel.local_mesh()
+  label = jnp.int32(max(cond, 0))
   cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
-  render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh or parallel.local_mesh())
-  return render_c(trained.params, jnp.asarray(cnoise), jnp.int32(max(cond, 0)))[:ch, :cw]
+  top = top_under(trained, cpl, seed, temperature, label, mesh)
+  render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh)
+  return render_c(trained.params, _with_cond(jnp.asarray(cnoise), top), label)[:ch, :cw]
+
+
+def _with_cond(x, cond):
+  """A level's starting state: its noise, and after it the map of the level above (a three-level coarse level)."""
+  return x if cond is None else jnp.concatenate([x, cond], -1)
+
+
+def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=None, sketch_keep=None, strength=1.0):
+  """A three-level model's top map under a coarse plan, repeated up to [cpl.height, cpl.width, C] (None for
+  two levels): the top canvas (its own noise tag) over the coarse plan at ``factor / top_factor``.
+
+  ``sketch_known``/``sketch_keep`` ([cpl.height, cpl.width, C], a sketch at the coarse level's scale): their block
+  means are held in the top ODE like the sketch in the coarse one (``render_hier``), only on blocks the sketch
+  covers whole, so the top map agrees with the sketch.
+  """
+  hr = trained.family.extras["hier"]
+  if hr.top is None:
+    return None
+  S, C, r = hr.fine.window, hr.channels, hr.top_factor // hr.factor
+  th, tw = -(-cpl.height // r), -(-cpl.width // r)
+  tpl = plan(th, tw, S)
+  tnoise = jnp.asarray(temperature * initial_noise(seed, 0, 0, tpl.height, tpl.width, C, tag=TOP_TAG))
+  if sketch_known is None:
+    render_t, _ = renderer_of(hr.top, th, tw, S, mesh=mesh)
+    xt = render_t(trained.params, tnoise, label)
+  else:
+    from genenv_jax.data import coarse as coarse_data
+
+    def blocks(a):
+      big = np.zeros((th * r, tw * r, C), np.float32)
+      big[: a.shape[0], : a.shape[1]] = a
+      out = np.zeros((tpl.height, tpl.width, C), np.float32)
+      out[:th, :tw] = coarse_data.downsample(big, r)
+      return out
+
+    known, keep = blocks(sketch_known), (blocks(sketch_keep) > 1.0 - 1e-6).astype(np.float32)
+    steps = hr.top.steps if hr.top.solver != "adaptive" else 16
+    paint, _ = inpainter_of(hr.top, th, tw, steps, S, mesh=mesh, hold_until=1.0 - strength)
+    xt = paint(trained.params, tnoise, jnp.asarray(known), jnp.asarray(keep), label)
+  return jnp.repeat(jnp.repeat(xt[:th, :tw], r, 0), r, 1)[: cpl.height, : cpl.width]
 
 
 def render_hier(
   trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None, sketch=None, strength=1.0, coarse=None
 ):
-  """A two-level model's ``height x width`` scene: the coarse canvas, then the fine canvas under it.
+  """A hierarchical model's ``height x width`` scene: the coarse canvas, then the fine canvas under it.
+
+  A three-level model (``hier.top`` set) draws its top canvas first and carries it, repeated up, under the
+  coarse canvas the way the coarse map rides under the fine one (``top_under``); a sketch is held in both.
 
   ``coarse``: a given coarse map ([ceil(height/f), ceil(width/f), C] in the model's channels, e.g. a real
   region's block means from ``data.coarse.downsample``) used instead of drawing one: the fine level alone
@@ -346,9 +395,12 @@ def render_hier(
     keep = np.zeros_like(known)
     sh, sw = sketch.known.shape[:2]
     known[:sh, :sw], keep[:sh, :sw] = sketch.known, sketch.keep
+    top = top_under(trained, cpl, seed, temperature, label, mesh, known, keep, strength)
+    if top is not None:  # the top map rides along in the coarse state, never held
+      known, keep = np.concatenate([known, np.zeros_like(known)], -1), np.concatenate([keep, np.zeros_like(keep)], -1)
     steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
     paint, _ = inpainter_of(hr.coarse, ch, cw, steps, S, mesh=mesh, hold_until=1.0 - strength)
-    xc = paint(trained.params, jnp.asarray(cnoise), jnp.asarray(known), jnp.asarray(keep), label)
+    xc = paint(trained.params, _with_cond(jnp.asarray(cnoise), top), jnp.asarray(known), jnp.asarray(keep), label)
   cond_map = jnp.repeat(jnp.repeat(xc[:ch, :cw], f, 0), f, 1)[: pl.height, : pl.width]  # stays on the device
   render_f, _ = renderer_of(hr.fine, height, width, S, mesh=mesh)
   noise = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)

@@ -114,6 +114,10 @@ LEGACY_DEFAULTS = {
   # Two-level runs before training phases trained both levels in every step: any fine_steps that covers
   # their planned steps (0, or at least train.num_steps) continues them as planned.
   "hier.fine_steps": lambda theirs, mine: mine if mine and mine >= theirs["train"]["num_steps"] else 0,
+  # Two-level runs before the optional top level had none.
+  "hier.top_factor": lambda theirs, mine: 0,
+  "hier.top_num_train": lambda theirs, mine: mine,
+  "hier.top_num_test": lambda theirs, mine: mine,
 }
 
 

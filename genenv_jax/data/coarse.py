@@ -15,7 +15,10 @@ things from a built-in world:
   it is exactly what the coarse level hands the fine level when sampling.
 
 ``HierSource`` pairs them: row i is fine window i and coarse map
-``i mod len(coarse)`` (the loader puts the latter in ``batch['x_coarse']``).
+``i mod len(coarse)`` (the loader puts the latter in ``batch['x_coarse']``);
+a three-level model's top maps (``hier.top_factor``: regions averaged down
+by it, drawn the same way) go in ``batch['x_top']``, row i holding top map
+``i mod len(top)``.
 """
 
 from __future__ import annotations
@@ -118,12 +121,17 @@ class HierSource:
 
   has_structure = True
 
-  def __init__(self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels):
+  def __init__(
+    self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, top=None
+  ):
     self.fine = fine
     self._args = (world, factor, size, n, split, data_dir, tuple(channels))
-    self._coarse = None
+    self._top_args = None if top is None else (world, top[0], size, top[1], split, data_dir, tuple(channels))
+    self._coarse = self._top = None
     self.class_names, self.num_classes = fine.class_names, fine.num_classes
     self.description = f"{fine.description}, with {n} coarse maps of {factor * size}-px regions"
+    if top is not None:
+      self.description += f" and {top[1]} top maps of {top[0] * size}-px regions"
 
   @property
   def coarse(self) -> np.ndarray:
@@ -131,13 +139,23 @@ class HierSource:
       self._coarse = prepare(*self._args)[0]
     return self._coarse
 
+  @property
+  def top(self) -> np.ndarray | None:
+    """A three-level model's top maps (``hier.top_factor``), else None."""
+    if self._top is None and self._top_args is not None:
+      self._top = prepare(*self._top_args)[0]
+    return self._top
+
   def __len__(self):
     return len(self.fine)
 
   def get(self, indices):
     out = self.fine.get(indices)
     c = self.coarse
-    out["coarse"] = c[np.asarray(indices, np.int64) % len(c)].astype(np.float32)
+    idx = np.asarray(indices, np.int64)
+    out["coarse"] = c[idx % len(c)].astype(np.float32)
+    if self.top is not None:
+      out["top"] = self.top[idx % len(self.top)].astype(np.float32)
     return out
 
 
@@ -150,6 +168,19 @@ def check_factor(factor, image_size: int) -> None:
     raise ValueError(f"hier.factor={f} with data.image_size={image_size}: the size must be a multiple")
 
 
+def check_top_factor(top, factor: int, image_size: int) -> None:
+  """``hier.top_factor``: 0 (two levels), or a power of two above ``hier.factor`` whose ratio to it divides the
+  training size (the coarse level sees the top map under its window in blocks of that ratio)."""
+  t = top
+  if t == 0:
+    return
+  if not isinstance(t, int) or isinstance(t, bool) or t <= factor or t & (t - 1) or image_size % (t // factor):
+    raise ValueError(
+      f"hier.top_factor={t!r}: must be 0 (two levels) or a power of two above hier.factor={factor} with "
+      f"top_factor/factor dividing data.image_size={image_size} (e.g. {4 * factor})"
+    )
+
+
 def check(hier, data_cfg) -> None:
   """The ``hier`` section against the data, before anything is drawn."""
   check_factor(hier.factor, data_cfg.image_size)
@@ -158,15 +189,20 @@ def check(hier, data_cfg) -> None:
       f"family='flow_matching_hier' with data.source={data_cfg.source!r}: the coarse level is drawn from a "
       "built-in world's large regions (data.source='world')"
     )
-  for key in ("coarse_num_train", "coarse_num_test"):
-    v = hier[key]
-    if not isinstance(v, int) or v < 1:
+  top = hier.get("top_factor", 0)
+  check_top_factor(top, hier.factor, data_cfg.image_size)
+  for key in ("coarse_num_train", "coarse_num_test") + (("top_num_train", "top_num_test") if top else ()):
+    v = hier.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
       raise ValueError(f"hier.{key}={v!r}: must be a positive integer (coarse maps drawn)")
 
 
 def make_source(fine, data_cfg, hier, split: str) -> HierSource:
   check(hier, data_cfg)
   n = hier.coarse_num_train if split == "train" else hier.coarse_num_test
+  top = None
+  if hier.get("top_factor", 0):
+    top = (hier.top_factor, hier.top_num_train if split == "train" else hier.top_num_test)
   return HierSource(
-    fine, data_cfg.world, hier.factor, data_cfg.image_size, n, split, data_cfg.data_dir, data_cfg.channels
+    fine, data_cfg.world, hier.factor, data_cfg.image_size, n, split, data_cfg.data_dir, data_cfg.channels, top
   )

@@ -77,6 +77,8 @@ class Loader:
     out = {"x": self.layout.encode(raw), "label": raw["label"].astype(np.int32)}
     if "coarse" in raw:  # a hierarchical model's coarse maps (already model tensors)
       out["x_coarse"] = raw["coarse"]
+    if "top" in raw:  # a three-level model's top maps
+      out["x_top"] = raw["top"]
     return out
 
   def global_batch_at(self, step: int) -> dict[str, jax.Array]:

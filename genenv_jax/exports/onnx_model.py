@@ -170,6 +170,11 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   import jax.numpy as jnp
 
   hr = trained.family.extras["hier"]
+  if hr.top is not None:
+    raise ValueError(
+      f"hier.top_factor={hr.top_factor}: the ONNX export holds one- and two-level models; a three-level model "
+      "exports its scenes (sample.py --scene_size --export=...)"
+    )
   s, C, f = trained.spec.image_size, hr.channels, hr.factor
   fine_net_v = hr.fine.velocity
   solver, steps = _fixed_solver(hr.fine, solver, steps)

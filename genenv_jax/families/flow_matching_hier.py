@@ -1,4 +1,4 @@
-"""Two-level flow matching: a coarse map of the world, then the detail under it.
+"""Two- or three-level flow matching: a coarse map of the world, then the detail under it.
 
 A model that only sees an S-px window cannot learn what is larger than the
 window. This family holds two velocity fields, trained together in one step
@@ -32,6 +32,17 @@ far fewer maps than the fine level has windows, and needs more steps
 (``docs/large-scenes.md``). The coarse-only steps log no ``loss`` (the fine
 level's training loss is not computed), only ``coarse_loss`` and ``grad_norm``.
 
+A third level (``hier.top_factor``, 0 for none): a **top** level learns
+regions ``top_factor x S`` pixels wide averaged down by ``top_factor``
+(``batch['x_top']``), and the coarse level is conditioned on the top map
+under its window exactly as the fine level is on the coarse map (block means
+by ``top_factor / factor``, repeated back, ``hier.cond_noise``). The top
+window spans ``top_factor x S`` world pixels (a 32-px window at 32: 1024
+city pixels, where real's lake systems fit) while the coarse level keeps the
+fine level's 4x4 guidance per window. Coarse-only steps (``hier.fine_steps``)
+train the top and coarse levels together. Scenes: top canvas, coarse canvas
+over it, fine canvas over that (``canvas.render_hier``).
+
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
 the window under it. The likelihood of the pair is not reported (a density
@@ -52,7 +63,7 @@ from genenv_jax.families import base
 from genenv_jax.families import flow_matching as fm
 from genenv_jax.nets import unet
 
-ROLES = base.MetricRoles(shown=("loss", "coarse_loss"), compare=("loss", "coarse_loss", "grad_norm"))
+ROLES = base.MetricRoles(shown=("loss", "coarse_loss", "top_loss"), compare=("loss", "coarse_loss", "grad_norm"))
 OPTIMIZERS = {"fm": "lr"}
 
 
@@ -66,6 +77,9 @@ class Hier(NamedTuple):
     factor: world pixels per coarse pixel, each way.
     channels: C, the model tensor's channels.
     one_hot: [start, stop) of the label channels (the sketch's classes go there).
+    top: a three-level model's top ``base.Canvas`` (C channels), else None; then ``coarse`` is over 2C
+      state channels like ``fine``: its map and, after it, the top map repeated up (velocity 0 there).
+    top_factor: world pixels per top pixel, each way (0: two levels).
   """
 
   coarse: base.Canvas
@@ -73,6 +87,8 @@ class Hier(NamedTuple):
   factor: int
   channels: int
   one_hot: tuple[int, int]
+  top: base.Canvas | None = None
+  top_factor: int = 0
 
 
 def fine_steps(hier_cfg) -> int:
@@ -81,6 +97,11 @@ def fine_steps(hier_cfg) -> int:
   if not isinstance(n, int) or isinstance(n, bool) or n < 0:
     raise ValueError(f"hier.fine_steps={n!r}: must be an integer >= 0 (0: both levels train in every step)")
   return n
+
+
+def top_factor(hier_cfg) -> int:
+  """``hier.top_factor``: 0 (two levels) or a third level's factor (older configs have none: 0)."""
+  return hier_cfg.get("top_factor", 0)
 
 
 def restart_at(config) -> int:
@@ -101,6 +122,9 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   if not 0.0 <= hier_cfg.cond_noise <= 1.0:
     raise ValueError(f"hier.cond_noise={hier_cfg.cond_noise!r}: must be in [0, 1]")
   fine_steps(hier_cfg)
+  tf = top_factor(hier_cfg)
+  if tf:
+    coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
 
 
 def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
@@ -109,74 +133,94 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   validate(f, h, data)
   nc, C, S, factor = data.num_classes, data.channels, data.image_size, h.factor
   one_hot = tuple(data.one_hot)
+  tf = top_factor(h)
+  ratio = tf // factor  # top pixels per coarse pixel's block (0: no top level)
   fine_net = unet.UNet(C, tuple(f.widths), f.blocks, False, nc)
   coarse_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc)
+  top_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc) if tf else None
   tx = txs["fm"]
   ema_decay, time_sampling, cond_noise = f.ema_decay, f.time_sampling, float(h.cond_noise)
   default_solver, default_steps = f.solver, f.sample_steps
   joint_steps = fine_steps(h)
 
-  def cond_of(x):
-    return coarse_data.upsample(coarse_data.downsample(x, factor), factor)
+  def cond_of(x, r):
+    return coarse_data.upsample(coarse_data.downsample(x, r), r)
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
 
-  def coarse_velocity(params, label):
+  def coarse_velocity(params, label, cond=None):
+    if tf:  # conditioned on the top map under the window
+      return lambda x, t: coarse_net.apply(params["coarse"], jnp.concatenate([x, cond], -1), t, label)
     return lambda x, t: coarse_net.apply(params["coarse"], x, t, label)
 
-  def losses(params, key, x, xc, label):
-    kf, kc, kn = jax.random.split(key, 3)
-    cond = cond_of(x)
-    cond = cond + cond_noise * jax.random.normal(kn, cond.shape)
-    lf = fm.cfm_loss(fine_velocity(params, cond, label), kf, x, time_sampling)
-    lc = fm.cfm_loss(coarse_velocity(params, label), kc, xc, time_sampling)
-    return lf, lc
+  def top_velocity(params, label):
+    return lambda x, t: top_net.apply(params["top"], x, t, label)
 
-  def loss_fn(params, key, x, xc, label):
-    lf, lc = losses(params, key, x, xc, label)
-    return lf + lc, (lf, lc)
+  def noisy_cond(key, x, r):
+    cond = cond_of(x, r)
+    return cond + cond_noise * jax.random.normal(key, cond.shape)
+
+  def coarse_losses(params, key, batch):
+    """{'coarse_loss'} (and 'top_loss' with a top level): the levels above the fine one."""
+    xc, label = batch["x_coarse"], batch["label"]
+    if not tf:  # the two-level key, as before there was a top level
+      return {"coarse_loss": fm.cfm_loss(coarse_velocity(params, label), key, xc, time_sampling)}
+    kc, kn, kt = jax.random.split(key, 3)
+    lc = fm.cfm_loss(coarse_velocity(params, label, noisy_cond(kn, xc, ratio)), kc, xc, time_sampling)
+    return {"coarse_loss": lc, "top_loss": fm.cfm_loss(top_velocity(params, label), kt, batch["x_top"], time_sampling)}
+
+  def losses(params, key, batch):
+    kf, kc, kn = jax.random.split(key, 3)
+    x, label = batch["x"], batch["label"]
+    out = {"loss": fm.cfm_loss(fine_velocity(params, noisy_cond(kn, x, factor), label), kf, x, time_sampling)}
+    return {**out, **coarse_losses(params, kc, batch)}
+
+  def loss_fn(params, key, batch):
+    ls = losses(params, key, batch)
+    return sum(ls.values()), ls
 
   def init(key, batch):
-    kp, kc, kr = jax.random.split(key, 3)
+    kp, kc, kr, kt = jax.random.split(key, 4)
     x = batch["x"]
     n = x.shape[0]
     params = {
       "fine": fine_net.init(kp, jnp.concatenate([x, x], -1), jnp.zeros((n,)), batch["label"]),
-      "coarse": coarse_net.init(kc, x, jnp.zeros((n,)), batch["label"]),
+      "coarse": coarse_net.init(kc, jnp.concatenate([x, x], -1) if tf else x, jnp.zeros((n,)), batch["label"]),
     }
+    if tf:
+      params["top"] = top_net.init(kt, x, jnp.zeros((n,)), batch["label"])
     return base.initial_state(params, tx.init(params), params, kr)
 
   def both_step(state, batch):
     key = jax.random.fold_in(state.rng, state.step)
-    (loss, (lf, lc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params, key, batch["x"], batch["x_coarse"], batch["label"]
-    )
+    (loss, ls), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, batch)
     kept = base.optimizer_step(state, tx, loss, grads, ema_decay)
-    return kept, {"loss": lf, "coarse_loss": lc, "grad_norm": optax.tree.norm(grads), "skipped": kept.skipped}
+    return kept, {**ls, "grad_norm": optax.tree.norm(grads), "skipped": kept.skipped}
 
   def coarse_step(state, batch):
-    """The coarse level alone: the fine level's parameters, and their EMA, stay as they are."""
+    """The levels above the fine one alone: the fine level's parameters, and their EMA, stay as they are."""
     key = jax.random.fold_in(state.rng, state.step)
-    kc = jax.random.split(key, 3)[1]  # the coarse level's key of ``losses``
+    kc = jax.random.split(key, 3)[1]  # the coarse levels' key of ``losses``
     p = state.params
+    upper = {k: v for k, v in p.items() if k != "fine"}
 
-    def coarse_loss(cp):
-      return fm.cfm_loss(coarse_velocity({**p, "coarse": cp}, batch["label"]), kc, batch["x_coarse"], time_sampling)
+    def upper_loss(u):
+      ls = coarse_losses({**p, **u}, kc, batch)
+      return sum(ls.values()), ls
 
-    lc, gc = jax.value_and_grad(coarse_loss)(p["coarse"])
-    grads = {**jax.tree.map(jnp.zeros_like, p), "coarse": gc}
+    (_, ls), gu = jax.value_and_grad(upper_loss, has_aux=True)(upper)
+    grads = {**jax.tree.map(jnp.zeros_like, p), **gu}
     upd, opt_state = tx.update(grads, state.opt_state, p)
     params = {**optax.apply_updates(p, upd), "fine": p["fine"]}
-    ok = jnp.isfinite(lc) & base.tree_all_finite(gc)
+    ok = jnp.all(jnp.array([jnp.isfinite(v) for v in ls.values()])) & base.tree_all_finite(gu)
     kept = base.finish_step(state, params, opt_state, params, ok, ema_decay)
     kept = kept._replace(ema_params={**kept.ema_params, "fine": state.ema_params["fine"]})
-    return kept, {"coarse_loss": lc, "grad_norm": optax.tree.norm(gc), "skipped": kept.skipped}  # no fine 'loss'
+    return kept, {**ls, "grad_norm": optax.tree.norm(gu), "skipped": kept.skipped}  # no fine 'loss'
 
   def eval_step(state, batch):
     key = jax.random.fold_in(state.rng, 2**31 - 1)
-    lf, lc = losses(state.ema_params, key, batch["x"], batch["x_coarse"], batch["label"])
-    return {"loss": lf, "coarse_loss": lc}
+    return losses(state.ema_params, key, batch)
 
   def labels_for(key, n, cond):
     if cond is not None:
@@ -197,27 +241,53 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     temperature = 1.0 if temperature is None else temperature
     kc, kf, kl = jax.random.split(key, 3)
     label = labels_for(kl, n, cond)
-    xc = coarse_finalize(fm.solve(coarse_velocity(params, label), temperature * noise(kc, n), solver, steps))
-    b, a = S // factor, (S - S // factor) // 2
-    cond_map = coarse_data.upsample(xc[:, a : a + b, a : a + b], factor)
+
+    def centre(x, r):  # the block of a window that r-times finer pixels see, repeated up
+      b, a = S // r, (S - S // r) // 2
+      return coarse_data.upsample(x[:, a : a + b, a : a + b], r)
+
+    top_cond = None
+    if tf:
+      kt = jax.random.fold_in(kc, 1)
+      xt = coarse_finalize(fm.solve(top_velocity(params, label), temperature * noise(kt, n), solver, steps))
+      top_cond = centre(xt, ratio)
+    vc = coarse_velocity(params, label, top_cond)
+    xc = coarse_finalize(fm.solve(vc, temperature * noise(kc, n), solver, steps))
+    cond_map = centre(xc, factor)
     x1 = fm.solve(fine_velocity(params, cond_map, label), temperature * noise(kf, n), solver, steps)
     return fm.finalize(x1, one_hot)
 
   def coarse_canvas_velocity(params, x, t, label):
+    if tf:  # the top map rides along with zero velocity
+      v = coarse_net.apply(params["coarse"], x, t, label)
+      return jnp.concatenate([v, jnp.zeros_like(v)], -1)
     return coarse_net.apply(params["coarse"], x, t, label)
+
+  def top_canvas_velocity(params, x, t, label):
+    return top_net.apply(params["top"], x, t, label)
 
   def fine_canvas_velocity(params, x, t, label):
     v = fine_net.apply(params["fine"], x, t, label)
     return jnp.concatenate([v, jnp.zeros_like(v)], -1)
 
+  if tf:
+    coarse_cv = base.Canvas(
+      coarse_canvas_velocity, S, 2 * C, False, lambda x: coarse_finalize(x[..., :C]), f.solver, f.sample_steps
+    )
+    top_cv = base.Canvas(top_canvas_velocity, S, C, False, coarse_finalize, f.solver, f.sample_steps)
+  else:
+    coarse_cv = base.Canvas(coarse_canvas_velocity, S, C, False, coarse_finalize, f.solver, f.sample_steps)
+    top_cv = None
   hier = Hier(
-    coarse=base.Canvas(coarse_canvas_velocity, S, C, False, coarse_finalize, f.solver, f.sample_steps),
+    coarse=coarse_cv,
     fine=base.Canvas(
       fine_canvas_velocity, S, 2 * C, False, lambda x: fm.finalize(x[..., :C], one_hot), f.solver, f.sample_steps
     ),
     factor=factor,
     channels=C,
     one_hot=one_hot,
+    top=top_cv,
+    top_factor=tf,
   )
   return base.Family(
     init=init,

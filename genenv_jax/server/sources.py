@@ -250,6 +250,11 @@ class ModelSource(Source):
     self.t = trained
     fam = trained.family
     self.hier = (fam.extras or {}).get("hier")  # a two-level model: coarse chunks under the fine ones
+    if self.hier is not None and self.hier.top is not None:
+      raise ValueError(
+        f"hier.top_factor={self.hier.top_factor}: the server serves one- and two-level models; a three-level "
+        "model's scenes come from sample.py --scene_size (its coarse chunks would need top chunks under them)"
+      )
     if self.hier is not None and (CHUNK % self.hier.factor or self.hier.fine.window % self.hier.factor):
       raise ValueError(
         f"hier.factor={self.hier.factor}: the server's {CHUNK}-px chunks and their {self.hier.fine.window}-px "
