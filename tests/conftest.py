@@ -29,7 +29,7 @@ import pytest  # noqa: E402
 # number of tests, which left a long file to start last. A file not listed counts as the longest.
 FILE_SECONDS = {
   "test_flow_matching.py": 484, "test_gan.py": 276, "test_folder.py": 272, "test_training.py": 255,
-  "test_hier.py": 250, "test_families_loop.py": 247, "test_vae.py": 227, "test_flow.py": 183,
+  "test_hier.py": 250, "test_hier3.py": 180, "test_families_loop.py": 247, "test_vae.py": 227, "test_flow.py": 183,
   "test_models.py": 40, "test_synthesis.py": 142, "test_dem.py": 131, "test_workdir.py": 128,
   "test_exports.py": 118, "test_ray.py": 115, "test_evaluation.py": 97, "test_own_space.py": 89,
   "test_cpu_kernels.py": 85, "test_server.py": 77, "test_server_browser.py": 76, "test_feature_net.py": 72,

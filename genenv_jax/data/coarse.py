@@ -121,9 +121,7 @@ class HierSource:
 
   has_structure = True
 
-  def __init__(
-    self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, top=None
-  ):
+  def __init__(self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, top=None):
     self.fine = fine
     self._args = (world, factor, size, n, split, data_dir, tuple(channels))
     self._top_args = None if top is None else (world, top[0], size, top[1], split, data_dir, tuple(channels))

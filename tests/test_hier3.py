@@ -1,0 +1,165 @@
+"""Three-level flow matching (``hier.top_factor``): the top map under the coarse canvas, sketches held in both
+upper levels, a step that trains the three levels and a phase that keeps the fine one, bad values named."""
+
+import os
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genenv_jax import canvas, parallel, sketch, training
+from genenv_jax.config_utils import load_config
+from genenv_jax.data import coarse
+from genenv_jax.families import base
+from genenv_jax.families import flow_matching_hier as fmh
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MU, S = 0.5, 0.3
+
+
+def toward(target, x, t):
+  """The exact velocity of straight paths from N(0, I) to N(target, S^2) per value (target may vary per pixel)."""
+  t = jnp.reshape(t, (-1,) + (1,) * (x.ndim - 1))
+  var = (1 - t) ** 2 + t**2 * S**2
+  return target + (-(1 - t) + t * S**2) / var * (x - t * target)
+
+
+def fake_model(C=2, window=16, factor=4, top_factor=16):
+  """Closed-form levels: top -> N(MU, S^2); coarse -> N(top map under it, S^2); fine -> N(coarse map, S^2)."""
+
+  def top_v(params, x, t, label):
+    return toward(MU, x, t)
+
+  def follow(params, x, t, label):  # a level over 2C state channels: its own, then the map of the level above
+    return jnp.concatenate([toward(x[..., C:], x[..., :C], t), jnp.zeros_like(x[..., C:])], -1)
+
+  hr = fmh.Hier(
+    coarse=base.Canvas(follow, window, 2 * C, False, lambda x: x[..., :C], "midpoint", 64),
+    fine=base.Canvas(follow, window, 2 * C, False, lambda x: x[..., :C], "midpoint", 64),
+    factor=factor,
+    channels=C,
+    one_hot=(0, 0),
+    top=base.Canvas(top_v, window, C, False, lambda x: x, "midpoint", 64),
+    top_factor=top_factor,
+  )
+  fam = base.Family(None, None, None, None, fmh.ROLES, extras={"hier": hr}, canvas=hr.fine)
+  return types.SimpleNamespace(family=fam, params=None, config=types.SimpleNamespace(family="flow_matching_hier"))
+
+
+def test_three_level_canvas_carries_the_top_map_under_the_coarse_one_on_1_and_8_devices():
+  """The top canvas (its own noise) lands, repeated up by top_factor/factor, under the coarse canvas, and that
+  under the fine one, pixel for pixel; the same scene on 1 and 8 devices."""
+  model = fake_model()
+  got = canvas.render_scene(model, 40, 56, seed=3)
+  # Plans: fine 40x56; coarse 10x14 -> 16x16 (one window); top 4x4 -> 16x16.
+  nt = canvas.initial_noise(3, 0, 0, 16, 16, 2, tag=canvas.TOP_TAG)
+  nc = canvas.initial_noise(3, 0, 0, 16, 16, 2, tag=canvas.COARSE_TAG)
+  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
+  top = (MU + S * nt)[:4, :4].repeat(4, 0).repeat(4, 1)
+  xc = top + S * nc
+  want = xc[:10, :14].repeat(4, 0).repeat(4, 1) + S * nf
+  np.testing.assert_allclose(got, want, atol=3e-4)
+  np.testing.assert_allclose(np.asarray(canvas.coarse_canvas(model, 40, 56, seed=3)), xc[:10, :14], atol=3e-4)
+  one = canvas.render_scene(model, 40, 56, seed=3, mesh=parallel.make_mesh(1))
+  np.testing.assert_allclose(one, got, atol=1e-5)
+  assert len(jax.devices()) == 8
+  # The levels stay a pure function of coordinates: a larger scene holds this one in its corner.
+  big = canvas.render_scene(model, 72, 88, seed=3)
+  np.testing.assert_allclose(big[:40, :56], got, atol=1e-4)
+
+
+def test_a_sketch_is_held_in_the_top_and_coarse_levels():
+  model = fake_model()
+  sk = sketch.Sketch("s.png", np.zeros((10, 14, 2), np.float32), np.zeros((10, 14, 2), np.float32), "height")
+  sk.known[:, :7, 1], sk.known[:, 7:, 1] = -0.8, 0.8
+  sk.keep[..., 1] = 1.0
+  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
+  held = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=0.0)
+  np.testing.assert_allclose(held[..., 1], sk.known[..., 1].repeat(4, 0).repeat(4, 1) + S * nf[..., 1], atol=3e-4)
+  free = canvas.render_scene(model, 40, 56, seed=3)
+  np.testing.assert_allclose(held[..., 0], free[..., 0], atol=1e-4)  # channels the sketch leaves free
+  ignored = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=1.0)
+  np.testing.assert_allclose(ignored, free, atol=1e-5)
+  # The top map itself holds the sketch's block means on the 4x4 blocks the sketch covers whole (rows 0-7,
+  # columns 0-11 of its 10x14 coarse pixels), and draws freely elsewhere.
+  known = np.zeros((16, 16, 2), np.float32)
+  keep = np.zeros_like(known)
+  known[:10, :14], keep[:10, :14] = sk.known, sk.keep
+  mesh = parallel.local_mesh()
+  cpl = canvas.plan(10, 14, 16)
+  top = np.asarray(canvas.top_under(model, cpl, 3, 1.0, jnp.int32(0), mesh, known, keep, 0.0))
+  want = coarse.downsample(known[:8, :12], 4)[..., 1]
+  np.testing.assert_allclose(top[:8, :12, 1].reshape(2, 4, 3, 4, 1)[:, 0, :, 0, 0], want, atol=1e-5)
+  nt = canvas.initial_noise(3, 0, 0, 16, 16, 2, tag=canvas.TOP_TAG)
+  np.testing.assert_allclose(top[12:, :, 1], (MU + S * nt)[3, :4, 1].repeat(4)[None].repeat(4, 0), atol=3e-4)
+
+
+@pytest.fixture(scope="module")
+def three_level_setup(data_dir):
+  cfg = load_config(
+    os.path.join(ROOT, "configs/fm_city_hier.py:smoke"),
+    [
+      f"data.data_dir={data_dir!r}",
+      "hier.top_factor=16",
+      "hier.fine_steps=1",  # a phase of the upper levels alone from step 1
+      "mesh.num_devices=1",
+      "train.batch_size=8",
+    ],
+  )
+  return training.Setup(cfg)
+
+
+def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fine_one(three_level_setup):
+  su = three_level_setup
+  hr = su.family.extras["hier"]
+  assert hr.top_factor == 16 and hr.coarse.channels == 2 * hr.channels
+  _, batch = next(iter(su.loader.iterate(0, 1)))
+  # The loader's top maps are the world's 256-px regions averaged down by 16 (the file drawn once).
+  tops = coarse.prepare("city_regions", 16, 16, 16, "train", su.config.data.data_dir, su.config.data.channels)[0]
+  idx = su.loader.indexer.indices(0, su.loader.rows)
+  np.testing.assert_allclose(np.asarray(batch["x_top"]), tops[np.asarray(idx) % 16].astype(np.float32))
+  state = su.init_state()
+  assert set(state.params) == {"fine", "coarse", "top"}
+  state0 = jax.device_get(state)  # the steps donate their input state
+  joint, m = su.step_fns[0](state, batch)
+  joint0 = jax.device_get(joint)
+  assert {"loss", "coarse_loss", "top_loss"} <= set(m) and all(np.isfinite(float(m[k])) for k in m)
+
+  def changed(a, b, level):
+    return any(not bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a[level]), jax.tree.leaves(b[level])))
+
+  assert all(changed(state0.params, joint0.params, k) for k in ("fine", "coarse", "top"))
+  upper, m2 = su.step_fns[1](joint, batch)  # the phase after hier.fine_steps
+  joint = joint0
+  assert "loss" not in m2 and np.isfinite(float(m2["top_loss"]))
+  assert not changed(joint.params, upper.params, "fine") and not changed(joint.ema_params, upper.ema_params, "fine")
+  assert changed(joint.params, upper.params, "coarse") and changed(joint.params, upper.params, "top")
+  # Single samples (what eval.py scores): top window, coarse window under its centre, fine window under that.
+  x = su.family.sample(upper.ema_params, jax.random.PRNGKey(0), 3)
+  assert x.shape == (3, 16, 16, hr.channels) and bool(jnp.all(jnp.isfinite(x)))
+
+
+def test_bad_top_level_values_are_named(data_dir):
+  def setup(*o):
+    return training.Setup(
+      load_config(os.path.join(ROOT, "configs/fm_city_hier.py:smoke"), [f"data.data_dir={data_dir!r}", *o])
+    )
+
+  for bad in ("3", "4", "2", "128"):  # smoke: factor 4, image_size 16 (top_factor/factor must divide 16)
+    with pytest.raises(ValueError, match=rf"hier.top_factor={bad}: must be 0 \(two levels\) or a power of two above"):
+      setup(f"hier.top_factor={bad}")
+  with pytest.raises(ValueError, match=r"hier.top_num_train=0: must be a positive integer"):
+    setup("hier.top_factor=16", "hier.top_num_train=0")
+
+
+def test_the_server_and_the_onnx_export_name_a_three_level_model_as_not_theirs(tmp_path):
+  from genenv_jax.exports import onnx_model
+  from genenv_jax.server import sources
+
+  model = fake_model()
+  with pytest.raises(ValueError, match=r"hier.top_factor=16: the server serves one- and two-level models"):
+    sources.ModelSource(model)
+  with pytest.raises(ValueError, match=r"hier.top_factor=16: the ONNX export holds one- and two-level models"):
+    onnx_model._export_two_level(model, str(tmp_path), {}, None, 1, 17, None, None)
