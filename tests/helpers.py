@@ -141,3 +141,42 @@ def load_script(path: str):
   for f in set(flags.FLAGS) - before:
     delattr(flags.FLAGS, f)
   return mod
+
+
+MU, S = 0.5, 0.3  # the closed-form hierarchical levels' target mean and spread (tests/test_hier*.py)
+
+
+def toward(target, x, t):
+  """The exact velocity of straight paths from N(0, I) to N(target, S^2) per value (target may vary per pixel)."""
+  import jax.numpy as jnp
+
+  t = jnp.reshape(t, (-1,) + (1,) * (x.ndim - 1))
+  var = (1 - t) ** 2 + t**2 * S**2
+  return target + (-(1 - t) + t * S**2) / var * (x - t * target)
+
+
+def halves_sketch():
+  """A 10x14 height sketch for a 40x56 scene at factor 4: -0.8 on the left half, 0.8 on the right."""
+  from genenv_jax import sketch
+
+  sk = sketch.Sketch("s.png", np.zeros((10, 14, 2), np.float32), np.zeros((10, 14, 2), np.float32), "height")
+  sk.known[:, :7, 1], sk.known[:, 7:, 1] = -0.8, 0.8
+  sk.keep[..., 1] = 1.0
+  return sk
+
+
+def assert_sketch_held_at_0_and_ignored_at_1(model, sk):
+  """A closed-form hierarchical model's 40x56 scene keeps the sketch's channel at strength 0 (the coarse map
+  is the sketch, plus the fine noise), leaves its other channel free, and ignores it at strength 1.
+
+  Returns (held, free): the scenes at strength 0 and without a sketch."""
+  from genenv_jax import canvas
+
+  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
+  held = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=0.0)
+  np.testing.assert_allclose(held[..., 1], sk.known[..., 1].repeat(4, 0).repeat(4, 1) + S * nf[..., 1], atol=3e-4)
+  free = canvas.render_scene(model, 40, 56, seed=3)
+  np.testing.assert_allclose(held[..., 0], free[..., 0], atol=1e-4)  # channels the sketch leaves free
+  ignored = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=1.0)
+  np.testing.assert_allclose(ignored, free, atol=1e-5)
+  return held, free

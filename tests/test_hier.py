@@ -6,6 +6,7 @@ import subprocess
 import sys
 import types
 
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,14 +22,7 @@ from genenv_jax.layout import Layout
 from genenv_jax.scenes import get_world
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MU, S = 0.5, 0.3
-
-
-def toward(target, x, t):
-  """The exact velocity of straight paths from N(0, I) to N(target, S^2) per value (target may vary per pixel)."""
-  t = jnp.reshape(t, (-1,) + (1,) * (x.ndim - 1))
-  var = (1 - t) ** 2 + t**2 * S**2
-  return target + (-(1 - t) + t * S**2) / var * (x - t * target)
+MU, S, toward = helpers.MU, helpers.S, helpers.toward
 
 
 def test_downsample_and_upsample_are_block_means_and_repeats():
@@ -110,16 +104,8 @@ def test_a_two_level_model_without_velocity_draws_its_noise_and_is_seen_to():
 
 def test_a_sketch_is_held_to_the_end_at_strength_0_and_ignored_at_1():
   model = fake_model()
-  sk = sketch.Sketch("s.png", np.zeros((10, 14, 2), np.float32), np.zeros((10, 14, 2), np.float32), "height")
-  sk.known[:, :7, 1], sk.known[:, 7:, 1] = -0.8, 0.8
-  sk.keep[..., 1] = 1.0
-  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
-  held = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=0.0)
-  np.testing.assert_allclose(held[..., 1], sk.known[..., 1].repeat(4, 0).repeat(4, 1) + S * nf[..., 1], atol=2e-4)
-  free = canvas.render_scene(model, 40, 56, seed=3)
-  np.testing.assert_allclose(held[..., 0], free[..., 0], atol=1e-4)  # channels the sketch leaves free
-  ignored = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=1.0)
-  np.testing.assert_allclose(ignored, free, atol=1e-5)
+  sk = helpers.halves_sketch()
+  held, free = helpers.assert_sketch_held_at_0_and_ignored_at_1(model, sk)
   half = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=0.5)
   assert np.abs(half[..., 1] - held[..., 1]).mean() > 0.1 and np.abs(half[..., 1] - free[..., 1]).mean() > 0.1
   left, right = half[:, :28, 1].mean(), half[:, 28:, 1].mean()

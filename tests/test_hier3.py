@@ -4,26 +4,20 @@ upper levels, a step that trains the three levels and a phase that keeps the fin
 import os
 import types
 
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genenv_jax import canvas, parallel, sketch, training
+from genenv_jax import canvas, parallel, training
 from genenv_jax.config_utils import load_config
 from genenv_jax.data import coarse
 from genenv_jax.families import base
 from genenv_jax.families import flow_matching_hier as fmh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MU, S = 0.5, 0.3
-
-
-def toward(target, x, t):
-  """The exact velocity of straight paths from N(0, I) to N(target, S^2) per value (target may vary per pixel)."""
-  t = jnp.reshape(t, (-1,) + (1,) * (x.ndim - 1))
-  var = (1 - t) ** 2 + t**2 * S**2
-  return target + (-(1 - t) + t * S**2) / var * (x - t * target)
+MU, S, toward = helpers.MU, helpers.S, helpers.toward
 
 
 def fake_model(C=2, window=16, factor=4, top_factor=16):
@@ -72,16 +66,8 @@ def test_three_level_canvas_carries_the_top_map_under_the_coarse_one_on_1_and_8_
 
 def test_a_sketch_is_held_in_the_top_and_coarse_levels():
   model = fake_model()
-  sk = sketch.Sketch("s.png", np.zeros((10, 14, 2), np.float32), np.zeros((10, 14, 2), np.float32), "height")
-  sk.known[:, :7, 1], sk.known[:, 7:, 1] = -0.8, 0.8
-  sk.keep[..., 1] = 1.0
-  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
-  held = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=0.0)
-  np.testing.assert_allclose(held[..., 1], sk.known[..., 1].repeat(4, 0).repeat(4, 1) + S * nf[..., 1], atol=3e-4)
-  free = canvas.render_scene(model, 40, 56, seed=3)
-  np.testing.assert_allclose(held[..., 0], free[..., 0], atol=1e-4)  # channels the sketch leaves free
-  ignored = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=1.0)
-  np.testing.assert_allclose(ignored, free, atol=1e-5)
+  sk = helpers.halves_sketch()
+  helpers.assert_sketch_held_at_0_and_ignored_at_1(model, sk)
   # The top map itself holds the sketch's block means on the 4x4 blocks the sketch covers whole (rows 0-7,
   # columns 0-11 of its 10x14 coarse pixels), and draws freely elsewhere.
   known = np.zeros((16, 16, 2), np.float32)
