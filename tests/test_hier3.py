@@ -149,3 +149,28 @@ def test_the_server_and_the_onnx_export_name_a_three_level_model_as_not_theirs(t
     sources.ModelSource(model)
   with pytest.raises(ValueError, match=r"hier.top_factor=16: the ONNX export holds one- and two-level models"):
     onnx_model._export_two_level(model, str(tmp_path), {}, None, 1, 17, None, None)
+
+
+def test_a_two_level_model_starts_from_the_parameters_it_started_from_before_the_top_level():
+  """The top level's option draws no other keys for two levels: ``tools/reproduce.py`` of a committed two-level
+  row starts from the same parameters (the fine and coarse U-Nets initialised from ``split(key, 3)[:2]``)."""
+  from genenv_jax import families
+  from genenv_jax.nets import unet
+
+  cfg = load_config(os.path.join(ROOT, "configs/fm_city_hier.py:smoke"))
+  fam = families.make(cfg, base.DataSpec(16, 9, 1, (3, 8)))
+  batch = {"x": jnp.zeros((2, 16, 16, 9)), "label": jnp.zeros((2,), jnp.int32)}
+  key = jax.random.PRNGKey(7)
+  got = jax.jit(fam.init)(key, batch).params
+  assert set(got) == {"fine", "coarse"}
+  kp, kc, _ = jax.random.split(key, 3)
+  net = unet.UNet(9, tuple(cfg.fm.widths), cfg.fm.blocks, False, 1)
+  t = jnp.zeros((2,))
+  want = {
+    "fine": net.init(kp, jnp.zeros((2, 16, 16, 18)), t, batch["label"]),
+    "coarse": unet.UNet(9, tuple(cfg.hier.coarse_widths), cfg.fm.blocks, False, 1).init(
+      kc, batch["x"], t, batch["label"]
+    ),
+  }
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

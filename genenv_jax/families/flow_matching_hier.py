@@ -181,6 +181,9 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     return sum(ls.values()), ls
 
   def init(key, batch):
+    # Four keys: with JAX's partitionable threefry (the default) the first three are split(key, 3)'s, the
+    # two-level keys from before the top level (tests/test_hier3.py checks), and the fourth seeded the
+    # measured three-level run.
     kp, kc, kr, kt = jax.random.split(key, 4)
     x = batch["x"]
     n = x.shape[0]
