@@ -37,7 +37,8 @@ blocks (2000-step weights 99.8%, their first run 99.2%). ``--config.hier.factor=
 (with ``--config.hier.coarse_num_train=2000``, one run) reaches real's coarse FD (4.59, coarse
 C2ST 0.80) but not its lakes (largest 3.2% of the scene), with crop validity 0.776 and 2 of 5
 scenes valid: not shipped. A third, top level, ``--config.hier.top_factor=32`` (400 top maps of
-1024-px regions; 62 min here with the coarse maps drawn; one run, not shipped yet): largest water body
+1024-px regions; 5.5 min drawing coarse maps, then 62 min of training here, partly beside tests;
+one run, not shipped yet): largest water body
 5.7% of the scene (distance 0.086, halfway 0.087), coarse FD 6.05, coarse C2ST 0.90, spectrum distance
 0.085, crop validity 0.856, 4 of 5 scenes valid; log-area W1 1.70 (single-level 1.71) and 274 water
 bodies per Mpx: lakes of real's size, still no rivers. Shipped as ``fm_city_hier``. Table and pictures:
