@@ -29,7 +29,6 @@ class Trained:
   scene_classes: tuple[str, ...] = ()  # names of the conditioning classes (conditional models)
   height_range_m: tuple[float, float] | None = None  # (lowest, highest) metres of heights trained in metres
   metres_per_pixel: float | None = None  # the ground resolution the data gave (GeoTIFF pixel size)
-  metres_per_pixel: float | None = None  # the ground resolution the data gave (GeoTIFF pixel size)
 
   def cond_index(self, cond: str | int) -> int:
     """A conditioning class given by name or index -> its index (-1: drawn per sample)."""

@@ -97,7 +97,7 @@ def three_level_setup(data_dir):
   return training.Setup(cfg)
 
 
-def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fine_one(three_level_setup):
+def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fine_one(three_level_setup, tmp_path):
   su = three_level_setup
   hr = su.family.extras["hier"]
   assert hr.top_factor == 16 and hr.coarse.channels == 2 * hr.channels
@@ -125,6 +125,38 @@ def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fi
   # Single samples (what eval.py scores): top window, coarse window under its centre, fine window under that.
   x = su.family.sample(upper.ema_params, jax.random.PRNGKey(0), 3)
   assert x.shape == (3, 16, 16, hr.channels) and bool(jnp.all(jnp.isfinite(x)))
+  onnx_gives_the_family_samples(su, upper.ema_params, tmp_path)
+
+
+def onnx_gives_the_family_samples(su, params, tmp_path):
+  """ONNX: three velocity fields (top, coarse over the top map, fine over the coarse map) and the card's loop
+  give the family's own samples. The parameters are moved off their near-zero start so every level matters."""
+  from genenv_jax import trained
+  from genenv_jax.exports import onnx_model
+
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
+  params = jax.tree.unflatten(tree, [p + 0.05 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+  model = trained.Trained(su.config, su.spec, su.family, params, 1, su.world, "test", su.layout)
+  card = onnx_model.export(model, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
+  assert card["kind"] == "flow_matching_three_level" and (card["factor"], card["top_factor"]) == (4, 16)
+  assert sorted(os.listdir(tmp_path / "onnx")) == ["coarse.onnx", "fine.onnx", "model.json", "top.onnx"]
+  key = jax.random.PRNGKey(3)
+  kc, kf, _ = jax.random.split(key, 3)
+  C = su.family.extras["hier"].channels
+
+  def noise(k):
+    return np.asarray(jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k, i), (16, 16, C)))(jnp.arange(2)))
+
+  want = np.asarray(su.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
+  got = onnx_model.sample_with_onnx(
+    str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf), top_noise=noise(jax.random.fold_in(kc, 1))
+  )
+  np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
+  assert (got[..., 3:8].argmax(-1) == want[..., 3:8].argmax(-1)).mean() > 0.999
+  # Each level matters: another top noise changes the samples.
+  other = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf), top_noise=noise(kf))
+  assert np.abs(other[..., :3] - got[..., :3]).mean() > 1e-3
 
 
 def test_bad_top_level_values_are_named(data_dir):
@@ -140,15 +172,11 @@ def test_bad_top_level_values_are_named(data_dir):
     setup("hier.top_factor=16", "hier.top_num_train=0")
 
 
-def test_the_server_and_the_onnx_export_name_a_three_level_model_as_not_theirs(tmp_path):
-  from genenv_jax.exports import onnx_model
+def test_the_server_names_a_three_level_model_as_not_its_own():
   from genenv_jax.server import sources
 
-  model = fake_model()
   with pytest.raises(ValueError, match=r"hier.top_factor=16: the server serves one- and two-level models"):
-    sources.ModelSource(model)
-  with pytest.raises(ValueError, match=r"hier.top_factor=16: the ONNX export holds one- and two-level models"):
-    onnx_model._export_two_level(model, str(tmp_path), {}, None, 1, 17, None, None)
+    sources.ModelSource(fake_model())
 
 
 def test_a_two_level_model_starts_from_the_parameters_it_started_from_before_the_top_level():

@@ -165,22 +165,25 @@ def _write(fn, shapes, names, out_names, path: str, opset: int, kind: str) -> in
 
 
 def _export_two_level(trained, folder, card, params, batch, opset, solver, steps) -> dict:
-  """A two-level model as two velocity fields, ``coarse.onnx`` and ``fine.onnx``, and the loop between them."""
+  """A two-level model as two velocity fields, ``coarse.onnx`` and ``fine.onnx``, and the loop between them; a
+  three-level one (``hier.top_factor``) as three, ``top.onnx`` first and the coarse field conditioned on it."""
   import jax
   import jax.numpy as jnp
 
   hr = trained.family.extras["hier"]
-  if hr.top is not None:
-    raise ValueError(
-      f"hier.top_factor={hr.top_factor}: the ONNX export holds one- and two-level models; a three-level model "
-      "exports its scenes (sample.py --scene_size --export=...)"
-    )
   s, C, f = trained.spec.image_size, hr.channels, hr.factor
   fine_net_v = hr.fine.velocity
   solver, steps = _fixed_solver(hr.fine, solver, steps)
+  three = hr.top is not None
+
+  def top(x, t, label):
+    return hr.top.velocity(params, x, t, label)
 
   def coarse(x, t, label):
     return hr.coarse.velocity(params, x, t, label)
+
+  def coarse_on_top(x, cond, t, label):  # the coarse field of three levels: its state carries the top map
+    return hr.coarse.velocity(params, jnp.concatenate([x, cond], -1), t, label)[..., :C]
 
   def fine(x, cond, t, label):
     return fine_net_v(params, jnp.concatenate([x, cond], -1), t, label)[..., :C]
@@ -190,39 +193,67 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   x_in = {"shape": [batch, s, s, C], "dtype": "float32", "layout": "NHWC"}
   t_in = {"name": "t", "shape": [batch], "dtype": "float32", "meaning": "time in [0, 1] (0 noise, 1 data)"}
   l_in = {"name": "label", "shape": [batch], "dtype": "int32", "meaning": "scene class (0 if unconditional)"}
+  v_out = [{"name": "v", "shape": [batch, s, s, C], "dtype": "float32"}]
   b, a = s // f, (s - s // f) // 2
-  card.update(
-    kind="flow_matching_two_level",
-    factor=f,
-    networks={
-      "coarse": {
-        "file": "coarse.onnx", "inputs": [dict(x_in, name="x"), t_in, l_in],
-        "outputs": [{"name": "v", "shape": [batch, s, s, C], "dtype": "float32"}],
-        "meaning": f"the coarse level: windows of the world downsampled by {f}",
-      },
-      "fine": {
-        "file": "fine.onnx", "inputs": [dict(x_in, name="x"), dict(x_in, name="cond"), t_in, l_in],
-        "outputs": [{"name": "v", "shape": [batch, s, s, C], "dtype": "float32"}],
-        "meaning": "the fine level, conditioned on the coarse map under its window (held fixed while x moves)",
-      },
+  networks = {
+    "coarse": {
+      "file": "coarse.onnx", "inputs": [dict(x_in, name="x"), t_in, l_in], "outputs": v_out,
+      "meaning": f"the coarse level: windows of the world downsampled by {f}",
     },
-    sampler={
-      "solver": solver,
-      "steps": steps,
-      "times": [i / steps for i in range(steps + 1)],
-      "coarse": "xc = loop(coarse, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
-      "cond": f"cond = xc[:, {a}:{a + b}, {a}:{a + b}] repeated {f}x along height and width (the fine window "
-      "under the coarse window's centre)",
-      "fine": "x = loop(fine with cond, temperature * standard normal [B, S, S, C])",
-      "step": STEP[solver],
-      "finalize": FINALIZE,
+    "fine": {
+      "file": "fine.onnx", "inputs": [dict(x_in, name="x"), dict(x_in, name="cond"), t_in, l_in], "outputs": v_out,
+      "meaning": "the fine level, conditioned on the coarse map under its window (held fixed while x moves)",
     },
-  )  # fmt: skip
+  }  # fmt: skip
+  sampler = {
+    "solver": solver,
+    "steps": steps,
+    "times": [i / steps for i in range(steps + 1)],
+    "coarse": "xc = loop(coarse, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
+    "cond": f"cond = xc[:, {a}:{a + b}, {a}:{a + b}] repeated {f}x along height and width (the fine window "
+    "under the coarse window's centre)",
+    "fine": "x = loop(fine with cond, temperature * standard normal [B, S, S, C])",
+    "step": STEP[solver],
+    "finalize": FINALIZE,
+  }
+  card.update(kind="flow_matching_two_level", factor=f)
+  if three:
+    r = hr.top_factor // f
+    bt, at = s // r, (s - s // r) // 2
+    card.update(kind="flow_matching_three_level", top_factor=hr.top_factor)
+    networks = {
+      "top": {
+        "file": "top.onnx", "inputs": [dict(x_in, name="x"), t_in, l_in], "outputs": v_out,
+        "meaning": f"the top level: windows of the world downsampled by {hr.top_factor}",
+      },
+      "coarse": dict(
+        networks["coarse"], inputs=[dict(x_in, name="x"), dict(x_in, name="cond"), t_in, l_in],
+        meaning=f"the coarse level (the world downsampled by {f}), conditioned on the top map under its window",
+      ),
+      "fine": networks["fine"],
+    }  # fmt: skip
+    sampler = dict(
+      sampler,
+      top="xt = loop(top, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
+      top_cond=f"top_cond = xt[:, {at}:{at + bt}, {at}:{at + bt}] repeated {r}x along height and width (the "
+      "coarse window under the top window's centre)",
+      coarse="xc = loop(coarse with top_cond, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
+    )
+  card.update(networks=networks, sampler=sampler)
   sizes = [
-    _write(coarse, [img, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "coarse.onnx"), opset, "coarse"),
     _write(fine, [img, img, vec, lab], ["x", "cond", "t", "label"], ["v"], os.path.join(folder, "fine.onnx"), opset,
            "fine"),
   ]  # fmt: skip
+  if three:
+    sizes += [
+      _write(top, [img, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "top.onnx"), opset, "top"),
+      _write(coarse_on_top, [img, img, vec, lab], ["x", "cond", "t", "label"], ["v"],
+             os.path.join(folder, "coarse.onnx"), opset, "coarse"),
+    ]  # fmt: skip
+  else:
+    sizes.append(
+      _write(coarse, [img, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "coarse.onnx"), opset, "coarse")
+    )
   card["onnx_bytes"] = sum(sizes)
   with open(os.path.join(folder, "model.json"), "w") as fh:
     json.dump(card, fh, indent=1)
@@ -270,32 +301,46 @@ def session(folder: str):
 
 
 def sample_with_onnx(
-  folder: str, noise: np.ndarray, label: np.ndarray | None = None, fine_noise: np.ndarray | None = None
+  folder: str,
+  noise: np.ndarray,
+  label: np.ndarray | None = None,
+  fine_noise: np.ndarray | None = None,
+  top_noise: np.ndarray | None = None,
 ) -> np.ndarray:
   """The card's sampler around the ONNX velocity field: noise [B, S, S, C] -> finalized samples (numpy).
 
   A two-level model (``coarse.onnx``, ``fine.onnx``): ``noise`` starts the coarse level and ``fine_noise``
-  the fine one, as the card's sampler says.
+  the fine one, as the card's sampler says; a three-level one (``top.onnx`` too): ``top_noise`` starts the top.
   """
   with open(os.path.join(folder, "model.json")) as f:
     card = json.load(f)
   b = noise.shape[0]
   label = np.zeros((b,), np.int32) if label is None else label.astype(np.int32)
-  if card["kind"] == "flow_matching_two_level":
+  if card["kind"] in ("flow_matching_two_level", "flow_matching_three_level"):
     import onnxruntime as ort
 
-    if fine_noise is None:
-      raise ValueError(f"{folder}: a two-level model; give fine_noise for its fine level")
+    three = card["kind"] == "flow_matching_three_level"
+    if fine_noise is None or (three and top_noise is None):
+      raise ValueError(f"{folder}: a {card['kind']} model; give fine_noise (and top_noise for three levels)")
     run = {
       k: ort.InferenceSession(os.path.join(folder, n["file"]), providers=["CPUExecutionProvider"]).run
       for k, n in card["networks"].items()
     }
     feed = lambda x, t: {"x": x.astype(np.float32), "t": np.full((b,), t, np.float32), "label": label}  # noqa: E731
-    xc = _solve(lambda x, t: run["coarse"](None, feed(x, t))[0], noise, card["sampler"])
-    xc = np.clip(np.nan_to_num(xc, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    s, f = noise.shape[1], card["factor"]
-    w, a = s // f, (s - s // f) // 2
-    cond = xc[:, a : a + w, a : a + w].repeat(f, 1).repeat(f, 2).astype(np.float32)
+    clip = lambda x: np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)  # noqa: E731
+    s = noise.shape[1]
+
+    def centre(x, r):  # the block of a window that r-times finer pixels see, repeated up
+      w, a = s // r, (s - s // r) // 2
+      return x[:, a : a + w, a : a + w].repeat(r, 1).repeat(r, 2).astype(np.float32)
+
+    if three:
+      xt = clip(_solve(lambda x, t: run["top"](None, feed(x, t))[0], top_noise, card["sampler"]))
+      top_cond = centre(xt, card["top_factor"] // card["factor"])
+      xc = _solve(lambda x, t: run["coarse"](None, dict(feed(x, t), cond=top_cond))[0], noise, card["sampler"])
+    else:
+      xc = _solve(lambda x, t: run["coarse"](None, feed(x, t))[0], noise, card["sampler"])
+    cond = centre(clip(xc), card["factor"])
     x = _solve(lambda x, t: run["fine"](None, dict(feed(x, t), cond=cond))[0], fine_noise, card["sampler"])
     return _finalize(x, card)
   sess, card = session(folder)
