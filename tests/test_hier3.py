@@ -172,11 +172,32 @@ def test_bad_top_level_values_are_named(data_dir):
     setup("hier.top_factor=16", "hier.top_num_train=0")
 
 
-def test_the_server_names_a_three_level_model_as_not_its_own():
+def test_the_server_serves_three_levels_in_chunks_that_agree_with_the_scene(monkeypatch):
+  """Served in chunks (top chunks under coarse chunks under fine ones, each cross-faded over its window), any
+  window, negative coordinates included, is the closed form: the top noise repeated up twice plus each level's
+  noise, keyed by global coordinates; so chunks agree on overlaps and with ``sample.py``'s canvas."""
   from genenv_jax.server import sources
 
-  with pytest.raises(ValueError, match=r"hier.top_factor=16: the server serves one- and two-level models"):
-    sources.ModelSource(fake_model())
+  monkeypatch.setattr(sources, "CHUNK", 32)
+  m = fake_model()
+  m.world, m.step, m.workdir, m.scene_classes = None, 0, "closed form", ()
+  m.layout = types.SimpleNamespace(class_names=(), palette=np.zeros((1, 3)), channels=("height",))
+  src = sources.ModelSource(m)
+  assert src.sketch_info() is None  # a served sketch would need holding in the top chunks too: not taken
+  y0, x0, h, w = -40, 50, 70, 90
+  got = src.tensor(3, y0, x0, h, w)
+  ty, tx = y0 // 16, x0 // 16
+  nt = canvas.initial_noise(3, ty, tx, 8, 10, 2, tag=canvas.TOP_TAG)
+  nc = canvas.initial_noise(3, y0 // 4, x0 // 4, 20, 25, 2, tag=canvas.COARSE_TAG)
+  nf = canvas.initial_noise(3, y0, x0, h, w, 2)
+  ys, xs = np.arange(y0, y0 + h)[:, None], np.arange(x0, x0 + w)[None, :]
+  want = MU + S * nt[ys // 16 - ty, xs // 16 - tx] + S * nc[ys // 4 - y0 // 4, xs // 4 - x0 // 4] + S * nf
+  np.testing.assert_allclose(got, want, atol=5e-4)
+  np.testing.assert_allclose(src.tensor(3, 0, 64, 20, 30), got[40:60, 14:44], atol=5e-4)  # an overlap
+  np.testing.assert_allclose(src.tensor(3, 0, 0, 40, 56), canvas.render_scene(m, 40, 56, seed=3), atol=5e-4)
+  fam = m.family._replace(extras={"hier": m.family.extras["hier"]._replace(top_factor=24)})
+  with pytest.raises(ValueError, match=r"hier.top_factor=24: the server's 32-px coarse chunks .* top_factor / fac"):
+    sources.ModelSource(types.SimpleNamespace(**{**vars(m), "family": fam}))
 
 
 def test_a_two_level_model_starts_from_the_parameters_it_started_from_before_the_top_level():

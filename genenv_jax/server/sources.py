@@ -114,9 +114,11 @@ class Source(abc.ABC):
     }
 
   def sketch_info(self) -> dict | None:
-    """``{"factor": f}`` for a source that takes sketches (a two-level model's coarse map), else None."""
+    """``{"factor": f}`` for a source that takes sketches (a two-level model's coarse map), else None (three
+    levels too: a served sketch would need holding in the top chunks as well; ``sample.py --sketch`` holds it)."""
     hier = getattr(self, "hier", None)
-    return {"factor": int(hier.factor)} if hier is not None and "labels" in self.layers else None
+    two = hier is not None and hier.top is None
+    return {"factor": int(hier.factor)} if two and "labels" in self.layers else None
 
   # What a source draws: WorldSource and ModelSource each define all three.
   @abc.abstractmethod
@@ -250,16 +252,18 @@ class ModelSource(Source):
     self.t = trained
     fam = trained.family
     self.hier = (fam.extras or {}).get("hier")  # a two-level model: coarse chunks under the fine ones
-    if self.hier is not None and self.hier.top is not None:
-      raise ValueError(
-        f"hier.top_factor={self.hier.top_factor}: the server serves one- and two-level models; a three-level "
-        "model's scenes come from sample.py --scene_size (its coarse chunks would need top chunks under them)"
-      )
     if self.hier is not None and (CHUNK % self.hier.factor or self.hier.fine.window % self.hier.factor):
       raise ValueError(
         f"hier.factor={self.hier.factor}: the server's {CHUNK}-px chunks and their {self.hier.fine.window}-px "
         "margin need a multiple of the factor"
       )
+    if self.hier is not None and self.hier.top is not None:  # three levels: top chunks under the coarse ones
+      r = self.hier.top_factor // self.hier.factor
+      if CHUNK % r or self.hier.coarse.window % r:
+        raise ValueError(
+          f"hier.top_factor={self.hier.top_factor}: the server's {CHUNK}-px coarse chunks and their "
+          f"{self.hier.coarse.window}-px margin need a multiple of top_factor / factor = {r}"
+        )
     self.temperature = provenance.check_temperature(fam.sample_temperature if temperature is None else temperature)
     # The canvas ODEs' convolution kernels on a CPU ('auto': Eigen's, which use every core; ~1.4x faster than
     # XLA's default on 2 cores, equal up to float rounding). The GAN's tiles keep XLA's: they are the pixels
@@ -287,7 +291,7 @@ class ModelSource(Source):
     )
     self._chunks = _LRU(64)  # float32 chunks: ~3.7 MB each with a canvas margin
     self._lock = threading.Lock()  # one device call at a time
-    self._tile_fn = self._canvas_fn = self._coarse_fn = self._sketch_fn = self._sample_fn = None
+    self._tile_fn = self._canvas_fn = self._coarse_fn = self._top_fn = self._sketch_fn = self._sample_fn = None
     # Two-level models: seed -> the active sketches [(id, cy0, cx0, classes [hc, wc] uint8, strength)] in log
     # order, coarse pixel coordinates (the server's edit log sets it).
     self.sketches_of = None
@@ -460,6 +464,8 @@ class ModelSource(Source):
           seed, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width, hr.channels, canvas.COARSE_TAG
         )
         noise = jnp.asarray(self.temperature * noise)
+        if hr.top is not None:  # the top map under the chunk rides along as state channels
+          noise = jnp.concatenate([noise, jnp.asarray(self._top_under(seed, i * CHUNK - mc, j * CHUNK - mc, pl))], -1)
         if not sig:
           x = render(self.t.params, noise, jnp.int32(0))
         else:
@@ -472,6 +478,39 @@ class ModelSource(Source):
           x = self._sketch_fn[0](self.t.params, noise, jnp.asarray(known), jnp.asarray(hold), jnp.int32(0))
         got = np.asarray(jax.device_get(x))[:size, :size]
         self._chunks.put((seed, ("coarse", i, j), sig), got)
+      out[(i, j)] = got
+    return out
+
+  def _top_under(self, seed, y0: int, x0: int, pl) -> np.ndarray:
+    """A three-level model's top map under the coarse plan ``pl`` at coarse pixel (y0, x0), repeated up by
+    ``top_factor / factor`` (lock held): assembled from top chunks as the coarse map under a fine chunk is."""
+    r, mt = self.hier.top_factor // self.hier.factor, self.hier.top.window
+    th, tw = -(-pl.height // r), -(-pl.width // r)
+    top = self._assemble(self._top_chunks(seed, self._keys(y0 // r, x0 // r, th, tw, mt)), y0 // r, x0 // r, th, tw, mt)
+    return np.repeat(np.repeat(top, r, 0), r, 1)[: pl.height, : pl.width]
+
+  def _top_chunks(self, seed, keys) -> dict:
+    """Top-canvas chunks [CHUNK + 2mt, ...] (mt: the top window; noise with the top tag), rendered where missing."""
+    import jax
+    import jax.numpy as jnp
+
+    from genenv_jax import canvas
+
+    hr = self.hier
+    mt = hr.top.window
+    size = CHUNK + 2 * mt
+    if self._top_fn is None:
+      self._top_fn = canvas.renderer_of(hr.top, size, size, mt, cpu_convolutions=self.kernels)
+    render, pl = self._top_fn
+    out = {}
+    for i, j in keys:
+      got = self._chunks.get((seed, ("top", i, j), ()))
+      if got is None:
+        noise = canvas.initial_noise(seed, i * CHUNK - mt, j * CHUNK - mt, pl.height, pl.width, hr.channels,
+                                     canvas.TOP_TAG)  # fmt: skip
+        x = render(self.t.params, jnp.asarray(self.temperature * noise), jnp.int32(0))
+        got = np.asarray(jax.device_get(x))[:size, :size]
+        self._chunks.put((seed, ("top", i, j), ()), got)
       out[(i, j)] = got
     return out
 
