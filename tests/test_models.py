@@ -39,14 +39,17 @@ def test_a_shipped_model_samples_what_its_trained_rules_expect():
   assert np.mean([model.world.validity(lab)["has_rooms"] for lab in dec["labels"]]) >= 0.5
 
 
-@pytest.mark.parametrize("name,world", [("fm_terrain_hier", "terrain_regions"), ("fm_city_hier", "city_regions")])
-def test_a_shipped_two_level_model_loads_both_levels_trained(name, world):
-  """The coarse and the fine network both get their weights (an untrained level's velocity is 0)."""
+@pytest.mark.parametrize(
+  "name,world,n", [("fm_terrain_hier", "terrain_regions", 2), ("fm_city_hier", "city_regions", 2),
+                   ("fm_city_hier3", "city_regions", 3)]
+)  # fmt: skip
+def test_a_shipped_hierarchical_model_loads_every_level_trained(name, world, n):
+  """Every level's network gets its weights (an untrained level's velocity is 0): coarse and fine, and the top."""
   from genenv_jax import canvas
 
   model = models.load(name)
   levels = canvas._levels(model)
-  assert len(levels) == 2 and model.world.name == world
+  assert len(levels) == n and model.world.name == world
   rng = np.random.default_rng(0)
   for cv in levels:
     x = rng.standard_normal((1, cv.window, cv.window, cv.channels)).astype(np.float32)
