@@ -183,7 +183,6 @@ def test_the_server_serves_three_levels_in_chunks_that_agree_with_the_scene(monk
   m.world, m.step, m.workdir, m.scene_classes = None, 0, "closed form", ()
   m.layout = types.SimpleNamespace(class_names=(), palette=np.zeros((1, 3)), channels=("height",))
   src = sources.ModelSource(m)
-  assert src.sketch_info() is None  # a served sketch would need holding in the top chunks too: not taken
   y0, x0, h, w = -40, 50, 70, 90
   got = src.tensor(3, y0, x0, h, w)
   ty, tx = y0 // 16, x0 // 16
@@ -198,6 +197,52 @@ def test_the_server_serves_three_levels_in_chunks_that_agree_with_the_scene(monk
   fam = m.family._replace(extras={"hier": m.family.extras["hier"]._replace(top_factor=24)})
   with pytest.raises(ValueError, match=r"hier.top_factor=24: the server's 32-px coarse chunks .* top_factor / fac"):
     sources.ModelSource(types.SimpleNamespace(**{**vars(m), "family": fam}))
+
+
+def test_the_server_holds_sketches_and_edits_on_three_levels(monkeypatch):
+  """A served three-level model takes sketches (held in the coarse chunks; the top map under them unheld) and
+  edits (the fine level inpainted over the served coarse map): closed-form levels over the city's 5 classes."""
+  from genenv_jax.layout import Layout
+  from genenv_jax.scenes import get_world
+  from genenv_jax.server import sources
+
+  monkeypatch.setattr(sources, "CHUNK", 32)
+
+  def served(sketches=()):
+    m = fake_model(C=5)
+    m.world, m.step, m.workdir, m.scene_classes = None, 0, "closed form", ()
+    m.layout = Layout.for_data(("labels",), get_world("city_regions"))
+    src = sources.ModelSource(m)
+    src.sketches_of = lambda seed: list(sketches)
+    return src
+
+  free = served()
+  assert free.sketch_info() == {"factor": 4}
+  y0, x0, h, w = -24, 8, 64, 72
+  idx = np.full((12, 10), 255, np.uint8)  # coarse pixels (-8..3, 1..10); 255: not painted
+  idx[2:10, 1:9] = np.arange(8)[:, None] % 5
+  held = served([(1, -8, 1, idx, 0.0)]).tensor(3, y0, x0, h, w)
+  base_ = free.tensor(3, y0, x0, h, w)
+  nf = S * canvas.initial_noise(3, y0, x0, h, w, 5)
+  ys, xs = np.arange(y0, y0 + h) // 4 + 8, np.arange(x0, x0 + w) // 4 - 1
+  cls = np.full((h, w), 255)
+  ok = (ys[:, None] >= 0) & (ys[:, None] < 12) & (xs[None] >= 0) & (xs[None] < 10)
+  cls[ok] = idx[np.clip(ys, 0, 11)[:, None], np.clip(xs, 0, 9)[None]][ok]
+  on = cls != 255
+  assert on.sum() == 8 * 8 * 16
+  sk = np.eye(5, dtype=np.float32)[cls[on]] * 2 - 1
+  np.testing.assert_allclose(held[on] - nf[on], sk, atol=5e-4)  # strength 0: the coarse map is the sketch
+  np.testing.assert_allclose(held[~on], base_[~on], atol=1e-5)  # elsewhere, the top map and all, unchanged
+  ignored = served([(1, -8, 1, idx, 1.0)]).tensor(3, y0, x0, h, w)
+  np.testing.assert_allclose(ignored, base_, atol=1e-5)
+  # An edit: 16x16 window with an 8-px margin; a square in its middle painted water (class 4), the rest kept.
+  ctx = free.region(3, 0, 16, 32, 32)
+  mask = np.zeros((16, 16), bool)
+  mask[4:12, 4:12] = True
+  out = free.inpaint(3, 8, 24, ctx, 8, mask, 4)
+  assert (out.labels[mask] == 4).all()
+  np.testing.assert_array_equal(out.labels[~mask], ctx.labels[8:24, 8:24][~mask])
+  assert (ctx.labels[8:24, 8:24][mask] != 4).mean() > 0.5  # it changed something
 
 
 def test_a_two_level_model_starts_from_the_parameters_it_started_from_before_the_top_level():

@@ -24,7 +24,8 @@ pixel. Edits are applied on top by ``genenv_jax.server.edits``.
 - **Two-level flow matching** serves coarse chunks, then fine chunks over
   the coarse map assembled under them; sketches (``sketches_of``) redraw
   the coarse chunks they touch, and edits inpaint the fine level over the
-  served coarse map.
+  served coarse map. Three levels add top chunks under the coarse ones
+  (sketches and edits leave them as they are).
 """
 
 from __future__ import annotations
@@ -114,11 +115,14 @@ class Source(abc.ABC):
     }
 
   def sketch_info(self) -> dict | None:
-    """``{"factor": f}`` for a source that takes sketches (a two-level model's coarse map), else None (three
-    levels too: a served sketch would need holding in the top chunks as well; ``sample.py --sketch`` holds it)."""
+    """``{"factor": f}`` for a source that takes sketches (a hierarchical model's coarse map), else None.
+
+    Three levels: the sketch is held in the coarse chunks only; the top map under them is drawn as without it
+    (``sample.py --sketch`` holds a sketch's block means in the top level too). At strength 0 the coarse map is
+    the sketch either way; in between, the coarse level's late redraw follows the unsketched top map.
+    """
     hier = getattr(self, "hier", None)
-    two = hier is not None and hier.top is None
-    return {"factor": int(hier.factor)} if two and "labels" in self.layers else None
+    return {"factor": int(hier.factor)} if hier is not None and "labels" in self.layers else None
 
   # What a source draws: WorldSource and ModelSource each define all three.
   @abc.abstractmethod
@@ -292,7 +296,7 @@ class ModelSource(Source):
     self._chunks = _LRU(64)  # float32 chunks: ~3.7 MB each with a canvas margin
     self._lock = threading.Lock()  # one device call at a time
     self._tile_fn = self._canvas_fn = self._coarse_fn = self._top_fn = self._sketch_fn = self._sample_fn = None
-    # Two-level models: seed -> the active sketches [(id, cy0, cx0, classes [hc, wc] uint8, strength)] in log
+    # Hierarchical models: seed -> the active sketches [(id, cy0, cx0, classes [hc, wc] uint8, strength)] in log
     # order, coarse pixel coordinates (the server's edit log sets it).
     self.sketches_of = None
     self._inpaint_fns = {}
@@ -322,7 +326,7 @@ class ModelSource(Source):
         out[k] = v
     return out
 
-  # ---- sketches (two-level models)
+  # ---- sketches (hierarchical models)
   def _sketches(self, seed: int) -> list:
     return self.sketches_of(seed) if (self.hier is not None and self.sketches_of is not None) else []
 
@@ -470,6 +474,8 @@ class ModelSource(Source):
           x = render(self.t.params, noise, jnp.int32(0))
         else:
           known, hold = self._sketch_maps(sketches, sig, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width)
+          if hr.top is not None:  # the top map's state channels: never held (hold time 0)
+            known, hold = (np.concatenate([a, np.zeros_like(a)], -1) for a in (known, hold))
           if self._sketch_fn is None:
             steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
             self._sketch_fn = canvas.inpainter_of(
@@ -634,7 +640,7 @@ class ModelSource(Source):
     return known, keep
 
   def _inpaint_hier(self, seed, y0, x0, context: Layers, margin: int, mask, painted) -> Layers:
-    """A two-level model's edit: the fine ODE inpaints over the coarse map served under the window (its
+    """A hierarchical model's edit: the fine ODE inpaints over the coarse map served under the window (its
     sketches included), which rides along as held state channels, as in ``_render_hier``."""
     import jax
     import jax.numpy as jnp
