@@ -72,6 +72,9 @@ def get_config(arg=None):
   # A third, top level (0: none): regions of top_factor x image_size px averaged down by top_factor, the coarse
   # level conditioned on the top map under its window (genenv_jax.families.flow_matching_hier).
   c.hier.top_factor = 0
+  # Coarse maps' label channels: each class's share of the block raised to this power (1: plain block means;
+  # 0.5: square roots, so a thin river's small share stands out; genenv_jax.data.coarse.emphasize).
+  c.hier.share_power = 1.0
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256
   if "cpu" in variant:

@@ -340,7 +340,7 @@ def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=N
       big = np.zeros((th * r, tw * r, C), np.float32)
       big[: a.shape[0], : a.shape[1]] = a
       out = np.zeros((tpl.height, tpl.width, C), np.float32)
-      out[:th, :tw] = coarse_data.downsample(big, r)
+      out[:th, :tw] = coarse_data.pool(big, r, hr.one_hot, hr.share_power)
       return out
 
     known, keep = blocks(sketch_known), (blocks(sketch_keep) > 1.0 - 1e-6).astype(np.float32)

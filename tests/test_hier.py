@@ -36,6 +36,32 @@ def test_downsample_and_upsample_are_block_means_and_repeats():
     coarse.downsample(x[:, :6], 4)
 
 
+def test_share_power_pools_label_shares_in_its_own_space():
+  rng = np.random.default_rng(0)
+  lab = rng.integers(0, 5, (2, 32, 32))
+  rgb, h = rng.uniform(-1, 1, (2, 32, 32, 3)), rng.uniform(-1, 1, (2, 32, 32, 1))
+  x = np.concatenate([rgb, np.eye(5)[lab] * 2 - 1, h], -1).astype(np.float32)
+  oh = (3, 8)
+  np.testing.assert_array_equal(coarse.pool(x, 4, oh, 1.0), coarse.downsample(x, 4))  # 1: plain means, as before
+  p4 = coarse.pool(x, 4, oh, 0.5)
+  np.testing.assert_allclose(p4, coarse.emphasize(coarse.downsample(x, 4), oh, 0.5), atol=1e-6)
+  np.testing.assert_allclose(coarse.pool(coarse.pool(x, 2, oh, 0.5), 2, oh, 0.5), p4, atol=1e-6)  # 2 then 2 = 4
+  np.testing.assert_allclose(np.asarray(coarse.pool(jnp.asarray(x), 4, oh, 0.5)), p4, atol=1e-6)  # in a step too
+  np.testing.assert_array_equal(p4[..., :3], coarse.downsample(x, 4)[..., :3])  # colours and heights: means
+  np.testing.assert_array_equal(p4[..., 8:], coarse.downsample(x, 4)[..., 8:])
+  np.testing.assert_array_equal(p4[..., 3:8].argmax(-1), coarse.downsample(x, 4)[..., 3:8].argmax(-1))
+  # a 1-px river across an 8x8 block of ground: share 1/8, read as sqrt(1/8)
+  river = np.zeros((8, 8), int)
+  river[:, 3] = 4
+  one = (np.eye(5)[river] * 2 - 1).astype(np.float32)
+  np.testing.assert_allclose(coarse.pool(one, 8, (0, 5), 0.5)[0, 0, 4], 2 * np.sqrt(1 / 8) - 1, atol=1e-6)
+  pure = (np.eye(5)[np.full((8, 8), 2)] * 2 - 1).astype(np.float32)  # a sketch's painted block: unchanged
+  np.testing.assert_array_equal(coarse.pool(pure, 8, (0, 5), 0.5), coarse.downsample(pure, 8))
+  for bad in (0, 1.5, True, "0.5"):
+    with pytest.raises(ValueError, match=r"hier.share_power=.*: must be a number in \(0, 1\]"):
+      coarse.check_share_power(bad)
+
+
 def test_coarse_maps_are_the_block_means_of_the_worlds_regions(tmp_path):
   world = get_world("city_regions")
   ch = ("rgb", "labels", "height")
@@ -51,6 +77,14 @@ def test_coarse_maps_are_the_block_means_of_the_worlds_regions(tmp_path):
   np.testing.assert_array_equal(again, x)
   test, _ = coarse.prepare("city_regions", 4, 8, 3, "test", str(tmp_path), ch, workers=1)
   assert not np.array_equal(test, x)  # other seeds
+  # hier.share_power: the files keep block means; the maps are emphasized as they are read
+  src = coarse.HierSource(
+    types.SimpleNamespace(class_names=(), num_classes=1, description=""), "city_regions", 4, 8, 3, "train",
+    str(tmp_path), ch, shares=((3, 8), 0.5),
+  )  # fmt: skip
+  want = coarse.emphasize(x.astype(np.float32), (3, 8), 0.5)
+  np.testing.assert_allclose(src.coarse.astype(np.float32), want, atol=2e-3)
+  assert not np.allclose(src.coarse.astype(np.float32), x.astype(np.float32), atol=1e-2)
 
 
 def fake_model(C=2, window=16, factor=4, one_hot=(0, 0)):
@@ -164,6 +198,8 @@ def test_bad_hier_config_values_are_named(data_dir):
     training.Setup(cfg("hier.coarse_num_train=0"))
   with pytest.raises(ValueError, match=r"fm.attention=True: the fine level renders large scenes by windows"):
     training.Setup(cfg("fm.attention=True"))
+  with pytest.raises(ValueError, match=r"hier.share_power=0.0: must be a number in \(0, 1\]"):
+    training.Setup(cfg("hier.share_power=0.0"))
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def main(argv):
   def coarse_labels(xc):
     """[n, ch, cw, C] -> [n, h, w] labels at the scene's size: each block's largest class share, or water where
     its water share is at least a quarter (a 2-4-px river is a quarter to a half of an 8-px block)."""
-    shares = (np.clip(np.asarray(xc)[..., lo:hi], -1, 1) + 1) / 2
+    shares = ((np.clip(np.asarray(xc)[..., lo:hi], -1, 1) + 1) / 2) ** (1.0 / hr.share_power)  # plain shares
     lab = shares.argmax(-1).astype(np.uint8)
     if "water" in names:
       lab[shares[..., names.index("water")] >= 0.25] = names.index("water")
@@ -121,7 +121,7 @@ def main(argv):
   for i in range(_NUM.value):
     sc = world.region(SEED + i, 0, 0, ch * f, cw * f)
     real_lab.append(sc.labels[:h, :w])
-    xc = coarse_lib.downsample(lay.encode(coarse_lib._record(sc))[0].astype(np.float32), f)
+    xc = coarse_lib.pool(lay.encode(coarse_lib._record(sc))[0].astype(np.float32), f, lay.one_hot, hr.share_power)
     real_coarse.append(xc)
     path = os.path.join(cache, f"fine_on_real_{h}x{w}_seed{SEED + i}.npy")
     if not os.path.exists(path):

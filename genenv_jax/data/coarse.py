@@ -43,6 +43,55 @@ def downsample(x, factor: int):
   return x.reshape(*lead, h // factor, factor, w // factor, factor, c).mean(axis=(-4, -2))
 
 
+def _xp(x):
+  """jax.numpy for JAX arrays and tracers (inside a train step), numpy otherwise (the drawing workers import no JAX)."""
+  if type(x).__module__.startswith("jax"):
+    import jax.numpy as jnp
+
+    return jnp
+  return np
+
+
+def check_share_power(power) -> float:
+  """``hier.share_power``: a number in (0, 1] (1: label shares as plain block means)."""
+  if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0.0 < power <= 1.0:
+    raise ValueError(
+      f"hier.share_power={power!r}: must be a number in (0, 1] (1: label shares as block means; 0.5: their "
+      "square roots, so a 1-px river's 1/8 share of an 8x8 block reads 0.35, not 0.125)"
+    )
+  return float(power)
+
+
+def emphasize(x, one_hot, power: float):
+  """Block means -> a coarse map whose label channels hold each class's share raised to ``power`` (in [-1, 1]).
+
+  ``power`` 1 returns ``x`` itself. Below 1 a thin feature's small share stands out (``hier.share_power``):
+  rivers 1-3 px wide fill 5-40% of the 8x8 blocks they cross, next to nothing in plain means. Pure blocks
+  (shares 0 or 1: a sketch's painted classes) are unchanged, and the order of the classes in a block too
+  (the argmax of the label channels is the block's majority class either way).
+  """
+  a, b = one_hot
+  if power == 1.0 or a == b:
+    return x
+  xp = _xp(x)
+  share = xp.clip((x[..., a:b] + 1.0) * 0.5, 0.0, 1.0)
+  lab = 2.0 * share**power - 1.0
+  return xp.concatenate([x[..., :a], lab.astype(x.dtype), x[..., b:]], -1)
+
+
+def pool(x, factor: int, one_hot, power: float):
+  """``downsample`` of a map in ``emphasize``'s space (a one-hot fine window, or a coarse map) to one in the same
+  space ``factor`` times coarser: label shares are taken back to plain shares, averaged, and emphasized again, so
+  pooling twice by 2 is pooling once by 4 and a fine window's pool is the emphasized block mean."""
+  if power == 1.0:
+    return downsample(x, factor)
+  a, b = one_hot
+  xp = _xp(x)
+  share = xp.clip((x[..., a:b] + 1.0) * 0.5, 0.0, 1.0) ** (1.0 / power)
+  plain = xp.concatenate([x[..., :a], 2.0 * share - 1.0, x[..., b:]], -1)
+  return emphasize(downsample(plain, factor), one_hot, power)
+
+
 def upsample(x, factor: int):
   """[..., h, w, C] -> [..., h*f, w*f, C] by repeating each coarse pixel (numpy or jax arrays)."""
   x = x.repeat(factor, axis=-3)
@@ -121,8 +170,11 @@ class HierSource:
 
   has_structure = True
 
-  def __init__(self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, top=None):
+  def __init__(
+    self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, top=None, shares=None
+  ):
     self.fine = fine
+    self._shares = shares  # (one_hot, power): ``emphasize``'s, applied as maps are read (the files hold block means)
     self._args = (world, factor, size, n, split, data_dir, tuple(channels))
     self._top_args = None if top is None else (world, top[0], size, top[1], split, data_dir, tuple(channels))
     self._coarse = self._top = None
@@ -134,14 +186,19 @@ class HierSource:
   @property
   def coarse(self) -> np.ndarray:
     if self._coarse is None:
-      self._coarse = prepare(*self._args)[0]
+      self._coarse = self._emphasized(prepare(*self._args)[0])
     return self._coarse
+
+  def _emphasized(self, x):
+    if self._shares is None or self._shares[1] == 1.0:
+      return x
+    return emphasize(x.astype(np.float32), *self._shares).astype(np.float16)
 
   @property
   def top(self) -> np.ndarray | None:
     """A three-level model's top maps (``hier.top_factor``), else None."""
     if self._top is None and self._top_args is not None:
-      self._top = prepare(*self._top_args)[0]
+      self._top = self._emphasized(prepare(*self._top_args)[0])
     return self._top
 
   def __len__(self):
@@ -189,6 +246,7 @@ def check(hier, data_cfg) -> None:
     )
   top = hier.get("top_factor", 0)
   check_top_factor(top, hier.factor, data_cfg.image_size)
+  check_share_power(hier.get("share_power", 1.0))
   for key in ("coarse_num_train", "coarse_num_test") + (("top_num_train", "top_num_test") if top else ()):
     v = hier.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -201,6 +259,10 @@ def make_source(fine, data_cfg, hier, split: str) -> HierSource:
   top = None
   if hier.get("top_factor", 0):
     top = (hier.top_factor, hier.top_num_train if split == "train" else hier.top_num_test)
+  from genenv_jax import layout as layout_lib
+
+  one_hot = layout_lib.Layout.for_data(data_cfg.channels, get_world(data_cfg.world)).one_hot
+  shares = (one_hot, check_share_power(hier.get("share_power", 1.0)))
   return HierSource(
-    fine, data_cfg.world, hier.factor, data_cfg.image_size, n, split, data_cfg.data_dir, data_cfg.channels, top
+    fine, data_cfg.world, hier.factor, data_cfg.image_size, n, split, data_cfg.data_dir, data_cfg.channels, top, shares
   )

@@ -240,6 +240,8 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
       coarse="xc = loop(coarse with top_cond, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
     )
   card.update(networks=networks, sampler=sampler)
+  if hr.share_power != 1.0:  # only what reads a coarse map's label channels as shares needs it
+    card["coarse_label_channels"] = f"2 * share ** {hr.share_power:g} - 1 (each class's share of the block)"
   sizes = [
     _write(fine, [img, img, vec, lab], ["x", "cond", "t", "label"], ["v"], os.path.join(folder, "fine.onnx"), opset,
            "fine"),

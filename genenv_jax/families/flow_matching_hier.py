@@ -80,6 +80,9 @@ class Hier(NamedTuple):
     top: a three-level model's top ``base.Canvas`` (C channels), else None; then ``coarse`` is over 2C
       state channels like ``fine``: its map and, after it, the top map repeated up (velocity 0 there).
     top_factor: world pixels per top pixel, each way (0: two levels).
+    share_power: ``hier.share_power``: the coarse maps' label channels hold each class's share of the block
+      raised to it (``data.coarse.emphasize``; 1: plain block means); a coarse map at the top level's scale is
+      pooled with ``data.coarse.pool``.
   """
 
   coarse: base.Canvas
@@ -89,6 +92,7 @@ class Hier(NamedTuple):
   one_hot: tuple[int, int]
   top: base.Canvas | None = None
   top_factor: int = 0
+  share_power: float = 1.0
 
 
 def fine_steps(hier_cfg) -> int:
@@ -122,6 +126,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   if not 0.0 <= hier_cfg.cond_noise <= 1.0:
     raise ValueError(f"hier.cond_noise={hier_cfg.cond_noise!r}: must be in [0, 1]")
   fine_steps(hier_cfg)
+  coarse_data.check_share_power(hier_cfg.get("share_power", 1.0))
   tf = top_factor(hier_cfg)
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
@@ -143,8 +148,10 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   default_solver, default_steps = f.solver, f.sample_steps
   joint_steps = fine_steps(h)
 
+  power = float(h.get("share_power", 1.0))  # older configs have none: plain block means
+
   def cond_of(x, r):
-    return coarse_data.upsample(coarse_data.downsample(x, r), r)
+    return coarse_data.upsample(coarse_data.pool(x, r, one_hot, power), r)
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -291,6 +298,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     one_hot=one_hot,
     top=top_cv,
     top_factor=tf,
+    share_power=power,
   )
   return base.Family(
     init=init,
