@@ -61,7 +61,7 @@ def main(argv):
     if not os.path.exists(path):
       print(f"error: {path}: no coarse maps (train {_MODEL.value}'s config once to draw them)", file=sys.stderr)
       return 2
-    files[split] = np.load(path)["x"].astype(np.float32)
+    files[split] = coarse_lib.emphasize(np.load(path)["x"].astype(np.float32), hr.one_hot, hr.share_power)
   batch = cfg.train.batch_size
   sched = optax.warmup_cosine_decay_schedule(0.0, _LR.value, 200, max(_STEPS.value, 201))
   tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
