@@ -336,14 +336,14 @@ def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=N
   else:
     from genenv_jax.data import coarse as coarse_data
 
-    def blocks(a):
+    def blocks(a, values=True):  # values pooled in the maps' share space; a keep mask by plain means
       big = np.zeros((th * r, tw * r, C), np.float32)
       big[: a.shape[0], : a.shape[1]] = a
       out = np.zeros((tpl.height, tpl.width, C), np.float32)
-      out[:th, :tw] = coarse_data.pool(big, r, hr.one_hot, hr.share_power)
+      out[:th, :tw] = coarse_data.pool(big, r, hr.one_hot, hr.share_power) if values else coarse_data.downsample(big, r)
       return out
 
-    known, keep = blocks(sketch_known), (blocks(sketch_keep) > 1.0 - 1e-6).astype(np.float32)
+    known, keep = blocks(sketch_known), (blocks(sketch_keep, False) > 1.0 - 1e-6).astype(np.float32)
     steps = hr.top.steps if hr.top.solver != "adaptive" else 16
     paint, _ = inpainter_of(hr.top, th, tw, steps, S, mesh=mesh, hold_until=1.0 - strength)
     xt = paint(trained.params, tnoise, jnp.asarray(known), jnp.asarray(keep), label)
