@@ -50,6 +50,9 @@ def test_share_power_pools_label_shares_in_its_own_space():
   np.testing.assert_array_equal(p4[..., :3], coarse.downsample(x, 4)[..., :3])  # colours and heights: means
   np.testing.assert_array_equal(p4[..., 8:], coarse.downsample(x, 4)[..., 8:])
   np.testing.assert_array_equal(p4[..., 3:8].argmax(-1), coarse.downsample(x, 4)[..., 3:8].argmax(-1))
+  back = coarse.repower(p4, oh, 0.5, 1.0)  # the raise undone: plain block means again
+  np.testing.assert_allclose(back, coarse.downsample(x, 4), atol=1e-6)
+  assert not np.allclose(back, p4, atol=1e-2)
   # a 1-px river across an 8x8 block of ground: share 1/8, read as sqrt(1/8)
   river = np.zeros((8, 8), int)
   river[:, 3] = 4

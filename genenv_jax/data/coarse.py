@@ -70,13 +70,18 @@ def emphasize(x, one_hot, power: float):
   (shares 0 or 1: a sketch's painted classes) are unchanged, and the order of the classes in a block too
   (the argmax of the label channels is the block's majority class either way).
   """
+  return repower(x, one_hot, 1.0, power)
+
+
+def repower(x, one_hot, power: float, to: float):
+  """A map whose label channels hold shares raised to ``power`` -> the same map with them raised to ``to``
+  (``to`` 1: plain block means). Colours and heights are unchanged; ``power == to`` returns ``x`` itself."""
   a, b = one_hot
-  if power == 1.0 or a == b:
+  if power == to or a == b:
     return x
   xp = _xp(x)
-  share = xp.clip((x[..., a:b] + 1.0) * 0.5, 0.0, 1.0)
-  lab = 2.0 * share**power - 1.0
-  return xp.concatenate([x[..., :a], lab.astype(x.dtype), x[..., b:]], -1)
+  share = xp.clip((x[..., a:b] + 1.0) * 0.5, 0.0, 1.0) ** (to / power)
+  return xp.concatenate([x[..., :a], (2.0 * share - 1.0).astype(x.dtype), x[..., b:]], -1)
 
 
 def pool(x, factor: int, one_hot, power: float):
@@ -85,11 +90,7 @@ def pool(x, factor: int, one_hot, power: float):
   pooling twice by 2 is pooling once by 4 and a fine window's pool is the emphasized block mean."""
   if power == 1.0:
     return downsample(x, factor)
-  a, b = one_hot
-  xp = _xp(x)
-  share = xp.clip((x[..., a:b] + 1.0) * 0.5, 0.0, 1.0) ** (1.0 / power)
-  plain = xp.concatenate([x[..., :a], 2.0 * share - 1.0, x[..., b:]], -1)
-  return emphasize(downsample(plain, factor), one_hot, power)
+  return emphasize(downsample(repower(x, one_hot, power, 1.0), factor), one_hot, power)
 
 
 def upsample(x, factor: int):
