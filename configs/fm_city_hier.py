@@ -68,6 +68,8 @@ def get_config(arg=None):
   c.hier.factor = 16  # world pixels per coarse pixel, each way
   c.hier.coarse_widths = tuple(c.fm.widths)
   c.hier.cond_noise = 0.05  # Gaussian noise on the coarse map the fine level sees in training
+  # The same per coarse pixel, before repeating up (0: none; the errors of a drawn coarse map are blockwise).
+  c.hier.cond_noise_blocks = 0.0
   c.hier.coarse_num_train = 50_000
   c.hier.coarse_num_test = 1_000
   c.hier.fine_steps = 0  # both levels train in every step (N > 0: both for N steps, then the coarse level alone)

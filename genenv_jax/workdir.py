@@ -118,6 +118,9 @@ LEGACY_DEFAULTS = {
   "hier.top_factor": lambda theirs, mine: 0,
   "hier.top_num_train": lambda theirs, mine: mine,
   "hier.top_num_test": lambda theirs, mine: mine,
+  # Hierarchical runs before these options: plain block means, noise per pixel only.
+  "hier.share_power": lambda theirs, mine: 1.0,
+  "hier.cond_noise_blocks": lambda theirs, mine: 0.0,
 }
 
 

@@ -203,6 +203,24 @@ def test_bad_hier_config_values_are_named(data_dir):
     training.Setup(cfg("fm.attention=True"))
   with pytest.raises(ValueError, match=r"hier.share_power=0.0: must be a number in \(0, 1\]"):
     training.Setup(cfg("hier.share_power=0.0"))
+  with pytest.raises(ValueError, match=r"hier.cond_noise_blocks=1.5: must be a number in \[0, 1\]"):
+    training.Setup(cfg("hier.cond_noise_blocks=1.5"))
+
+
+def test_block_noise_on_the_condition_is_one_draw_per_coarse_pixel():
+  """``hier.cond_noise_blocks``: constant on each factor x factor block, different between blocks; 0 draws none
+  (the per-pixel noise of ``hier.cond_noise`` is the same key's either way)."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.uniform(-1, 1, (2, 16, 16, 3)), jnp.float32)
+  key = jax.random.key(3)
+  clean = coarse.upsample(coarse.pool(x, 4, (0, 0), 1.0), 4)
+  np.testing.assert_array_equal(fmh.condition(key, x, 4, (0, 0), 1.0, 0.0), clean)
+  d = np.asarray(fmh.condition(key, x, 4, (0, 0), 1.0, 0.0, 0.2) - clean).reshape(2, 4, 4, 4, 4, 3)
+  np.testing.assert_allclose(d, np.broadcast_to(d[:, :, :1, :, :1], d.shape), atol=1e-6)  # one value per block
+  assert 0.1 < d[:, :, 0, :, 0].std() < 0.3
+  pixel = fmh.condition(key, x, 4, (0, 0), 1.0, 0.05)
+  both = fmh.condition(key, x, 4, (0, 0), 1.0, 0.05, 0.2)
+  np.testing.assert_allclose(np.asarray(both - pixel), d.reshape(2, 16, 16, 3), atol=1e-6)
 
 
 @pytest.fixture(scope="module")

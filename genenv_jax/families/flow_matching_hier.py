@@ -125,11 +125,29 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
     raise ValueError(f"hier.coarse_widths has {len(cw)} resolutions: too many for data.image_size={data.image_size}")
   if not 0.0 <= hier_cfg.cond_noise <= 1.0:
     raise ValueError(f"hier.cond_noise={hier_cfg.cond_noise!r}: must be in [0, 1]")
+  bn = hier_cfg.get("cond_noise_blocks", 0.0)
+  if isinstance(bn, bool) or not isinstance(bn, (int, float)) or not 0.0 <= bn <= 1.0:
+    raise ValueError(
+      f"hier.cond_noise_blocks={bn!r}: must be a number in [0, 1] (noise per coarse pixel on the map a level is "
+      "conditioned on in training; 0: none)"
+    )
   fine_steps(hier_cfg)
   coarse_data.check_share_power(hier_cfg.get("share_power", 1.0))
   tf = top_factor(hier_cfg)
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
+
+
+def condition(key, x, r, one_hot, power: float, noise: float, block_noise: float = 0.0):
+  """The map a level is conditioned on in training: ``x`` pooled by ``r`` (``data.coarse.pool``), repeated up,
+  with Gaussian noise ``noise`` per pixel (``hier.cond_noise``) and ``block_noise`` per coarse pixel, before
+  repeating up (``hier.cond_noise_blocks``): a drawn map's errors are blockwise, as in cascaded diffusion's
+  conditioning augmentation. ``block_noise`` 0 draws nothing more (the key's per-pixel noise is the same)."""
+  c = coarse_data.pool(x, r, one_hot, power)
+  if block_noise:
+    c = c + block_noise * jax.random.normal(jax.random.fold_in(key, 1), c.shape)
+  cond = coarse_data.upsample(c, r)
+  return cond + noise * jax.random.normal(key, cond.shape)
 
 
 def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
@@ -145,13 +163,11 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   top_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc) if tf else None
   tx = txs["fm"]
   ema_decay, time_sampling, cond_noise = f.ema_decay, f.time_sampling, float(h.cond_noise)
+  block_noise = float(h.get("cond_noise_blocks", 0.0))  # older configs have none
   default_solver, default_steps = f.solver, f.sample_steps
   joint_steps = fine_steps(h)
 
   power = float(h.get("share_power", 1.0))  # older configs have none: plain block means
-
-  def cond_of(x, r):
-    return coarse_data.upsample(coarse_data.pool(x, r, one_hot, power), r)
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -165,8 +181,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     return lambda x, t: top_net.apply(params["top"], x, t, label)
 
   def noisy_cond(key, x, r):
-    cond = cond_of(x, r)
-    return cond + cond_noise * jax.random.normal(key, cond.shape)
+    return condition(key, x, r, one_hot, power, cond_noise, block_noise)
 
   def coarse_losses(params, key, batch):
     """{'coarse_loss'} (and 'top_loss' with a top level): the levels above the fine one."""
