@@ -447,6 +447,10 @@ def test_the_schedule_starts_again_at_fine_steps_and_old_runs_continue():
   theirs["train"]["num_steps"] = 2000
   for mine, kept in ((2000, 2000), (0, 0), (1000, 0)):
     assert workdir.with_legacy_defaults(theirs, {"hier": {"fine_steps": mine}})["hier"]["fine_steps"] == kept
+  # Runs from before share_power and cond_noise_blocks had plain block means and per-pixel noise only.
+  del theirs["hier"]["share_power"], theirs["hier"]["cond_noise_blocks"]
+  got = workdir.with_legacy_defaults(theirs, {"hier": {"share_power": 0.5, "cond_noise_blocks": 0.1}})["hier"]
+  assert (got["share_power"], got["cond_noise_blocks"]) == (1.0, 0.0)
 
 
 @pytest.mark.slow
