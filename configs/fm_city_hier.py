@@ -81,6 +81,9 @@ def get_config(arg=None):
   # Coarse maps' label channels: each class's share of the block raised to this power (1: plain block means;
   # 0.5: square roots, so a thin river's small share stands out; genenv_jax.data.coarse.emphasize).
   c.hier.share_power = 1.0
+  # Sampling only: the fine level's starting noise scale, on top of the scene's temperature (1: as trained;
+  # sample.py/tools/large_scenes.py --fine_temperature set it for a trained model).
+  c.hier.fine_temperature = 1.0
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256
   if "cpu" in variant:

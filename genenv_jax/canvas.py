@@ -403,6 +403,6 @@ def render_hier(
     xc = paint(trained.params, _with_cond(jnp.asarray(cnoise), top), jnp.asarray(known), jnp.asarray(keep), label)
   cond_map = jnp.repeat(jnp.repeat(xc[:ch, :cw], f, 0), f, 1)[: pl.height, : pl.width]  # stays on the device
   render_f, _ = renderer_of(hr.fine, height, width, S, mesh=mesh)
-  noise = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)
+  noise = hr.fine_temperature * temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)
   out = render_f(trained.params, jnp.concatenate([jnp.asarray(noise), cond_map], -1), label)
   return np.asarray(jax.device_get(out))[:height, :width]

@@ -211,9 +211,7 @@ def write_large_scene(
       "cond": cond,
       "sketch": None if sketch is None else {"path": os.path.abspath(sketch.path), "strength": sketch_strength},
       "checkpoint_step": trained.step,
-      "sampler": ""
-      if trained.family.canvas is None
-      else f"{trained.family.canvas.solver}/{trained.family.canvas.steps}",
+      "sampler": provenance.sampler_name(trained),
     },
   )
   logs.phase(f"wrote {', '.join(sorted(os.path.basename(w.path) for w in writers.values()))} to {output}")

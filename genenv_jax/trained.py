@@ -53,20 +53,30 @@ class Trained:
     return self.layout.channels
 
 
-def with_sampler(model: Trained, solver: str = "", steps: int = 0) -> Trained:
-  """``model`` sampling with another ODE solver and/or step count (flow matching only); checked before compiling."""
-  if not solver and not steps:
+def with_sampler(model: Trained, solver: str = "", steps: int = 0, fine_temperature: float | None = None) -> Trained:
+  """``model`` sampling with another ODE solver and/or step count (flow matching only), and for a hierarchical
+  model another ``hier.fine_temperature``; checked before compiling."""
+  if not solver and not steps and fine_temperature is None:
     return model
   if model.family.canvas is None:
     raise ValueError(
       f"--solver/--steps: for flow matching only; family={model.config.family!r} has none to choose "
       "(a VAE's learned prior uses vae.prior_steps midpoint steps); leave them out"
     )
+  if fine_temperature is not None and "hier" not in model.family.extras:
+    raise ValueError(
+      f"--fine_temperature={fine_temperature!r}: for hierarchical models only (family=flow_matching_hier); "
+      f"family={model.config.family!r} has one level: use --temperature"
+    )
   config = model.config.copy_and_resolve_references()
   if solver:
     config.fm.solver = solver
   if steps:
     config.fm.sample_steps = steps
+  if fine_temperature is not None:
+    from genenv_jax.families import flow_matching_hier
+
+    config.hier.fine_temperature = flow_matching_hier.check_fine_temperature(fine_temperature)
   return dataclasses.replace(model, config=config, family=families.make(config, model.spec))
 
 

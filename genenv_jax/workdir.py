@@ -121,6 +121,7 @@ LEGACY_DEFAULTS = {
   # Hierarchical runs before these options: plain block means, noise per pixel only.
   "hier.share_power": lambda theirs, mine: 1.0,
   "hier.cond_noise_blocks": lambda theirs, mine: 0.0,
+  "hier.fine_temperature": lambda theirs, mine: 1.0,
 }
 
 

@@ -122,6 +122,36 @@ def test_two_level_canvas_carries_the_coarse_map_under_every_window():
   np.testing.assert_allclose(a, got, atol=1e-5)
 
 
+def test_fine_temperature_scales_only_the_fine_levels_noise_and_is_recorded():
+  """``hier.fine_temperature``: the coarse map is drawn as before, the fine level from noise scaled by it (on top
+  of the scene's temperature); 1 is bit for bit the model as trained; outputs' sampler names it where not 1."""
+  from genenv_jax.synthesis import provenance
+
+  model = fake_model()
+  plain = canvas.render_scene(model, 40, 56, seed=3)
+  hr = model.family.extras["hier"]
+  assert hr.fine_temperature == 1.0 and provenance.sampler_name(model) == "midpoint/64"
+  cold = fmh.Hier(**{**hr._asdict(), "fine_temperature": 0.5})
+  model.family = model.family._replace(extras={"hier": cold})
+  got = canvas.render_scene(model, 40, 56, seed=3, temperature=0.8)
+  nc = canvas.initial_noise(3, 0, 0, 16, 16, 2, tag=canvas._TAG + 16)
+  nf = canvas.initial_noise(3, 0, 0, 40, 56, 2)
+  want = (MU + S * 0.8 * nc)[:10, :14].repeat(4, 0).repeat(4, 1) + S * 0.4 * nf
+  np.testing.assert_allclose(got, want, atol=2e-4)
+  assert np.abs(got - plain).max() > 0.1
+  assert provenance.sampler_name(model) == "midpoint/64 fine_temperature=0.5"
+  # --fine_temperature on a one-level model: refused by name, before anything compiles.
+  one = types.SimpleNamespace(
+    family=base.Family(None, None, None, None, fmh.ROLES, extras={}, canvas=hr.fine),
+    config=types.SimpleNamespace(family="flow_matching"),
+  )
+  with pytest.raises(ValueError, match=r"--fine_temperature=0.5: for hierarchical models only"):
+    trained.with_sampler(one, fine_temperature=0.5)
+  for bad in (0.0, 1.5, True, "0.5"):
+    with pytest.raises(ValueError, match=r"hier.fine_temperature=.*: must be a number in \(0, 1\]"):
+      fmh.check_fine_temperature(bad)
+
+
 def test_a_two_level_model_without_velocity_draws_its_noise_and_is_seen_to():
   model = fake_model()
   assert not canvas.zero_velocity(model, None)
@@ -205,6 +235,8 @@ def test_bad_hier_config_values_are_named(data_dir):
     training.Setup(cfg("hier.share_power=0.0"))
   with pytest.raises(ValueError, match=r"hier.cond_noise_blocks=1.5: must be a number in \[0, 1\]"):
     training.Setup(cfg("hier.cond_noise_blocks=1.5"))
+  with pytest.raises(ValueError, match=r"hier.fine_temperature=0.0: must be a number in \(0, 1\]"):
+    training.Setup(cfg("hier.fine_temperature=0.0"))
 
 
 def test_block_noise_on_the_condition_is_one_draw_per_coarse_pixel():
@@ -326,6 +358,14 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
   got = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf))
   np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
   assert (got[..., 3:8].argmax(-1) == want[..., 3:8].argmax(-1)).mean() > 0.999
+  # A colder fine level (--fine_temperature): the family's samples and the card's loop scale the fine noise alike.
+  cold = trained.with_sampler(model, fine_temperature=0.5)
+  want_cold = np.asarray(cold.family.sample(cold.params, key, 2, cond=0, solver="midpoint", steps=4))
+  assert np.abs(want_cold[..., :3] - want[..., :3]).max() > 0.05
+  card_path = tmp_path / "onnx" / "model.json"
+  card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "fine_temperature": 0.5}))
+  got = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf))
+  np.testing.assert_allclose(got[..., :3], want_cold[..., :3], atol=1e-4)
   # sample.py: bad sketches get one line naming what is allowed.
   cmd = [sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={hier_workdir}", f"--output={tmp_path / 'o'}"]
   r = subprocess.run(
@@ -447,10 +487,12 @@ def test_the_schedule_starts_again_at_fine_steps_and_old_runs_continue():
   theirs["train"]["num_steps"] = 2000
   for mine, kept in ((2000, 2000), (0, 0), (1000, 0)):
     assert workdir.with_legacy_defaults(theirs, {"hier": {"fine_steps": mine}})["hier"]["fine_steps"] == kept
-  # Runs from before share_power and cond_noise_blocks had plain block means and per-pixel noise only.
-  del theirs["hier"]["share_power"], theirs["hier"]["cond_noise_blocks"]
-  got = workdir.with_legacy_defaults(theirs, {"hier": {"share_power": 0.5, "cond_noise_blocks": 0.1}})["hier"]
-  assert (got["share_power"], got["cond_noise_blocks"]) == (1.0, 0.0)
+  # Runs from before share_power, cond_noise_blocks and fine_temperature had plain block means, per-pixel noise
+  # only, and a fine level sampled as trained.
+  del theirs["hier"]["share_power"], theirs["hier"]["cond_noise_blocks"], theirs["hier"]["fine_temperature"]
+  mine = {"hier": {"share_power": 0.5, "cond_noise_blocks": 0.1, "fine_temperature": 0.7}}
+  got = workdir.with_legacy_defaults(theirs, mine)["hier"]
+  assert (got["share_power"], got["cond_noise_blocks"], got["fine_temperature"]) == (1.0, 0.0, 1.0)
 
 
 @pytest.mark.slow

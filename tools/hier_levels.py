@@ -22,7 +22,8 @@ scene's size):
   coarse canvases the model draws.
 
 Beside them: water specks (bodies of at most ``SPECK`` pixels) per megapixel,
-and for the fine level over real coarse maps the pieces it cuts each
+the water bodies' log-area distance to ``real`` (Wasserstein, as ``large_eval``'s
+``water_log_areas_w1``), and for the fine level over real coarse maps the pieces it cuts each
 region's largest water body into (its water bodies that meet the real one).
 ``--cut_picture=FILE.png`` writes where most of the first region's largest
 body is land in the fine scene: real beside the fine level over its coarse
@@ -32,7 +33,12 @@ The road columns of the two coarse rows mean nothing (a block repeated up
 is always "wide"); read only their water columns.
 
 If the fine level on real coarse maps is near real, the coarse level is what
-loses the structure; if not, the fine level does. Each fine scene of
+loses the structure; if not, the fine level does. ``--coarse_noise=S`` adds
+Gaussian noise of std S per coarse pixel (every channel, clipped to [-1, 1];
+draw i from ``numpy.random.default_rng(i)``) to the real coarse maps first: how
+fragile the fine level is to a drawn map's blockwise errors.
+``--fine_temperature=T`` samples the fine level colder (``sample.py
+--fine_temperature``), in both sets it draws. Each fine scene of
 1024x1024 is ~7 minutes on a 2-core CPU; they are kept in ``--cache_dir``
 (the fine scenes over real coarse maps keyed by the fine level's weights, so
 ``--weights`` with another coarse level reuses them).
@@ -56,8 +62,11 @@ _CACHE = flags.DEFINE_string("cache_dir", os.path.join(ROOT, "runs", "hier_level
 _PICTURE = flags.DEFINE_string("picture", "", "Write a picture of the first scene of each set here (.png).")
 _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz of tools/coarse_more_steps.py).")
 _CUT = flags.DEFINE_string("cut_picture", "", "Write where the fine level cuts real's largest water body (.png).")
+_COARSE_NOISE = flags.DEFINE_float("coarse_noise", 0.0, "Std of noise per coarse pixel on the real coarse maps.")
+_FINE_TEMP = flags.DEFINE_float("fine_temperature", None, "The fine level's noise scale (sample.py's flag).")
 SEED = 5 * 10**6
 KEYS = ("water_bodies_per_mpx", "largest_water_share", "road_largest_share", "road_wide_share")
+W1 = "water_log_areas_w1"
 SPECK = 4  # pixels: a water body this small is a speck (real city regions have none)
 
 
@@ -82,11 +91,18 @@ def pieces(real, other, names) -> tuple[int, np.ndarray]:
 
 def main(argv):
   del argv
-  from genenv_jax import canvas, large_eval, models
+  from genenv_jax import canvas, large_eval, models, trained
   from genenv_jax.data import coarse as coarse_lib
   from genenv_jax.metrics import multiscale
 
   model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
+  ft = ""  # the caches of a colder fine level are kept apart (named as tools/large_scenes.py names them)
+  if _FINE_TEMP.value is not None:
+    model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value)
+    ft = f"-fine{_FINE_TEMP.value:g}"
+  sigma = _COARSE_NOISE.value
+  if not 0.0 <= sigma <= 1.0:
+    raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
   hr = model.family.extras["hier"]
   f, S = hr.factor, hr.fine.window
   h, w = (int(v) for v in _SIZE.value.lower().split("x"))
@@ -112,17 +128,25 @@ def main(argv):
       lab[shares[..., names.index("water")] >= 0.25] = names.index("water")
     return lab.repeat(f, 1).repeat(f, 2)[:, :h, :w]
 
+  def log_area_w1(sets):
+    """Each set's water log-area distance to the first (real)."""
+    per = [[multiscale.scene_statistics(x, None, names) for x in labels] for labels in sets]
+    return [multiscale.compare(per[0], p).get(W1, float("nan")) for p in per]
+
   real_lab, real_coarse, fine_lab, model_lab, model_coarse, fine_paths = [], [], [], [], [], []
   # Fine scenes over real coarse maps depend on the fine level only; the model's own scenes on both.
-  cache = os.path.join(_CACHE.value, "fine-" + large_eval.weights_key(model.params["fine"]))
-  own_cache = os.path.join(_CACHE.value, large_eval.weights_key(model.params))
+  noised = f"-noise{sigma:g}" if sigma else ""
+  cache = os.path.join(_CACHE.value, "fine-" + large_eval.weights_key(model.params["fine"]) + ft + noised)
+  own_cache = os.path.join(_CACHE.value, large_eval.weights_key(model.params) + ft)
   os.makedirs(cache, exist_ok=True)
-  big_cache = os.path.join(ROOT, "runs", "large_scenes_cache", large_eval.weights_key(model.params))
+  big_cache = os.path.join(ROOT, "runs", "large_scenes_cache", large_eval.weights_key(model.params) + ft)
   for i in range(_NUM.value):
     sc = world.region(SEED + i, 0, 0, ch * f, cw * f)
     real_lab.append(sc.labels[:h, :w])
     xc = coarse_lib.pool(lay.encode(coarse_lib._record(sc))[0].astype(np.float32), f, lay.one_hot, hr.share_power)
     real_coarse.append(xc)
+    if sigma:  # a drawn map's errors are blockwise
+      xc = np.clip(xc + sigma * np.random.default_rng(i).normal(size=xc.shape).astype(np.float32), -1, 1)
     path = os.path.join(cache, f"fine_on_real_{h}x{w}_seed{SEED + i}.npy")
     if not os.path.exists(path):
       x = canvas.render_hier(model, h, w, seed=i, coarse=xc)
@@ -153,8 +177,13 @@ def main(argv):
   }
   out["two-level"] = stats(np.stack(model_lab))
   if "water" in names:
+    w1 = log_area_w1([real_lab, fine_lab, model_lab])
+    for name, v in zip(("real", "fine on real coarse", "two-level"), w1):
+      out[name][W1] = v
+  out.update(coarse_noise=sigma, fine_temperature=1.0 if _FINE_TEMP.value is None else _FINE_TEMP.value)
+  if "water" in names:
     out["fine on real coarse"]["pieces_of_real_largest"] = [pieces(r, x, names)[0] for r, x in zip(real_lab, fine_lab)]
-  shown = (*KEYS, "water_specks_per_mpx")
+  shown = (*KEYS, "water_specks_per_mpx", W1)
   print(f"{'set':24s}" + "".join(f"{k:>24s}" for k in shown))
   for name, v in out.items():
     if isinstance(v, dict):

@@ -35,6 +35,12 @@ _MODEL = flags.DEFINE_string("model", None, "A shipped model (python -m genenv_j
 _SIZE = flags.DEFINE_string("scene_size", "1024x1024", "HxW of the whole scenes.")
 _NUM = flags.DEFINE_integer("num_samples", 8, "Scenes per set (coarse FD/KID/C2ST need at least 5).")
 _OUT = flags.DEFINE_string("results", os.path.join(ROOT, "results", "large_scenes.json"), "The results file.")
+_FINE_TEMP = flags.DEFINE_float(
+  "fine_temperature",
+  None,
+  "Hierarchical models: sample the fine level at this noise scale (sample.py --fine_temperature); the rows are "
+  "kept apart from the model's own.",
+)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "Drawn scenes kept here ('' keeps none)."
 )
@@ -61,11 +67,23 @@ def main(argv):
         r = workdir.read_json(os.path.join(ROOT, "results", name))
         if isinstance(r, dict) and os.path.normpath(str(r.get("workdir", ""))) == os.path.normpath(_WORKDIR.value):
           config = r.get("command", config)
+  ft = ""
+  if _FINE_TEMP.value is not None:
+    from genenv_jax import trained
+
+    try:
+      model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    ft = f" --fine_temperature={_FINE_TEMP.value:g}"
+    config = f"{config} (sampled with{ft})"
   # Keyed by the weights themselves: a workdir retrained in place (same path, same step) gets a new directory.
-  cache = os.path.join(_CACHE.value, large_eval.weights_key(model.params)) if _CACHE.value else None
+  key = large_eval.weights_key(model.params) + ft.replace(" --fine_temperature=", "-fine")
+  cache = os.path.join(_CACHE.value, key) if _CACHE.value else None
   scores = large_eval.evaluate(_WORKDIR.value or _MODEL.value, h, w, _NUM.value, model=model, cache_dir=cache)
   src = f"--model={_MODEL.value}" if _MODEL.value else f"--workdir={_WORKDIR.value}"
-  command = f"python tools/large_scenes.py {src} --scene_size={h}x{w} --num_samples={_NUM.value}"
+  command = f"python tools/large_scenes.py {src} --scene_size={h}x{w} --num_samples={_NUM.value}{ft}"
   rows = large_eval.merge_rows(_OUT.value, large_eval.result_rows(scores, config, command))
   print(f"wrote {_OUT.value}: {len(rows)} rows")
   for r in rows[-3:]:

@@ -240,6 +240,10 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
       coarse="xc = loop(coarse with top_cond, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
     )
   card.update(networks=networks, sampler=sampler)
+  if hr.fine_temperature != 1.0:  # a colder fine level than trained
+    card["fine_temperature"] = hr.fine_temperature
+    scale = f"{hr.fine_temperature:g} * temperature"
+    card["sampler"]["fine"] = f"x = loop(fine with cond, {scale} * standard normal [B, S, S, C])"
   if hr.share_power != 1.0:  # only what reads a coarse map's label channels as shares needs it
     card["coarse_label_channels"] = f"2 * share ** {hr.share_power:g} - 1 (each class's share of the block)"
   sizes = [
@@ -312,7 +316,8 @@ def sample_with_onnx(
   """The card's sampler around the ONNX velocity field: noise [B, S, S, C] -> finalized samples (numpy).
 
   A two-level model (``coarse.onnx``, ``fine.onnx``): ``noise`` starts the coarse level and ``fine_noise``
-  the fine one, as the card's sampler says; a three-level one (``top.onnx`` too): ``top_noise`` starts the top.
+  the fine one (scaled by the card's ``fine_temperature`` where it has one), as the card's sampler says; a
+  three-level one (``top.onnx`` too): ``top_noise`` starts the top.
   """
   with open(os.path.join(folder, "model.json")) as f:
     card = json.load(f)
@@ -343,6 +348,7 @@ def sample_with_onnx(
     else:
       xc = _solve(lambda x, t: run["coarse"](None, feed(x, t))[0], noise, card["sampler"])
     cond = centre(clip(xc), card["factor"])
+    fine_noise = card.get("fine_temperature", 1.0) * fine_noise  # hier.fine_temperature: a colder fine level
     x = _solve(lambda x, t: run["fine"](None, dict(feed(x, t), cond=cond))[0], fine_noise, card["sampler"])
     return _finalize(x, card)
   sess, card = session(folder)

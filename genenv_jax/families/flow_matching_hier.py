@@ -83,6 +83,8 @@ class Hier(NamedTuple):
     share_power: ``hier.share_power``: the coarse maps' label channels hold each class's share of the block
       raised to it (``data.coarse.emphasize``; 1: plain block means); a coarse map at the top level's scale is
       pooled with ``data.coarse.pool``.
+    fine_temperature: ``hier.fine_temperature``: the fine level's starting noise is scaled by it, on top of the
+      scene's temperature (sampling only; 1: as trained). Below 1 the fine level draws fewer water specks.
   """
 
   coarse: base.Canvas
@@ -93,6 +95,17 @@ class Hier(NamedTuple):
   top: base.Canvas | None = None
   top_factor: int = 0
   share_power: float = 1.0
+  fine_temperature: float = 1.0
+
+
+def check_fine_temperature(t) -> float:
+  """``hier.fine_temperature`` as a float, or a ValueError naming it and what is allowed."""
+  if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= 1.0:
+    raise ValueError(
+      f"hier.fine_temperature={t!r}: must be a number in (0, 1] (the fine level's noise scale when sampling; "
+      "1: as trained, lower: a colder fine level)"
+    )
+  return float(t)
 
 
 def fine_steps(hier_cfg) -> int:
@@ -133,6 +146,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
     )
   fine_steps(hier_cfg)
   coarse_data.check_share_power(hier_cfg.get("share_power", 1.0))
+  check_fine_temperature(hier_cfg.get("fine_temperature", 1.0))
   tf = top_factor(hier_cfg)
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
@@ -168,6 +182,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   joint_steps = fine_steps(h)
 
   power = float(h.get("share_power", 1.0))  # older configs have none: plain block means
+  fine_t = float(h.get("fine_temperature", 1.0))  # sampling only; older configs have none
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -279,7 +294,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     vc = coarse_velocity(params, label, top_cond)
     xc = coarse_finalize(fm.solve(vc, temperature * noise(kc, n), solver, steps))
     cond_map = centre(xc, factor)
-    x1 = fm.solve(fine_velocity(params, cond_map, label), temperature * noise(kf, n), solver, steps)
+    x1 = fm.solve(fine_velocity(params, cond_map, label), fine_t * temperature * noise(kf, n), solver, steps)
     return fm.finalize(x1, one_hot)
 
   def coarse_canvas_velocity(params, x, t, label):
@@ -314,6 +329,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     top=top_cv,
     top_factor=tf,
     share_power=power,
+    fine_temperature=fine_t,
   )
   return base.Family(
     init=init,

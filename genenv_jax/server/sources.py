@@ -438,8 +438,10 @@ class ModelSource(Source):
       mc, side = hr.coarse.window, -(-pl.height // f)
       coarse = self._assemble(self._coarse_chunks(seed, ckeys), cy0, cx0, side, side, mc)
       cond = np.repeat(np.repeat(coarse, f, 0), f, 1)[: pl.height, : pl.width]
-      noise = self.temperature * canvas.initial_noise(
-        seed, i * CHUNK - m, j * CHUNK - m, pl.height, pl.width, hr.channels
+      noise = (
+        hr.fine_temperature
+        * self.temperature
+        * canvas.initial_noise(seed, i * CHUNK - m, j * CHUNK - m, pl.height, pl.width, hr.channels)
       )
       x = render(self.t.params, jnp.asarray(np.concatenate([noise, cond], -1)), jnp.int32(0))
       out[(i, j)] = np.asarray(jax.device_get(x))[:size, :size]
@@ -659,7 +661,7 @@ class ModelSource(Source):
     with self._lock:
       coarse = self._assemble(self._coarse_chunks(seed, self._keys(cy0, cx0, ch, cw, mc)), cy0, cx0, ch, cw, mc)
     cond = np.repeat(np.repeat(coarse, f, 0), f, 1)[Y - cy0 * f : Y - cy0 * f + H, X - cx0 * f : X - cx0 * f + W]
-    noise = self.temperature * canvas.initial_noise(seed, Y, X, H, W, hr.channels)
+    noise = hr.fine_temperature * self.temperature * canvas.initial_noise(seed, Y, X, H, W, hr.channels)
     state = np.concatenate([noise, cond], -1)  # the coarse channels start (and stay) at the coarse map
     known = np.concatenate([known, cond], -1)
     keep = np.concatenate([keep, np.ones_like(cond)], -1)

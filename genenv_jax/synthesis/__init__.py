@@ -120,7 +120,7 @@ def prepare(
     image_size=spec.image_size,
     channels=tuple(trained.channels),
     chunk=chunk,
-    sampler="" if trained.family.canvas is None else f"{trained.family.canvas.solver}/{trained.family.canvas.steps}",
+    sampler=provenance.sampler_name(trained),
     cpu_convolutions=kernels,
   )
   provenance.check_output(output, settings)

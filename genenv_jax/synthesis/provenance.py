@@ -44,6 +44,17 @@ def check_temperature(temperature: float) -> float:
   return float(temperature)
 
 
+def sampler_name(trained) -> str:
+  """The ODE sampler that fixes an output's bytes ("" for families without one); a colder fine level appended."""
+  if trained.family.canvas is None:
+    return ""
+  out = f"{trained.family.canvas.solver}/{trained.family.canvas.steps}"
+  hr = (trained.family.extras or {}).get("hier")
+  if hr is not None and hr.fine_temperature != 1.0:  # 1 (as trained) keeps older outputs' settings
+    out += f" fine_temperature={hr.fine_temperature:g}"
+  return out
+
+
 def resolve_cpu_convolutions(output: str, requested: str | None, platform: str) -> str:
   """The convolution kernels a synthesis into ``output`` uses: ``requested``, or else what ``output`` holds.
 

@@ -72,7 +72,9 @@ class ShardWorker:
       model = models.load(source["model"])
     else:
       model = trained.load(source["workdir"], source["step"])
-    model = trained.with_sampler(model, source.get("solver", ""), source.get("steps", 0))
+    model = trained.with_sampler(
+      model, source.get("solver", ""), source.get("steps", 0), source.get("fine_temperature")
+    )
     self.settings = provenance.Settings(**{**settings, "channels": tuple(settings["channels"])})
     got = provenance.params_fingerprint(model.params)
     if got != self.settings.params_sha256:
@@ -115,7 +117,8 @@ def run(
 ) -> dict:
   """``synthesis.run`` with the shards drawn by Ray actors; returns the provenance (and ``ray_stats`` in it).
 
-  ``source``: how a worker loads the model: ``{"workdir", "step"}`` or ``{"model"}``, plus ``solver``/``steps``.
+  ``source``: how a worker loads the model: ``{"workdir", "step"}`` or ``{"model"}``, plus ``solver``/``steps``
+  and ``fine_temperature``.
   ``on_shard(j, actors)``: called after each shard is written (tests kill a worker from it).
   """
   from genenv_jax import synthesis
