@@ -48,7 +48,10 @@ validity 0.898, FD 2.81, recall 0.716; at 1024 coarse FD 5.44, coarse C2ST 0.70,
 raised to 0.5 (``--config.hier.share_power=0.5``, one run, not shipped): coarse FD 4.06, but log-area W1 1.46 (the
 fine level draws specks where the louder shares say "some water"). Its conditions noised per coarse pixel in
 training (``--config.hier.cond_noise_blocks=0.1``, one run, not shipped): largest water 6.3% (distance 0.080,
-past halfway), crop validity 0.882, 4 of 5 scenes valid, but log-area W1 1.41. The two-level ``:cpu`` is
+past halfway), crop validity 0.882, 4 of 5 scenes valid, but log-area W1 1.41. ``fm_city_hier3`` sampled with its
+fine level colder (``sample.py``/``tools/large_scenes.py --fine_temperature=0.6``; 5 scenes): log-area W1 0.90
+(halfway 0.94), crop validity 0.969, 5 of 5 scenes valid, but coarse C2ST 0.90, crop FD 6.85 (1.89), the same
+largest lake, and the strands still in pieces in the picture: the default stays 1. The two-level ``:cpu`` is
 shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.

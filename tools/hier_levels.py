@@ -122,7 +122,8 @@ def main(argv):
   def coarse_labels(xc):
     """[n, ch, cw, C] -> [n, h, w] labels at the scene's size: each block's largest class share, or water where
     its water share is at least a quarter (a 2-4-px river is a quarter to a half of an 8-px block)."""
-    shares = ((np.clip(np.asarray(xc)[..., lo:hi], -1, 1) + 1) / 2) ** (1.0 / hr.share_power)  # plain shares
+    plain = coarse_lib.repower(np.clip(np.asarray(xc), -1, 1), lay.one_hot, hr.share_power, 1.0)
+    shares = (plain[..., lo:hi] + 1) / 2
     lab = shares.argmax(-1).astype(np.uint8)
     if "water" in names:
       lab[shares[..., names.index("water")] >= 0.25] = names.index("water")

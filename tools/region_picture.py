@@ -4,6 +4,8 @@ r"""A large generated scene beside a real region of the same size (the pictures 
   python tools/region_picture.py --workdir=runs/fm_city_hier_cpu --workdir=runs/fm_city_regions_cpu --size=1024 \
     --output=docs/city_1024_hier_vs_single_vs_real.png
   python tools/region_picture.py --model=fm_terrain --size=1024 --output=docs/terrain_1024_fm_vs_real.png
+  python tools/region_picture.py --model=fm_city_hier3 --model=fm_city_hier3 --fine_temperature=1,0.6 --size=1024 \
+    --output=docs/city_1024_hier3_fine_temperature.png
 
 Left: each model's seamless canvas, workdirs then shipped models (``--model``)
 in the order given (seed 0, ``eval.py --scene_size`` and
@@ -32,6 +34,12 @@ _MODEL = flags.DEFINE_multi_string("model", [], "A shipped model (python -m gene
 _SIZE = flags.DEFINE_integer("size", 1024, "Side of the square scenes in pixels.")
 _SCALE = flags.DEFINE_integer("scale", 2, "Downscale factor for the picture.")
 _OUT = flags.DEFINE_string("output", None, "PNG to write.", required=True)
+_FT = flags.DEFINE_list(
+  "fine_temperature",
+  [],
+  "Hierarchical models: one fine-level temperature per model, in the models' order (sample.py --fine_temperature; "
+  "1: as trained).",
+)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "tools/large_scenes.py's scenes ('' reads none)."
 )
@@ -44,13 +52,21 @@ def main(argv):
     print("error: give --workdir=W or --model=NAME (repeatable)", file=sys.stderr)
     return 2
   ms = [trained.load(w) for w in _WORKDIR.value] + [models.load(m) for m in _MODEL.value]
+  if _FT.value and len(_FT.value) != len(ms):
+    print(f"error: fine_temperature={','.join(_FT.value)}: give one per model ({len(ms)})", file=sys.stderr)
+    return 2
+  fts = [None if float(t) == 1.0 else float(t) for t in _FT.value] or [None] * len(ms)
+  ms = [trained.with_sampler(m, fine_temperature=t) for m, t in zip(ms, fts)]
   world = large_eval.judge_world(ms[0].world)
   s = _SIZE.value
 
-  def cache(m):  # tools/large_scenes.py's directory for these weights
-    return os.path.join(_CACHE.value, large_eval.weights_key(m.params)) if _CACHE.value else None
+  def cache(m, t):  # tools/large_scenes.py's directory for these weights (and fine level's temperature)
+    key = large_eval.weights_key(m.params) + ("" if t is None else f"-fine{t:g}")
+    return os.path.join(_CACHE.value, key) if _CACHE.value else None
 
-  gens = [large_eval.model_regions(m, 1, s, s, desc="model scenes", cache_dir=cache(m))["rgb"][0] for m in ms]
+  gens = [
+    large_eval.model_regions(m, 1, s, s, desc="model scenes", cache_dir=cache(m, t))["rgb"][0] for m, t in zip(ms, fts)
+  ]
   real = large_eval.real_regions(world, 1, s, s, 0)["rgb"][0]
   k = _SCALE.value
   small = [x.reshape(s // k, k, s // k, k, 3).mean((1, 3)).round().astype(np.uint8) for x in (*gens, real)]
