@@ -288,7 +288,8 @@ def still_scene(trained, height, width, seed=0, temperature=1.0) -> np.ndarray:
   cv = hr.fine if hr is not None else trained.family.canvas
   C = hr.channels if hr is not None else cv.channels
   pl = plan(height, width, cv.window)
-  x = temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)
+  scale = temperature if hr is None else hr.fine_temperature * temperature  # as render_hier: bit for bit
+  x = scale * initial_noise(seed, 0, 0, pl.height, pl.width, C)
   if hr is not None:  # the fine level's state carries the coarse map; its finalize drops it
     x = np.concatenate([x, np.zeros_like(x)], -1)
   return np.asarray(jax.device_get(cv.finalize(jnp.asarray(x))))[:height, :width]

@@ -58,15 +58,15 @@ def with_sampler(model: Trained, solver: str = "", steps: int = 0, fine_temperat
   model another ``hier.fine_temperature``; checked before compiling."""
   if not solver and not steps and fine_temperature is None:
     return model
+  if fine_temperature is not None and "hier" not in (model.family.extras or {}):
+    raise ValueError(
+      f"--fine_temperature={fine_temperature!r}: for hierarchical models only (family=flow_matching_hier); "
+      f"family={model.config.family!r} has one level: use --temperature"
+    )
   if model.family.canvas is None:
     raise ValueError(
       f"--solver/--steps: for flow matching only; family={model.config.family!r} has none to choose "
       "(a VAE's learned prior uses vae.prior_steps midpoint steps); leave them out"
-    )
-  if fine_temperature is not None and "hier" not in model.family.extras:
-    raise ValueError(
-      f"--fine_temperature={fine_temperature!r}: for hierarchical models only (family=flow_matching_hier); "
-      f"family={model.config.family!r} has one level: use --temperature"
     )
   config = model.config.copy_and_resolve_references()
   if solver:

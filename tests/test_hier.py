@@ -141,12 +141,13 @@ def test_fine_temperature_scales_only_the_fine_levels_noise_and_is_recorded():
   assert np.abs(got - plain).max() > 0.1
   assert provenance.sampler_name(model) == "midpoint/64 fine_temperature=0.5"
   # --fine_temperature on a one-level model: refused by name, before anything compiles.
-  one = types.SimpleNamespace(
-    family=base.Family(None, None, None, None, fmh.ROLES, extras={}, canvas=hr.fine),
-    config=types.SimpleNamespace(family="flow_matching"),
-  )
-  with pytest.raises(ValueError, match=r"--fine_temperature=0.5: for hierarchical models only"):
-    trained.with_sampler(one, fine_temperature=0.5)
+  for extras, canvas_ in (({}, hr.fine), (None, None)):  # a one-level flow matching model; a GAN
+    one = types.SimpleNamespace(
+      family=base.Family(None, None, None, None, fmh.ROLES, extras=extras, canvas=canvas_),
+      config=types.SimpleNamespace(family="flow_matching"),
+    )
+    with pytest.raises(ValueError, match=r"--fine_temperature=0.5: for hierarchical models only"):
+      trained.with_sampler(one, fine_temperature=0.5)
   for bad in (0.0, 1.5, True, "0.5"):
     with pytest.raises(ValueError, match=r"hier.fine_temperature=.*: must be a number in \(0, 1\]"):
       fmh.check_fine_temperature(bad)
@@ -167,6 +168,11 @@ def test_a_two_level_model_without_velocity_draws_its_noise_and_is_seen_to():
   model.family = model.family._replace(extras={"hier": zero}, canvas=zero.fine)
   assert canvas.zero_velocity(model, None)
   np.testing.assert_array_equal(canvas.still_scene(model, 40, 56, seed=3), canvas.render_scene(model, 40, 56, seed=3))
+  cold = zero._replace(fine_temperature=0.5)  # --fine_temperature: the shortcut scales its noise the same way
+  model.family = model.family._replace(extras={"hier": cold}, canvas=cold.fine)
+  got = canvas.still_scene(model, 40, 56, seed=3, temperature=0.8)
+  np.testing.assert_array_equal(got, canvas.render_scene(model, 40, 56, seed=3, temperature=0.8))
+  np.testing.assert_allclose(got, 0.4 * canvas.initial_noise(3, 0, 0, 40, 56, 2), atol=1e-6)
 
 
 def test_a_sketch_is_held_to_the_end_at_strength_0_and_ignored_at_1():
