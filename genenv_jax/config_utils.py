@@ -11,6 +11,14 @@ from genenv_jax import cpu_kernels, layout, paths
 VARIANTS = ("smoke", "cpu", "full")
 
 
+def in_unit_interval(name: str, value, meaning: str) -> float:
+  """``value`` as a float when it is a number in (0, 1], else a ValueError naming ``name``, the range and
+  ``meaning`` (what the number does)."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+    raise ValueError(f"{name}={value!r}: must be a number in (0, 1] ({meaning})")
+  return float(value)
+
+
 def parse_arg(arg: str | None) -> set[str]:
   """``'smoke'`` / ``'cpu'`` / ``None`` -> set of variant words; unknown words are an error."""
   words = {w.strip() for w in (arg or "").split(",") if w.strip()}

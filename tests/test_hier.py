@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genenv_jax import canvas, parallel, sketch, tiling, trained, training
+from genenv_jax import canvas, large_eval, parallel, sketch, tiling, trained, training
 from genenv_jax.config_utils import load_config
 from genenv_jax.data import coarse
 from genenv_jax.families import base
@@ -140,6 +140,13 @@ def test_fine_temperature_scales_only_the_fine_levels_noise_and_is_recorded():
   np.testing.assert_allclose(got, want, atol=2e-4)
   assert np.abs(got - plain).max() > 0.1
   assert provenance.sampler_name(model) == "midpoint/64 fine_temperature=0.5"
+  # Scene caches (tools/large_scenes.py, hier_levels.py, region_picture.py): a colder fine level's kept apart.
+  model.params = {"coarse": np.zeros(2, np.float32), "fine": np.ones(3, np.float32)}
+  key = large_eval.weights_key(model.params)
+  assert large_eval.cache_key(model) == key + "-fine0.5"
+  assert large_eval.cache_key(model, model.params["fine"]) == large_eval.weights_key(model.params["fine"]) + "-fine0.5"
+  model.family = model.family._replace(extras={"hier": hr})
+  assert large_eval.cache_key(model) == key != large_eval.cache_key(model, model.params["fine"])
   # --fine_temperature on a one-level model: refused by name, before anything compiles.
   for extras, canvas_ in (({}, hr.fine), (None, None)):  # a one-level flow matching model; a GAN
     one = types.SimpleNamespace(

@@ -96,10 +96,8 @@ def main(argv):
   from genenv_jax.metrics import multiscale
 
   model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
-  ft = ""  # the caches of a colder fine level are kept apart (named as tools/large_scenes.py names them)
-  if _FINE_TEMP.value is not None:
+  if _FINE_TEMP.value is not None:  # a colder fine level's caches are kept apart (large_eval.cache_key)
     model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value)
-    ft = f"-fine{_FINE_TEMP.value:g}"
   sigma = _COARSE_NOISE.value
   if not 0.0 <= sigma <= 1.0:
     raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
@@ -137,10 +135,10 @@ def main(argv):
   real_lab, real_coarse, fine_lab, model_lab, model_coarse, fine_paths = [], [], [], [], [], []
   # Fine scenes over real coarse maps depend on the fine level only; the model's own scenes on both.
   noised = f"-noise{sigma:g}" if sigma else ""
-  cache = os.path.join(_CACHE.value, "fine-" + large_eval.weights_key(model.params["fine"]) + ft + noised)
-  own_cache = os.path.join(_CACHE.value, large_eval.weights_key(model.params) + ft)
+  cache = os.path.join(_CACHE.value, "fine-" + large_eval.cache_key(model, model.params["fine"]) + noised)
+  own_cache = os.path.join(_CACHE.value, large_eval.cache_key(model))
   os.makedirs(cache, exist_ok=True)
-  big_cache = os.path.join(ROOT, "runs", "large_scenes_cache", large_eval.weights_key(model.params) + ft)
+  big_cache = os.path.join(ROOT, "runs", "large_scenes_cache", large_eval.cache_key(model))
   for i in range(_NUM.value):
     sc = world.region(SEED + i, 0, 0, ch * f, cw * f)
     real_lab.append(sc.labels[:h, :w])

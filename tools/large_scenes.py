@@ -76,11 +76,11 @@ def main(argv):
     except ValueError as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
-    ft = f" --fine_temperature={_FINE_TEMP.value:g}"
-    config = f"{config} (sampled with{ft})"
+    if _FINE_TEMP.value != 1.0:  # at 1 the scenes, cache and row are the default's
+      ft = f" --fine_temperature={_FINE_TEMP.value:g}"
+      config = f"{config} (sampled with{ft})"
   # Keyed by the weights themselves: a workdir retrained in place (same path, same step) gets a new directory.
-  key = large_eval.weights_key(model.params) + ft.replace(" --fine_temperature=", "-fine")
-  cache = os.path.join(_CACHE.value, key) if _CACHE.value else None
+  cache = os.path.join(_CACHE.value, large_eval.cache_key(model)) if _CACHE.value else None
   scores = large_eval.evaluate(_WORKDIR.value or _MODEL.value, h, w, _NUM.value, model=model, cache_dir=cache)
   src = f"--model={_MODEL.value}" if _MODEL.value else f"--workdir={_WORKDIR.value}"
   command = f"python tools/large_scenes.py {src} --scene_size={h}x{w} --num_samples={_NUM.value}{ft}"

@@ -60,13 +60,10 @@ def main(argv):
   world = large_eval.judge_world(ms[0].world)
   s = _SIZE.value
 
-  def cache(m, t):  # tools/large_scenes.py's directory for these weights (and fine level's temperature)
-    key = large_eval.weights_key(m.params) + ("" if t is None else f"-fine{t:g}")
-    return os.path.join(_CACHE.value, key) if _CACHE.value else None
+  def cache(m):  # tools/large_scenes.py's directory for these weights (and fine level's temperature)
+    return os.path.join(_CACHE.value, large_eval.cache_key(m)) if _CACHE.value else None
 
-  gens = [
-    large_eval.model_regions(m, 1, s, s, desc="model scenes", cache_dir=cache(m, t))["rgb"][0] for m, t in zip(ms, fts)
-  ]
+  gens = [large_eval.model_regions(m, 1, s, s, desc="model scenes", cache_dir=cache(m))["rgb"][0] for m in ms]
   real = large_eval.real_regions(world, 1, s, s, 0)["rgb"][0]
   k = _SCALE.value
   small = [x.reshape(s // k, k, s // k, k, 3).mean((1, 3)).round().astype(np.uint8) for x in (*gens, real)]

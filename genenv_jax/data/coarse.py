@@ -54,12 +54,13 @@ def _xp(x):
 
 def check_share_power(power) -> float:
   """``hier.share_power``: a number in (0, 1] (1: label shares as plain block means)."""
-  if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0.0 < power <= 1.0:
-    raise ValueError(
-      f"hier.share_power={power!r}: must be a number in (0, 1] (1: label shares as block means; 0.5: their "
-      "square roots, so a 1-px river's 1/8 share of an 8x8 block reads 0.35, not 0.125)"
-    )
-  return float(power)
+  from genenv_jax import config_utils
+
+  meaning = (
+    "1: label shares as block means; 0.5: their square roots, so a 1-px river's 1/8 share of an 8x8 block reads "
+    "0.35, not 0.125"
+  )
+  return config_utils.in_unit_interval("hier.share_power", power, meaning)
 
 
 def emphasize(x, one_hot, power: float):

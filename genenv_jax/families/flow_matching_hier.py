@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from genenv_jax import config_utils
 from genenv_jax.data import coarse as coarse_data
 from genenv_jax.families import base
 from genenv_jax.families import flow_matching as fm
@@ -100,12 +101,8 @@ class Hier(NamedTuple):
 
 def check_fine_temperature(t) -> float:
   """``hier.fine_temperature`` as a float, or a ValueError naming it and what is allowed."""
-  if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= 1.0:
-    raise ValueError(
-      f"hier.fine_temperature={t!r}: must be a number in (0, 1] (the fine level's noise scale when sampling; "
-      "1: as trained, lower: a colder fine level)"
-    )
-  return float(t)
+  meaning = "the fine level's noise scale when sampling; 1: as trained, lower: a colder fine level"
+  return config_utils.in_unit_interval("hier.fine_temperature", t, meaning)
 
 
 def fine_steps(hier_cfg) -> int:
