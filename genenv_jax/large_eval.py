@@ -152,6 +152,26 @@ def weights_key(params) -> str:
   return h.hexdigest()[:16]
 
 
+def load_models(workdirs=(), names=(), fine_temperatures=()) -> list:
+  """Trained models for the tools that compare several: ``workdirs`` then shipped ``names``, in that order, each
+  sampled at its fine-level temperature (``fine_temperatures``: one per model, or none for all at 1); a
+  ValueError names a count that does not match."""
+  from genenv_jax import models, trained
+
+  ms = [trained.load(w) for w in workdirs] + [models.load(m) for m in names]
+  if not ms:
+    raise ValueError("no model: give --workdir=W or --model=NAME (repeatable)")
+  if fine_temperatures and len(fine_temperatures) != len(ms):
+    got = ",".join(str(t) for t in fine_temperatures)
+    raise ValueError(f"fine_temperature={got}: give one per model ({len(ms)}: workdirs first, then models)")
+  try:
+    fts = [None if float(t) == 1.0 else float(t) for t in fine_temperatures] or [None] * len(ms)
+  except ValueError:
+    got = ",".join(str(t) for t in fine_temperatures)
+    raise ValueError(f"fine_temperature={got}: must be numbers in (0, 1], one per model") from None
+  return [trained.with_sampler(m, fine_temperature=t) for m, t in zip(ms, fts)]
+
+
 def cache_key(model, params=None) -> str:
   """The directory name of a model's scene cache: ``weights_key`` of its parameters (or of ``params``, a part of
   them, e.g. one level's) and, for a hierarchical model whose fine level is sampled colder

@@ -57,6 +57,23 @@ def test_a_shipped_hierarchical_model_loads_every_level_trained(name, world, n):
     assert np.abs(np.asarray(v)).mean() > 1e-3
 
 
+def test_the_tools_comparing_models_load_each_at_its_fine_temperature_and_name_a_bad_list():
+  """``large_eval.load_models`` (tools/region_picture.py, tools/large_spread.py): one temperature per model."""
+  from genenv_jax import large_eval
+
+  plain, cold = large_eval.load_models(names=["fm_city_hier3", "fm_city_hier3"], fine_temperatures=["1", "0.6"])
+  assert plain.family.extras["hier"].fine_temperature == 1.0 and cold.family.extras["hier"].fine_temperature == 0.6
+  assert large_eval.cache_key(cold) == large_eval.cache_key(plain) + "-fine0.6"
+  with pytest.raises(ValueError, match=r"fine_temperature=1,0.6: give one per model \(1: workdirs first"):
+    large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["1", "0.6"])
+  with pytest.raises(ValueError, match=r"fine_temperature=abc: must be numbers in \(0, 1\]"):
+    large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["abc"])
+  with pytest.raises(ValueError, match=r"hier.fine_temperature=1.5: must be a number in \(0, 1\]"):
+    large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["1.5"])
+  with pytest.raises(ValueError, match="no model: give --workdir=W or --model=NAME"):
+    large_eval.load_models()
+
+
 def test_damaged_and_unknown_models_are_refused_by_name(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match=r"model='nope': not a shipped model; shipped: \["):
     models.load("nope")

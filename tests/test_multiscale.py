@@ -58,6 +58,16 @@ def test_lakes_shuffled_into_small_blobs_are_far_from_real():
   carpet = ms.compare(real, ms.evaluate(blobs, h[3:], names))
   for k in ("water_bodies_per_mpx", "largest_water_share", "water_log_areas_w1"):
     assert carpet[k] > 5 * spread[k] + 1e-3, (k, carpet[k], spread[k])
+  # The jackknife reads how far a figure moves with the draw: one flooded scene among three real ones moves the
+  # largest body's share from its distance without that scene (the range's low end) to far above it.
+  others = ms.evaluate(lab[3:], h[3:], names)
+  flooded = ms.evaluate(np.full_like(lab[3:4], water), h[3:4], names)
+  jk = ms.jackknife(real, others + flooded)
+  assert jk["largest_water_share"][0] == pytest.approx(ms.compare(real, others)["largest_water_share"])
+  assert jk["largest_water_share"][1] > jk["largest_water_share"][0] + 0.1
+  assert set(jk) == {k for k in ms.compare(real, others) if "/" not in k}
+  with pytest.raises(ValueError, match="jackknife: 2 scenes; need 3 or more"):
+    ms.jackknife(real, others[:2])
 
 
 def test_coarse_scores_of_whole_scenes_against_real_regions():

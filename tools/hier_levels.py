@@ -60,6 +60,7 @@ _NUM = flags.DEFINE_integer("num_samples", 3, "Scenes per set.")
 _JSON = flags.DEFINE_string("json", "", "Write the figures here.")
 _CACHE = flags.DEFINE_string("cache_dir", os.path.join(ROOT, "runs", "hier_levels_cache"), "Scenes kept here.")
 _PICTURE = flags.DEFINE_string("picture", "", "Write a picture of the first scene of each set here (.png).")
+_WORKDIR = flags.DEFINE_string("workdir", "", "A trained workdir instead of --model (e.g. an experiment in runs/).")
 _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz of tools/coarse_more_steps.py).")
 _CUT = flags.DEFINE_string("cut_picture", "", "Write where the fine level cuts real's largest water body (.png).")
 _COARSE_NOISE = flags.DEFINE_float("coarse_noise", 0.0, "Std of noise per coarse pixel on the real coarse maps.")
@@ -95,7 +96,10 @@ def main(argv):
   from genenv_jax.data import coarse as coarse_lib
   from genenv_jax.metrics import multiscale
 
-  model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
+  if _WORKDIR.value:
+    model = trained.load(_WORKDIR.value)
+  else:
+    model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
   if _FINE_TEMP.value is not None:  # a colder fine level's caches are kept apart (large_eval.cache_key)
     model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value)
   sigma = _COARSE_NOISE.value
@@ -166,7 +170,7 @@ def main(argv):
         print(f"two-level scene {i + 1}/{_NUM.value} drawn", flush=True)
     model_lab.append(lay.decode(np.load(mpath)[None])["labels"][0])
   out = {
-    "model": _MODEL.value,
+    "model": _WORKDIR.value or _MODEL.value,
     "scene_size": f"{h}x{w}",
     "factor": f,
     "real": stats(np.stack(real_lab)),

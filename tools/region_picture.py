@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from genenv_jax import cli, large_eval, models, trained  # noqa: E402
+from genenv_jax import cli, large_eval  # noqa: E402
 
 _WORKDIR = flags.DEFINE_multi_string("workdir", [], "A train.py workdir (repeat for several models).")
 _MODEL = flags.DEFINE_multi_string("model", [], "A shipped model (python -m genenv_jax.models; repeatable).")
@@ -48,15 +48,11 @@ _CACHE = flags.DEFINE_string(
 def main(argv):
   del argv
   cli.start()
-  if not _WORKDIR.value and not _MODEL.value:
-    print("error: give --workdir=W or --model=NAME (repeatable)", file=sys.stderr)
+  try:
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
-  ms = [trained.load(w) for w in _WORKDIR.value] + [models.load(m) for m in _MODEL.value]
-  if _FT.value and len(_FT.value) != len(ms):
-    print(f"error: fine_temperature={','.join(_FT.value)}: give one per model ({len(ms)})", file=sys.stderr)
-    return 2
-  fts = [None if float(t) == 1.0 else float(t) for t in _FT.value] or [None] * len(ms)
-  ms = [trained.with_sampler(m, fine_temperature=t) for m, t in zip(ms, fts)]
   world = large_eval.judge_world(ms[0].world)
   s = _SIZE.value
 

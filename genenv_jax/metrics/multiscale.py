@@ -197,6 +197,17 @@ def compare(real: list[dict], other: list[dict]) -> dict:
   return out
 
 
+def jackknife(real: list[dict], other: list[dict]) -> dict:
+  """How much ``compare``'s distances move with ``other``'s draw: for each distance, [min, max] over the sets
+  that leave one of ``other``'s scenes out (``other`` needs 3 scenes or more). A figure whose range straddles
+  a target is not met or missed by the model, only by the draw."""
+  if len(other) < 3:
+    raise ValueError(f"jackknife: {len(other)} scenes; need 3 or more to leave one out")
+  runs = [compare(real, other[:i] + other[i + 1 :]) for i in range(len(other))]
+  keys = [k for k in runs[0] if "/" not in k]
+  return {k: [min(r[k] for r in runs), max(r[k] for r in runs)] for k in keys}
+
+
 HEIGHT_KEYS = ("spectrum_slope", "mean_slope", "drains_to_border", "longest_flow_path", "spectrum_distance")
 
 

@@ -1,0 +1,83 @@
+r"""How much the large-structure figures of ``results/large_scenes.json`` move with the scenes drawn.
+
+  python tools/large_spread.py --model=fm_city_hier3 --model=fm_city_hier3 --fine_temperature=1,0.6 \
+    --scene_size=1024x1024 --num_samples=5
+
+A row of ``tools/large_scenes.py`` compares n whole scenes with n real
+regions, pooled; with n = 5 one scene with a large lake moves the largest
+body's share by a third. For each model (workdirs, then shipped models, each at
+its ``--fine_temperature``) and for the real set, prints the committed figure
+(``multiscale.compare`` against the same whole-scene reference as
+``large_eval``) and its jackknife range (``multiscale.jackknife``: the n figures
+that leave one scene out), for the water and road keys. Scenes come from
+``tools/large_scenes.py``'s cache (``--cache_dir``, keyed by
+``large_eval.cache_key``); one not there is drawn and kept there. ``--json``
+writes the table.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from genenv_jax import cli, large_eval  # noqa: E402
+from genenv_jax.metrics import multiscale, scene_metrics  # noqa: E402
+
+_WORKDIR = flags.DEFINE_multi_string("workdir", [], "A train.py workdir (repeat for several models).")
+_MODEL = flags.DEFINE_multi_string("model", [], "A shipped model (python -m genenv_jax.models; repeatable).")
+_FT = flags.DEFINE_list("fine_temperature", [], "One fine-level temperature per model, in the models' order.")
+_SIZE = flags.DEFINE_string("scene_size", "1024x1024", "HxW of the whole scenes (as tools/large_scenes.py).")
+_NUM = flags.DEFINE_integer("num_samples", 5, "Scenes per set (as tools/large_scenes.py; 3 or more).")
+_JSON = flags.DEFINE_string("json", "", "Write the table here.")
+_CACHE = flags.DEFINE_string(
+  "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "tools/large_scenes.py's scenes ('' reads none)."
+)
+KEYS = ("largest_water_share", "water_log_areas_w1", "water_bodies_per_mpx", "road_largest_share")
+
+
+def main(argv):
+  del argv
+  cli.start()
+  try:
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value)
+    h, w = (int(v) for v in _SIZE.value.lower().split("x"))
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  n = _NUM.value
+  if n < 3:
+    print(f"error: num_samples={n}: need 3 or more to leave one out", file=sys.stderr)
+    return 2
+  world = large_eval.judge_world(ms[0].world)
+  names = tuple(world.class_names)
+  ref = multiscale.evaluate(large_eval.real_regions(world, n, h, w, 2 * 10**6)["labels"], None, names)
+  sets = {"real": multiscale.evaluate(large_eval.real_regions(world, n, h, w, 0)["labels"], None, names)}
+  for m, src in zip(ms, [*_WORKDIR.value, *_MODEL.value]):
+    cache = os.path.join(_CACHE.value, large_eval.cache_key(m)) if _CACHE.value else None
+    scenes = large_eval.model_regions(m, n, h, w, desc="model scenes", cache_dir=cache)
+    labels, _ = scene_metrics.scene_maps(scenes, world)
+    hr = (m.family.extras or {}).get("hier")
+    t = getattr(hr, "fine_temperature", 1.0) if hr is not None else 1.0
+    sets[src if t == 1.0 else f"{src} (fine {t:g})"] = multiscale.evaluate(labels, None, names)
+  table = {}
+  for name, stats in sets.items():
+    full, jk = multiscale.compare(ref, stats), multiscale.jackknife(ref, stats)
+    table[name] = {k: {"figure": full[k], "jackknife": jk[k]} for k in KEYS if k in full}
+  keys = [k for k in KEYS if k in table["real"]]
+  print(f"{n} scenes of {h}x{w} against {n} real regions; figure [leave-one-out min, max]")
+  print(f"{'set':40s}" + "".join(f"{k:>30s}" for k in keys))
+  for name, row in table.items():
+    cells = (f"{row[k]['figure']:.3f} [{row[k]['jackknife'][0]:.3f}, {row[k]['jackknife'][1]:.3f}]" for k in keys)
+    print(f"{name[:40]:40s}" + "".join(f"{c:>30s}" for c in cells))
+  if _JSON.value:
+    with open(_JSON.value, "w") as f:
+      json.dump({"scene_size": f"{h}x{w}", "num_samples": n, "sets": table}, f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
