@@ -41,7 +41,8 @@ fragile the fine level is to a drawn map's blockwise errors.
 --fine_temperature``), in both sets it draws. Each fine scene of
 1024x1024 is ~7 minutes on a 2-core CPU; they are kept in ``--cache_dir``
 (the fine scenes over real coarse maps keyed by the fine level's weights, so
-``--weights`` with another coarse level reuses them).
+``--weights`` with another coarse level reuses them). ``--workdir=W`` reads a
+trained run (an experiment in ``runs/``) instead of a shipped model.
 """
 
 import json
