@@ -43,8 +43,12 @@ def main(argv):
   del argv
   cli.start()
   try:
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value)
     h, w = (int(v) for v in _SIZE.value.lower().split("x"))
+  except ValueError:
+    print(f"error: scene_size={_SIZE.value!r}: must be HxW in pixels, e.g. 1024x1024", file=sys.stderr)
+    return 2
+  try:
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -54,7 +58,7 @@ def main(argv):
     return 2
   world = large_eval.judge_world(ms[0].world)
   names = tuple(world.class_names)
-  ref = multiscale.evaluate(large_eval.real_regions(world, n, h, w, 2 * 10**6)["labels"], None, names)
+  ref = large_eval.coarse_reference(world, n, h, w, None)["stats"]  # the reference large_eval.evaluate reads against
   sets = {"real": multiscale.evaluate(large_eval.real_regions(world, n, h, w, 0)["labels"], None, names)}
   for m, src in zip(ms, [*_WORKDIR.value, *_MODEL.value]):
     cache = os.path.join(_CACHE.value, large_eval.cache_key(m)) if _CACHE.value else None
