@@ -76,7 +76,7 @@ def with_sampler(model: Trained, solver: str = "", steps: int = 0, fine_temperat
   if fine_temperature is not None:
     from genenv_jax.families import flow_matching_hier
 
-    config.hier.fine_temperature = flow_matching_hier.check_fine_temperature(fine_temperature)
+    config.hier.fine_temperature = flow_matching_hier.check_fine_temperature(fine_temperature, "--fine_temperature")
   return dataclasses.replace(model, config=config, family=families.make(config, model.spec))
 
 

@@ -68,7 +68,7 @@ def test_the_tools_comparing_models_load_each_at_its_fine_temperature_and_name_a
     large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["1", "0.6"])
   with pytest.raises(ValueError, match=r"fine_temperature=abc: must be numbers in \(0, 1\]"):
     large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["abc"])
-  with pytest.raises(ValueError, match=r"hier.fine_temperature=1.5: must be a number in \(0, 1\]"):
+  with pytest.raises(ValueError, match=r"--fine_temperature=1.5: must be a number in \(0, 1\]"):
     large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["1.5"])
   with pytest.raises(ValueError, match="no model: give --workdir=W or --model=NAME"):
     large_eval.load_models()

@@ -99,10 +99,11 @@ class Hier(NamedTuple):
   fine_temperature: float = 1.0
 
 
-def check_fine_temperature(t) -> float:
-  """``hier.fine_temperature`` as a float, or a ValueError naming it and what is allowed."""
+def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
+  """``hier.fine_temperature`` as a float, or a ValueError naming it (as ``name``: the config key, or the flag
+  the user typed) and what is allowed."""
   meaning = "the fine level's noise scale when sampling; 1: as trained, lower: a colder fine level"
-  return config_utils.in_unit_interval("hier.fine_temperature", t, meaning)
+  return config_utils.in_unit_interval(name, t, meaning)
 
 
 def fine_steps(hier_cfg) -> int:
