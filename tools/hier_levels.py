@@ -93,7 +93,7 @@ def pieces(real, other, names) -> tuple[int, np.ndarray]:
 
 def main(argv):
   del argv
-  from genenv_jax import canvas, large_eval, models, trained
+  from genenv_jax import canvas, large_eval, models, tiling, trained
   from genenv_jax.data import coarse as coarse_lib
   from genenv_jax.metrics import multiscale
 
@@ -108,7 +108,7 @@ def main(argv):
     raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
   hr = model.family.extras["hier"]
   f, S = hr.factor, hr.fine.window
-  h, w = (int(v) for v in _SIZE.value.lower().split("x"))
+  h, w = tiling.parse_size(_SIZE.value)
   pl = canvas.plan(h, w, S)
   ch, cw = -(-pl.height // f), -(-pl.width // f)
   world, names = model.world, model.world.class_names

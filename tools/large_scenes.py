@@ -48,12 +48,16 @@ _CACHE = flags.DEFINE_string(
 
 def main(argv):
   del argv
-  from genenv_jax import large_eval, models, workdir
+  from genenv_jax import large_eval, models, tiling, workdir
 
   if bool(_WORKDIR.value) == bool(_MODEL.value):
     print("error: give --workdir=W or --model=NAME", file=sys.stderr)
     return 2
-  h, w = (int(v) for v in _SIZE.value.lower().split("x"))
+  try:
+    h, w = tiling.parse_size(_SIZE.value)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if _MODEL.value:
     model = models.load(_MODEL.value)
     config = models.card(_MODEL.value)["train_command"]

@@ -24,7 +24,7 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from genenv_jax import cli, large_eval  # noqa: E402
+from genenv_jax import cli, large_eval, tiling  # noqa: E402
 from genenv_jax.metrics import multiscale, scene_metrics  # noqa: E402
 
 _WORKDIR = flags.DEFINE_multi_string("workdir", [], "A train.py workdir (repeat for several models).")
@@ -43,11 +43,7 @@ def main(argv):
   del argv
   cli.start()
   try:
-    h, w = (int(v) for v in _SIZE.value.lower().split("x"))
-  except ValueError:
-    print(f"error: scene_size={_SIZE.value!r}: must be HxW in pixels, e.g. 1024x1024", file=sys.stderr)
-    return 2
-  try:
+    h, w = tiling.parse_size(_SIZE.value)
     ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
