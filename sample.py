@@ -71,14 +71,6 @@ _FINE_TEMP = flags.DEFINE_float(
   "Hierarchical models: the fine level's noise scale, on top of --temperature, in (0, 1]; default: the run's "
   "hier.fine_temperature (1: as trained; lower draws fewer water specks).",
 )
-_TOP_TILING = flags.DEFINE_enum(
-  "top_tiling",
-  None,
-  ["tent", "shifted"],
-  "Large scenes of a three-level model: how its top canvas combines its windows ('tent': overlapping "
-  "windows averaged; 'shifted': one window per pixel, the tiling moved at every evaluation); default: the run's "
-  "hier.top_tiling.",
-)
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
 _SKETCH = flags.DEFINE_string(
@@ -165,7 +157,7 @@ def _export():
     scene = exports.from_world(_WORLD.value, h, w, _SEED.value)
     exports.export(scene, out, names, settings)
     return
-  model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _TOP_TILING.value)
+  model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value)
   exports.check_model(model, names, (h, w))
   spool = os.path.join(out, f".tmp-spool-{os.getpid()}")
   os.makedirs(spool)
@@ -231,7 +223,7 @@ def main(argv):
       raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
     from genenv_jax import synthesis, tiling, trained  # here: --help stays fast (no JAX import)
 
-    model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _TOP_TILING.value)
+    model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value)
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)

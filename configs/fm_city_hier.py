@@ -93,9 +93,6 @@ def get_config(arg=None):
   # Sampling only: the fine level's starting noise scale, on top of the scene's temperature (1: as trained;
   # sample.py/tools/large_scenes.py --fine_temperature set it for a trained model).
   c.hier.fine_temperature = 1.0
-  # Sampling only: how a three-level model's top canvas combines its windows ('tent': overlapping windows
-  # averaged; 'shifted': one window per pixel, the tiling moved at every evaluation; --top_tiling sets it).
-  c.hier.top_tiling = "tent"
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256
   if "cpu" in variant:

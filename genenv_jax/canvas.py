@@ -130,67 +130,6 @@ def canvas_velocity_of(cv, height: int, width: int, window: int, chunk: int = 16
   return canvas_velocity, pl
 
 
-def shift_of(t, window: int):
-  """(dy, dx) in [0, window): the tiling offset of a shifted-tiling evaluation at time ``t`` (a traced scalar).
-
-  A fixed hash of t's bits, so every evaluation of a solve (the midpoint's two per step too) has its own
-  offset, and a scene stays a pure function of (params, seed, coordinates)."""
-  k = jax.lax.bitcast_convert_type(jnp.asarray(t, jnp.float32), jnp.uint32)
-  k = k * jnp.uint32(0x9E3779B1)
-  k = k ^ (k >> 15)
-  k = k * jnp.uint32(0x85EBCA77)
-  k = k ^ (k >> 13)
-  return (k % window).astype(jnp.int32), ((k >> 16) % window).astype(jnp.int32)
-
-
-def shifted_velocity_of(cv, height: int, width: int, window: int, chunk: int = 16, mesh=None):
-  """``canvas_velocity_of`` by shifted tiling: each evaluation tiles the canvas with non-overlapping windows at
-  an offset that changes with t (``shift_of``), and each pixel takes its one window's velocity.
-
-  No two windows' velocities are averaged (a thin river one window draws 3 px from where its neighbour draws
-  it is not blurred into land), and seams move at every evaluation instead of being blended away; about a
-  quarter of the tent tiling's window evaluations. Windows over the canvas's edge see it mirrored."""
-  mesh = mesh or parallel.local_mesh()
-  pl = plan(height, width, window)
-  k = mesh.devices.size
-  per_call = k * chunk
-  nh, nw = -(-pl.height // window) + 1, -(-pl.width // window) + 1
-  n = nh * nw
-  padded = -(-n // per_call) * per_call
-  wins_sharding = NamedSharding(mesh, P(None, "data"))
-  pad = 2 * window
-
-  def canvas_velocity(params, x, t, label):
-    dy, dx = shift_of(t, window)
-    c = x.shape[-1]
-    xp = jnp.pad(x, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    xs = jax.lax.dynamic_slice(xp, (pad - dy, pad - dx, 0), (nh * window, nw * window, c))
-    wins = xs.reshape(nh, window, nw, window, c).transpose(0, 2, 1, 3, 4).reshape(n, window, window, c)
-    wins = jnp.concatenate([wins, jnp.zeros((padded - n, window, window, c), wins.dtype)])
-    wins = jax.lax.with_sharding_constraint(
-      wins.reshape(padded // per_call, per_call, window, window, c), wins_sharding
-    )
-    lab = jnp.full((per_call,), label, jnp.int32)
-    tt = jnp.full((per_call,), t)
-    v = jax.lax.map(lambda w: cv.velocity(params, w, tt, lab), wins).reshape(padded, window, window, -1)[:n]
-    v = v.reshape(nh, nw, window, window, -1).transpose(0, 2, 1, 3, 4).reshape(nh * window, nw * window, -1)
-    return jax.lax.dynamic_slice(v, (dy, dx, 0), (pl.height, pl.width, v.shape[-1]))
-
-  return canvas_velocity, pl
-
-
-TILINGS = ("tent", "shifted")
-
-
-def velocity_of(tiling: str):
-  """The windowed-velocity builder of a tiling: ``canvas_velocity_of`` ('tent') or ``shifted_velocity_of``."""
-  if tiling == "tent":
-    return canvas_velocity_of
-  if tiling == "shifted":
-    return shifted_velocity_of
-  raise ValueError(f"tiling={tiling!r}: must be one of {', '.join(TILINGS)}")
-
-
 def make_renderer(
   family, config, height: int, width: int, window=None, chunk: int = 16, mesh=None, cpu_convolutions: str = "xla"
 ):
@@ -206,19 +145,10 @@ def _jit_options(mesh, cpu_convolutions: str):
   return cpu_kernels.compiler_options(cpu_convolutions, mesh.devices.flat[0].platform)
 
 
-def renderer_of(
-  cv,
-  height: int,
-  width: int,
-  window: int,
-  chunk: int = 16,
-  mesh=None,
-  cpu_convolutions: str = "xla",
-  tiling: str = "tent",
-):
-  """``make_renderer`` for one ``base.Canvas``; ``tiling`` picks the windowed velocity (``TILINGS``)."""
+def renderer_of(cv, height: int, width: int, window: int, chunk: int = 16, mesh=None, cpu_convolutions: str = "xla"):
+  """``make_renderer`` for one ``base.Canvas``."""
   mesh = mesh or parallel.local_mesh()
-  canvas_velocity, pl = velocity_of(tiling)(cv, height, width, window, chunk, mesh)
+  canvas_velocity, pl = canvas_velocity_of(cv, height, width, window, chunk, mesh)
 
   def render(params, noise, label):
     v = lambda x, t: canvas_velocity(params, x[0], t[0], label)[None]  # noqa: E731
@@ -266,7 +196,6 @@ def inpainter_of(
   hold_until=1.0,
   hold_map=False,
   cpu_convolutions: str = "xla",
-  tiling: str = "tent",
 ):
   """``make_inpainter`` for one ``base.Canvas``; kept values are held only at times ``<= hold_until``
   (a sketch's strength: 1 holds them to the end, 0 never).
@@ -275,7 +204,7 @@ def inpainter_of(
   the server's sketches, each with its own strength, ``keep = 1 - strength`` where a sketch paints).
   """
   mesh = mesh or parallel.local_mesh()
-  canvas_velocity, pl = velocity_of(tiling)(cv, height, width, window, chunk, mesh)
+  canvas_velocity, pl = canvas_velocity_of(cv, height, width, window, chunk, mesh)
   ts = jnp.linspace(0.0, 1.0, steps + 1)
 
   def render(params, noise, known, keep, label):
@@ -403,7 +332,7 @@ def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=N
   tpl = plan(th, tw, S)
   tnoise = jnp.asarray(temperature * initial_noise(seed, 0, 0, tpl.height, tpl.width, C, tag=TOP_TAG))
   if sketch_known is None:
-    render_t, _ = renderer_of(hr.top, th, tw, S, mesh=mesh, tiling=hr.top_tiling)
+    render_t, _ = renderer_of(hr.top, th, tw, S, mesh=mesh)
     xt = render_t(trained.params, tnoise, label)
   else:
     from genenv_jax.data import coarse as coarse_data
@@ -417,7 +346,7 @@ def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=N
 
     known, keep = blocks(sketch_known), (blocks(sketch_keep, False) > 1.0 - 1e-6).astype(np.float32)
     steps = hr.top.steps if hr.top.solver != "adaptive" else 16
-    paint, _ = inpainter_of(hr.top, th, tw, steps, S, mesh=mesh, hold_until=1.0 - strength, tiling=hr.top_tiling)
+    paint, _ = inpainter_of(hr.top, th, tw, steps, S, mesh=mesh, hold_until=1.0 - strength)
     xt = paint(trained.params, tnoise, jnp.asarray(known), jnp.asarray(keep), label)
   return jnp.repeat(jnp.repeat(xt[:th, :tw], r, 0), r, 1)[: cpl.height, : cpl.width]
 

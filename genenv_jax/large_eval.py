@@ -175,14 +175,11 @@ def load_models(workdirs=(), names=(), fine_temperatures=()) -> list:
 def cache_key(model, params=None) -> str:
   """The directory name of a model's scene cache: ``weights_key`` of its parameters (or of ``params``, a part of
   them, e.g. one level's) and, for a hierarchical model whose fine level is sampled colder
-  (``hier.fine_temperature`` below 1), ``-fine{T}``, and whose top canvas is drawn by shifted
-  tiling (``hier.top_tiling``), ``-shifted``; at the defaults the scenes are the default's, so is the key."""
+  (``hier.fine_temperature`` below 1), ``-fine{T}``; at the default 1 the scenes are the default's, so is the key."""
   key = weights_key(model.params if params is None else params)
   hr = (model.family.extras or {}).get("hier")
   t = float(getattr(hr, "fine_temperature", 1.0)) if hr is not None else 1.0
-  tiling = getattr(hr, "top_tiling", "tent") if hr is not None else "tent"
-  key = key if t == 1.0 else f"{key}-fine{t:g}"
-  return key if tiling == "tent" or params is not None else f"{key}-{tiling}"
+  return key if t == 1.0 else f"{key}-fine{t:g}"
 
 
 def _cached(cache_dir: str | None, name: str, make):

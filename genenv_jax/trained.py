@@ -53,28 +53,15 @@ class Trained:
     return self.layout.channels
 
 
-def with_sampler(
-  model: Trained,
-  solver: str = "",
-  steps: int = 0,
-  fine_temperature: float | None = None,
-  top_tiling: str | None = None,
-) -> Trained:
+def with_sampler(model: Trained, solver: str = "", steps: int = 0, fine_temperature: float | None = None) -> Trained:
   """``model`` sampling with another ODE solver and/or step count (flow matching only), and for a hierarchical
-  model another ``hier.fine_temperature`` and/or ``hier.top_tiling``; checked before compiling."""
-  if not solver and not steps and fine_temperature is None and top_tiling is None:
+  model another ``hier.fine_temperature``; checked before compiling."""
+  if not solver and not steps and fine_temperature is None:
     return model
-  hr = (model.family.extras or {}).get("hier")
-  if fine_temperature is not None and hr is None:
+  if fine_temperature is not None and "hier" not in (model.family.extras or {}):
     raise ValueError(
       f"--fine_temperature={fine_temperature!r}: for hierarchical models only (family=flow_matching_hier); "
       f"family={model.config.family!r} has one level: use --temperature"
-    )
-  if top_tiling is not None and (hr is None or hr.top is None):
-    levels = "one level" if hr is None else "two levels (hier.top_factor=0)"
-    raise ValueError(
-      f"--top_tiling={top_tiling!r}: for three-level models only (hier.top_factor > 0); "
-      f"family={model.config.family!r} here has {levels}"
     )
   if model.family.canvas is None:
     raise ValueError(
@@ -90,10 +77,6 @@ def with_sampler(
     from genenv_jax.families import flow_matching_hier
 
     config.hier.fine_temperature = flow_matching_hier.check_fine_temperature(fine_temperature, "--fine_temperature")
-  if top_tiling is not None:
-    from genenv_jax.families import flow_matching_hier
-
-    config.hier.top_tiling = flow_matching_hier.check_top_tiling(top_tiling, "--top_tiling")
   return dataclasses.replace(model, config=config, family=families.make(config, model.spec))
 
 

@@ -160,84 +160,6 @@ def test_fine_temperature_scales_only_the_fine_levels_noise_and_is_recorded():
       fmh.check_fine_temperature(bad)
 
 
-def test_shifted_tiling_gives_each_pixel_one_windows_velocity_at_an_offset_that_moves_with_t():
-  """``canvas.shifted_velocity_of``: non-overlapping windows at ``shift_of(t)``, each pixel its own window's value
-  (a pointwise field comes back exactly, at any size; a field of the position in the window shows the offset),
-  and 1 and 8 devices agree."""
-  cv = types.SimpleNamespace(velocity=lambda p, w, t, l: 2.0 * w + t[:, None, None, None])
-  for h, w in ((16, 16), (40, 56), (100, 70)):
-    f, pl = canvas.shifted_velocity_of(cv, h, w, 16)
-    x = jnp.asarray(np.random.default_rng(h).standard_normal((pl.height, pl.width, 3)), jnp.float32)
-    for t in (0.0, 0.3, 0.77):
-      np.testing.assert_allclose(jax.jit(f)(None, x, jnp.float32(t), 0), 2 * x + t, atol=1e-5)
-  pos = types.SimpleNamespace(
-    velocity=lambda p, w, t, l: jnp.broadcast_to(
-      (jnp.arange(16.0)[:, None, None] * 100 + jnp.arange(16.0)[None, :, None])[None], w.shape
-    )
-  )
-  offsets = set()
-  for t in (0.1, 0.3, 0.55):
-    dy, dx = (int(v) for v in canvas.shift_of(jnp.float32(t), 16))
-    offsets.add((dy, dx))
-    ys, xs = np.meshgrid(np.arange(48), np.arange(40), indexing="ij")
-    want = ((ys + dy) % 16) * 100 + (xs + dx) % 16
-    for mesh in (None, parallel.make_mesh(1)):
-      f, _ = canvas.shifted_velocity_of(pos, 48, 40, 16, mesh=mesh)
-      np.testing.assert_array_equal(np.asarray(f(None, jnp.zeros((48, 40, 1)), jnp.float32(t), 0))[..., 0], want)
-  assert len(offsets) == 3  # the seams move between evaluations
-  with pytest.raises(ValueError, match=r"tiling='overlap': must be one of tent, shifted"):
-    canvas.velocity_of("overlap")
-
-
-def test_top_tiling_draws_the_top_canvas_by_shifted_windows_and_is_named():
-  """``hier.top_tiling='shifted'``: a three-level model's top canvas by shifted tiling, the coarse and fine ones
-  as before (pointwise closed-form levels: the same scene as 'tent', so the wiring is what is checked); kept
-  apart in scene caches; bad values, and two-level or one-level models, named by flag or key."""
-  C = 2
-  two = fake_model()
-  hr2 = two.family.extras["hier"]
-  on_top = lambda p, x, t, l: jnp.concatenate([toward(x[..., C:], x[..., :C], t), jnp.zeros_like(x[..., C:])], -1)  # noqa: E731
-  hr = fmh.Hier(
-    **{
-      **hr2._asdict(),
-      "coarse": base.Canvas(on_top, 16, 2 * C, False, lambda x: x[..., :C], "midpoint", 64),
-      "top": base.Canvas(lambda p, x, t, l: toward(MU, x, t), 16, C, False, lambda x: x, "midpoint", 64),
-      "top_factor": 8,
-    }
-  )
-  model = fake_model()
-  model.family = model.family._replace(extras={"hier": hr}, canvas=hr.fine)
-  plain = canvas.render_scene(model, 40, 56, seed=3)
-  calls = []
-  real = canvas.shifted_velocity_of
-
-  def spy(*a, **k):
-    calls.append(a[1:3])
-    return real(*a, **k)
-
-  model.family = model.family._replace(extras={"hier": fmh.Hier(**{**hr._asdict(), "top_tiling": "shifted"})})
-  try:
-    canvas.shifted_velocity_of = spy
-    got = canvas.render_scene(model, 40, 56, seed=3)
-  finally:
-    canvas.shifted_velocity_of = real
-  assert calls == [(8, 8)]  # the top canvas only (40x56 -> coarse plan 16x16 -> top 8x8); coarse and fine: tent
-  np.testing.assert_allclose(got, plain, atol=2e-4)
-  model.params = {"top": np.full(2, 2.0, np.float32), "coarse": np.zeros(2, np.float32), "fine": np.ones(3, np.float32)}
-  key = large_eval.weights_key(model.params)
-  assert large_eval.cache_key(model) == key + "-shifted"
-  assert large_eval.cache_key(model, model.params["fine"]) == large_eval.weights_key(model.params["fine"])
-  with pytest.raises(ValueError, match=r"--top_tiling='overlap': must be one of tent, shifted"):
-    fmh.check_top_tiling("overlap", "--top_tiling")
-  one = types.SimpleNamespace(
-    family=base.Family(None, None, None, None, fmh.ROLES, extras={}, canvas=hr.fine),
-    config=types.SimpleNamespace(family="flow_matching"),
-  )
-  for m, levels in ((one, "one level"), (two, r"two levels \(hier.top_factor=0\)")):
-    with pytest.raises(ValueError, match=rf"--top_tiling='shifted': for three-level models only .* has {levels}"):
-      trained.with_sampler(m, top_tiling="shifted")
-
-
 def test_a_two_level_model_without_velocity_draws_its_noise_and_is_seen_to():
   model = fake_model()
   assert not canvas.zero_velocity(model, None)
@@ -328,10 +250,6 @@ def test_bad_hier_config_values_are_named(data_dir):
     training.Setup(cfg("hier.cond_noise_blocks=1.5"))
   with pytest.raises(ValueError, match=r"hier.fine_temperature=0.0: must be a number in \(0, 1\]"):
     training.Setup(cfg("hier.fine_temperature=0.0"))
-  with pytest.raises(ValueError, match=r"hier.top_tiling='overlap': must be one of tent, shifted"):
-    training.Setup(cfg("hier.top_tiling='overlap'"))
-  with pytest.raises(ValueError, match=r"hier.top_tiling='shifted' with hier.top_factor=0: a two-level model has"):
-    training.Setup(cfg("hier.top_tiling='shifted'"))
 
 
 def test_block_noise_on_the_condition_is_one_draw_per_coarse_pixel():

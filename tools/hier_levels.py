@@ -66,9 +66,6 @@ _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz o
 _CUT = flags.DEFINE_string("cut_picture", "", "Write where the fine level cuts real's largest water body (.png).")
 _COARSE_NOISE = flags.DEFINE_float("coarse_noise", 0.0, "Std of noise per coarse pixel on the real coarse maps.")
 _FINE_TEMP = flags.DEFINE_float("fine_temperature", None, "The fine level's noise scale (sample.py's flag).")
-_TILING = flags.DEFINE_enum(
-  "top_tiling", None, ["tent", "shifted"], "How the top canvas combines its windows (sample.py's flag)."
-)
 SEED = 5 * 10**6
 KEYS = ("water_bodies_per_mpx", "largest_water_share", "road_largest_share", "road_wide_share")
 W1 = "water_log_areas_w1"
@@ -106,8 +103,6 @@ def main(argv):
     model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
   if _FINE_TEMP.value is not None:  # a colder fine level's caches are kept apart (large_eval.cache_key)
     model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value)
-  if _TILING.value is not None:  # the model's own scenes' caches are kept apart (large_eval.cache_key)
-    model = trained.with_sampler(model, top_tiling=_TILING.value)
   sigma = _COARSE_NOISE.value
   if not 0.0 <= sigma <= 1.0:
     raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
@@ -190,7 +185,6 @@ def main(argv):
     for name, v in zip(("real", "fine on real coarse", "two-level"), w1):
       out[name][W1] = v
   out.update(coarse_noise=sigma, fine_temperature=1.0 if _FINE_TEMP.value is None else _FINE_TEMP.value)
-  out.update(top_tiling=model.family.extras["hier"].top_tiling)
   if "water" in names:
     out["fine on real coarse"]["pieces_of_real_largest"] = [pieces(r, x, names)[0] for r, x in zip(real_lab, fine_lab)]
   shown = (*KEYS, "water_specks_per_mpx", W1)

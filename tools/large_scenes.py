@@ -41,13 +41,6 @@ _FINE_TEMP = flags.DEFINE_float(
   "Hierarchical models: sample the fine level at this noise scale (sample.py --fine_temperature); the rows are "
   "kept apart from the model's own.",
 )
-_TILING = flags.DEFINE_enum(
-  "top_tiling",
-  None,
-  ["tent", "shifted"],
-  "Three-level models: how the top canvas combines its windows (sample.py --top_tiling); the "
-  "rows are kept apart from the model's own.",
-)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "Drawn scenes kept here ('' keeps none)."
 )
@@ -89,18 +82,7 @@ def main(argv):
       return 2
     if _FINE_TEMP.value != 1.0:  # at 1 the scenes, cache and row are the default's
       ft = f" --fine_temperature={_FINE_TEMP.value:g}"
-  if _TILING.value is not None:
-    from genenv_jax import trained
-
-    try:
-      model = trained.with_sampler(model, top_tiling=_TILING.value)
-    except ValueError as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    if _TILING.value != "tent":
-      ft += f" --top_tiling={_TILING.value}"
-  if ft:
-    config = f"{config} (sampled with{ft})"
+      config = f"{config} (sampled with{ft})"
   # Keyed by the weights themselves: a workdir retrained in place (same path, same step) gets a new directory.
   cache = os.path.join(_CACHE.value, large_eval.cache_key(model)) if _CACHE.value else None
   scores = large_eval.evaluate(_WORKDIR.value or _MODEL.value, h, w, _NUM.value, model=model, cache_dir=cache)

@@ -86,10 +86,6 @@ class Hier(NamedTuple):
       pooled with ``data.coarse.pool``.
     fine_temperature: ``hier.fine_temperature``: the fine level's starting noise is scaled by it, on top of the
       scene's temperature (sampling only; 1: as trained). Below 1 the fine level draws fewer water specks.
-    top_tiling: ``hier.top_tiling``: how a three-level model's top canvas combines its windows' velocities
-      (``canvas.TILINGS``; sampling only; 'tent': overlapping windows averaged, as the coarse and fine levels
-      always are; 'shifted': one window per pixel, the tiling moved at every evaluation, so windows that place a
-      lake apart are not averaged into a smaller one; ``docs/large-scenes.md``).
   """
 
   coarse: base.Canvas
@@ -101,7 +97,6 @@ class Hier(NamedTuple):
   top_factor: int = 0
   share_power: float = 1.0
   fine_temperature: float = 1.0
-  top_tiling: str = "tent"
 
 
 def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
@@ -109,20 +104,6 @@ def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
   the user typed) and what is allowed."""
   meaning = "the fine level's noise scale when sampling; 1: as trained, lower: a colder fine level"
   return config_utils.in_unit_interval(name, t, meaning)
-
-
-TOP_TILINGS = ("tent", "shifted")  # canvas.TILINGS
-
-
-def check_top_tiling(v, name: str = "hier.top_tiling") -> str:
-  """``hier.top_tiling`` (a sampling setting of a three-level model's top canvas), or a ValueError naming
-  ``name``."""
-  if v not in TOP_TILINGS:
-    raise ValueError(
-      f"{name}={v!r}: must be one of {', '.join(TOP_TILINGS)} (how the top canvas combines its windows: 'tent' "
-      "averages overlapping windows, 'shifted' moves a non-overlapping tiling at every evaluation)"
-    )
-  return v
 
 
 def fine_steps(hier_cfg) -> int:
@@ -164,10 +145,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   fine_steps(hier_cfg)
   coarse_data.check_share_power(hier_cfg.get("share_power", 1.0))
   check_fine_temperature(hier_cfg.get("fine_temperature", 1.0))
-  tiling = check_top_tiling(hier_cfg.get("top_tiling", "tent"))
   tf = top_factor(hier_cfg)
-  if tiling != "tent" and not tf:
-    raise ValueError(f"hier.top_tiling={tiling!r} with hier.top_factor=0: a two-level model has no top level")
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
 
@@ -203,7 +181,6 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
 
   power = float(h.get("share_power", 1.0))  # older configs have none: plain block means
   fine_t = float(h.get("fine_temperature", 1.0))  # sampling only; older configs have none
-  top_tiling = h.get("top_tiling", "tent")  # sampling only; older configs have none
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -351,7 +328,6 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     top_factor=tf,
     share_power=power,
     fine_temperature=fine_t,
-    top_tiling=top_tiling,
   )
   return base.Family(
     init=init,
