@@ -295,9 +295,13 @@ def still_scene(trained, height, width, seed=0, temperature=1.0) -> np.ndarray:
   return np.asarray(jax.device_get(cv.finalize(jnp.asarray(x))))[:height, :width]
 
 
-def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None):
+def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None, top=None):
   """The coarse map a hierarchical model draws under a ``height x width`` scene (no sketch), [ch, cw, C] on the
-  device: what ``render_hier`` repeats up under the fine level (``tools/hier_levels.py`` reads it alone)."""
+  device: what ``render_hier`` repeats up under the fine level (``tools/hier_levels.py`` reads it alone).
+
+  ``top``: for a three-level model, a given top map ([ceil(ch'/r), ceil(cw'/r), C] for the coarse plan ch' x cw'
+  and r = top_factor / factor; e.g. a real region's block means by ``top_factor``) used instead of drawing one:
+  the coarse level alone over it, as ``render_hier``'s ``coarse`` is for the fine level."""
   hr = trained.family.extras["hier"]
   S, f, C = hr.fine.window, hr.factor, hr.channels
   pl = plan(height, width, S)
@@ -306,7 +310,16 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
   mesh = mesh or parallel.local_mesh()
   label = jnp.int32(max(cond, 0))
   cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
-  top = top_under(trained, cpl, seed, temperature, label, mesh)
+  if top is None:
+    top = top_under(trained, cpl, seed, temperature, label, mesh)
+  else:
+    if hr.top is None:
+      raise ValueError("a top map for a two-level model: it has no top level")
+    r = hr.top_factor // hr.factor
+    want = (-(-cpl.height // r), -(-cpl.width // r), C)
+    if tuple(top.shape) != want:
+      raise ValueError(f"top map of shape {tuple(top.shape)}: must be {want} for a {height}x{width} scene")
+    top = jnp.repeat(jnp.repeat(jnp.asarray(top, jnp.float32), r, 0), r, 1)[: cpl.height, : cpl.width]
   render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh)
   return render_c(trained.params, _with_cond(jnp.asarray(cnoise), top), label)[:ch, :cw]
 

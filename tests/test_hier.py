@@ -160,6 +160,35 @@ def test_fine_temperature_scales_only_the_fine_levels_noise_and_is_recorded():
       fmh.check_fine_temperature(bad)
 
 
+def test_the_coarse_level_is_drawn_alone_over_a_given_top_map_and_a_bad_one_named():
+  """``canvas.coarse_canvas(top=...)`` (``tools/hier_levels.py``'s ``coarse on real top``): a three-level model's
+  coarse canvas over the given top map, repeated up by top_factor / factor, instead of its own top canvas."""
+  C = 2
+  hr2 = fake_model().family.extras["hier"]
+  on_top = lambda p, x, t, l: jnp.concatenate([toward(x[..., C:], x[..., :C], t), jnp.zeros_like(x[..., C:])], -1)  # noqa: E731
+  hr = fmh.Hier(
+    **{
+      **hr2._asdict(),
+      "coarse": base.Canvas(on_top, 16, 2 * C, False, lambda x: x[..., :C], "midpoint", 64),
+      "top": base.Canvas(lambda p, x, t, l: toward(MU, x, t), 16, C, False, lambda x: x, "midpoint", 64),
+      "top_factor": 8,
+    }
+  )
+  model = fake_model()
+  model.family = model.family._replace(extras={"hier": hr}, canvas=hr.fine)
+  top = np.random.default_rng(0).uniform(-1, 1, (8, 8, C)).astype(np.float32)  # 40x56 -> coarse plan 16x16 -> 8x8
+  got = np.asarray(canvas.coarse_canvas(model, 40, 56, seed=3, top=top))
+  nc = canvas.initial_noise(3, 0, 0, 16, 16, C, tag=canvas.COARSE_TAG)
+  np.testing.assert_allclose(got, (top.repeat(2, 0).repeat(2, 1) + S * nc)[:10, :14], atol=2e-4)
+  own = np.asarray(canvas.coarse_canvas(model, 40, 56, seed=3))  # its own top canvas: MU under the coarse map
+  nt = canvas.initial_noise(3, 0, 0, 16, 16, C, tag=canvas.TOP_TAG)[:8, :8]
+  np.testing.assert_allclose(own, ((MU + S * nt).repeat(2, 0).repeat(2, 1) + S * nc)[:10, :14], atol=2e-4)
+  with pytest.raises(ValueError, match=r"top map of shape \(4, 8, 2\): must be \(8, 8, 2\) for a 40x56 scene"):
+    canvas.coarse_canvas(model, 40, 56, top=top[:4])
+  with pytest.raises(ValueError, match="a top map for a two-level model: it has no top level"):
+    canvas.coarse_canvas(fake_model(), 40, 56, top=top)
+
+
 def test_a_two_level_model_without_velocity_draws_its_noise_and_is_seen_to():
   model = fake_model()
   assert not canvas.zero_velocity(model, None)

@@ -19,7 +19,15 @@ largest class share, or water where a quarter of it is water, at the
 scene's size):
 
 * ``real coarse`` against ``model coarse``: R_i's coarse maps against the
-  coarse canvases the model draws.
+  coarse canvases the model draws;
+* ``coarse on real top`` (three-level models): the coarse level alone over
+  R_i's own top map (its block means by ``top_factor``), so the top level's
+  layout is handed to it: near ``real coarse``, the top level is what loses
+  the structure; near ``model coarse``, the coarse level does.
+
+The coarse sets' log-area distance is to ``real coarse``, read the same way.
+``--coarse_only`` reads only the coarse sets (no fine scene is drawn: seconds
+a scene, so many scenes at 1024 are cheap).
 
 Beside them: water specks (bodies of at most ``SPECK`` pixels) per megapixel,
 the water bodies' log-area distance to ``real`` (Wasserstein, as ``large_eval``'s
@@ -66,6 +74,9 @@ _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz o
 _CUT = flags.DEFINE_string("cut_picture", "", "Write where the fine level cuts real's largest water body (.png).")
 _COARSE_NOISE = flags.DEFINE_float("coarse_noise", 0.0, "Std of noise per coarse pixel on the real coarse maps.")
 _FINE_TEMP = flags.DEFINE_float("fine_temperature", None, "The fine level's noise scale (sample.py's flag).")
+_COARSE_ONLY = flags.DEFINE_boolean(
+  "coarse_only", False, "Only the coarse-level sets (no fine scene is drawn: seconds a scene, not minutes)."
+)
 SEED = 5 * 10**6
 KEYS = ("water_bodies_per_mpx", "largest_water_share", "road_largest_share", "road_wide_share")
 W1 = "water_log_areas_w1"
@@ -107,6 +118,9 @@ def main(argv):
   if not 0.0 <= sigma <= 1.0:
     raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
   hr = model.family.extras["hier"]
+  coarse_only = _COARSE_ONLY.value
+  if coarse_only and (_PICTURE.value or _CUT.value):
+    raise ValueError("--coarse_only draws no fine scene: leave out --picture and --cut_picture")
   f, S = hr.factor, hr.fine.window
   h, w = tiling.parse_size(_SIZE.value)
   pl = canvas.plan(h, w, S)
@@ -137,7 +151,11 @@ def main(argv):
     per = [[multiscale.scene_statistics(x, None, names) for x in labels] for labels in sets]
     return [multiscale.compare(per[0], p).get(W1, float("nan")) for p in per]
 
-  real_lab, real_coarse, fine_lab, model_lab, model_coarse, fine_paths = [], [], [], [], [], []
+  real_lab, real_coarse, fine_lab, model_lab, model_coarse, fine_paths, on_top = [], [], [], [], [], [], []
+  if hr.top is not None:  # the top map of a region under the coarse plan (as canvas.top_under draws one)
+    tf, r = hr.top_factor, hr.top_factor // f
+    cpl = canvas.plan(ch, cw, S)
+    th, tw = -(-cpl.height // r), -(-cpl.width // r)
   # Fine scenes over real coarse maps depend on the fine level only; the model's own scenes on both.
   noised = f"-noise{sigma:g}" if sigma else ""
   cache = os.path.join(_CACHE.value, "fine-" + large_eval.cache_key(model, model.params["fine"]) + noised)
@@ -149,6 +167,13 @@ def main(argv):
     real_lab.append(sc.labels[:h, :w])
     xc = coarse_lib.pool(lay.encode(coarse_lib._record(sc))[0].astype(np.float32), f, lay.one_hot, hr.share_power)
     real_coarse.append(xc)
+    if hr.top is not None:  # the coarse level alone over the region's own top map
+      big = sc if (th * tf, tw * tf) == (ch * f, cw * f) else world.region(SEED + i, 0, 0, th * tf, tw * tf)
+      xt = coarse_lib.pool(lay.encode(coarse_lib._record(big))[0].astype(np.float32), tf, lay.one_hot, hr.share_power)
+      on_top.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i, top=xt)))
+    model_coarse.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i)))
+    if coarse_only:
+      continue
     if sigma:  # a drawn map's errors are blockwise
       xc = np.clip(xc + sigma * np.random.default_rng(i).normal(size=xc.shape).astype(np.float32), -1, 1)
     path = os.path.join(cache, f"fine_on_real_{h}x{w}_seed{SEED + i}.npy")
@@ -159,8 +184,7 @@ def main(argv):
       print(f"fine on real coarse map {i + 1}/{_NUM.value} drawn", flush=True)
     fine_lab.append(lay.decode(np.load(path)[None])["labels"][0])
     fine_paths.append(path)
-    # The model's own coarse canvas (cheap) and its whole scene (cached by large_scenes.py when present).
-    model_coarse.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i)))
+    # The model's whole scene (cached by large_scenes.py when present).
     mpath = os.path.join(big_cache, f"model_scenes_{h}x{w}_seed{i}.npy")
     if not os.path.exists(mpath):
       os.makedirs(own_cache, exist_ok=True)
@@ -170,29 +194,39 @@ def main(argv):
         os.replace(mpath + ".tmp.npy", mpath)
         print(f"two-level scene {i + 1}/{_NUM.value} drawn", flush=True)
     model_lab.append(lay.decode(np.load(mpath)[None])["labels"][0])
+  coarse_sets = {
+    "real coarse": coarse_labels(np.stack(real_coarse)),
+    "model coarse": coarse_labels(np.stack(model_coarse)),
+  }
+  if on_top:
+    coarse_sets["coarse on real top"] = coarse_labels(np.stack(on_top))
   out = {
     "model": _WORKDIR.value or _MODEL.value,
     "scene_size": f"{h}x{w}",
     "factor": f,
     "real": stats(np.stack(real_lab)),
-    "fine on real coarse": stats(np.stack(fine_lab)),
-    "real coarse": stats(coarse_labels(np.stack(real_coarse))),
-    "model coarse": stats(coarse_labels(np.stack(model_coarse))),
   }
-  out["two-level"] = stats(np.stack(model_lab))
-  if "water" in names:
+  if not coarse_only:
+    out["fine on real coarse"] = stats(np.stack(fine_lab))
+  out.update({k: stats(v) for k, v in coarse_sets.items()})
+  if "water" in names:  # the coarse sets' water log-areas against the real coarse maps read the same way
+    for name, v in zip(coarse_sets, log_area_w1(list(coarse_sets.values()))):
+      out[name][W1] = v
+  if not coarse_only:
+    out["two-level"] = stats(np.stack(model_lab))
+  if "water" in names and not coarse_only:
     w1 = log_area_w1([real_lab, fine_lab, model_lab])
     for name, v in zip(("real", "fine on real coarse", "two-level"), w1):
       out[name][W1] = v
   out.update(coarse_noise=sigma, fine_temperature=1.0 if _FINE_TEMP.value is None else _FINE_TEMP.value)
-  if "water" in names:
+  if "water" in names and not coarse_only:
     out["fine on real coarse"]["pieces_of_real_largest"] = [pieces(r, x, names)[0] for r, x in zip(real_lab, fine_lab)]
   shown = (*KEYS, "water_specks_per_mpx", W1)
   print(f"{'set':24s}" + "".join(f"{k:>24s}" for k in shown))
   for name, v in out.items():
     if isinstance(v, dict):
       print(f"{name:24s}" + "".join(f"{np.mean(v.get(k, np.nan)):24.4f}" for k in shown))
-  if "pieces_of_real_largest" in out["fine on real coarse"]:
+  if "pieces_of_real_largest" in out.get("fine on real coarse", {}):
     cut = out["fine on real coarse"]["pieces_of_real_largest"]
     print("pieces of each real largest water body, fine level over real coarse:", cut)
   if _CUT.value:
