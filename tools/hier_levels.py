@@ -119,8 +119,11 @@ def main(argv):
     raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
   hr = model.family.extras["hier"]
   coarse_only = _COARSE_ONLY.value
-  if coarse_only and (_PICTURE.value or _CUT.value):
-    raise ValueError("--coarse_only draws no fine scene: leave out --picture and --cut_picture")
+  if coarse_only and (_PICTURE.value or _CUT.value or sigma or _FINE_TEMP.value is not None):
+    raise ValueError(
+      "--coarse_only draws no fine scene: leave out --picture, --cut_picture, --coarse_noise and --fine_temperature "
+      "(they are about the fine level)"
+    )
   f, S = hr.factor, hr.fine.window
   h, w = tiling.parse_size(_SIZE.value)
   pl = canvas.plan(h, w, S)
@@ -146,6 +149,10 @@ def main(argv):
       lab[shares[..., names.index("water")] >= 0.25] = names.index("water")
     return lab.repeat(f, 1).repeat(f, 2)[:, :h, :w]
 
+  def block_means(region, k):
+    """A real region's map as the model's levels hold it: block means by ``k`` (in the share space)."""
+    return coarse_lib.pool(lay.encode(coarse_lib._record(region))[0].astype(np.float32), k, lay.one_hot, hr.share_power)
+
   def log_area_w1(sets):
     """Each set's water log-area distance to the first (real)."""
     per = [[multiscale.scene_statistics(x, None, names) for x in labels] for labels in sets]
@@ -160,16 +167,17 @@ def main(argv):
   noised = f"-noise{sigma:g}" if sigma else ""
   cache = os.path.join(_CACHE.value, "fine-" + large_eval.cache_key(model, model.params["fine"]) + noised)
   own_cache = os.path.join(_CACHE.value, large_eval.cache_key(model))
-  os.makedirs(cache, exist_ok=True)
+  if not coarse_only:
+    os.makedirs(cache, exist_ok=True)
   big_cache = os.path.join(ROOT, "runs", "large_scenes_cache", large_eval.cache_key(model))
   for i in range(_NUM.value):
     sc = world.region(SEED + i, 0, 0, ch * f, cw * f)
     real_lab.append(sc.labels[:h, :w])
-    xc = coarse_lib.pool(lay.encode(coarse_lib._record(sc))[0].astype(np.float32), f, lay.one_hot, hr.share_power)
+    xc = block_means(sc, f)
     real_coarse.append(xc)
     if hr.top is not None:  # the coarse level alone over the region's own top map
       big = sc if (th * tf, tw * tf) == (ch * f, cw * f) else world.region(SEED + i, 0, 0, th * tf, tw * tf)
-      xt = coarse_lib.pool(lay.encode(coarse_lib._record(big))[0].astype(np.float32), tf, lay.one_hot, hr.share_power)
+      xt = block_means(big, tf)
       on_top.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i, top=xt)))
     model_coarse.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i)))
     if coarse_only:
