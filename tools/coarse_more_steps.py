@@ -1,4 +1,4 @@
-r"""An experiment: trains a shipped two-level model's coarse level alone for more steps, the fine level kept.
+r"""An experiment: trains a shipped model's upper levels alone for more steps, the fine level kept.
 
   python tools/coarse_more_steps.py --model=fm_city_hier --steps=3000 --output=runs/fm_city_hier_coarse3k.npz
   python tools/hier_levels.py --model=fm_city_hier --weights=runs/fm_city_hier_coarse3k.npz
@@ -8,7 +8,7 @@ structures; for the city it is the coarse level (the fine level over real
 coarse maps draws rivers and lakes). This asks whether the coarse level was
 only short of training: it starts from the shipped weights (the EMA ones),
 trains ``params['coarse']`` on the same coarse maps the :cpu config trains on
-(the coarse-map file beside the TFDS data; ``--data_dir``), with the
+(the coarse-map file beside the TFDS data, ``--data_dir``, drawn there first where it is not), with the
 config's loss (conditional flow matching, the config's time sampling), Adam
 at the config's batch size, a warmup and cosine decay from ``--lr``, and an
 EMA of the config's decay, and writes the whole parameter tree (fine level
@@ -19,6 +19,15 @@ experiment, not a training recipe: what a config runs is ``hier.fine_steps``
 (both levels for that many steps, then the coarse level alone in ``train.py``,
 its schedule started again; ``configs/fm_city_hier.py:cpu`` does, from this
 experiment's finding).
+
+A three-level model (``hier.top_factor``) trains its top and coarse levels
+together, as ``train.py``'s coarse-only phase does: the coarse level
+conditioned on its own map pooled to the top level's scale with the config's
+conditioning noise (``flow_matching_hier.condition``), the top level on the
+top maps (``hier.top_num_train``); both held-out losses are printed.
+  python tools/coarse_more_steps.py --model=fm_city_hier3 --steps=3000 --output=runs/fm_city_hier3_up3k.npz
+  python tools/hier_levels.py --model=fm_city_hier3 --weights=runs/fm_city_hier3_up3k.npz \
+    --scene_size=1024x1024 --num_samples=10 --coarse_only
 """
 
 import os
@@ -35,6 +44,10 @@ _MODEL = flags.DEFINE_string("model", "fm_city_hier", "A shipped two-level model
 _STEPS = flags.DEFINE_integer("steps", 3000, "Coarse-only steps.")
 _LR = flags.DEFINE_float("lr", 5e-4, "Peak learning rate (cosine decay to 0 after 200 warmup steps).")
 _OUT = flags.DEFINE_string("output", "", "Where the parameters go (.npz).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seeds the batches and the noise (0: the first measured run's).")
+_TOP_N = flags.DEFINE_integer(
+  "top_num_train", 0, "Three levels: top maps to train on (0: the config's hier.top_num_train; more are drawn once)."
+)
 _DATA = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the coarse-map files are.")
 
 
@@ -47,58 +60,90 @@ def main(argv):
   from genenv_jax import models
   from genenv_jax.data import coarse as coarse_lib
   from genenv_jax.families import flow_matching as fm
+  from genenv_jax.families import flow_matching_hier as fm_hier
 
   if not _OUT.value.endswith(".npz"):
     print("error: --output must name an .npz file", file=sys.stderr)
     return 2
   model = models.load(_MODEL.value)
   cfg, hr = model.config, model.family.extras["hier"]
-  files = {}
-  for split, n in (("train", cfg.hier.coarse_num_train), ("test", cfg.hier.coarse_num_test)):
-    path = coarse_lib.coarse_path(
-      _DATA.value, cfg.data.world, hr.factor, model.spec.image_size, n, split, tuple(cfg.data.channels)
-    )
-    if not os.path.exists(path):
-      print(f"error: {path}: no coarse maps (train {_MODEL.value}'s config once to draw them)", file=sys.stderr)
-      return 2
-    files[split] = coarse_lib.emphasize(np.load(path)["x"].astype(np.float32), hr.one_hot, hr.share_power)
+  C, tops = hr.channels, hr.top is not None
+
+  def maps(factor, counts):  # drawn once into --data_dir where the config's training has not drawn them
+    return {
+      split: coarse_lib.emphasize(
+        coarse_lib.prepare(
+          cfg.data.world, factor, model.spec.image_size, n, split, _DATA.value, tuple(cfg.data.channels)
+        )[0].astype(np.float32),
+        hr.one_hot,
+        hr.share_power,
+      )
+      for split, n in zip(("train", "test"), counts)
+    }
+
+  top_n = _TOP_N.value or (cfg.hier.get("top_num_train", 0) if tops else 0)
+  if _TOP_N.value and (not tops or _TOP_N.value < 1):
+    print(f"error: --top_num_train={_TOP_N.value}: for a three-level model, a positive count", file=sys.stderr)
+    return 2
+  files = {"coarse": maps(hr.factor, (cfg.hier.coarse_num_train, cfg.hier.coarse_num_test))}
+  if tops:
+    files["top"] = maps(hr.top_factor, (top_n, cfg.hier.top_num_test))
   batch = cfg.train.batch_size
   sched = optax.warmup_cosine_decay_schedule(0.0, _LR.value, 200, max(_STEPS.value, 201))
   tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
   params = jax.tree.map(jnp.asarray, model.params)
-  coarse = params["coarse"]
+  upper = {k: params[k] for k in ("coarse", "top") if k in params}
   ts = cfg.fm.time_sampling
+  ratio = hr.top_factor // hr.factor
+  noise, block_noise = float(cfg.hier.cond_noise), float(cfg.hier.get("cond_noise_blocks", 0.0))
 
-  def loss_of(c, key, x):
-    v = lambda xt, t: hr.coarse.velocity({**params, "coarse": c}, xt, t, jnp.zeros((x.shape[0],), jnp.int32))  # noqa: E731
-    return fm.cfm_loss(v, key, x, ts)
+  def losses(u, key, xs):
+    p = {**params, **u}
+    label = jnp.zeros((xs["coarse"].shape[0],), jnp.int32)
+    if not tops:  # two levels: the coarse level alone, unconditioned
+      v = lambda xt, t: hr.coarse.velocity(p, xt, t, label)  # noqa: E731
+      return {"coarse": fm.cfm_loss(v, key, xs["coarse"], ts)}
+    kc, kn, kt = jax.random.split(key, 3)
+    cond = fm_hier.condition(kn, xs["coarse"], ratio, hr.one_hot, hr.share_power, noise, block_noise)
+    vc = lambda xt, t: hr.coarse.velocity(p, jnp.concatenate([xt, cond], -1), t, label)[..., :C]  # noqa: E731
+    vt = lambda xt, t: hr.top.velocity(p, xt, t, label)  # noqa: E731
+    return {"coarse": fm.cfm_loss(vc, kc, xs["coarse"], ts), "top": fm.cfm_loss(vt, kt, xs["top"], ts)}
+
+  def loss_of(u, key, xs):
+    ls = losses(u, key, xs)
+    return sum(ls.values()), ls
 
   @jax.jit
-  def step(c, ema, opt, key, x):
-    loss, g = jax.value_and_grad(loss_of)(c, key, x)
-    upd, opt = tx.update(g, opt, c)
-    c = optax.apply_updates(c, upd)
-    ema = jax.tree.map(lambda e, p: cfg.fm.ema_decay * e + (1 - cfg.fm.ema_decay) * p, ema, c)
-    return c, ema, opt, loss
+  def step(u, ema, opt, key, xs):
+    (loss, ls), g = jax.value_and_grad(loss_of, has_aux=True)(u, key, xs)
+    upd, opt = tx.update(g, opt, u)
+    u = optax.apply_updates(u, upd)
+    ema = jax.tree.map(lambda e, q: cfg.fm.ema_decay * e + (1 - cfg.fm.ema_decay) * q, ema, u)
+    return u, ema, opt, ls
 
-  held = jax.jit(lambda c, key, x: loss_of(c, key, x))
+  held = jax.jit(losses)
 
-  def test_loss(c):
+  def test_losses(u):
     keys = jax.random.split(jax.random.PRNGKey(7), 8)
-    return float(np.mean([held(c, k, jnp.asarray(files["test"][i * 32 : (i + 1) * 32])) for i, k in enumerate(keys)]))
+    got = []
+    for i, k in enumerate(keys):
+      xs = {name: jnp.asarray(f["test"][(i * 32) % len(f["test"]) :][:32]) for name, f in files.items()}
+      got.append({name: float(v) for name, v in held(u, k, xs).items()})
+    return ", ".join(f"{name} {np.mean([g[name] for g in got]):.4f}" for name in got[0])
 
-  print(f"held-out coarse loss, shipped: {test_loss(coarse):.4f}", flush=True)
-  opt, ema = tx.init(coarse), coarse
-  rng = np.random.default_rng(0)
-  key = jax.random.PRNGKey(1)
+  print(f"held-out losses, shipped: {test_losses(upper)}", flush=True)
+  opt, ema = tx.init(upper), upper
+  rng = np.random.default_rng(_SEED.value)
+  key = jax.random.PRNGKey(1 + _SEED.value)
   t0 = time.time()
   for i in range(_STEPS.value):
-    x = jnp.asarray(files["train"][rng.integers(0, len(files["train"]), batch)])
-    coarse, ema, opt, loss = step(coarse, ema, opt, jax.random.fold_in(key, i), x)
+    xs = {name: jnp.asarray(f["train"][rng.integers(0, len(f["train"]), batch)]) for name, f in files.items()}
+    upper, ema, opt, ls = step(upper, ema, opt, jax.random.fold_in(key, i), xs)
     if (i + 1) % 250 == 0:
-      print(f"step {i + 1}: train loss {float(loss):.4f} ({time.time() - t0:.0f} s)", flush=True)
-  print(f"held-out coarse loss after {_STEPS.value} coarse steps (EMA): {test_loss(ema):.4f}", flush=True)
-  np.savez(_OUT.value, **models.arrays_of({**params, "coarse": ema}))
+      shown = ", ".join(f"{name} {float(v):.4f}" for name, v in ls.items())
+      print(f"step {i + 1}: train losses {shown} ({time.time() - t0:.0f} s)", flush=True)
+  print(f"held-out losses after {_STEPS.value} upper-level steps (EMA): {test_losses(ema)}", flush=True)
+  np.savez(_OUT.value, **models.arrays_of({**params, **ema}))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ r"""Scores whole large scenes of a model and writes its rows into ``results/larg
   python tools/large_scenes.py --model=fm_city_regions --scene_size=256x256 --num_samples=6
   python tools/large_scenes.py --workdir=runs/fm_terrain_cpu --scene_size=1024x1024 --num_samples=8
   python tools/large_scenes.py --model=fm_terrain --scene_size=1024x1024 --num_samples=5
+  python tools/large_scenes.py --model=fm_city_hier3 --weights=runs/fm_city_hier3_up3k.npz --num_samples=5
 
 Runs ``large_eval.evaluate`` (what ``eval.py --scene_size`` runs) and stores
 three rows per call, one per set: the model, the untrained model (the floor)
@@ -44,6 +45,9 @@ _FINE_TEMP = flags.DEFINE_float(
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "Drawn scenes kept here ('' keeps none)."
 )
+_WEIGHTS = flags.DEFINE_string(
+  "weights", "", "With --model: its parameters from this .npz instead (tools/coarse_more_steps.py); rows kept apart."
+)
 
 
 def main(argv):
@@ -58,9 +62,18 @@ def main(argv):
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  if _WEIGHTS.value and not _MODEL.value:
+    print("error: --weights is for --model=NAME (a shipped model's parameters replaced)", file=sys.stderr)
+    return 2
   if _MODEL.value:
-    model = models.load(_MODEL.value)
+    try:
+      model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
+    except (OSError, ValueError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
     config = models.card(_MODEL.value)["train_command"]
+    if _WEIGHTS.value:
+      config = f"{config} (parameters from {_WEIGHTS.value})"
   else:
     from genenv_jax import trained
 
@@ -87,6 +100,7 @@ def main(argv):
   cache = os.path.join(_CACHE.value, large_eval.cache_key(model)) if _CACHE.value else None
   scores = large_eval.evaluate(_WORKDIR.value or _MODEL.value, h, w, _NUM.value, model=model, cache_dir=cache)
   src = f"--model={_MODEL.value}" if _MODEL.value else f"--workdir={_WORKDIR.value}"
+  src += f" --weights={_WEIGHTS.value}" if _WEIGHTS.value else ""
   command = f"python tools/large_scenes.py {src} --scene_size={h}x{w} --num_samples={_NUM.value}{ft}"
   rows = large_eval.merge_rows(_OUT.value, large_eval.result_rows(scores, config, command))
   print(f"wrote {_OUT.value}: {len(rows)} rows")
