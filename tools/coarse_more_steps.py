@@ -40,8 +40,8 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-_MODEL = flags.DEFINE_string("model", "fm_city_hier", "A shipped two-level model.")
-_STEPS = flags.DEFINE_integer("steps", 3000, "Coarse-only steps.")
+_MODEL = flags.DEFINE_string("model", "fm_city_hier", "A shipped hierarchical model (two or three levels).")
+_STEPS = flags.DEFINE_integer("steps", 3000, "Steps of the levels above the fine one.")
 _LR = flags.DEFINE_float("lr", 5e-4, "Peak learning rate (cosine decay to 0 after 200 warmup steps).")
 _OUT = flags.DEFINE_string("output", "", "Where the parameters go (.npz).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seeds the batches and the noise (0: the first measured run's).")
