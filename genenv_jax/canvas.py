@@ -309,7 +309,7 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
   cpl = plan(ch, cw, S)
   mesh = mesh or parallel.local_mesh()
   label = jnp.int32(max(cond, 0))
-  cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
+  cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
   if top is None:
     top = top_under(trained, cpl, seed, temperature, label, mesh)
   else:
@@ -343,7 +343,8 @@ def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=N
   S, C, r = hr.fine.window, hr.channels, hr.top_factor // hr.factor
   th, tw = -(-cpl.height // r), -(-cpl.width // r)
   tpl = plan(th, tw, S)
-  tnoise = jnp.asarray(temperature * initial_noise(seed, 0, 0, tpl.height, tpl.width, C, tag=TOP_TAG))
+  scale = hr.upper_temperature * temperature  # hier.upper_temperature: as the coarse level's
+  tnoise = jnp.asarray(scale * initial_noise(seed, 0, 0, tpl.height, tpl.width, C, tag=TOP_TAG))
   if sketch_known is None:
     render_t, _ = renderer_of(hr.top, th, tw, S, mesh=mesh)
     xt = render_t(trained.params, tnoise, label)
@@ -394,7 +395,7 @@ def render_hier(
   ch, cw = -(-pl.height // f), -(-pl.width // f)
   label = jnp.int32(max(cond, 0))
   cpl = plan(ch, cw, S)
-  cnoise = temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
+  cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
   if coarse is not None:
     if sketch is not None:
       raise ValueError("a coarse map and a sketch: give one (a sketch is held in the coarse level's ODE)")

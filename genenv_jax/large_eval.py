@@ -175,11 +175,14 @@ def load_models(workdirs=(), names=(), fine_temperatures=()) -> list:
 def cache_key(model, params=None) -> str:
   """The directory name of a model's scene cache: ``weights_key`` of its parameters (or of ``params``, a part of
   them, e.g. one level's) and, for a hierarchical model whose fine level is sampled colder
-  (``hier.fine_temperature`` below 1), ``-fine{T}``; at the default 1 the scenes are the default's, so is the key."""
+  (``hier.fine_temperature`` below 1), ``-fine{T}``, and whose upper levels are sampled at another temperature
+  (``hier.upper_temperature``), ``-upper{T}``; at the defaults 1 the scenes are the default's, so is the key.
+  ``params`` of the fine level alone (its scenes over given coarse maps) ignore the upper temperature."""
   key = weights_key(model.params if params is None else params)
   hr = (model.family.extras or {}).get("hier")
   t = float(getattr(hr, "fine_temperature", 1.0)) if hr is not None else 1.0
-  return key if t == 1.0 else f"{key}-fine{t:g}"
+  up = float(getattr(hr, "upper_temperature", 1.0)) if hr is not None and params is None else 1.0
+  return key + ("" if t == 1.0 else f"-fine{t:g}") + ("" if up == 1.0 else f"-upper{up:g}")
 
 
 def _cached(cache_dir: str | None, name: str, make):

@@ -53,16 +53,23 @@ class Trained:
     return self.layout.channels
 
 
-def with_sampler(model: Trained, solver: str = "", steps: int = 0, fine_temperature: float | None = None) -> Trained:
+def with_sampler(
+  model: Trained,
+  solver: str = "",
+  steps: int = 0,
+  fine_temperature: float | None = None,
+  upper_temperature: float | None = None,
+) -> Trained:
   """``model`` sampling with another ODE solver and/or step count (flow matching only), and for a hierarchical
-  model another ``hier.fine_temperature``; checked before compiling."""
-  if not solver and not steps and fine_temperature is None:
+  model another ``hier.fine_temperature`` and/or ``hier.upper_temperature``; checked before compiling."""
+  if not solver and not steps and fine_temperature is None and upper_temperature is None:
     return model
-  if fine_temperature is not None and "hier" not in (model.family.extras or {}):
-    raise ValueError(
-      f"--fine_temperature={fine_temperature!r}: for hierarchical models only (family=flow_matching_hier); "
-      f"family={model.config.family!r} has one level: use --temperature"
-    )
+  for name, t in (("fine_temperature", fine_temperature), ("upper_temperature", upper_temperature)):
+    if t is not None and "hier" not in (model.family.extras or {}):
+      raise ValueError(
+        f"--{name}={t!r}: for hierarchical models only (family=flow_matching_hier); "
+        f"family={model.config.family!r} has one level: use --temperature"
+      )
   if model.family.canvas is None:
     raise ValueError(
       f"--solver/--steps: for flow matching only; family={model.config.family!r} has none to choose "
@@ -77,6 +84,10 @@ def with_sampler(model: Trained, solver: str = "", steps: int = 0, fine_temperat
     from genenv_jax.families import flow_matching_hier
 
     config.hier.fine_temperature = flow_matching_hier.check_fine_temperature(fine_temperature, "--fine_temperature")
+  if upper_temperature is not None:
+    from genenv_jax.families import flow_matching_hier
+
+    config.hier.upper_temperature = flow_matching_hier.check_upper_temperature(upper_temperature, "--upper_temperature")
   return dataclasses.replace(model, config=config, family=families.make(config, model.spec))
 
 

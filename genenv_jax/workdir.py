@@ -122,6 +122,7 @@ LEGACY_DEFAULTS = {
   "hier.share_power": lambda theirs, mine: 1.0,
   "hier.cond_noise_blocks": lambda theirs, mine: 0.0,
   "hier.fine_temperature": lambda theirs, mine: 1.0,
+  "hier.upper_temperature": lambda theirs, mine: 1.0,
 }
 
 

@@ -42,6 +42,12 @@ _FINE_TEMP = flags.DEFINE_float(
   "Hierarchical models: sample the fine level at this noise scale (sample.py --fine_temperature); the rows are "
   "kept apart from the model's own.",
 )
+_UPPER_TEMP = flags.DEFINE_float(
+  "upper_temperature",
+  None,
+  "Hierarchical models: sample the coarse and top levels at this noise scale (sample.py --upper_temperature); "
+  "the rows are kept apart from the model's own.",
+)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "Drawn scenes kept here ('' keeps none)."
 )
@@ -85,16 +91,18 @@ def main(argv):
         if isinstance(r, dict) and os.path.normpath(str(r.get("workdir", ""))) == os.path.normpath(_WORKDIR.value):
           config = r.get("command", config)
   ft = ""
-  if _FINE_TEMP.value is not None:
+  if _FINE_TEMP.value is not None or _UPPER_TEMP.value is not None:
     from genenv_jax import trained
 
     try:
-      model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value)
+      model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value, upper_temperature=_UPPER_TEMP.value)
     except ValueError as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
-    if _FINE_TEMP.value != 1.0:  # at 1 the scenes, cache and row are the default's
-      ft = f" --fine_temperature={_FINE_TEMP.value:g}"
+    for name, t in (("fine_temperature", _FINE_TEMP.value), ("upper_temperature", _UPPER_TEMP.value)):
+      if t is not None and t != 1.0:  # at 1 the scenes, cache and row are the default's
+        ft += f" --{name}={t:g}"
+    if ft:
       config = f"{config} (sampled with{ft})"
   # Keyed by the weights themselves: a workdir retrained in place (same path, same step) gets a new directory.
   cache = os.path.join(_CACHE.value, large_eval.cache_key(model)) if _CACHE.value else None

@@ -244,6 +244,12 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
     card["fine_temperature"] = hr.fine_temperature
     scale = f"{hr.fine_temperature:g} * temperature"
     card["sampler"]["fine"] = f"x = loop(fine with cond, {scale} * standard normal [B, S, S, C])"
+  if hr.upper_temperature != 1.0:  # warmer (or colder) upper levels than trained
+    card["upper_temperature"] = hr.upper_temperature
+    up = f"{hr.upper_temperature:g} * temperature"
+    for k in ("top", "coarse"):
+      if k in card["sampler"]:
+        card["sampler"][k] = card["sampler"][k].replace("temperature * standard normal", f"{up} * standard normal")
   if hr.share_power != 1.0:  # only what reads a coarse map's label channels as shares needs it
     card["coarse_label_channels"] = f"2 * share ** {hr.share_power:g} - 1 (each class's share of the block)"
   sizes = [
@@ -341,8 +347,10 @@ def sample_with_onnx(
       w, a = s // r, (s - s // r) // 2
       return x[:, a : a + w, a : a + w].repeat(r, 1).repeat(r, 2).astype(np.float32)
 
+    up = card.get("upper_temperature", 1.0)  # hier.upper_temperature: the top and coarse levels' noise scale
+    noise = up * noise
     if three:
-      xt = clip(_solve(lambda x, t: run["top"](None, feed(x, t))[0], top_noise, card["sampler"]))
+      xt = clip(_solve(lambda x, t: run["top"](None, feed(x, t))[0], up * top_noise, card["sampler"]))
       top_cond = centre(xt, card["top_factor"] // card["factor"])
       xc = _solve(lambda x, t: run["coarse"](None, dict(feed(x, t), cond=top_cond))[0], noise, card["sampler"])
     else:

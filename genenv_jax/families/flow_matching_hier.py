@@ -86,6 +86,9 @@ class Hier(NamedTuple):
       pooled with ``data.coarse.pool``.
     fine_temperature: ``hier.fine_temperature``: the fine level's starting noise is scaled by it, on top of the
       scene's temperature (sampling only; 1: as trained). Below 1 the fine level draws fewer water specks.
+    upper_temperature: ``hier.upper_temperature``: the coarse (and a three-level model's top) level's starting
+      noise is scaled by it, on top of the scene's temperature (sampling only; 1: as trained). Above 1 the upper
+      levels draw larger lakes and more water.
   """
 
   coarse: base.Canvas
@@ -97,6 +100,7 @@ class Hier(NamedTuple):
   top_factor: int = 0
   share_power: float = 1.0
   fine_temperature: float = 1.0
+  upper_temperature: float = 1.0
 
 
 def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
@@ -104,6 +108,19 @@ def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
   the user typed) and what is allowed."""
   meaning = "the fine level's noise scale when sampling; 1: as trained, lower: a colder fine level"
   return config_utils.in_unit_interval(name, t, meaning)
+
+
+UPPER_TEMPERATURE_MAX = 2.0
+
+
+def check_upper_temperature(t, name: str = "hier.upper_temperature") -> float:
+  """``hier.upper_temperature`` as a float, or a ValueError naming it (as ``name``) and what is allowed."""
+  if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= UPPER_TEMPERATURE_MAX:
+    raise ValueError(
+      f"{name}={t!r}: must be a number in (0, {UPPER_TEMPERATURE_MAX:g}] (the coarse and top levels' noise scale "
+      "when sampling; 1: as trained, higher: larger lakes and more water)"
+    )
+  return float(t)
 
 
 def fine_steps(hier_cfg) -> int:
@@ -145,6 +162,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   fine_steps(hier_cfg)
   coarse_data.check_share_power(hier_cfg.get("share_power", 1.0))
   check_fine_temperature(hier_cfg.get("fine_temperature", 1.0))
+  check_upper_temperature(hier_cfg.get("upper_temperature", 1.0))
   tf = top_factor(hier_cfg)
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
@@ -181,6 +199,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
 
   power = float(h.get("share_power", 1.0))  # older configs have none: plain block means
   fine_t = float(h.get("fine_temperature", 1.0))  # sampling only; older configs have none
+  upper_t = float(h.get("upper_temperature", 1.0))  # sampling only; older configs have none
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -287,10 +306,10 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     top_cond = None
     if tf:
       kt = jax.random.fold_in(kc, 1)
-      xt = coarse_finalize(fm.solve(top_velocity(params, label), temperature * noise(kt, n), solver, steps))
+      xt = coarse_finalize(fm.solve(top_velocity(params, label), upper_t * temperature * noise(kt, n), solver, steps))
       top_cond = centre(xt, ratio)
     vc = coarse_velocity(params, label, top_cond)
-    xc = coarse_finalize(fm.solve(vc, temperature * noise(kc, n), solver, steps))
+    xc = coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n), solver, steps))
     cond_map = centre(xc, factor)
     x1 = fm.solve(fine_velocity(params, cond_map, label), fine_t * temperature * noise(kf, n), solver, steps)
     return fm.finalize(x1, one_hot)
@@ -328,6 +347,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     top_factor=tf,
     share_power=power,
     fine_temperature=fine_t,
+    upper_temperature=upper_t,
   )
   return base.Family(
     init=init,

@@ -469,7 +469,7 @@ class ModelSource(Source):
         noise = canvas.initial_noise(
           seed, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width, hr.channels, canvas.COARSE_TAG
         )
-        noise = jnp.asarray(self.temperature * noise)
+        noise = jnp.asarray(hr.upper_temperature * self.temperature * noise)  # as canvas.render_hier
         if hr.top is not None:  # the top map under the chunk rides along as state channels
           noise = jnp.concatenate([noise, jnp.asarray(self._top_under(seed, i * CHUNK - mc, j * CHUNK - mc, pl))], -1)
         if not sig:
@@ -516,7 +516,7 @@ class ModelSource(Source):
       if got is None:
         noise = canvas.initial_noise(seed, i * CHUNK - mt, j * CHUNK - mt, pl.height, pl.width, hr.channels,
                                      canvas.TOP_TAG)  # fmt: skip
-        x = render(self.t.params, jnp.asarray(self.temperature * noise), jnp.int32(0))
+        x = render(self.t.params, jnp.asarray(hr.upper_temperature * self.temperature * noise), jnp.int32(0))
         got = np.asarray(jax.device_get(x))[:size, :size]
         self._chunks.put((seed, ("top", i, j), ()), got)
       out[(i, j)] = got

@@ -45,13 +45,16 @@ def check_temperature(temperature: float) -> float:
 
 
 def sampler_name(trained) -> str:
-  """The ODE sampler that fixes an output's bytes ("" for families without one); a colder fine level appended."""
+  """The ODE sampler that fixes an output's bytes ("" for families without one); a colder fine level and warmer upper
+  levels (``hier.fine_temperature``, ``hier.upper_temperature``) appended."""
   if trained.family.canvas is None:
     return ""
   out = f"{trained.family.canvas.solver}/{trained.family.canvas.steps}"
   hr = (trained.family.extras or {}).get("hier")
   if hr is not None and hr.fine_temperature != 1.0:  # 1 (as trained) keeps older outputs' settings
     out += f" fine_temperature={hr.fine_temperature:g}"
+  if hr is not None and getattr(hr, "upper_temperature", 1.0) != 1.0:
+    out += f" upper_temperature={hr.upper_temperature:g}"
   return out
 
 

@@ -73,7 +73,11 @@ class ShardWorker:
     else:
       model = trained.load(source["workdir"], source["step"])
     model = trained.with_sampler(
-      model, source.get("solver", ""), source.get("steps", 0), source.get("fine_temperature")
+      model,
+      source.get("solver", ""),
+      source.get("steps", 0),
+      source.get("fine_temperature"),
+      source.get("upper_temperature"),
     )
     self.settings = provenance.Settings(**{**settings, "channels": tuple(settings["channels"])})
     got = provenance.params_fingerprint(model.params)
@@ -118,7 +122,7 @@ def run(
   """``synthesis.run`` with the shards drawn by Ray actors; returns the provenance (and ``ray_stats`` in it).
 
   ``source``: how a worker loads the model: ``{"workdir", "step"}`` or ``{"model"}``, plus ``solver``/``steps``
-  and ``fine_temperature``.
+  and ``fine_temperature``/``upper_temperature``.
   ``on_shard(j, actors)``: called after each shard is written (tests kill a worker from it).
   """
   from genenv_jax import synthesis
