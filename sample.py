@@ -71,6 +71,12 @@ _FINE_TEMP = flags.DEFINE_float(
   "Hierarchical models: the fine level's noise scale, on top of --temperature, in (0, 1]; default: the run's "
   "hier.fine_temperature (1: as trained; lower draws fewer water specks).",
 )
+_UPPER_TEMP = flags.DEFINE_float(
+  "upper_temperature",
+  None,
+  "Hierarchical models: the coarse and top levels' noise scale, on top of --temperature, in (0, 2]; default: the "
+  "run's hier.upper_temperature (1: as trained; higher draws larger lakes and more water).",
+)
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
 _SKETCH = flags.DEFINE_string(
@@ -157,7 +163,7 @@ def _export():
     scene = exports.from_world(_WORLD.value, h, w, _SEED.value)
     exports.export(scene, out, names, settings)
     return
-  model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value)
+  model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value)
   exports.check_model(model, names, (h, w))
   spool = os.path.join(out, f".tmp-spool-{os.getpid()}")
   os.makedirs(spool)
@@ -223,7 +229,7 @@ def main(argv):
       raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
     from genenv_jax import synthesis, tiling, trained  # here: --help stays fast (no JAX import)
 
-    model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value)
+    model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value)
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)
@@ -267,7 +273,12 @@ def main(argv):
         from genenv_jax.synthesis import ray_engine
 
         source = {"model": _MODEL.value} if _MODEL.value else {"workdir": _WORKDIR.value, "step": model.step}
-        source.update(solver=_SOLVER.value, steps=_STEPS.value, fine_temperature=_FINE_TEMP.value)
+        source.update(
+          solver=_SOLVER.value,
+          steps=_STEPS.value,
+          fine_temperature=_FINE_TEMP.value,
+          upper_temperature=_UPPER_TEMP.value,
+        )
         ray_engine.run(
           model, source, _OUTPUT.value, _NUM.value, address=_RAY_ADDRESS.value, workers=_RAY_WORKERS.value, **kw
         )

@@ -93,6 +93,9 @@ def get_config(arg=None):
   # Sampling only: the fine level's starting noise scale, on top of the scene's temperature (1: as trained;
   # sample.py/tools/large_scenes.py --fine_temperature set it for a trained model).
   c.hier.fine_temperature = 1.0
+  # Sampling only: the coarse and top levels' starting noise scale, on top of the scene's temperature (1: as
+  # trained; above 1 larger lakes and more water; sample.py/tools/large_scenes.py --upper_temperature).
+  c.hier.upper_temperature = 1.0
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256
   if "cpu" in variant:

@@ -152,24 +152,29 @@ def weights_key(params) -> str:
   return h.hexdigest()[:16]
 
 
-def load_models(workdirs=(), names=(), fine_temperatures=()) -> list:
+def load_models(workdirs=(), names=(), fine_temperatures=(), upper_temperatures=()) -> list:
   """Trained models for the tools that compare several: ``workdirs`` then shipped ``names``, in that order, each
-  sampled at its fine-level temperature (``fine_temperatures``: one per model, or none for all at 1); a
-  ValueError names a count that does not match."""
+  sampled at its fine-level temperature (``fine_temperatures``: one per model, or none for all at 1) and its
+  upper levels' (``upper_temperatures``, likewise); a ValueError names a count or value that does not fit."""
   from genenv_jax import models, trained
 
   ms = [trained.load(w) for w in workdirs] + [models.load(m) for m in names]
   if not ms:
     raise ValueError("no model: give --workdir=W or --model=NAME (repeatable)")
-  if fine_temperatures and len(fine_temperatures) != len(ms):
-    got = ",".join(str(t) for t in fine_temperatures)
-    raise ValueError(f"fine_temperature={got}: give one per model ({len(ms)}: workdirs first, then models)")
-  try:
-    fts = [None if float(t) == 1.0 else float(t) for t in fine_temperatures] or [None] * len(ms)
-  except ValueError:
-    got = ",".join(str(t) for t in fine_temperatures)
-    raise ValueError(f"fine_temperature={got}: must be numbers in (0, 1], one per model") from None
-  return [trained.with_sampler(m, fine_temperature=t) for m, t in zip(ms, fts)]
+
+  def per_model(name, values, allowed):
+    if values and len(values) != len(ms):
+      got = ",".join(str(t) for t in values)
+      raise ValueError(f"{name}={got}: give one per model ({len(ms)}: workdirs first, then models)")
+    try:
+      return [None if float(t) == 1.0 else float(t) for t in values] or [None] * len(ms)
+    except ValueError:
+      got = ",".join(str(t) for t in values)
+      raise ValueError(f"{name}={got}: must be numbers in {allowed}, one per model") from None
+
+  fts = per_model("fine_temperature", fine_temperatures, "(0, 1]")
+  uts = per_model("upper_temperature", upper_temperatures, "(0, 2]")
+  return [trained.with_sampler(m, fine_temperature=t, upper_temperature=u) for m, t, u in zip(ms, fts, uts)]
 
 
 def cache_key(model, params=None) -> str:

@@ -187,6 +187,53 @@ def test_the_coarse_level_is_drawn_alone_over_a_given_top_map_and_a_bad_one_name
     canvas.coarse_canvas(model, 40, 56, top=top[:4])
   with pytest.raises(ValueError, match="a top map for a two-level model: it has no top level"):
     canvas.coarse_canvas(fake_model(), 40, 56, top=top)
+  # hier.upper_temperature scales the top and the coarse level's noise (not a given top map's), and the fine
+  # level's not at all; the server's chunks and the ONNX card are checked with the trained smoke model below.
+  warm = hr._replace(upper_temperature=1.5)
+  model.family = model.family._replace(extras={"hier": warm}, canvas=warm.fine)
+  got = np.asarray(canvas.coarse_canvas(model, 40, 56, seed=3, temperature=0.8))
+  want = ((MU + S * 1.2 * nt).repeat(2, 0).repeat(2, 1) + S * 1.2 * nc)[:10, :14]
+  np.testing.assert_allclose(got, want, atol=2e-4)
+  np.testing.assert_allclose(
+    np.asarray(canvas.coarse_canvas(model, 40, 56, seed=3, top=top)),
+    (top.repeat(2, 0).repeat(2, 1) + S * 1.5 * nc)[:10, :14],
+    atol=2e-4,
+  )
+  scene = canvas.render_scene(model, 40, 56, seed=3, temperature=0.8)
+  nf = canvas.initial_noise(3, 0, 0, 40, 56, C)
+  np.testing.assert_allclose(scene, want.repeat(4, 0).repeat(4, 1) + S * 0.8 * nf, atol=4e-4)
+
+
+def test_upper_temperature_is_checked_recorded_and_kept_apart_in_caches():
+  """``hier.upper_temperature``: 1 is bit for bit the model as trained; other values are named in outputs'
+  sampler and scene caches, refused outside (0, 2] and on one-level models, by name."""
+  from genenv_jax.synthesis import provenance
+
+  model = fake_model()
+  plain = canvas.render_scene(model, 40, 56, seed=3, temperature=0.8)
+  hr = model.family.extras["hier"]
+  assert hr.upper_temperature == 1.0
+  same = hr._replace(upper_temperature=1.0, fine_temperature=1.0)
+  model.family = model.family._replace(extras={"hier": same})
+  np.testing.assert_array_equal(canvas.render_scene(model, 40, 56, seed=3, temperature=0.8), plain)
+  both = hr._replace(upper_temperature=1.3, fine_temperature=0.6)
+  model.family = model.family._replace(extras={"hier": both})
+  assert provenance.sampler_name(model) == "midpoint/64 fine_temperature=0.6 upper_temperature=1.3"
+  model.params = {"coarse": np.zeros(2, np.float32), "fine": np.ones(3, np.float32)}
+  key = large_eval.weights_key(model.params)
+  assert large_eval.cache_key(model) == key + "-fine0.6-upper1.3"
+  # The fine level over given coarse maps (tools/hier_levels.py) does not depend on the upper levels' noise.
+  assert large_eval.cache_key(model, model.params["fine"]) == large_eval.weights_key(model.params["fine"]) + "-fine0.6"
+  one = types.SimpleNamespace(
+    family=base.Family(None, None, None, None, fmh.ROLES, extras={}, canvas=hr.fine),
+    config=types.SimpleNamespace(family="flow_matching"),
+  )
+  with pytest.raises(ValueError, match=r"--upper_temperature=1.3: for hierarchical models only"):
+    trained.with_sampler(one, upper_temperature=1.3)
+  assert fmh.check_upper_temperature(2) == 2.0
+  for bad in (0.0, 2.5, -1, True, "1.3"):
+    with pytest.raises(ValueError, match=r"hier.upper_temperature=.*: must be a number in \(0, 2\]"):
+      fmh.check_upper_temperature(bad)
 
 
 def test_a_two_level_model_without_velocity_draws_its_noise_and_is_seen_to():
@@ -279,6 +326,8 @@ def test_bad_hier_config_values_are_named(data_dir):
     training.Setup(cfg("hier.cond_noise_blocks=1.5"))
   with pytest.raises(ValueError, match=r"hier.fine_temperature=0.0: must be a number in \(0, 1\]"):
     training.Setup(cfg("hier.fine_temperature=0.0"))
+  with pytest.raises(ValueError, match=r"hier.upper_temperature=3.0: must be a number in \(0, 2\]"):
+    training.Setup(cfg("hier.upper_temperature=3.0"))
 
 
 def test_block_noise_on_the_condition_is_one_draw_per_coarse_pixel():
@@ -385,6 +434,14 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
   other._coarse_chunks = lambda seed, keys: src._coarse_chunks(seed + 1, keys)
   changed = (other.region(3, 232, 40, 24, 20).labels != big.labels[:24, :20]).mean()
   assert changed > 0.2, changed  # 0.39 measured (200 smoke steps)
+  # --upper_temperature reaches the served coarse chunks: as a scene temperature would, bit for bit.
+  warm = served.ModelSource(trained.with_sampler(model, upper_temperature=1.5))
+  hot = served.ModelSource(model, temperature=1.5)
+  for other in (warm, hot):
+    other._canvas_fn, other._coarse_fn = src._canvas_fn, src._coarse_fn
+  got = warm._coarse_chunks(3, [(0, 0)])[(0, 0)]
+  np.testing.assert_array_equal(got, hot._coarse_chunks(3, [(0, 0)])[(0, 0)])
+  assert np.abs(got - src._coarse_chunks(3, [(0, 0)])[(0, 0)]).max() > 0.05
   served_sketches(model, src, want, tmp_path)
   # ONNX: two velocity fields and the card's loop between them give the family's own samples.
   card = onnx_model.export(model, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
@@ -408,6 +465,14 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
   card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "fine_temperature": 0.5}))
   got = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf))
   np.testing.assert_allclose(got[..., :3], want_cold[..., :3], atol=1e-4)
+  # Warmer upper levels (--upper_temperature): the card the export writes scales the coarse noise as the family does.
+  warm = trained.with_sampler(model, upper_temperature=1.5)
+  want_warm = np.asarray(warm.family.sample(warm.params, key, 2, cond=0, solver="midpoint", steps=4))
+  assert np.abs(want_warm[..., :3] - want[..., :3]).max() > 0.05
+  card = onnx_model.export(warm, str(tmp_path / "onnx_warm"), batch=2, solver="midpoint", steps=4)
+  assert card["upper_temperature"] == 1.5 and "1.5 * temperature * standard normal" in card["sampler"]["coarse"]
+  got = onnx_model.sample_with_onnx(str(tmp_path / "onnx_warm"), noise(kc), fine_noise=noise(kf))
+  np.testing.assert_allclose(got[..., :3], want_warm[..., :3], atol=1e-4)
   # sample.py: bad sketches get one line naming what is allowed.
   cmd = [sys.executable, os.path.join(ROOT, "sample.py"), f"--workdir={hier_workdir}", f"--output={tmp_path / 'o'}"]
   r = subprocess.run(

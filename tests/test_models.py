@@ -57,8 +57,9 @@ def test_a_shipped_hierarchical_model_loads_every_level_trained(name, world, n):
     assert np.abs(np.asarray(v)).mean() > 1e-3
 
 
-def test_the_tools_comparing_models_load_each_at_its_fine_temperature_and_name_a_bad_list():
-  """``large_eval.load_models`` (tools/region_picture.py, tools/large_spread.py): one temperature per model."""
+def test_the_tools_comparing_models_load_each_at_its_temperatures_and_name_a_bad_list():
+  """``large_eval.load_models`` (tools/region_picture.py, tools/large_spread.py): one fine (and upper) temperature
+  per model."""
   from genenv_jax import large_eval
 
   plain, cold = large_eval.load_models(names=["fm_city_hier3", "fm_city_hier3"], fine_temperatures=["1", "0.6"])
@@ -70,6 +71,12 @@ def test_the_tools_comparing_models_load_each_at_its_fine_temperature_and_name_a
     large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["abc"])
   with pytest.raises(ValueError, match=r"--fine_temperature=1.5: must be a number in \(0, 1\]"):
     large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["1.5"])
+  (warm,) = large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["0.6"], upper_temperatures=["1.3"])
+  assert large_eval.cache_key(warm) == large_eval.cache_key(plain) + "-fine0.6-upper1.3"
+  with pytest.raises(ValueError, match=r"upper_temperature=1,1.3: give one per model \(1: workdirs first"):
+    large_eval.load_models(names=["fm_city_hier3"], upper_temperatures=["1", "1.3"])
+  with pytest.raises(ValueError, match=r"--upper_temperature=2.5: must be a number in \(0, 2\]"):
+    large_eval.load_models(names=["fm_city_hier3"], upper_temperatures=["2.5"])
   with pytest.raises(ValueError, match="no model: give --workdir=W or --model=NAME"):
     large_eval.load_models()
 

@@ -46,7 +46,9 @@ Gaussian noise of std S per coarse pixel (every channel, clipped to [-1, 1];
 draw i from ``numpy.random.default_rng(i)``) to the real coarse maps first: how
 fragile the fine level is to a drawn map's blockwise errors.
 ``--fine_temperature=T`` samples the fine level colder (``sample.py
---fine_temperature``), in both sets it draws. Each fine scene of
+--fine_temperature``), in both sets it draws; ``--upper_temperature=T`` samples
+the coarse and top levels at T (``sample.py --upper_temperature``; the
+model's own sets only, and with ``--coarse_only`` too). Each fine scene of
 1024x1024 is ~7 minutes on a 2-core CPU; they are kept in ``--cache_dir``
 (the fine scenes over real coarse maps keyed by the fine level's weights, so
 ``--weights`` with another coarse level reuses them). ``--workdir=W`` reads a
@@ -74,6 +76,9 @@ _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz o
 _CUT = flags.DEFINE_string("cut_picture", "", "Write where the fine level cuts real's largest water body (.png).")
 _COARSE_NOISE = flags.DEFINE_float("coarse_noise", 0.0, "Std of noise per coarse pixel on the real coarse maps.")
 _FINE_TEMP = flags.DEFINE_float("fine_temperature", None, "The fine level's noise scale (sample.py's flag).")
+_UPPER_TEMP = flags.DEFINE_float(
+  "upper_temperature", None, "The coarse and top levels' noise scale (sample.py's flag)."
+)
 _COARSE_ONLY = flags.DEFINE_boolean(
   "coarse_only", False, "Only the coarse-level sets (no fine scene is drawn: seconds a scene, not minutes)."
 )
@@ -112,8 +117,8 @@ def main(argv):
     model = trained.load(_WORKDIR.value)
   else:
     model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
-  if _FINE_TEMP.value is not None:  # a colder fine level's caches are kept apart (large_eval.cache_key)
-    model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value)
+  if _FINE_TEMP.value is not None or _UPPER_TEMP.value is not None:  # caches kept apart (large_eval.cache_key)
+    model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value, upper_temperature=_UPPER_TEMP.value)
   sigma = _COARSE_NOISE.value
   if not 0.0 <= sigma <= 1.0:
     raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
@@ -227,6 +232,7 @@ def main(argv):
     for name, v in zip(("real", "fine on real coarse", "two-level"), w1):
       out[name][W1] = v
   out.update(coarse_noise=sigma, fine_temperature=1.0 if _FINE_TEMP.value is None else _FINE_TEMP.value)
+  out["upper_temperature"] = 1.0 if _UPPER_TEMP.value is None else _UPPER_TEMP.value
   if "water" in names and not coarse_only:
     out["fine on real coarse"]["pieces_of_real_largest"] = [pieces(r, x, names)[0] for r, x in zip(real_lab, fine_lab)]
   shown = (*KEYS, "water_specks_per_mpx", W1)

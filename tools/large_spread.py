@@ -30,6 +30,9 @@ from genenv_jax.metrics import multiscale, scene_metrics  # noqa: E402
 _WORKDIR = flags.DEFINE_multi_string("workdir", [], "A train.py workdir (repeat for several models).")
 _MODEL = flags.DEFINE_multi_string("model", [], "A shipped model (python -m genenv_jax.models; repeatable).")
 _FT = flags.DEFINE_list("fine_temperature", [], "One fine-level temperature per model, in the models' order.")
+_UT = flags.DEFINE_list(
+  "upper_temperature", [], "Hierarchical models: one upper-level temperature per model (sample.py --upper_temperature)."
+)
 _SIZE = flags.DEFINE_string("scene_size", "1024x1024", "HxW of the whole scenes (as tools/large_scenes.py).")
 _NUM = flags.DEFINE_integer("num_samples", 5, "Scenes per set (as tools/large_scenes.py; 3 or more).")
 _JSON = flags.DEFINE_string("json", "", "Write the table here.")
@@ -44,7 +47,7 @@ def main(argv):
   cli.start()
   try:
     h, w = tiling.parse_size(_SIZE.value)
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value)
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -62,7 +65,9 @@ def main(argv):
     labels, _ = scene_metrics.scene_maps(scenes, world)
     hr = (m.family.extras or {}).get("hier")
     t = getattr(hr, "fine_temperature", 1.0) if hr is not None else 1.0
-    sets[src if t == 1.0 else f"{src} (fine {t:g})"] = multiscale.evaluate(labels, None, names)
+    u = getattr(hr, "upper_temperature", 1.0) if hr is not None else 1.0
+    how = ", ".join(f"{k} {v:g}" for k, v in (("fine", t), ("upper", u)) if v != 1.0)
+    sets[f"{src} ({how})" if how else src] = multiscale.evaluate(labels, None, names)
   table = {}
   for name, stats in sets.items():
     full, jk = multiscale.compare(ref, stats), multiscale.jackknife(ref, stats)

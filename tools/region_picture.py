@@ -40,6 +40,9 @@ _FT = flags.DEFINE_list(
   "Hierarchical models: one fine-level temperature per model, in the models' order (sample.py --fine_temperature; "
   "1: as trained).",
 )
+_UT = flags.DEFINE_list(
+  "upper_temperature", [], "Hierarchical models: one upper-level temperature per model (sample.py --upper_temperature)."
+)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "tools/large_scenes.py's scenes ('' reads none)."
 )
@@ -49,7 +52,7 @@ def main(argv):
   del argv
   cli.start()
   try:
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value)
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
