@@ -152,13 +152,18 @@ def weights_key(params) -> str:
   return h.hexdigest()[:16]
 
 
-def load_models(workdirs=(), names=(), fine_temperatures=(), upper_temperatures=()) -> list:
+def load_models(workdirs=(), names=(), fine_temperatures=(), upper_temperatures=(), weights=()) -> list:
   """Trained models for the tools that compare several: ``workdirs`` then shipped ``names``, in that order, each
   sampled at its fine-level temperature (``fine_temperatures``: one per model, or none for all at 1) and its
-  upper levels' (``upper_temperatures``, likewise); a ValueError names a count or value that does not fit."""
+  upper levels' (``upper_temperatures``, likewise); ``weights``: one ``.npz`` per shipped name ('' for its own
+  parameters; ``models.load(weights=)``); a ValueError names a count or value that does not fit."""
   from genenv_jax import models, trained
 
-  ms = [trained.load(w) for w in workdirs] + [models.load(m) for m in names]
+  if weights and len(weights) != len(names):
+    got = ",".join(weights)
+    raise ValueError(f"weights={got}: give one per --model ({len(names)}; '' for its own parameters)")
+  ws = list(weights) or [""] * len(names)
+  ms = [trained.load(w) for w in workdirs] + [models.load(m, weights=w or None) for m, w in zip(names, ws)]
   if not ms:
     raise ValueError("no model: give --workdir=W or --model=NAME (repeatable)")
 

@@ -77,6 +77,10 @@ def test_the_tools_comparing_models_load_each_at_its_temperatures_and_name_a_bad
     large_eval.load_models(names=["fm_city_hier3"], upper_temperatures=["1", "1.3"])
   with pytest.raises(ValueError, match=r"--upper_temperature=2.5: must be a number in \(0, 2\]"):
     large_eval.load_models(names=["fm_city_hier3"], upper_temperatures=["2.5"])
+  with pytest.raises(ValueError, match=r"weights=a.npz,b.npz: give one per --model \(1; '' for its own"):
+    large_eval.load_models(names=["fm_city_hier3"], weights=["a.npz", "b.npz"])
+  with pytest.raises(ValueError, match=r"weights='/nonexistent.npz': no such file"):
+    large_eval.load_models(names=["fm_city_hier3"], weights=["/nonexistent.npz"])
   with pytest.raises(ValueError, match="no model: give --workdir=W or --model=NAME"):
     large_eval.load_models()
 

@@ -6,6 +6,8 @@ r"""A large generated scene beside a real region of the same size (the pictures 
   python tools/region_picture.py --model=fm_terrain --size=1024 --output=docs/terrain_1024_fm_vs_real.png
   python tools/region_picture.py --model=fm_city_hier3 --model=fm_city_hier3 --fine_temperature=1,0.6 --size=1024 \
     --output=docs/city_1024_hier3_fine_temperature.png
+  python tools/region_picture.py --model=fm_city_hier3 --model=fm_city_hier3 --fine_temperature=0.6,0.6 \
+    --weights=,runs/fm_city_hier3_up3k_top1200.npz --size=1024 --output=city_1024_hier3_up3k.png
 
 Left: each model's seamless canvas, workdirs then shipped models (``--model``)
 in the order given (seed 0, ``eval.py --scene_size`` and
@@ -43,6 +45,11 @@ _FT = flags.DEFINE_list(
 _UT = flags.DEFINE_list(
   "upper_temperature", [], "Hierarchical models: one upper-level temperature per model (sample.py --upper_temperature)."
 )
+_WEIGHTS = flags.DEFINE_list(
+  "weights",
+  [],
+  "One .npz per --model, in order ('' keeps its own parameters): tools/coarse_more_steps.py's continuations.",
+)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "tools/large_scenes.py's scenes ('' reads none)."
 )
@@ -52,7 +59,7 @@ def main(argv):
   del argv
   cli.start()
   try:
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value)
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value, _WEIGHTS.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
