@@ -77,6 +77,12 @@ _UPPER_TEMP = flags.DEFINE_float(
   "Hierarchical models: the coarse and top levels' noise scale, on top of --temperature, in (0, 2]; default: the "
   "run's hier.upper_temperature (1: as trained; higher draws larger lakes and more water).",
 )
+_TOP_TEMP = flags.DEFINE_float(
+  "top_temperature",
+  None,
+  "Three-level models: the top level's noise scale, on top of --upper_temperature, in (0, 2]; default: the run's "
+  "hier.top_temperature (1: as trained; higher lays out larger lakes).",
+)
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
 _SKETCH = flags.DEFINE_string(
@@ -163,7 +169,9 @@ def _export():
     scene = exports.from_world(_WORLD.value, h, w, _SEED.value)
     exports.export(scene, out, names, settings)
     return
-  model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value)
+  model = trained.with_sampler(
+    _load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value, _TOP_TEMP.value
+  )
   exports.check_model(model, names, (h, w))
   spool = os.path.join(out, f".tmp-spool-{os.getpid()}")
   os.makedirs(spool)
@@ -229,7 +237,9 @@ def main(argv):
       raise ValueError("--world is a source for --export only; datasets of a world are made by train.py")
     from genenv_jax import synthesis, tiling, trained  # here: --help stays fast (no JAX import)
 
-    model = trained.with_sampler(_load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value)
+    model = trained.with_sampler(
+      _load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value, _TOP_TEMP.value
+    )
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
       h, w = tiling.parse_size(_SCENE.value)
@@ -278,6 +288,7 @@ def main(argv):
           steps=_STEPS.value,
           fine_temperature=_FINE_TEMP.value,
           upper_temperature=_UPPER_TEMP.value,
+          top_temperature=_TOP_TEMP.value,
         )
         ray_engine.run(
           model, source, _OUTPUT.value, _NUM.value, address=_RAY_ADDRESS.value, workers=_RAY_WORKERS.value, **kw

@@ -98,6 +98,9 @@ def get_config(arg=None):
   # Sampling only: the coarse and top levels' starting noise scale, on top of the scene's temperature (1: as
   # trained; above 1 larger lakes and more water; sample.py/tools/large_scenes.py --upper_temperature).
   c.hier.upper_temperature = 1.0
+  # Sampling only, three levels: the top level's noise scale on top of that (1: as trained; above 1 the top map lays
+  # out larger lakes; sample.py/tools/large_scenes.py --top_temperature).
+  c.hier.top_temperature = 1.0
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256
   if "cpu" in variant:

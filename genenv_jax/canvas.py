@@ -343,7 +343,7 @@ def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=N
   S, C, r = hr.fine.window, hr.channels, hr.top_factor // hr.factor
   th, tw = -(-cpl.height // r), -(-cpl.width // r)
   tpl = plan(th, tw, S)
-  scale = hr.upper_temperature * temperature  # hier.upper_temperature: as the coarse level's
+  scale = hr.upper_temperature * hr.top_temperature * temperature  # hier.upper_temperature, hier.top_temperature
   tnoise = jnp.asarray(scale * initial_noise(seed, 0, 0, tpl.height, tpl.width, C, tag=TOP_TAG))
   if sketch_known is None:
     render_t, _ = renderer_of(hr.top, th, tw, S, mesh=mesh)

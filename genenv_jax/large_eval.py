@@ -152,11 +152,14 @@ def weights_key(params) -> str:
   return h.hexdigest()[:16]
 
 
-def load_models(workdirs=(), names=(), fine_temperatures=(), upper_temperatures=(), weights=()) -> list:
+def load_models(
+  workdirs=(), names=(), fine_temperatures=(), upper_temperatures=(), weights=(), top_temperatures=()
+) -> list:
   """Trained models for the tools that compare several: ``workdirs`` then shipped ``names``, in that order, each
   sampled at its fine-level temperature (``fine_temperatures``: one per model, or none for all at 1) and its
-  upper levels' (``upper_temperatures``, likewise); ``weights``: one ``.npz`` per shipped name ('' for its own
-  parameters; ``models.load(weights=)``); a ValueError names a count or value that does not fit."""
+  upper levels' and top level's (``upper_temperatures``, ``top_temperatures``, likewise); ``weights``: one
+  ``.npz`` per shipped name ('' for its own parameters; ``models.load(weights=)``); a ValueError names a count
+  or value that does not fit."""
   from genenv_jax import models, trained
 
   if weights and len(weights) != len(names):
@@ -179,20 +182,27 @@ def load_models(workdirs=(), names=(), fine_temperatures=(), upper_temperatures=
 
   fts = per_model("fine_temperature", fine_temperatures, "(0, 1]")
   uts = per_model("upper_temperature", upper_temperatures, "(0, 2]")
-  return [trained.with_sampler(m, fine_temperature=t, upper_temperature=u) for m, t, u in zip(ms, fts, uts)]
+  tts = per_model("top_temperature", top_temperatures, "(0, 2]")
+  return [
+    trained.with_sampler(m, fine_temperature=t, upper_temperature=u, top_temperature=v)
+    for m, t, u, v in zip(ms, fts, uts, tts)
+  ]
 
 
 def cache_key(model, params=None) -> str:
   """The directory name of a model's scene cache: ``weights_key`` of its parameters (or of ``params``, a part of
   them, e.g. one level's) and, for a hierarchical model whose fine level is sampled colder
   (``hier.fine_temperature`` below 1), ``-fine{T}``, and whose upper levels are sampled at another temperature
-  (``hier.upper_temperature``), ``-upper{T}``; at the defaults 1 the scenes are the default's, so is the key.
+  (``hier.upper_temperature``), ``-upper{T}``, and a top level's (``hier.top_temperature``), ``-top{T}``; at the
+  defaults 1 the scenes are the default's, so is the key.
   ``params`` of the fine level alone (its scenes over given coarse maps) ignore the upper temperature."""
   key = weights_key(model.params if params is None else params)
   hr = (model.family.extras or {}).get("hier")
   t = float(getattr(hr, "fine_temperature", 1.0)) if hr is not None else 1.0
   up = float(getattr(hr, "upper_temperature", 1.0)) if hr is not None and params is None else 1.0
-  return key + ("" if t == 1.0 else f"-fine{t:g}") + ("" if up == 1.0 else f"-upper{up:g}")
+  top = float(getattr(hr, "top_temperature", 1.0)) if hr is not None and params is None else 1.0
+  key += ("" if t == 1.0 else f"-fine{t:g}") + ("" if up == 1.0 else f"-upper{up:g}")
+  return key + ("" if top == 1.0 else f"-top{top:g}")
 
 
 def _cached(cache_dir: str | None, name: str, make):

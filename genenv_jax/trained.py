@@ -59,12 +59,16 @@ def with_sampler(
   steps: int = 0,
   fine_temperature: float | None = None,
   upper_temperature: float | None = None,
+  top_temperature: float | None = None,
 ) -> Trained:
   """``model`` sampling with another ODE solver and/or step count (flow matching only), and for a hierarchical
-  model another ``hier.fine_temperature`` and/or ``hier.upper_temperature``; checked before compiling."""
-  if not solver and not steps and fine_temperature is None and upper_temperature is None:
+  model another ``hier.fine_temperature``, ``hier.upper_temperature`` and/or ``hier.top_temperature``; checked
+  before compiling."""
+  temps = (("fine_temperature", fine_temperature), ("upper_temperature", upper_temperature))
+  temps += (("top_temperature", top_temperature),)
+  if not solver and not steps and all(t is None for _, t in temps):
     return model
-  for name, t in (("fine_temperature", fine_temperature), ("upper_temperature", upper_temperature)):
+  for name, t in temps:
     if t is not None and "hier" not in (model.family.extras or {}):
       raise ValueError(
         f"--{name}={t!r}: for hierarchical models only (family=flow_matching_hier); "
@@ -75,19 +79,23 @@ def with_sampler(
       f"--solver/--steps: for flow matching only; family={model.config.family!r} has none to choose "
       "(a VAE's learned prior uses vae.prior_steps midpoint steps); leave them out"
     )
+  from genenv_jax.families import flow_matching_hier as fmh
+
+  hier = {}  # checked before anything is copied or compiled
+  if fine_temperature is not None:
+    hier["fine_temperature"] = fmh.check_fine_temperature(fine_temperature, "--fine_temperature")
+  if upper_temperature is not None:
+    hier["upper_temperature"] = fmh.check_upper_temperature(upper_temperature, "--upper_temperature")
+  if top_temperature is not None:
+    three = model.family.extras["hier"].top is not None
+    hier["top_temperature"] = fmh.check_top_temperature(top_temperature, three, "--top_temperature")
   config = model.config.copy_and_resolve_references()
   if solver:
     config.fm.solver = solver
   if steps:
     config.fm.sample_steps = steps
-  if fine_temperature is not None:
-    from genenv_jax.families import flow_matching_hier
-
-    config.hier.fine_temperature = flow_matching_hier.check_fine_temperature(fine_temperature, "--fine_temperature")
-  if upper_temperature is not None:
-    from genenv_jax.families import flow_matching_hier
-
-    config.hier.upper_temperature = flow_matching_hier.check_upper_temperature(upper_temperature, "--upper_temperature")
+  for k, v in hier.items():
+    config.hier[k] = v
   return dataclasses.replace(model, config=config, family=families.make(config, model.spec))
 
 

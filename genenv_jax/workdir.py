@@ -123,6 +123,7 @@ LEGACY_DEFAULTS = {
   "hier.cond_noise_blocks": lambda theirs, mine: 0.0,
   "hier.fine_temperature": lambda theirs, mine: 1.0,
   "hier.upper_temperature": lambda theirs, mine: 1.0,
+  "hier.top_temperature": lambda theirs, mine: 1.0,
 }
 
 

@@ -231,6 +231,17 @@ def test_upper_temperature_is_checked_recorded_and_kept_apart_in_caches():
   with pytest.raises(ValueError, match=r"--upper_temperature=1.3: for hierarchical models only"):
     trained.with_sampler(one, upper_temperature=1.3)
   assert fmh.check_upper_temperature(2) == 2.0
+  # hier.top_temperature: three levels only (a two-level model has no top level to scale).
+  top = hr._replace(top_temperature=1.2)
+  model.family = model.family._replace(extras={"hier": top})
+  assert provenance.sampler_name(model) == "midpoint/64 top_temperature=1.2"
+  assert large_eval.cache_key(model) == key + "-top1.2"
+  with pytest.raises(ValueError, match=r"--top_temperature=1.2: for three-level models only \(hier.top_factor > 0\)"):
+    trained.with_sampler(types.SimpleNamespace(**{**vars(model), "family": model.family}), top_temperature=1.2)
+  assert fmh.check_top_temperature(1, False) == 1.0 and fmh.check_top_temperature(1.3, True) == 1.3
+  for bad in (0.0, 2.5, True):
+    with pytest.raises(ValueError, match=r"hier.top_temperature=.*: must be a number in \(0, 2\]"):
+      fmh.check_top_temperature(bad, True)
   for bad in (0.0, 2.5, -1, True, "1.3"):
     with pytest.raises(ValueError, match=r"hier.upper_temperature=.*: must be a number in \(0, 2\]"):
       fmh.check_upper_temperature(bad)
@@ -328,6 +339,8 @@ def test_bad_hier_config_values_are_named(data_dir):
     training.Setup(cfg("hier.fine_temperature=0.0"))
   with pytest.raises(ValueError, match=r"hier.upper_temperature=3.0: must be a number in \(0, 2\]"):
     training.Setup(cfg("hier.upper_temperature=3.0"))
+  with pytest.raises(ValueError, match=r"hier.top_temperature=1.5: for three-level models only"):
+    training.Setup(cfg("hier.top_temperature=1.5"))
 
 
 def test_block_noise_on_the_condition_is_one_draw_per_coarse_pixel():

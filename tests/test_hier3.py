@@ -157,6 +157,16 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   # Each level matters: another top noise changes the samples.
   other = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf), top_noise=noise(kf))
   assert np.abs(other[..., :3] - got[..., :3]).mean() > 1e-3
+  # --upper_temperature and --top_temperature: the card the export writes scales the noise as the family does.
+  warm = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5)
+  card = onnx_model.export(warm, str(tmp_path / "onnx_warm"), batch=2, solver="midpoint", steps=4)
+  assert (card["upper_temperature"], card["top_temperature"]) == (1.5, 0.5)
+  assert "0.5 * 1.5 * temperature * standard normal" in card["sampler"]["top"]
+  want = np.asarray(warm.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
+  got = onnx_model.sample_with_onnx(
+    str(tmp_path / "onnx_warm"), noise(kc), fine_noise=noise(kf), top_noise=noise(jax.random.fold_in(kc, 1))
+  )
+  np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
 
 
 def test_bad_top_level_values_are_named(data_dir):
@@ -194,6 +204,15 @@ def test_the_server_serves_three_levels_in_chunks_that_agree_with_the_scene(monk
   np.testing.assert_allclose(got, want, atol=5e-4)
   np.testing.assert_allclose(src.tensor(3, 0, 64, 20, 30), got[40:60, 14:44], atol=5e-4)  # an overlap
   np.testing.assert_allclose(src.tensor(3, 0, 0, 40, 56), canvas.render_scene(m, 40, 56, seed=3), atol=5e-4)
+  # hier.upper_temperature scales the top and coarse noise, hier.top_temperature the top's again; served and drawn
+  # alike (sample.py --upper_temperature / --top_temperature).
+  hr = m.family.extras["hier"]._replace(upper_temperature=1.5, top_temperature=0.5)
+  warm = types.SimpleNamespace(**{**vars(m), "family": m.family._replace(extras={"hier": hr})})
+  wsrc = sources.ModelSource(warm)
+  got = wsrc.tensor(3, y0, x0, h, w)
+  want = MU + S * 0.75 * nt[ys // 16 - ty, xs // 16 - tx] + S * 1.5 * nc[ys // 4 - y0 // 4, xs // 4 - x0 // 4] + S * nf
+  np.testing.assert_allclose(got, want, atol=5e-4)
+  np.testing.assert_allclose(wsrc.tensor(3, 0, 0, 40, 56), canvas.render_scene(warm, 40, 56, seed=3), atol=5e-4)
   fam = m.family._replace(extras={"hier": m.family.extras["hier"]._replace(top_factor=24)})
   with pytest.raises(ValueError, match=r"hier.top_factor=24: the server's 32-px coarse chunks .* top_factor / fac"):
     sources.ModelSource(types.SimpleNamespace(**{**vars(m), "family": fam}))

@@ -48,7 +48,9 @@ fragile the fine level is to a drawn map's blockwise errors.
 ``--fine_temperature=T`` samples the fine level colder (``sample.py
 --fine_temperature``), in both sets it draws; ``--upper_temperature=T`` samples
 the coarse and top levels at T (``sample.py --upper_temperature``; the
-model's own sets only, and with ``--coarse_only`` too). Each fine scene of
+model's own sets only, and with ``--coarse_only`` too); ``--top_temperature=T``
+(three levels) samples the top level alone at T (``sample.py
+--top_temperature``). Each fine scene of
 1024x1024 is ~7 minutes on a 2-core CPU; they are kept in ``--cache_dir``
 (the fine scenes over real coarse maps keyed by the fine level's weights, so
 ``--weights`` with another coarse level reuses them). ``--workdir=W`` reads a
@@ -78,6 +80,9 @@ _COARSE_NOISE = flags.DEFINE_float("coarse_noise", 0.0, "Std of noise per coarse
 _FINE_TEMP = flags.DEFINE_float("fine_temperature", None, "The fine level's noise scale (sample.py's flag).")
 _UPPER_TEMP = flags.DEFINE_float(
   "upper_temperature", None, "The coarse and top levels' noise scale (sample.py's flag)."
+)
+_TOP_TEMP = flags.DEFINE_float(
+  "top_temperature", None, "A three-level model's top level's noise scale (sample.py's flag)."
 )
 _COARSE_ONLY = flags.DEFINE_boolean(
   "coarse_only", False, "Only the coarse-level sets (no fine scene is drawn: seconds a scene, not minutes)."
@@ -117,8 +122,9 @@ def main(argv):
     model = trained.load(_WORKDIR.value)
   else:
     model = models.load(_MODEL.value, weights=_WEIGHTS.value or None)
-  if _FINE_TEMP.value is not None or _UPPER_TEMP.value is not None:  # caches kept apart (large_eval.cache_key)
-    model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value, upper_temperature=_UPPER_TEMP.value)
+  temps = dict(fine_temperature=_FINE_TEMP.value, upper_temperature=_UPPER_TEMP.value, top_temperature=_TOP_TEMP.value)
+  if any(t is not None for t in temps.values()):  # caches kept apart (large_eval.cache_key)
+    model = trained.with_sampler(model, **temps)
   sigma = _COARSE_NOISE.value
   if not 0.0 <= sigma <= 1.0:
     raise ValueError(f"coarse_noise={sigma!r}: must be in [0, 1] (std of the noise per coarse pixel)")
@@ -233,6 +239,7 @@ def main(argv):
       out[name][W1] = v
   out.update(coarse_noise=sigma, fine_temperature=1.0 if _FINE_TEMP.value is None else _FINE_TEMP.value)
   out["upper_temperature"] = 1.0 if _UPPER_TEMP.value is None else _UPPER_TEMP.value
+  out["top_temperature"] = 1.0 if _TOP_TEMP.value is None else _TOP_TEMP.value
   if "water" in names and not coarse_only:
     out["fine on real coarse"]["pieces_of_real_largest"] = [pieces(r, x, names)[0] for r, x in zip(real_lab, fine_lab)]
   shown = (*KEYS, "water_specks_per_mpx", W1)

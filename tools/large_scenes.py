@@ -48,6 +48,11 @@ _UPPER_TEMP = flags.DEFINE_float(
   "Hierarchical models: sample the coarse and top levels at this noise scale (sample.py --upper_temperature); "
   "the rows are kept apart from the model's own.",
 )
+_TOP_TEMP = flags.DEFINE_float(
+  "top_temperature",
+  None,
+  "Three-level models: sample the top level at this noise scale (sample.py --top_temperature); rows kept apart.",
+)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "Drawn scenes kept here ('' keeps none)."
 )
@@ -91,15 +96,17 @@ def main(argv):
         if isinstance(r, dict) and os.path.normpath(str(r.get("workdir", ""))) == os.path.normpath(_WORKDIR.value):
           config = r.get("command", config)
   ft = ""
-  if _FINE_TEMP.value is not None or _UPPER_TEMP.value is not None:
+  temps = (("fine_temperature", _FINE_TEMP.value), ("upper_temperature", _UPPER_TEMP.value))
+  temps += (("top_temperature", _TOP_TEMP.value),)
+  if any(t is not None for _, t in temps):
     from genenv_jax import trained
 
     try:
-      model = trained.with_sampler(model, fine_temperature=_FINE_TEMP.value, upper_temperature=_UPPER_TEMP.value)
+      model = trained.with_sampler(model, **dict(temps))
     except ValueError as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
-    for name, t in (("fine_temperature", _FINE_TEMP.value), ("upper_temperature", _UPPER_TEMP.value)):
+    for name, t in temps:
       if t is not None and t != 1.0:  # at 1 the scenes, cache and row are the default's
         ft += f" --{name}={t:g}"
     if ft:

@@ -30,6 +30,9 @@ from genenv_jax.metrics import multiscale, scene_metrics  # noqa: E402
 _WORKDIR = flags.DEFINE_multi_string("workdir", [], "A train.py workdir (repeat for several models).")
 _MODEL = flags.DEFINE_multi_string("model", [], "A shipped model (python -m genenv_jax.models; repeatable).")
 _FT = flags.DEFINE_list("fine_temperature", [], "One fine-level temperature per model, in the models' order.")
+_TT = flags.DEFINE_list(
+  "top_temperature", [], "Three-level models: one top-level temperature per model (sample.py --top_temperature)."
+)
 _UT = flags.DEFINE_list(
   "upper_temperature", [], "Hierarchical models: one upper-level temperature per model (sample.py --upper_temperature)."
 )
@@ -47,7 +50,7 @@ def main(argv):
   cli.start()
   try:
     h, w = tiling.parse_size(_SIZE.value)
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value)
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value, top_temperatures=_TT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -66,7 +69,8 @@ def main(argv):
     hr = (m.family.extras or {}).get("hier")
     t = getattr(hr, "fine_temperature", 1.0) if hr is not None else 1.0
     u = getattr(hr, "upper_temperature", 1.0) if hr is not None else 1.0
-    how = ", ".join(f"{k} {v:g}" for k, v in (("fine", t), ("upper", u)) if v != 1.0)
+    v = getattr(hr, "top_temperature", 1.0) if hr is not None else 1.0
+    how = ", ".join(f"{k} {x:g}" for k, x in (("fine", t), ("upper", u), ("top", v)) if x != 1.0)
     sets[f"{src} ({how})" if how else src] = multiscale.evaluate(labels, None, names)
   table = {}
   for name, stats in sets.items():

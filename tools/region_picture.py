@@ -42,6 +42,9 @@ _FT = flags.DEFINE_list(
   "Hierarchical models: one fine-level temperature per model, in the models' order (sample.py --fine_temperature; "
   "1: as trained).",
 )
+_TT = flags.DEFINE_list(
+  "top_temperature", [], "Three-level models: one top-level temperature per model (sample.py --top_temperature)."
+)
 _UT = flags.DEFINE_list(
   "upper_temperature", [], "Hierarchical models: one upper-level temperature per model (sample.py --upper_temperature)."
 )
@@ -59,7 +62,7 @@ def main(argv):
   del argv
   cli.start()
   try:
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value, _WEIGHTS.value)
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value, _WEIGHTS.value, _TT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -250,6 +250,11 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
     for k in ("top", "coarse"):
       if k in card["sampler"]:
         card["sampler"][k] = card["sampler"][k].replace("temperature * standard normal", f"{up} * standard normal")
+  if hr.top_temperature != 1.0:  # a warmer (or colder) top level than trained, on top of upper_temperature
+    card["top_temperature"] = hr.top_temperature
+    card["sampler"]["top"] = card["sampler"]["top"].replace(
+      "temperature * standard normal", f"{hr.top_temperature:g} * temperature * standard normal"
+    )
   if hr.share_power != 1.0:  # only what reads a coarse map's label channels as shares needs it
     card["coarse_label_channels"] = f"2 * share ** {hr.share_power:g} - 1 (each class's share of the block)"
   sizes = [
@@ -350,7 +355,13 @@ def sample_with_onnx(
     up = card.get("upper_temperature", 1.0)  # hier.upper_temperature: the top and coarse levels' noise scale
     noise = up * noise
     if three:
-      xt = clip(_solve(lambda x, t: run["top"](None, feed(x, t))[0], up * top_noise, card["sampler"]))
+      xt = clip(
+        _solve(
+          lambda x, t: run["top"](None, feed(x, t))[0],
+          up * card.get("top_temperature", 1.0) * top_noise,
+          card["sampler"],
+        )
+      )
       top_cond = centre(xt, card["top_factor"] // card["factor"])
       xc = _solve(lambda x, t: run["coarse"](None, dict(feed(x, t), cond=top_cond))[0], noise, card["sampler"])
     else:

@@ -89,6 +89,9 @@ class Hier(NamedTuple):
     upper_temperature: ``hier.upper_temperature``: the coarse (and a three-level model's top) level's starting
       noise is scaled by it, on top of the scene's temperature (sampling only; 1: as trained). Above 1 the upper
       levels draw larger lakes and more water.
+    top_temperature: ``hier.top_temperature``: a three-level model's top level's starting noise is scaled by it
+      as well, on top of ``upper_temperature`` (sampling only; 1: as trained). Above 1 the top map lays out
+      larger lakes, and the coarse level, at its own temperature, draws them.
   """
 
   coarse: base.Canvas
@@ -101,6 +104,7 @@ class Hier(NamedTuple):
   share_power: float = 1.0
   fine_temperature: float = 1.0
   upper_temperature: float = 1.0
+  top_temperature: float = 1.0
 
 
 def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
@@ -121,6 +125,20 @@ def check_upper_temperature(t, name: str = "hier.upper_temperature") -> float:
       "when sampling; 1: as trained, higher: larger lakes and more water)"
     )
   return float(t)
+
+
+def check_top_temperature(t, three_levels: bool, name: str = "hier.top_temperature") -> float:
+  """``hier.top_temperature`` as a float (1 for a two-level model, which has no top level), or a ValueError
+  naming it (as ``name``) and what is allowed."""
+  if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= UPPER_TEMPERATURE_MAX:
+    raise ValueError(
+      f"{name}={t!r}: must be a number in (0, {UPPER_TEMPERATURE_MAX:g}] (a three-level model's top level's noise "
+      "scale when sampling, on top of hier.upper_temperature; 1: as trained, higher: larger lakes laid out)"
+    )
+  t = float(t)
+  if t != 1.0 and not three_levels:
+    raise ValueError(f"{name}={t!r}: for three-level models only (hier.top_factor > 0); this one has two levels")
+  return t
 
 
 def fine_steps(hier_cfg) -> int:
@@ -164,6 +182,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   check_fine_temperature(hier_cfg.get("fine_temperature", 1.0))
   check_upper_temperature(hier_cfg.get("upper_temperature", 1.0))
   tf = top_factor(hier_cfg)
+  check_top_temperature(hier_cfg.get("top_temperature", 1.0), bool(tf))
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
 
@@ -200,6 +219,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   power = float(h.get("share_power", 1.0))  # older configs have none: plain block means
   fine_t = float(h.get("fine_temperature", 1.0))  # sampling only; older configs have none
   upper_t = float(h.get("upper_temperature", 1.0))  # sampling only; older configs have none
+  top_t = float(h.get("top_temperature", 1.0))  # sampling only; older configs have none
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -306,7 +326,9 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     top_cond = None
     if tf:
       kt = jax.random.fold_in(kc, 1)
-      xt = coarse_finalize(fm.solve(top_velocity(params, label), upper_t * temperature * noise(kt, n), solver, steps))
+      xt = coarse_finalize(
+        fm.solve(top_velocity(params, label), upper_t * top_t * temperature * noise(kt, n), solver, steps)
+      )
       top_cond = centre(xt, ratio)
     vc = coarse_velocity(params, label, top_cond)
     xc = coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n), solver, steps))
@@ -348,6 +370,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     share_power=power,
     fine_temperature=fine_t,
     upper_temperature=upper_t,
+    top_temperature=top_t,
   )
   return base.Family(
     init=init,

@@ -516,7 +516,8 @@ class ModelSource(Source):
       if got is None:
         noise = canvas.initial_noise(seed, i * CHUNK - mt, j * CHUNK - mt, pl.height, pl.width, hr.channels,
                                      canvas.TOP_TAG)  # fmt: skip
-        x = render(self.t.params, jnp.asarray(hr.upper_temperature * self.temperature * noise), jnp.int32(0))
+        scale = hr.upper_temperature * hr.top_temperature * self.temperature  # as canvas.top_under
+        x = render(self.t.params, jnp.asarray(scale * noise), jnp.int32(0))
         got = np.asarray(jax.device_get(x))[:size, :size]
         self._chunks.put((seed, ("top", i, j), ()), got)
       out[(i, j)] = got

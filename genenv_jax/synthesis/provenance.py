@@ -55,6 +55,8 @@ def sampler_name(trained) -> str:
     out += f" fine_temperature={hr.fine_temperature:g}"
   if hr is not None and getattr(hr, "upper_temperature", 1.0) != 1.0:
     out += f" upper_temperature={hr.upper_temperature:g}"
+  if hr is not None and getattr(hr, "top_temperature", 1.0) != 1.0:
+    out += f" top_temperature={hr.top_temperature:g}"
   return out
 
 

@@ -78,6 +78,7 @@ class ShardWorker:
       source.get("steps", 0),
       source.get("fine_temperature"),
       source.get("upper_temperature"),
+      source.get("top_temperature"),
     )
     self.settings = provenance.Settings(**{**settings, "channels": tuple(settings["channels"])})
     got = provenance.params_fingerprint(model.params)
@@ -122,7 +123,7 @@ def run(
   """``synthesis.run`` with the shards drawn by Ray actors; returns the provenance (and ``ray_stats`` in it).
 
   ``source``: how a worker loads the model: ``{"workdir", "step"}`` or ``{"model"}``, plus ``solver``/``steps``
-  and ``fine_temperature``/``upper_temperature``.
+  and ``fine_temperature``/``upper_temperature``/``top_temperature``.
   ``on_shard(j, actors)``: called after each shard is written (tests kill a worker from it).
   """
   from genenv_jax import synthesis
