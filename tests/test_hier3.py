@@ -161,7 +161,7 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   warm = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5)
   card = onnx_model.export(warm, str(tmp_path / "onnx_warm"), batch=2, solver="midpoint", steps=4)
   assert (card["upper_temperature"], card["top_temperature"]) == (1.5, 0.5)
-  assert "0.5 * 1.5 * temperature * standard normal" in card["sampler"]["top"]
+  assert "1.5 * 0.5 * temperature * standard normal" in card["sampler"]["top"]
   want = np.asarray(warm.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
   got = onnx_model.sample_with_onnx(
     str(tmp_path / "onnx_warm"), noise(kc), fine_noise=noise(kf), top_noise=noise(jax.random.fold_in(kc, 1))
