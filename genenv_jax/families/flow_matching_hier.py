@@ -117,25 +117,27 @@ def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
 UPPER_TEMPERATURE_MAX = 2.0
 
 
-def check_upper_temperature(t, name: str = "hier.upper_temperature") -> float:
-  """``hier.upper_temperature`` as a float, or a ValueError naming it (as ``name``) and what is allowed."""
+def _noise_scale(name: str, t, meaning: str) -> float:
+  """A sampling noise scale in (0, ``UPPER_TEMPERATURE_MAX``] as a float, or a ValueError naming it."""
   if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= UPPER_TEMPERATURE_MAX:
-    raise ValueError(
-      f"{name}={t!r}: must be a number in (0, {UPPER_TEMPERATURE_MAX:g}] (the coarse and top levels' noise scale "
-      "when sampling; 1: as trained, higher: larger lakes and more water)"
-    )
+    raise ValueError(f"{name}={t!r}: must be a number in (0, {UPPER_TEMPERATURE_MAX:g}] ({meaning})")
   return float(t)
 
 
+def check_upper_temperature(t, name: str = "hier.upper_temperature") -> float:
+  """``hier.upper_temperature`` as a float, or a ValueError naming it (as ``name``) and what is allowed."""
+  meaning = "the coarse and top levels' noise scale when sampling; 1: as trained, higher: larger lakes and more water"
+  return _noise_scale(name, t, meaning)
+
+
 def check_top_temperature(t, three_levels: bool, name: str = "hier.top_temperature") -> float:
-  """``hier.top_temperature`` as a float (1 for a two-level model, which has no top level), or a ValueError
+  """``hier.top_temperature`` as a float (only 1 for a two-level model, which has no top level), or a ValueError
   naming it (as ``name``) and what is allowed."""
-  if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= UPPER_TEMPERATURE_MAX:
-    raise ValueError(
-      f"{name}={t!r}: must be a number in (0, {UPPER_TEMPERATURE_MAX:g}] (a three-level model's top level's noise "
-      "scale when sampling, on top of hier.upper_temperature; 1: as trained, higher: larger lakes laid out)"
-    )
-  t = float(t)
+  meaning = (
+    "a three-level model's top level's noise scale when sampling, on top of hier.upper_temperature; 1: as trained, "
+    "higher: larger lakes laid out"
+  )
+  t = _noise_scale(name, t, meaning)
   if t != 1.0 and not three_levels:
     raise ValueError(f"{name}={t!r}: for three-level models only (hier.top_factor > 0); this one has two levels")
   return t
