@@ -120,6 +120,29 @@ def score_coarse(world, scenes, coarse: dict, fnet, mesh=None) -> dict:
   return out
 
 
+def real_sets(world, k: int, n: int, h: int, w: int, coarse: dict, fnet, mesh=None) -> list[dict]:
+  """The whole-scene figures (``score_coarse``) of k sets of n real regions of h x w against the reference
+  ``coarse``: how far real draws of the same count sit from it, the spread a model's row is read against.
+
+  Set i holds seeds i*n .. i*n+n-1, so set 0 is ``evaluate``'s "real" set (its row in
+  ``results/large_scenes.json``); the reference's seeds (2*10**6..) and the crop reference's (10**6..) stay
+  apart for k*n below 10**6.
+  """
+  if not isinstance(k, int) or k < 1:
+    raise ValueError(f"real_sets={k!r}: need 1 or more sets of real regions")
+  if k * n > 10**6:
+    raise ValueError(f"real_sets={k} of {n}: their seeds would reach the reference's (10**6)")
+  return [score_coarse(world, real_regions(world, n, h, w, i * n), coarse, fnet, mesh) for i in range(k)]
+
+
+def real_as_far(figure: float, real: list[float]) -> float:
+  """The share of real sets (``real_sets``' figures for one key) at least as far from the reference as ``figure``
+  (1: every real draw sits as far; 0: none does, the figure is past the whole real spread)."""
+  if not real:
+    raise ValueError("real_as_far: no real figures to read against")
+  return float(sum(r >= figure for r in real) / len(real))
+
+
 def judge_world(world):
   """The unbounded version of ``world`` where there is one (its regions are the real large scenes), else itself."""
   from genenv_jax.scenes import WORLDS, get_world

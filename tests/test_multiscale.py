@@ -84,6 +84,28 @@ def test_coarse_scores_of_whole_scenes_against_real_regions():
   assert f["ms/spectrum_distance"] > 3 * r["ms/spectrum_distance"] + 1
 
 
+def test_real_sets_give_the_spread_a_flat_world_lies_past():
+  """tools/large_spread.py --real_sets: set 0 is evaluate's real set, the sets differ, and a scene with no relief
+  sits past every real draw (no real set as far)."""
+  from genenv_jax import large_eval
+
+  w = get_world("terrain_regions")
+  coarse = large_eval.coarse_reference(w, 3, 96, 96, None)
+  sets = large_eval.real_sets(w, 4, 3, 96, 96, coarse, None)
+  assert len(sets) == 4
+  first = large_eval.score_coarse(w, large_eval.real_regions(w, 3, 96, 96, 0), coarse, None)
+  assert sets[0] == first
+  spread = [s["ms/spectrum_distance"] for s in sets]
+  assert len(set(spread)) == 4 and all(np.isfinite(spread))
+  flat = large_eval.real_regions(w, 3, 96, 96, 0)
+  flat["height"][:] = flat["height"].mean()
+  far = large_eval.score_coarse(w, flat, coarse, None)["ms/spectrum_distance"]
+  assert large_eval.real_as_far(far, spread) == 0.0
+  assert large_eval.real_as_far(min(spread), spread) == 1.0
+  with pytest.raises(ValueError, match=r"real_sets=0: need 1 or more"):
+    large_eval.real_sets(w, 0, 3, 96, 96, coarse, None)
+
+
 def test_height_statistics_of_any_height_model_read_real_against_itself_as_zero_and_noise_as_far():
   """eval.py's terrain statistics for models with a height channel (own DEMs included)."""
   world = get_world("terrain")

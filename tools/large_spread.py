@@ -13,19 +13,29 @@ that leave one scene out), for the water and road keys. Scenes come from
 ``tools/large_scenes.py``'s cache (``--cache_dir``, keyed by
 ``large_eval.cache_key``); one not there is drawn and kept there. ``--json``
 writes the table.
+
+``--real_sets=K`` adds where real draws sit: K further sets of n real regions (``large_eval.real_sets``; set 0 is
+the committed "real" row's), each scored against the same reference as a model's row, for the coarse appearance
+(``coarse_fd``, ``coarse_kid``, ``coarse_c2st``) and the large structures; for each model the figure of its n scenes
+and the share of real sets that sit at least as far from the reference. Five scenes a side make every figure
+noisy: a model figure that real draws reach as often as not is not told apart from real by n scenes.
+
+  python tools/large_spread.py --model=fm_city_hier3 --model=fm_city_regions --fine_temperature=0.6,1 \
+    --scene_size=1024x1024 --num_samples=5 --real_sets=40 --json=results/spread/city_1024.json
 """
 
 import json
 import os
 import sys
 
+import numpy as np
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from genenv_jax import cli, large_eval, tiling  # noqa: E402
-from genenv_jax.metrics import multiscale, scene_metrics  # noqa: E402
+from genenv_jax import cli, large_eval, parallel, tiling  # noqa: E402
+from genenv_jax.metrics import multiscale, scene_metrics, scorer  # noqa: E402
 
 _WORKDIR = flags.DEFINE_multi_string("workdir", [], "A train.py workdir (repeat for several models).")
 _MODEL = flags.DEFINE_multi_string("model", [], "A shipped model (python -m genenv_jax.models; repeatable).")
@@ -42,7 +52,32 @@ _JSON = flags.DEFINE_string("json", "", "Write the table here.")
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "tools/large_scenes.py's scenes ('' reads none)."
 )
+_REAL_SETS = flags.DEFINE_integer(
+  "real_sets", 0, "Also score K sets of n real regions against the reference: the spread a model's row sits in."
+)
+_FNET = flags.DEFINE_string("feature_net", "default", "With --real_sets: the coarse FD/KID network (as eval.py).")
 KEYS = ("largest_water_share", "water_log_areas_w1", "water_bodies_per_mpx", "road_largest_share")
+SPREAD_KEYS = ("coarse_fd", "coarse_kid", "coarse_c2st", *(f"ms/{k}" for k in KEYS))
+
+
+def spread_table(world, sets: dict, k: int, n: int, h: int, w: int, fnet, mesh) -> dict:
+  """``--real_sets``: the real sets' figures (each key: the K values, min, median, max) and, for each set of
+  scenes in ``sets`` (name -> decoded scenes), its figures against the same reference and ``real_as_far``."""
+  coarse = large_eval.coarse_reference(world, n, h, w, fnet)
+  real = large_eval.real_sets(world, k, n, h, w, coarse, fnet, mesh)
+  keys = [key for key in SPREAD_KEYS if all(r.get(key) is not None for r in real)]
+  out = {"real": {}}
+  for key in keys:
+    v = [float(r[key]) for r in real]
+    out["real"][key] = {"values": v, "min": min(v), "median": float(np.median(v)), "max": max(v)}
+  for name, scenes in sets.items():
+    fig = large_eval.score_coarse(world, scenes, coarse, fnet, mesh)
+    out[name] = {
+      key: {"figure": float(fig[key]), "real_as_far": large_eval.real_as_far(fig[key], out["real"][key]["values"])}
+      for key in keys
+      if fig.get(key) is not None
+    }
+  return out
 
 
 def main(argv):
@@ -58,10 +93,15 @@ def main(argv):
   if n < 3:
     print(f"error: num_samples={n}: need 3 or more to leave one out", file=sys.stderr)
     return 2
+  k = _REAL_SETS.value
+  if k < 0:
+    print(f"error: real_sets={k}: 0 (none) or more sets of real regions", file=sys.stderr)
+    return 2
   world = large_eval.judge_world(ms[0].world)
   names = tuple(world.class_names)
   ref = large_eval.coarse_reference(world, n, h, w, None)["stats"]  # the reference large_eval.evaluate reads against
   sets = {"real": multiscale.evaluate(large_eval.real_regions(world, n, h, w, 0)["labels"], None, names)}
+  drawn = {}
   for m, src in zip(ms, [*_WORKDIR.value, *_MODEL.value]):
     cache = os.path.join(_CACHE.value, large_eval.cache_key(m)) if _CACHE.value else None
     scenes = large_eval.model_regions(m, n, h, w, desc="model scenes", cache_dir=cache)
@@ -71,7 +111,9 @@ def main(argv):
     u = getattr(hr, "upper_temperature", 1.0) if hr is not None else 1.0
     v = getattr(hr, "top_temperature", 1.0) if hr is not None else 1.0
     how = ", ".join(f"{k} {x:g}" for k, x in (("fine", t), ("upper", u), ("top", v)) if x != 1.0)
-    sets[f"{src} ({how})" if how else src] = multiscale.evaluate(labels, None, names)
+    name = f"{src} ({how})" if how else src
+    sets[name] = multiscale.evaluate(labels, None, names)
+    drawn[name] = scenes
   table = {}
   for name, stats in sets.items():
     full, jk = multiscale.compare(ref, stats), multiscale.jackknife(ref, stats)
@@ -82,9 +124,27 @@ def main(argv):
   for name, row in table.items():
     cells = (f"{row[k]['figure']:.3f} [{row[k]['jackknife'][0]:.3f}, {row[k]['jackknife'][1]:.3f}]" for k in keys)
     print(f"{name[:40]:40s}" + "".join(f"{c:>30s}" for c in cells))
+  command = " ".join(["python", "tools/large_spread.py", *sys.argv[1:]])
+  out = {"command": command, "scene_size": f"{h}x{w}", "num_samples": n, "sets": table}
+  if k:
+    mesh = parallel.make_mesh(-1)
+    spread = spread_table(world, drawn, k, n, h, w, scorer.make_feature_net(_FNET.value, mesh), mesh)
+    skeys = list(spread["real"])
+    print(f"\n{k} sets of {n} real regions (seeds 0..{k * n - 1}) against the same reference: median [min, max];")
+    print("each model: its figure (the share of real sets at least as far)")
+    print(f"{'set':40s}" + "".join(f"{key.removeprefix('ms/'):>26s}" for key in skeys))
+    r = spread["real"]
+    print(
+      f"{'real sets':40s}" + "".join(f"{r[x]['median']:>9.3f} [{r[x]['min']:.3f}, {r[x]['max']:.3f}]" for x in skeys)
+    )
+    for name, row in spread.items():
+      if name != "real":
+        cells = (f"{row[x]['figure']:.3f} ({row[x]['real_as_far']:.2f})" if x in row else "-" for x in skeys)
+        print(f"{name[:40]:40s}" + "".join(f"{c:>26s}" for c in cells))
+    out["real_sets"] = {"count": k, "seeds": f"0..{k * n - 1}", **spread}
   if _JSON.value:
     with open(_JSON.value, "w") as f:
-      json.dump({"scene_size": f"{h}x{w}", "num_samples": n, "sets": table}, f, indent=1)
+      json.dump(out, f, indent=1)
   return 0
 
 
