@@ -139,8 +139,8 @@ def test_real_city_lakes_are_not_cut_into_strips_by_their_bridges():
   lab, _, names = _set("city_regions", range(3), size=512)
   water, road = lab == names.index("water"), lab == names.index("road")
   for i in range(len(lab)):
-    cut = len(ms._components(water[i]))
-    whole = len(ms._components(ms.bridged_water(water[i], road[i])))
+    cut = len(ms.component_sizes(water[i]))
+    whole = len(ms.component_sizes(ms.bridged_water(water[i], road[i])))
     assert cut >= 5 * whole and whole >= 1, (i, cut, whole)
     # Only road pixels become water, and only where both sides are water.
     extra = ms.bridged_water(water[i], road[i]) & ~water[i]

@@ -25,7 +25,11 @@ scene's size):
   layout is handed to it: near ``real coarse``, the top level is what loses
   the structure; near ``model coarse``, the coarse level does.
 
-The coarse sets' log-area distance is to ``real coarse``, read the same way.
+The coarse sets' log-area distance is to ``real coarse``, read the same way;
+their ``largest_joined_water`` is the largest connected region of blocks at
+least 1/factor water (a 1-px river across a block) as a share of the map:
+the lakes with the rivers that join them, which the block labels cut apart
+(real city regions: about the fine scene's largest water body).
 ``--coarse_only`` reads only the coarse sets (no fine scene is drawn: seconds
 a scene, so many scenes at 1024 are cheap).
 
@@ -90,6 +94,7 @@ _COARSE_ONLY = flags.DEFINE_boolean(
 SEED = 5 * 10**6
 KEYS = ("water_bodies_per_mpx", "largest_water_share", "road_largest_share", "road_wide_share")
 W1 = "water_log_areas_w1"
+JOINED = "largest_joined_water"  # coarse sets: lakes with the rivers that join them (joined_water)
 SPECK = 4  # pixels: a water body this small is a speck (real city regions have none)
 
 
@@ -160,6 +165,13 @@ def main(argv):
       lab[shares[..., names.index("water")] >= 0.25] = names.index("water")
     return lab.repeat(f, 1).repeat(f, 2)[:, :h, :w]
 
+  def joined_water(xc):
+    """[n, ch, cw, C] -> per map, the largest connected region of blocks at least 1/f water (a 1-px river across a
+    block), as a share of the map: lakes with the rivers that join them, which the labels above cut apart."""
+    plain = coarse_lib.repower(np.clip(np.asarray(xc), -1, 1), lay.one_hot, hr.share_power, 1.0)
+    water = (plain[:, : -(-h // f), : -(-w // f), lo + names.index("water")] + 1) / 2 >= 1.0 / f - 1e-6
+    return [float(multiscale.component_sizes(m).max(initial=0) / m.size) for m in water]
+
   def block_means(region, k):
     """A real region's map as the model's levels hold it: block means by ``k`` (in the share space)."""
     return coarse_lib.pool(lay.encode(coarse_lib._record(region))[0].astype(np.float32), k, lay.one_hot, hr.share_power)
@@ -213,12 +225,10 @@ def main(argv):
         os.replace(mpath + ".tmp.npy", mpath)
         print(f"two-level scene {i + 1}/{_NUM.value} drawn", flush=True)
     model_lab.append(lay.decode(np.load(mpath)[None])["labels"][0])
-  coarse_sets = {
-    "real coarse": coarse_labels(np.stack(real_coarse)),
-    "model coarse": coarse_labels(np.stack(model_coarse)),
-  }
+  coarse_maps = {"real coarse": np.stack(real_coarse), "model coarse": np.stack(model_coarse)}
   if on_top:
-    coarse_sets["coarse on real top"] = coarse_labels(np.stack(on_top))
+    coarse_maps["coarse on real top"] = np.stack(on_top)
+  coarse_sets = {k: coarse_labels(v) for k, v in coarse_maps.items()}
   out = {
     "model": _WORKDIR.value or _MODEL.value,
     "scene_size": f"{h}x{w}",
@@ -231,6 +241,7 @@ def main(argv):
   if "water" in names:  # the coarse sets' water log-areas against the real coarse maps read the same way
     for name, v in zip(coarse_sets, log_area_w1(list(coarse_sets.values()))):
       out[name][W1] = v
+      out[name][JOINED] = joined_water(coarse_maps[name])
   if not coarse_only:
     out["two-level"] = stats(np.stack(model_lab))
   if "water" in names and not coarse_only:
@@ -242,7 +253,7 @@ def main(argv):
   out["top_temperature"] = 1.0 if _TOP_TEMP.value is None else _TOP_TEMP.value
   if "water" in names and not coarse_only:
     out["fine on real coarse"]["pieces_of_real_largest"] = [pieces(r, x, names)[0] for r, x in zip(real_lab, fine_lab)]
-  shown = (*KEYS, "water_specks_per_mpx", W1)
+  shown = (*KEYS, "water_specks_per_mpx", W1, JOINED)
   print(f"{'set':24s}" + "".join(f"{k:>24s}" for k in shown))
   for name, v in out.items():
     if isinstance(v, dict):

@@ -48,7 +48,8 @@ SCALARS = (
 )
 
 
-def _components(mask: np.ndarray) -> np.ndarray:
+def component_sizes(mask: np.ndarray) -> np.ndarray:
+  """The pixel counts of ``mask``'s 4-connected components (empty where it has none)."""
   comp, k = ndimage.label(mask, _FOUR)
   return np.bincount(comp.ravel())[1:] if k else np.zeros(0, np.int64)
 
@@ -142,18 +143,18 @@ def scene_statistics(labels: np.ndarray, height: np.ndarray | None, class_names)
   out["water_log_areas"], out["patch_log_areas"] = np.zeros(0), np.zeros(0)
   if "water" in class_names:
     road = labels == class_names.index("road") if "road" in class_names else None
-    sizes = _components(bridged_water(labels == class_names.index("water"), road))
+    sizes = component_sizes(bridged_water(labels == class_names.index("water"), road))
     out["water_bodies_per_mpx"] = len(sizes) / n * 1e6
     out["largest_water_share"] = float(sizes.max() / n) if len(sizes) else 0.0
     out["water_log_areas"] = np.log10(sizes) if len(sizes) else np.zeros(0)
   if "road" in class_names:
     road = labels == class_names.index("road")
-    sizes = _components(road)
+    sizes = component_sizes(road)
     out["road_largest_share"] = float(sizes.max() / road.sum()) if len(sizes) else 0.0
     wide = ndimage.binary_dilation(ndimage.binary_erosion(road, np.ones((3, 3))), np.ones((3, 3))) & road
     out["road_wide_share"] = float(wide.sum() / max(road.sum(), 1))
   out["patch_log_areas"] = np.concatenate(
-    [np.log10(np.maximum(_components(labels == c), 1)) for c in range(len(class_names))]
+    [np.log10(np.maximum(component_sizes(labels == c), 1)) for c in range(len(class_names))]
   )
   if height is not None:
     h = np.asarray(height, np.float64)
