@@ -20,8 +20,8 @@ the committed "real" row's), each scored against the same reference as a model's
 and the share of real sets that sit at least as far from the reference. Five scenes a side make every figure
 noisy: a model figure that real draws reach as often as not is not told apart from real by n scenes.
 
-  python tools/large_spread.py --model=fm_city_hier3 --model=fm_city_regions --fine_temperature=0.6,1 \
-    --scene_size=1024x1024 --num_samples=5 --real_sets=40 --json=results/spread/city_1024.json
+  python tools/large_spread.py --model=fm_terrain_hier --scene_size=1024x1024 --num_samples=5 --real_sets=40 \
+    --json=results/spread/terrain_1024.json
 """
 
 import json
@@ -60,11 +60,11 @@ KEYS = ("largest_water_share", "water_log_areas_w1", "water_bodies_per_mpx", "ro
 SPREAD_KEYS = ("coarse_fd", "coarse_kid", "coarse_c2st", *(f"ms/{k}" for k in KEYS))
 
 
-def spread_table(world, sets: dict, k: int, n: int, h: int, w: int, fnet, mesh) -> dict:
+def spread_table(world, sets: dict, n_sets: int, n: int, h: int, w: int, fnet, mesh) -> dict:
   """``--real_sets``: the real sets' figures (each key: the K values, min, median, max) and, for each set of
   scenes in ``sets`` (name -> decoded scenes), its figures against the same reference and ``real_as_far``."""
   coarse = large_eval.coarse_reference(world, n, h, w, fnet)
-  real = large_eval.real_sets(world, k, n, h, w, coarse, fnet, mesh)
+  real = large_eval.real_sets(world, n_sets, n, h, w, coarse, fnet, mesh)
   keys = [key for key in SPREAD_KEYS if all(r.get(key) is not None for r in real)]
   out = {"real": {}}
   for key in keys:
@@ -93,9 +93,9 @@ def main(argv):
   if n < 3:
     print(f"error: num_samples={n}: need 3 or more to leave one out", file=sys.stderr)
     return 2
-  k = _REAL_SETS.value
-  if k < 0:
-    print(f"error: real_sets={k}: 0 (none) or more sets of real regions", file=sys.stderr)
+  n_sets = _REAL_SETS.value
+  if n_sets < 0:
+    print(f"error: real_sets={n_sets}: 0 (none) or more sets of real regions", file=sys.stderr)
     return 2
   world = large_eval.judge_world(ms[0].world)
   names = tuple(world.class_names)
@@ -126,11 +126,12 @@ def main(argv):
     print(f"{name[:40]:40s}" + "".join(f"{c:>30s}" for c in cells))
   command = " ".join(["python", "tools/large_spread.py", *sys.argv[1:]])
   out = {"command": command, "scene_size": f"{h}x{w}", "num_samples": n, "sets": table}
-  if k:
+  if n_sets:
     mesh = parallel.make_mesh(-1)
-    spread = spread_table(world, drawn, k, n, h, w, scorer.make_feature_net(_FNET.value, mesh), mesh)
+    spread = spread_table(world, drawn, n_sets, n, h, w, scorer.make_feature_net(_FNET.value, mesh), mesh)
     skeys = list(spread["real"])
-    print(f"\n{k} sets of {n} real regions (seeds 0..{k * n - 1}) against the same reference: median [min, max];")
+    seeds = f"seeds 0..{n_sets * n - 1}"
+    print(f"\n{n_sets} sets of {n} real regions ({seeds}) against the same reference: median [min, max];")
     print("each model: its figure (the share of real sets at least as far)")
     print(f"{'set':40s}" + "".join(f"{key.removeprefix('ms/'):>26s}" for key in skeys))
     r = spread["real"]
@@ -141,7 +142,7 @@ def main(argv):
       if name != "real":
         cells = (f"{row[x]['figure']:.3f} ({row[x]['real_as_far']:.2f})" if x in row else "-" for x in skeys)
         print(f"{name[:40]:40s}" + "".join(f"{c:>26s}" for c in cells))
-    out["real_sets"] = {"count": k, "seeds": f"0..{k * n - 1}", **spread}
+    out["real_sets"] = {"count": n_sets, "seeds": f"0..{n_sets * n - 1}", **spread}
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump(out, f, indent=1)
