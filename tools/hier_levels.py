@@ -29,7 +29,9 @@ The coarse sets' log-area distance is to ``real coarse``, read the same way;
 their ``largest_joined_water`` is the largest connected region of blocks at
 least 1/factor water (a 1-px river across a block) as a share of the map:
 the lakes with the rivers that join them, which the block labels cut apart
-(real city regions: about the fine scene's largest water body).
+(real city regions: about the fine scene's largest water body);
+``--joined_picture=FILE.png`` draws it for the first 3 maps, real beside the
+model's coarse canvas.
 ``--coarse_only`` reads only the coarse sets (no fine scene is drawn: seconds
 a scene, so many scenes at 1024 are cheap).
 
@@ -80,6 +82,9 @@ _PICTURE = flags.DEFINE_string("picture", "", "Write a picture of the first scen
 _WORKDIR = flags.DEFINE_string("workdir", "", "A trained workdir instead of --model (e.g. an experiment in runs/).")
 _WEIGHTS = flags.DEFINE_string("weights", "", "Parameters to use instead (.npz of tools/coarse_more_steps.py).")
 _CUT = flags.DEFINE_string("cut_picture", "", "Write where the fine level cuts real's largest water body (.png).")
+_JOINED_PIC = flags.DEFINE_string(
+  "joined_picture", "", "Write the joined water of the first 3 coarse maps, real beside the model's (.png)."
+)
 _COARSE_NOISE = flags.DEFINE_float("coarse_noise", 0.0, "Std of noise per coarse pixel on the real coarse maps.")
 _FINE_TEMP = flags.DEFINE_float("fine_temperature", None, "The fine level's noise scale (sample.py's flag).")
 _UPPER_TEMP = flags.DEFINE_float(
@@ -165,11 +170,15 @@ def main(argv):
       lab[shares[..., names.index("water")] >= 0.25] = names.index("water")
     return lab.repeat(f, 1).repeat(f, 2)[:, :h, :w]
 
+  def joined_blocks(xc):
+    """[n, ch, cw, C] -> [n, h/f, w/f] water shares in [0, 1], cut to the scene."""
+    plain = coarse_lib.repower(np.clip(np.asarray(xc), -1, 1), lay.one_hot, hr.share_power, 1.0)
+    return (plain[:, : -(-h // f), : -(-w // f), lo + names.index("water")] + 1) / 2
+
   def joined_water(xc):
     """[n, ch, cw, C] -> per map, the largest connected region of blocks at least 1/f water (a 1-px river across a
     block), as a share of the map: lakes with the rivers that join them, which the labels above cut apart."""
-    plain = coarse_lib.repower(np.clip(np.asarray(xc), -1, 1), lay.one_hot, hr.share_power, 1.0)
-    water = (plain[:, : -(-h // f), : -(-w // f), lo + names.index("water")] + 1) / 2 >= 1.0 / f - 1e-6
+    water = joined_blocks(xc) >= 1.0 / f - 1e-6
     return [float(multiscale.component_sizes(m).max(initial=0) / m.size) for m in water]
 
   def block_means(region, k):
@@ -263,6 +272,9 @@ def main(argv):
     print("pieces of each real largest water body, fine level over real coarse:", cut)
   if _CUT.value:
     cut_picture(_CUT.value, world, real_lab[0], fine_lab[0], lay.decode(np.load(fine_paths[0])[None])["rgb"][0])
+  if _JOINED_PIC.value and "water" in names:
+    maps = [joined_blocks(coarse_maps[k][:3]) for k in ("real coarse", "model coarse")]
+    joined_picture(_JOINED_PIC.value, maps, 1.0 / f)
   if _PICTURE.value:
     picture(_PICTURE.value, world, lo + names.index("water") if "water" in names else lo, real_coarse[0],
             model_coarse[0], fine_lab[0], real_lab[0], model_lab[0])  # fmt: skip
@@ -292,6 +304,31 @@ def picture(path, world, water, real_coarse, model_coarse, fine, real, model, si
   for k, lab in enumerate((model, fine, real)):
     img.paste(labels(lab), (k * (side + gap), side + gap))
   img.save(path)
+
+
+def joined_picture(path, sets, least, zoom=3):
+  """Rows of coarse maps (water shares ``[n, h, w]`` per set, side by side): blocks at least ``least`` water in blue,
+  the largest connected region of them in red, drier blocks in gray by their share."""
+  from PIL import Image
+  from scipy import ndimage
+
+  def panel(s):
+    m = s >= least - 1e-6
+    comp, k = ndimage.label(m, [[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+    img = np.repeat((255 - 200 * s)[..., None], 3, -1)
+    img[m] = (120, 160, 230)
+    if k:
+      img[comp == np.bincount(comp.ravel())[1:].argmax() + 1] = (200, 40, 40)
+    return np.kron(img, np.ones((zoom, zoom, 1))).astype(np.uint8)
+
+  gap = 8
+  rows = []
+  for i in range(min(len(x) for x in sets)):
+    panels = [panel(x[i]) for x in sets]
+    sep = np.full((panels[0].shape[0], gap, 3), 255, np.uint8)
+    rows.append(np.concatenate(sum(([p, sep] for p in panels), [])[:-1], 1))
+  hsep = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
+  Image.fromarray(np.concatenate(sum(([r, hsep] for r in rows), [])[:-1], 0)).save(path)
 
 
 def cut_picture(path, world, real, fine, fine_rgb, side=96, zoom=4):
