@@ -60,10 +60,10 @@ KEYS = ("largest_water_share", "water_log_areas_w1", "water_bodies_per_mpx", "ro
 SPREAD_KEYS = ("coarse_fd", "coarse_kid", "coarse_c2st", *(f"ms/{k}" for k in KEYS))
 
 
-def spread_table(world, sets: dict, n_sets: int, n: int, h: int, w: int, fnet, mesh) -> dict:
+def spread_table(world, sets: dict, coarse: dict, n_sets: int, n: int, h: int, w: int, fnet, mesh) -> dict:
   """``--real_sets``: the real sets' figures (each key: the K values, min, median, max) and, for each set of
-  scenes in ``sets`` (name -> decoded scenes), its figures against the same reference and ``real_as_far``."""
-  coarse = large_eval.coarse_reference(world, n, h, w, fnet)
+  scenes in ``sets`` (name -> decoded scenes), its figures against the same reference (``coarse``, from
+  ``large_eval.coarse_reference`` with ``fnet``) and ``real_as_far``."""
   real = large_eval.real_sets(world, n_sets, n, h, w, coarse, fnet, mesh)
   keys = [key for key in SPREAD_KEYS if all(r.get(key) is not None for r in real)]
   out = {"real": {}}
@@ -99,7 +99,10 @@ def main(argv):
     return 2
   world = large_eval.judge_world(ms[0].world)
   names = tuple(world.class_names)
-  ref = large_eval.coarse_reference(world, n, h, w, None)["stats"]  # the reference large_eval.evaluate reads against
+  mesh = parallel.make_mesh(-1) if n_sets else None
+  fnet = scorer.make_feature_net(_FNET.value, mesh) if n_sets else None
+  coarse = large_eval.coarse_reference(world, n, h, w, fnet)  # the reference large_eval.evaluate reads against
+  ref = coarse["stats"]
   sets = {"real": multiscale.evaluate(large_eval.real_regions(world, n, h, w, 0)["labels"], None, names)}
   drawn = {}
   for m, src in zip(ms, [*_WORKDIR.value, *_MODEL.value]):
@@ -127,8 +130,7 @@ def main(argv):
   command = " ".join(["python", "tools/large_spread.py", *sys.argv[1:]])
   out = {"command": command, "scene_size": f"{h}x{w}", "num_samples": n, "sets": table}
   if n_sets:
-    mesh = parallel.make_mesh(-1)
-    spread = spread_table(world, drawn, n_sets, n, h, w, scorer.make_feature_net(_FNET.value, mesh), mesh)
+    spread = spread_table(world, drawn, coarse, n_sets, n, h, w, fnet, mesh)
     skeys = list(spread["real"])
     seeds = f"seeds 0..{n_sets * n - 1}"
     print(f"\n{n_sets} sets of {n} real regions ({seeds}) against the same reference: median [min, max];")
