@@ -103,6 +103,9 @@ def get_config(arg=None):
   # Sampling only, three levels: the top level's noise scale on top of that (1: as trained; above 1 the top map lays
   # out larger lakes; sample.py/tools/large_scenes.py --top_temperature).
   c.hier.top_temperature = 1.0
+  # Three levels: a label class whose thin features the top map traces in one more channel (the share of each top
+  # block's coarse pixels at least 1/factor that class: rivers; genenv_jax.data.coarse.trace). '' for none.
+  c.hier.top_trace = ""
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256
   if "cpu" in variant:

@@ -299,8 +299,9 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
   """The coarse map a hierarchical model draws under a ``height x width`` scene (no sketch), [ch, cw, C] on the
   device: what ``render_hier`` repeats up under the fine level (``tools/hier_levels.py`` reads it alone).
 
-  ``top``: for a three-level model, a given top map ([ceil(ch'/r), ceil(cw'/r), C] for the coarse plan ch' x cw'
-  and r = top_factor / factor; e.g. a real region's block means by ``top_factor``) used instead of drawing one:
+  ``top``: for a three-level model, a given top map ([ceil(ch'/r), ceil(cw'/r), CT] for the coarse plan ch' x cw'
+  and r = top_factor / factor, CT the top map's channels; e.g. a real region's ``data.coarse.top_map``) used
+  instead of drawing one:
   the coarse level alone over it, as ``render_hier``'s ``coarse`` is for the fine level."""
   hr = trained.family.extras["hier"]
   S, f, C = hr.fine.window, hr.factor, hr.channels
@@ -316,7 +317,7 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
     if hr.top is None:
       raise ValueError("a top map for a two-level model: it has no top level")
     r = hr.top_factor // hr.factor
-    want = (-(-cpl.height // r), -(-cpl.width // r), C)
+    want = (-(-cpl.height // r), -(-cpl.width // r), hr.top.channels)
     if tuple(top.shape) != want:
       raise ValueError(f"top map of shape {tuple(top.shape)}: must be {want} for a {height}x{width} scene")
     top = jnp.repeat(jnp.repeat(jnp.asarray(top, jnp.float32), r, 0), r, 1)[: cpl.height, : cpl.width]
@@ -330,21 +331,23 @@ def _with_cond(x, cond):
 
 
 def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=None, sketch_keep=None, strength=1.0):
-  """A three-level model's top map under a coarse plan, repeated up to [cpl.height, cpl.width, C] (None for
-  two levels): the top canvas (its own noise tag) over the coarse plan at ``factor / top_factor``.
+  """A three-level model's top map under a coarse plan, repeated up to [cpl.height, cpl.width, CT] (None for
+  two levels; CT: ``hr.top.channels``): the top canvas (its own noise tag) over the coarse plan at
+  ``factor / top_factor``.
 
   ``sketch_known``/``sketch_keep`` ([cpl.height, cpl.width, C], a sketch at the coarse level's scale): their block
   means are held in the top ODE like the sketch in the coarse one (``render_hier``), only on blocks the sketch
-  covers whole, so the top map agrees with the sketch.
+  covers whole, so the top map agrees with the sketch (with ``hier.top_trace``, its trace channel too: the
+  sketch's ``data.coarse.trace``).
   """
   hr = trained.family.extras["hier"]
   if hr.top is None:
     return None
-  S, C, r = hr.fine.window, hr.channels, hr.top_factor // hr.factor
+  S, C, r, CT = hr.fine.window, hr.channels, hr.top_factor // hr.factor, hr.top.channels
   th, tw = -(-cpl.height // r), -(-cpl.width // r)
   tpl = plan(th, tw, S)
   scale = hr.upper_temperature * hr.top_temperature * temperature  # hier.upper_temperature, hier.top_temperature
-  tnoise = jnp.asarray(scale * initial_noise(seed, 0, 0, tpl.height, tpl.width, C, tag=TOP_TAG))
+  tnoise = jnp.asarray(scale * initial_noise(seed, 0, 0, tpl.height, tpl.width, CT, tag=TOP_TAG))
   if sketch_known is None:
     render_t, _ = renderer_of(hr.top, th, tw, S, mesh=mesh)
     xt = render_t(trained.params, tnoise, label)
@@ -354,8 +357,15 @@ def top_under(trained, cpl: Plan, seed, temperature, label, mesh, sketch_known=N
     def blocks(a, values=True):  # values pooled in the maps' share space; a keep mask by plain means
       big = np.zeros((th * r, tw * r, C), np.float32)
       big[: a.shape[0], : a.shape[1]] = a
-      out = np.zeros((tpl.height, tpl.width, C), np.float32)
-      out[:th, :tw] = coarse_data.pool(big, r, hr.one_hot, hr.share_power) if values else coarse_data.downsample(big, r)
+      out = np.zeros((tpl.height, tpl.width, CT), np.float32)
+      if values:
+        out[:th, :tw] = coarse_data.top_map(big, r, hr.one_hot, hr.share_power, hr.traced)
+      else:  # the trace channel is held where its class's channel is, over the whole block
+        kept = coarse_data.downsample(big, r)
+        if hr.traced is not None:
+          c = hr.one_hot[0] + hr.traced[0]
+          kept = np.concatenate([kept, kept[..., c : c + 1]], -1)
+        out[:th, :tw] = kept
       return out
 
     known, keep = blocks(sketch_known), (blocks(sketch_keep, False) > 1.0 - 1e-6).astype(np.float32)
@@ -412,7 +422,8 @@ def render_hier(
     known[:sh, :sw], keep[:sh, :sw] = sketch.known, sketch.keep
     top = top_under(trained, cpl, seed, temperature, label, mesh, known, keep, strength)
     if top is not None:  # the top map rides along in the coarse state, never held
-      known, keep = np.concatenate([known, np.zeros_like(known)], -1), np.concatenate([keep, np.zeros_like(keep)], -1)
+      pad = np.zeros(known.shape[:-1] + (hr.top.channels,), np.float32)
+      known, keep = np.concatenate([known, pad], -1), np.concatenate([keep, pad], -1)
     steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
     paint, _ = inpainter_of(hr.coarse, ch, cw, steps, S, mesh=mesh, hold_until=1.0 - strength)
     xc = paint(trained.params, _with_cond(jnp.asarray(cnoise), top), jnp.asarray(known), jnp.asarray(keep), label)

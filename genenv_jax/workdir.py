@@ -124,6 +124,7 @@ LEGACY_DEFAULTS = {
   "hier.fine_temperature": lambda theirs, mine: 1.0,
   "hier.upper_temperature": lambda theirs, mine: 1.0,
   "hier.top_temperature": lambda theirs, mine: 1.0,
+  "hier.top_trace": lambda theirs, mine: "",
 }
 
 

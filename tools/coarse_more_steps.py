@@ -28,6 +28,14 @@ top maps (``hier.top_num_train``); both held-out losses are printed.
   python tools/coarse_more_steps.py --model=fm_city_hier3 --steps=3000 --output=runs/fm_city_hier3_up3k.npz
   python tools/hier_levels.py --model=fm_city_hier3 --weights=runs/fm_city_hier3_up3k.npz \
     --scene_size=1024x1024 --num_samples=10 --coarse_only
+
+``--fresh``: the upper levels start from the config's initialisation (``--seed``), not the shipped weights,
+and train with the config's optimiser (``optim``: its learning rate, warmup and schedule over ``--steps``);
+``--lr`` is then unused. ``--top_trace=CLASS`` (implies ``--fresh``: the top level draws one more channel
+and the coarse level sees it) sets ``hier.top_trace`` (``data.coarse.trace``): the top maps are drawn with
+their trace channel and the output file records the key (``models.load`` reads it back):
+  python tools/coarse_more_steps.py --model=fm_city_hier3 --top_trace=water --steps=5000 \
+    --top_num_train=1200 --output=runs/fm_city_hier3_trace.npz
 """
 
 import os
@@ -49,18 +57,23 @@ _TOP_N = flags.DEFINE_integer(
   "top_num_train", 0, "Three levels: top maps to train on (0: the config's hier.top_num_train; more are drawn once)."
 )
 _DATA = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the coarse-map files are.")
+_FRESH = flags.DEFINE_bool("fresh", False, "Upper levels from the config's initialisation and optimiser.")
+_TRACE = flags.DEFINE_string("top_trace", "", "Three levels: hier.top_trace (a label class; implies --fresh).")
 
 
 def main(argv):
   del argv
+  import json
+
   import jax
   import jax.numpy as jnp
   import optax
 
-  from genenv_jax import models
+  from genenv_jax import families, models
   from genenv_jax.data import coarse as coarse_lib
   from genenv_jax.families import flow_matching as fm
   from genenv_jax.families import flow_matching_hier as fm_hier
+  from genenv_jax.families import optim
 
   if not _OUT.value.endswith(".npz"):
     print("error: --output must name an .npz file", file=sys.stderr)
@@ -68,12 +81,25 @@ def main(argv):
   model = models.load(_MODEL.value)
   cfg, hr = model.config, model.family.extras["hier"]
   C, tops = hr.channels, hr.top is not None
+  fresh, overrides = _FRESH.value or bool(_TRACE.value), {}
+  if _TRACE.value:
+    cfg = cfg.copy_and_resolve_references()
+    cfg.hier.top_trace = _TRACE.value
+    overrides["hier.top_trace"] = _TRACE.value
+    try:
+      family = families.make(cfg, model.spec)
+    except ValueError as e:
+      print(f"error: --top_trace={_TRACE.value!r}: {e}", file=sys.stderr)
+      return 2
+    hr = family.extras["hier"]
+  else:
+    family = model.family
 
-  def maps(factor, counts):  # drawn once into --data_dir where the config's training has not drawn them
+  def maps(factor, counts, traced=None):  # drawn once into --data_dir where the config's training has not drawn them
     return {
       split: coarse_lib.emphasize(
         coarse_lib.prepare(
-          cfg.data.world, factor, model.spec.image_size, n, split, _DATA.value, tuple(cfg.data.channels)
+          cfg.data.world, factor, model.spec.image_size, n, split, _DATA.value, tuple(cfg.data.channels), 0, traced
         )[0].astype(np.float32),
         hr.one_hot,
         hr.share_power,
@@ -87,11 +113,17 @@ def main(argv):
     return 2
   files = {"coarse": maps(hr.factor, (cfg.hier.coarse_num_train, cfg.hier.coarse_num_test))}
   if tops:
-    files["top"] = maps(hr.top_factor, (top_n, cfg.hier.top_num_test))
+    files["top"] = maps(hr.top_factor, (top_n, cfg.hier.top_num_test), hr.traced)
   batch = cfg.train.batch_size
-  sched = optax.warmup_cosine_decay_schedule(0.0, _LR.value, 200, max(_STEPS.value, 201))
-  tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
-  params = jax.tree.map(jnp.asarray, model.params)
+  if fresh:  # the config's optimiser over these steps
+    tx = optim.make(cfg.optim, cfg.optim.lr, _STEPS.value, 0)
+    x0 = np.zeros((2, model.spec.image_size, model.spec.image_size, C), np.float32)
+    init = family.init(jax.random.PRNGKey(_SEED.value), {"x": x0, "label": np.zeros((2,), np.int32)}).params
+    params = {**{k: v for k, v in init.items() if k != "fine"}, "fine": jax.tree.map(jnp.asarray, model.params["fine"])}
+  else:
+    sched = optax.warmup_cosine_decay_schedule(0.0, _LR.value, 200, max(_STEPS.value, 201))
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+    params = jax.tree.map(jnp.asarray, model.params)
   upper = {k: params[k] for k in ("coarse", "top") if k in params}
   ts = cfg.fm.time_sampling
   ratio = hr.top_factor // hr.factor
@@ -104,7 +136,7 @@ def main(argv):
       v = lambda xt, t: hr.coarse.velocity(p, xt, t, label)  # noqa: E731
       return {"coarse": fm.cfm_loss(v, key, xs["coarse"], ts)}
     kc, kn, kt = jax.random.split(key, 3)
-    cond = fm_hier.condition(kn, xs["coarse"], ratio, hr.one_hot, hr.share_power, noise, block_noise)
+    cond = fm_hier.condition(kn, xs["coarse"], ratio, hr.one_hot, hr.share_power, noise, block_noise, hr.traced)
     vc = lambda xt, t: hr.coarse.velocity(p, jnp.concatenate([xt, cond], -1), t, label)[..., :C]  # noqa: E731
     vt = lambda xt, t: hr.top.velocity(p, xt, t, label)  # noqa: E731
     return {"coarse": fm.cfm_loss(vc, kc, xs["coarse"], ts), "top": fm.cfm_loss(vt, kt, xs["top"], ts)}
@@ -131,7 +163,7 @@ def main(argv):
       got.append({name: float(v) for name, v in held(u, k, xs).items()})
     return ", ".join(f"{name} {np.mean([g[name] for g in got]):.4f}" for name in got[0])
 
-  print(f"held-out losses, shipped: {test_losses(upper)}", flush=True)
+  print(f"held-out losses, {'initial' if fresh else 'shipped'}: {test_losses(upper)}", flush=True)
   opt, ema = tx.init(upper), upper
   rng = np.random.default_rng(_SEED.value)
   key = jax.random.PRNGKey(1 + _SEED.value)
@@ -143,7 +175,8 @@ def main(argv):
       shown = ", ".join(f"{name} {float(v):.4f}" for name, v in ls.items())
       print(f"step {i + 1}: train losses {shown} ({time.time() - t0:.0f} s)", flush=True)
   print(f"held-out losses after {_STEPS.value} upper-level steps (EMA): {test_losses(ema)}", flush=True)
-  np.savez(_OUT.value, **models.arrays_of({**params, **ema}))
+  extra = {models.CONFIG_KEY: np.array(json.dumps(overrides))} if overrides else {}
+  np.savez(_OUT.value, **models.arrays_of({**params, **ema}), **extra)
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ def main(argv):
     real_coarse.append(xc)
     if hr.top is not None:  # the coarse level alone over the region's own top map
       big = sc if (th * tf, tw * tf) == (ch * f, cw * f) else world.region(SEED + i, 0, 0, th * tf, tw * tf)
-      xt = block_means(big, tf)
+      xt = coarse_lib.top_map(block_means(big, f), r, lay.one_hot, hr.share_power, hr.traced)  # with its trace
       on_top.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i, top=xt)))
     model_coarse.append(np.asarray(canvas.coarse_canvas(model, h, w, seed=i)))
     if coarse_only:

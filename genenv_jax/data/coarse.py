@@ -94,6 +94,31 @@ def pool(x, factor: int, one_hot, power: float):
   return emphasize(downsample(repower(x, one_hot, power, 1.0), factor), one_hot, power)
 
 
+def trace(x, one_hot, k: int, factor: int, ratio: int, power: float = 1.0):
+  """A coarse map [..., h, w, C] (``emphasize``'s space, at ``factor``) -> [..., h/ratio, w/ratio, 1] in [-1, 1]:
+  the share of each ``ratio x ratio`` block's coarse pixels where class ``k``'s share is at least ``1/factor``
+  (a 1-px line across the pixel's ``factor x factor`` block: a river). ``hier.top_trace``: a top map's extra
+  channel, so a river (1/32 of a 32-px top block, next to nothing in its mean) marks the top map where it runs."""
+  a, _ = one_hot
+  xp = _xp(x)
+  share = xp.clip((x[..., a + k : a + k + 1] + 1.0) * 0.5, 0.0, 1.0)
+  if power != 1.0:
+    share = share ** (1.0 / power)
+  hit = (share >= 1.0 / factor - 0.5 / factor**2).astype(x.dtype)  # shares are multiples of 1/factor**2
+  return 2.0 * downsample(hit, ratio) - 1.0
+
+
+def top_map(x, ratio: int, one_hot, power: float, traced):
+  """A coarse map (at ``factor``, ``emphasize``'s space) -> the top map over it (``pool`` by ``ratio``), with
+  ``trace``'s channel after the C model channels where ``traced`` is ``(k, factor)`` (``hier.top_trace``'s class
+  index and the coarse factor; None: no trace channel)."""
+  t = pool(x, ratio, one_hot, power)
+  if traced is None:
+    return t
+  xp = _xp(x)
+  return xp.concatenate([t, trace(x, one_hot, traced[0], traced[1], ratio, power).astype(t.dtype)], -1)
+
+
 def upsample(x, factor: int):
   """[..., h, w, C] -> [..., h*f, w*f, C] by repeating each coarse pixel (numpy or jax arrays)."""
   x = x.repeat(factor, axis=-3)
@@ -110,7 +135,7 @@ def _record(sc) -> dict[str, np.ndarray]:
 
 
 def _draw(args):
-  world_name, seeds, big, factor, channels = args
+  world_name, seeds, big, factor, channels, traced = args
   from genenv_jax import layout as layout_lib
 
   world = get_world(world_name)
@@ -118,15 +143,19 @@ def _draw(args):
   xs, labels = [], []
   for s in seeds:
     sc = world.region(s, 0, 0, big, big) if hasattr(world, "region") else world.generate(s, big)
-    rec = _record(sc)
-    xs.append(downsample(lay.encode(rec)[0].astype(np.float32), factor).astype(np.float16))
+    x = lay.encode(_record(sc))[0].astype(np.float32)
+    if traced is None:
+      x = downsample(x, factor)
+    else:  # the trace is read at the coarse factor under the top map (plain block means: emphasized as read)
+      x = top_map(downsample(x, traced[1]), factor // traced[1], lay.one_hot, 1.0, traced)
+    xs.append(x.astype(np.float16))
     labels.append(sc.scene_class)
   return np.stack(xs), np.array(labels, np.int32)
 
 
-def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split: str, channels) -> str:
+def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split: str, channels, traced=None) -> str:
   w = get_world(world)
-  tag = "-".join(channels)
+  tag = "-".join(channels) + ("" if traced is None else f"_trace{traced[0]}f{traced[1]}")
   return os.path.join(
     os.path.expanduser(data_dir),
     "genenv_coarse",
@@ -134,9 +163,12 @@ def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split
   )
 
 
-def prepare(world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, workers: int = 0):
-  """(x [n, size, size, C] float16, label [n]): the coarse maps, drawn on first use (then read from disk)."""
-  path = coarse_path(data_dir, world, factor, size, n, split, channels)
+def prepare(
+  world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, workers: int = 0, traced=None
+):
+  """(x [n, size, size, C] float16, label [n]): the coarse maps, drawn on first use (then read from disk).
+  ``traced`` (``(k, coarse factor)``, top maps of ``hier.top_trace``): a (C+1)th channel, ``trace``'s."""
+  path = coarse_path(data_dir, world, factor, size, n, split, channels, traced)
   if os.path.exists(path):
     with np.load(path) as z:
       return z["x"], z["label"]
@@ -144,7 +176,7 @@ def prepare(world: str, factor: int, size: int, n: int, split: str, data_dir: st
   seeds = list(range(first, first + n))
   workers = workers or max(1, min(os.cpu_count() or 1, 8))
   parts = [seeds[i : i + 64] for i in range(0, n, 64)]
-  jobs = [(world, p, factor * size, factor, tuple(channels)) for p in parts]
+  jobs = [(world, p, factor * size, factor, tuple(channels), traced) for p in parts]
   from genenv_jax import logs
 
   logs.phase(f"drawing {n} coarse maps of {world} ({factor * size}-px regions averaged down to {size} px), once")
@@ -168,17 +200,30 @@ class HierSource:
 
   ``get`` returns the fine rows and ``coarse``: [n, S, S, C] float32 model
   tensors (already encoded: the loader passes them through as ``x_coarse``).
+  ``traced`` (``hier.top_trace``: the class index and the coarse factor): the
+  top maps carry ``trace``'s channel after the C model channels.
   """
 
   has_structure = True
 
   def __init__(
-    self, fine, world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, top=None, shares=None
+    self,
+    fine,
+    world: str,
+    factor: int,
+    size: int,
+    n: int,
+    split: str,
+    data_dir: str,
+    channels,
+    top=None,
+    shares=None,
+    traced=None,
   ):
     self.fine = fine
     self._shares = shares  # (one_hot, power): ``emphasize``'s, applied as maps are read (the files hold block means)
     self._args = (world, factor, size, n, split, data_dir, tuple(channels))
-    self._top_args = None if top is None else (world, top[0], size, top[1], split, data_dir, tuple(channels))
+    self._top_args = None if top is None else (world, top[0], size, top[1], split, data_dir, tuple(channels), 0, traced)
     self._coarse = self._top = None
     self.class_names, self.num_classes = fine.class_names, fine.num_classes
     self.description = f"{fine.description}, with {n} coarse maps of {factor * size}-px regions"
@@ -238,6 +283,20 @@ def check_top_factor(top, factor: int, image_size: int) -> None:
     )
 
 
+def check_top_trace(name, top_factor: int, class_names, has_labels: bool = True) -> int | None:
+  """``hier.top_trace``: '' (none) or a label class of the world, for three-level models with label channels;
+  its index among the classes (None for '')."""
+  if name == "":
+    return None
+  if not isinstance(name, str) or name not in class_names:
+    raise ValueError(f"hier.top_trace={name!r}: must be '' (none) or one of the world's classes {list(class_names)}")
+  if not top_factor:
+    raise ValueError(f"hier.top_trace={name!r}: for three-level models only (hier.top_factor > 0)")
+  if not has_labels:
+    raise ValueError(f"hier.top_trace={name!r}: needs the 'labels' channels in data.channels (a class's shares)")
+  return list(class_names).index(name)
+
+
 def check(hier, data_cfg) -> None:
   """The ``hier`` section against the data, before anything is drawn."""
   check_factor(hier.factor, data_cfg.image_size)
@@ -249,6 +308,7 @@ def check(hier, data_cfg) -> None:
   top = hier.get("top_factor", 0)
   check_top_factor(top, hier.factor, data_cfg.image_size)
   check_share_power(hier.get("share_power", 1.0))
+  check_top_trace(hier.get("top_trace", ""), top, get_world(data_cfg.world).class_names, "labels" in data_cfg.channels)
   for key in ("coarse_num_train", "coarse_num_test") + (("top_num_train", "top_num_test") if top else ()):
     v = hier.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -263,8 +323,21 @@ def make_source(fine, data_cfg, hier, split: str) -> HierSource:
     top = (hier.top_factor, hier.top_num_train if split == "train" else hier.top_num_test)
   from genenv_jax import layout as layout_lib
 
-  one_hot = layout_lib.Layout.for_data(data_cfg.channels, get_world(data_cfg.world)).one_hot
+  world = get_world(data_cfg.world)
+  one_hot = layout_lib.Layout.for_data(data_cfg.channels, world).one_hot
   shares = (one_hot, check_share_power(hier.get("share_power", 1.0)))
+  k = check_top_trace(hier.get("top_trace", ""), hier.get("top_factor", 0), world.class_names)
+  traced = None if k is None else (k, hier.factor)
   return HierSource(
-    fine, data_cfg.world, hier.factor, data_cfg.image_size, n, split, data_cfg.data_dir, data_cfg.channels, top, shares
+    fine,
+    data_cfg.world,
+    hier.factor,
+    data_cfg.image_size,
+    n,
+    split,
+    data_cfg.data_dir,
+    data_cfg.channels,
+    top,
+    shares,
+    traced,
   )

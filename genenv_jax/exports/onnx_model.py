@@ -218,23 +218,32 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   }
   card.update(kind="flow_matching_two_level", factor=f)
   if three:
-    r = hr.top_factor // f
+    r, CT = hr.top_factor // f, hr.top.channels
     bt, at = s // r, (s - s // r) // 2
+    img_t = jax.ShapeDtypeStruct((batch, s, s, CT), jnp.float32)
+    xt_in = dict(x_in, shape=[batch, s, s, CT])
     card.update(kind="flow_matching_three_level", top_factor=hr.top_factor)
+    if hr.traced is not None:  # hier.top_trace: the top map's last channel
+      card["top_trace"] = {
+        "class": trained.layout.class_names[hr.traced[0]],
+        "channel": C,
+        "meaning": f"2 * share - 1 of each top block's coarse pixels where the class covers at least 1/{f}",
+      }
     networks = {
       "top": {
-        "file": "top.onnx", "inputs": [dict(x_in, name="x"), t_in, l_in], "outputs": v_out,
+        "file": "top.onnx", "inputs": [dict(xt_in, name="x"), t_in, l_in],
+        "outputs": [dict(v_out[0], shape=[batch, s, s, CT])],
         "meaning": f"the top level: windows of the world downsampled by {hr.top_factor}",
       },
       "coarse": dict(
-        networks["coarse"], inputs=[dict(x_in, name="x"), dict(x_in, name="cond"), t_in, l_in],
+        networks["coarse"], inputs=[dict(x_in, name="x"), dict(xt_in, name="cond"), t_in, l_in],
         meaning=f"the coarse level (the world downsampled by {f}), conditioned on the top map under its window",
       ),
       "fine": networks["fine"],
     }  # fmt: skip
     sampler = dict(
       sampler,
-      top="xt = loop(top, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
+      top=f"xt = loop(top, temperature * standard normal [B, S, S, {'C' if CT == C else 'C + 1'}]); clip to [-1, 1]",
       top_cond=f"top_cond = xt[:, {at}:{at + bt}, {at}:{at + bt}] repeated {r}x along height and width (the "
       "coarse window under the top window's centre)",
       coarse="xc = loop(coarse with top_cond, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
@@ -263,8 +272,8 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   ]  # fmt: skip
   if three:
     sizes += [
-      _write(top, [img, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "top.onnx"), opset, "top"),
-      _write(coarse_on_top, [img, img, vec, lab], ["x", "cond", "t", "label"], ["v"],
+      _write(top, [img_t, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "top.onnx"), opset, "top"),
+      _write(coarse_on_top, [img, img_t, vec, lab], ["x", "cond", "t", "label"], ["v"],
              os.path.join(folder, "coarse.onnx"), opset, "coarse"),
     ]  # fmt: skip
   else:

@@ -22,6 +22,7 @@ class Entry(NamedTuple):
   roles: base.MetricRoles
   precisions: tuple[str, ...] = ("float32",)  # ``train.precision`` values; others get ``compute_dtype``
   restart_at: Callable[..., int] | None = None  # config -> the step where the schedules start again (0: never)
+  make_kwargs: Callable[..., dict] | None = None  # config -> more keyword arguments of ``make`` (read off the data)
 
 
 FAMILIES = {
@@ -35,6 +36,7 @@ FAMILIES = {
     flow_matching_hier.OPTIMIZERS,
     flow_matching_hier.ROLES,
     restart_at=flow_matching_hier.restart_at,
+    make_kwargs=flow_matching_hier.make_kwargs,
   ),
 }
 
@@ -62,9 +64,10 @@ def make(config, data: base.DataSpec) -> base.Family:
       f"train.precision={precision!r}: family={config.family!r} trains in {list(e.precisions)} "
       f"(bfloat16 is an opt-in of the GAN family)"
     )
-  if precision == "float32":
-    return e.make(*(config[s] for s in e.sections), txs, data)
-  return e.make(*(config[s] for s in e.sections), txs, data, compute_dtype=jnp.dtype(precision))
+  kwargs = e.make_kwargs(config) if e.make_kwargs else {}
+  if precision != "float32":
+    kwargs["compute_dtype"] = jnp.dtype(precision)
+  return e.make(*(config[s] for s in e.sections), txs, data, **kwargs)
 
 
 __all__ = ["FAMILIES", "Entry", "entry", "make", "base"]

@@ -43,6 +43,15 @@ fine level's 4x4 guidance per window. Coarse-only steps (``hier.fine_steps``)
 train the top and coarse levels together. Scenes: top canvas, coarse canvas
 over it, fine canvas over that (``canvas.render_hier``).
 
+A river is 1 px of a 32-px top block: next to nothing in the top map's block
+means, so the top level cannot lay out where rivers join lakes.
+``hier.top_trace`` (a label class, e.g. ``'water'``; '' for none) gives the
+top map one more channel, ``data.coarse.trace``: the share of each top
+block's coarse pixels where that class covers at least ``1/factor`` (a 1-px
+line across the block). The top level draws it with the rest; the coarse
+level is conditioned on it (computed from its own map in training, as the
+top map's other channels are); the fine level never sees it.
+
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
 the window under it. The likelihood of the pair is not reported (a density
@@ -78,9 +87,12 @@ class Hier(NamedTuple):
     factor: world pixels per coarse pixel, each way.
     channels: C, the model tensor's channels.
     one_hot: [start, stop) of the label channels (the sketch's classes go there).
-    top: a three-level model's top ``base.Canvas`` (C channels), else None; then ``coarse`` is over 2C
-      state channels like ``fine``: its map and, after it, the top map repeated up (velocity 0 there).
+    top: a three-level model's top ``base.Canvas`` (its ``channels``: C, or C + 1 with ``hier.top_trace``:
+      ``data.coarse.trace``'s channel last), else None; then ``coarse`` is over C + ``top.channels`` state
+      channels: its map and, after it, the top map repeated up (velocity 0 there).
     top_factor: world pixels per top pixel, each way (0: two levels).
+    traced: ``(k, factor)``: ``hier.top_trace``'s class index and the coarse factor (``data.coarse.top_map``'s
+      argument), or None.
     share_power: ``hier.share_power``: the coarse maps' label channels hold each class's share of the block
       raised to it (``data.coarse.emphasize``; 1: plain block means); a coarse map at the top level's scale is
       pooled with ``data.coarse.pool``.
@@ -101,6 +113,7 @@ class Hier(NamedTuple):
   one_hot: tuple[int, int]
   top: base.Canvas | None = None
   top_factor: int = 0
+  traced: tuple[int, int] | None = None
   share_power: float = 1.0
   fine_temperature: float = 1.0
   upper_temperature: float = 1.0
@@ -187,31 +200,55 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   check_top_temperature(hier_cfg.get("top_temperature", 1.0), bool(tf))
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
+  trace = hier_cfg.get("top_trace", "")
+  if trace != "" and (not tf or data.one_hot[0] == data.one_hot[1]):
+    raise ValueError(
+      f"hier.top_trace={trace!r}: for three-level models (hier.top_factor > 0) with label channels; '' for none"
+    )
 
 
-def condition(key, x, r, one_hot, power: float, noise: float, block_noise: float = 0.0):
-  """The map a level is conditioned on in training: ``x`` pooled by ``r`` (``data.coarse.pool``), repeated up,
+def make_kwargs(config) -> dict:
+  """``make``'s ``trace_class``: ``hier.top_trace``'s index among the world's label classes (none where unset)."""
+  trace = config.hier.get("top_trace", "")
+  if trace == "":
+    return {}
+  from genenv_jax.scenes import get_world
+
+  names = get_world(config.data.world).class_names
+  return {"trace_class": coarse_data.check_top_trace(trace, top_factor(config.hier), names)}
+
+
+def condition(key, x, r, one_hot, power: float, noise: float, block_noise: float = 0.0, traced=None):
+  """The map a level is conditioned on in training: ``x`` pooled by ``r`` (``data.coarse.pool``; with ``traced``,
+  ``(k, factor)`` of ``hier.top_trace``, the top map with its trace channel: ``data.coarse.top_map``), repeated up,
   with Gaussian noise ``noise`` per pixel (``hier.cond_noise``) and ``block_noise`` per coarse pixel, before
   repeating up (``hier.cond_noise_blocks``): a drawn map's errors are blockwise, as in cascaded diffusion's
   conditioning augmentation. ``block_noise`` 0 draws nothing more (the key's per-pixel noise is the same)."""
-  c = coarse_data.pool(x, r, one_hot, power)
+  c = coarse_data.top_map(x, r, one_hot, power, traced)
   if block_noise:
     c = c + block_noise * jax.random.normal(jax.random.fold_in(key, 1), c.shape)
   cond = coarse_data.upsample(c, r)
   return cond + noise * jax.random.normal(key, cond.shape)
 
 
-def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
-  """Builds the two-level family from the ``fm`` (fine level, solver) and ``hier`` sections."""
+def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | None = None) -> base.Family:
+  """Builds the two-level family from the ``fm`` (fine level, solver) and ``hier`` sections.
+
+  ``trace_class``: ``hier.top_trace``'s index among the label classes (the caller reads it from the world's
+  class names, which ``DataSpec`` does not hold); needed where ``hier.top_trace`` is set."""
   f, h = fm_cfg, hier_cfg
   validate(f, h, data)
   nc, C, S, factor = data.num_classes, data.channels, data.image_size, h.factor
   one_hot = tuple(data.one_hot)
   tf = top_factor(h)
   ratio = tf // factor  # top pixels per coarse pixel's block (0: no top level)
+  if h.get("top_trace", "") != "" and trace_class is None:
+    raise ValueError(f"hier.top_trace={h.top_trace!r}: the class's index is needed (flow_matching_hier.make)")
+  traced = None if h.get("top_trace", "") == "" else (trace_class, factor)  # older configs have none
+  CT = C + (traced is not None)  # the top map's channels
   fine_net = unet.UNet(C, tuple(f.widths), f.blocks, False, nc)
   coarse_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc)
-  top_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc) if tf else None
+  top_net = unet.UNet(CT, tuple(h.coarse_widths), f.blocks, False, nc) if tf else None
   tx = txs["fm"]
   ema_decay, time_sampling, cond_noise = f.ema_decay, f.time_sampling, float(h.cond_noise)
   block_noise = float(h.get("cond_noise_blocks", 0.0))  # older configs have none
@@ -234,8 +271,8 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   def top_velocity(params, label):
     return lambda x, t: top_net.apply(params["top"], x, t, label)
 
-  def noisy_cond(key, x, r):
-    return condition(key, x, r, one_hot, power, cond_noise, block_noise)
+  def noisy_cond(key, x, r, traced=None):
+    return condition(key, x, r, one_hot, power, cond_noise, block_noise, traced)
 
   def coarse_losses(params, key, batch):
     """{'coarse_loss'} (and 'top_loss' with a top level): the levels above the fine one."""
@@ -243,7 +280,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     if not tf:  # the two-level key, as before there was a top level
       return {"coarse_loss": fm.cfm_loss(coarse_velocity(params, label), key, xc, time_sampling)}
     kc, kn, kt = jax.random.split(key, 3)
-    lc = fm.cfm_loss(coarse_velocity(params, label, noisy_cond(kn, xc, ratio)), kc, xc, time_sampling)
+    lc = fm.cfm_loss(coarse_velocity(params, label, noisy_cond(kn, xc, ratio, traced)), kc, xc, time_sampling)
     return {"coarse_loss": lc, "top_loss": fm.cfm_loss(top_velocity(params, label), kt, batch["x_top"], time_sampling)}
 
   def losses(params, key, batch):
@@ -263,12 +300,13 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     kp, kc, kr, kt = jax.random.split(key, 4)
     x = batch["x"]
     n = x.shape[0]
+    xt = jnp.zeros(x.shape[:-1] + (CT,), x.dtype)  # a top map's shape
     params = {
       "fine": fine_net.init(kp, jnp.concatenate([x, x], -1), jnp.zeros((n,)), batch["label"]),
-      "coarse": coarse_net.init(kc, jnp.concatenate([x, x], -1) if tf else x, jnp.zeros((n,)), batch["label"]),
+      "coarse": coarse_net.init(kc, jnp.concatenate([x, xt], -1) if tf else x, jnp.zeros((n,)), batch["label"]),
     }
     if tf:
-      params["top"] = top_net.init(kt, x, jnp.zeros((n,)), batch["label"])
+      params["top"] = top_net.init(kt, xt, jnp.zeros((n,)), batch["label"])
     return base.initial_state(params, tx.init(params), params, kr)
 
   def both_step(state, batch):
@@ -306,9 +344,9 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
       return jnp.broadcast_to(jnp.asarray(cond, jnp.int32), (n,))
     return jax.random.randint(key, (n,), 0, nc) if nc > 1 else jnp.zeros((n,), jnp.int32)
 
-  def noise(key, n):
+  def noise(key, n, channels=C):
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
-    return jax.vmap(lambda k: jax.random.normal(k, (S, S, C)))(keys)
+    return jax.vmap(lambda k: jax.random.normal(k, (S, S, channels)))(keys)
 
   def coarse_finalize(x):
     return jnp.clip(jnp.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
@@ -329,7 +367,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     if tf:
       kt = jax.random.fold_in(kc, 1)
       xt = coarse_finalize(
-        fm.solve(top_velocity(params, label), upper_t * top_t * temperature * noise(kt, n), solver, steps)
+        fm.solve(top_velocity(params, label), upper_t * top_t * temperature * noise(kt, n, CT), solver, steps)
       )
       top_cond = centre(xt, ratio)
     vc = coarse_velocity(params, label, top_cond)
@@ -341,7 +379,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
   def coarse_canvas_velocity(params, x, t, label):
     if tf:  # the top map rides along with zero velocity
       v = coarse_net.apply(params["coarse"], x, t, label)
-      return jnp.concatenate([v, jnp.zeros_like(v)], -1)
+      return jnp.concatenate([v, jnp.zeros(v.shape[:-1] + (CT,), v.dtype)], -1)
     return coarse_net.apply(params["coarse"], x, t, label)
 
   def top_canvas_velocity(params, x, t, label):
@@ -353,9 +391,9 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
 
   if tf:
     coarse_cv = base.Canvas(
-      coarse_canvas_velocity, S, 2 * C, False, lambda x: coarse_finalize(x[..., :C]), f.solver, f.sample_steps
+      coarse_canvas_velocity, S, C + CT, False, lambda x: coarse_finalize(x[..., :C]), f.solver, f.sample_steps
     )
-    top_cv = base.Canvas(top_canvas_velocity, S, C, False, coarse_finalize, f.solver, f.sample_steps)
+    top_cv = base.Canvas(top_canvas_velocity, S, CT, False, coarse_finalize, f.solver, f.sample_steps)
   else:
     coarse_cv = base.Canvas(coarse_canvas_velocity, S, C, False, coarse_finalize, f.solver, f.sample_steps)
     top_cv = None
@@ -369,6 +407,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec) -> base.Family:
     one_hot=one_hot,
     top=top_cv,
     top_factor=tf,
+    traced=traced,
     share_power=power,
     fine_temperature=fine_t,
     upper_temperature=upper_t,

@@ -60,11 +60,16 @@ def arrays_of(params) -> dict[str, np.ndarray]:
   return {_key(p): np.asarray(v, np.float32) for p, v in flat}
 
 
+CONFIG_KEY = "__config__"  # in a ``weights`` file: the config keys it was trained with, where they differ
+
+
 def load(name: str, weights: str | None = None):
   """The shipped model ``name`` as a ``trained.Trained`` (what ``sample.py`` and ``eval.py`` take).
 
   ``weights``: another ``.npz`` of the same network (``arrays_of``; e.g. ``tools/coarse_more_steps.py``'s)
-  used instead of the shipped file (its sha256 is not checked: it is not the card's)."""
+  used instead of the shipped file (its sha256 is not checked: it is not the card's). Where it holds a
+  ``CONFIG_KEY`` entry (a JSON object of dotted config keys, e.g. ``{"hier.top_trace": "water"}``: an
+  experiment whose network differs from the card's), those keys are set in the card's config first."""
   import jax
   import ml_collections
 
@@ -87,7 +92,16 @@ def load(name: str, weights: str | None = None):
       f"model={name!r}: {weights} is damaged (sha256 {got[:12]}..., its card says {c['sha256'][:12]}...); "
       "reinstall the package"
     )
-  config = ml_collections.ConfigDict(workdir_lib.with_legacy_defaults(c["config"]))
+  with np.load(weights) as z:
+    stored = {k: z[k] for k in z.files}
+  raw = workdir_lib.with_legacy_defaults(c["config"])
+  if not shipped and CONFIG_KEY in stored:
+    for key, value in json.loads(str(stored.pop(CONFIG_KEY))).items():
+      section, _, field = key.partition(".")
+      if section not in raw or field not in raw[section]:
+        raise ValueError(f"weights={weights!r}: sets {key!r}, which {name}'s config has no key for")
+      raw[section][field] = value
+  config = ml_collections.ConfigDict(raw)
   spec = dict(c["spec"])
   spec["one_hot"] = tuple(spec["one_hot"])
   spec = base.DataSpec(**{k: v for k, v in spec.items() if k in base.DataSpec._fields})
@@ -97,8 +111,6 @@ def load(name: str, weights: str | None = None):
     "label": np.zeros((2,), np.int32),
   }
   abstract = jax.eval_shape(family.init, jax.random.PRNGKey(0), batch).ema_params
-  with np.load(weights) as z:
-    stored = {k: z[k] for k in z.files}
   flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
   leaves = []
   for path, leaf in flat:

@@ -477,7 +477,8 @@ class ModelSource(Source):
         else:
           known, hold = self._sketch_maps(sketches, sig, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width)
           if hr.top is not None:  # the top map's state channels: never held (hold time 0)
-            known, hold = (np.concatenate([a, np.zeros_like(a)], -1) for a in (known, hold))
+            known, hold = (np.concatenate([a, np.zeros(a.shape[:-1] + (hr.top.channels,), a.dtype)], -1)
+                           for a in (known, hold))  # fmt: skip
           if self._sketch_fn is None:
             steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
             self._sketch_fn = canvas.inpainter_of(
@@ -514,7 +515,7 @@ class ModelSource(Source):
     for i, j in keys:
       got = self._chunks.get((seed, ("top", i, j), ()))
       if got is None:
-        noise = canvas.initial_noise(seed, i * CHUNK - mt, j * CHUNK - mt, pl.height, pl.width, hr.channels,
+        noise = canvas.initial_noise(seed, i * CHUNK - mt, j * CHUNK - mt, pl.height, pl.width, hr.top.channels,
                                      canvas.TOP_TAG)  # fmt: skip
         scale = hr.upper_temperature * hr.top_temperature * self.temperature  # as canvas.top_under
         x = render(self.t.params, jnp.asarray(scale * noise), jnp.int32(0))
