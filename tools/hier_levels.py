@@ -239,7 +239,9 @@ def main(argv):
     coarse_maps["coarse on real top"] = np.stack(on_top)
   coarse_sets = {k: coarse_labels(v) for k, v in coarse_maps.items()}
   out = {
+    "command": " ".join(["python", "tools/hier_levels.py", *sys.argv[1:]]),
     "model": _WORKDIR.value or _MODEL.value,
+    **({"weights": _WEIGHTS.value} if _WEIGHTS.value else {}),
     "scene_size": f"{h}x{w}",
     "factor": f,
     "real": stats(np.stack(real_lab)),

@@ -12,7 +12,9 @@ its ``--fine_temperature``) and for the real set, prints the committed figure
 that leave one scene out), for the water and road keys. Scenes come from
 ``tools/large_scenes.py``'s cache (``--cache_dir``, keyed by
 ``large_eval.cache_key``); one not there is drawn and kept there. ``--json``
-writes the table.
+writes the table. ``--weights`` (one ``.npz`` per ``--model``, '' for its own):
+a shipped model's parameters replaced (``tools/coarse_more_steps.py``'s), as
+``tools/large_scenes.py --weights``.
 
 ``--real_sets=K`` adds where real draws sit: K further sets of n real regions (``large_eval.real_sets``; set 0 is
 the committed "real" row's), each scored against the same reference as a model's row, for the coarse appearance
@@ -45,6 +47,9 @@ _TT = flags.DEFINE_list(
 )
 _UT = flags.DEFINE_list(
   "upper_temperature", [], "Hierarchical models: one upper-level temperature per model (sample.py --upper_temperature)."
+)
+_WEIGHTS = flags.DEFINE_list(
+  "weights", [], "One .npz per --model, in order ('' keeps its own parameters): tools/coarse_more_steps.py's."
 )
 _SIZE = flags.DEFINE_string("scene_size", "1024x1024", "HxW of the whole scenes (as tools/large_scenes.py).")
 _NUM = flags.DEFINE_integer("num_samples", 5, "Scenes per set (as tools/large_scenes.py; 3 or more).")
@@ -85,7 +90,7 @@ def main(argv):
   cli.start()
   try:
     h, w = tiling.parse_size(_SIZE.value)
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value, top_temperatures=_TT.value)
+    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value, _WEIGHTS.value, _TT.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -105,7 +110,8 @@ def main(argv):
   ref = coarse["stats"]
   sets = {"real": multiscale.evaluate(large_eval.real_regions(world, n, h, w, 0)["labels"], None, names)}
   drawn = {}
-  for m, src in zip(ms, [*_WORKDIR.value, *_MODEL.value]):
+  weights = [""] * len(_WORKDIR.value) + (list(_WEIGHTS.value) or [""] * len(_MODEL.value))
+  for m, src, wt in zip(ms, [*_WORKDIR.value, *_MODEL.value], weights):
     cache = os.path.join(_CACHE.value, large_eval.cache_key(m)) if _CACHE.value else None
     scenes = large_eval.model_regions(m, n, h, w, desc="model scenes", cache_dir=cache)
     labels, _ = scene_metrics.scene_maps(scenes, world)
@@ -114,6 +120,7 @@ def main(argv):
     u = getattr(hr, "upper_temperature", 1.0) if hr is not None else 1.0
     v = getattr(hr, "top_temperature", 1.0) if hr is not None else 1.0
     how = ", ".join(f"{k} {x:g}" for k, x in (("fine", t), ("upper", u), ("top", v)) if x != 1.0)
+    how = ", ".join(x for x in (f"weights {wt}" if wt else "", how) if x)
     name = f"{src} ({how})" if how else src
     sets[name] = multiscale.evaluate(labels, None, names)
     drawn[name] = scenes
