@@ -180,3 +180,16 @@ def assert_sketch_held_at_0_and_ignored_at_1(model, sk):
   ignored = canvas.render_scene(model, 40, 56, seed=3, sketch=sk, sketch_strength=1.0)
   np.testing.assert_allclose(ignored, free, atol=1e-5)
   return held, free
+
+
+def hier3_smoke_setup(data_dir, *overrides):
+  """``configs/fm_city_hier.py:smoke`` with a top level (``hier.top_factor=16``) on one device, batch 8, and
+  ``overrides``, as a ``training.Setup`` (tests/test_hier3.py, tests/test_top_trace.py)."""
+  import os
+
+  from genenv_jax import training
+  from genenv_jax.config_utils import load_config
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  base = [f"data.data_dir={data_dir!r}", "hier.top_factor=16", "mesh.num_devices=1", "train.batch_size=8"]
+  return training.Setup(load_config(os.path.join(root, "configs/fm_city_hier.py:smoke"), [*base, *overrides]))

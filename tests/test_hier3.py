@@ -84,17 +84,7 @@ def test_a_sketch_is_held_in_the_top_and_coarse_levels():
 
 @pytest.fixture(scope="module")
 def three_level_setup(data_dir):
-  cfg = load_config(
-    os.path.join(ROOT, "configs/fm_city_hier.py:smoke"),
-    [
-      f"data.data_dir={data_dir!r}",
-      "hier.top_factor=16",
-      "hier.fine_steps=1",  # a phase of the upper levels alone from step 1
-      "mesh.num_devices=1",
-      "train.batch_size=8",
-    ],
-  )
-  return training.Setup(cfg)
+  return helpers.hier3_smoke_setup(data_dir, "hier.fine_steps=1")  # a phase of the upper levels alone from step 1
 
 
 def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fine_one(three_level_setup, tmp_path):

@@ -121,17 +121,7 @@ def test_the_canvas_carries_the_traced_top_map_and_a_sketch_holds_its_trace():
 
 @pytest.fixture(scope="module")
 def traced_setup(data_dir):
-  cfg = load_config(
-    os.path.join(ROOT, "configs/fm_city_hier.py:smoke"),
-    [
-      f"data.data_dir={data_dir!r}",
-      "hier.top_factor=16",
-      "hier.top_trace='water'",
-      "mesh.num_devices=1",
-      "train.batch_size=8",
-    ],
-  )
-  return training.Setup(cfg)
+  return helpers.hier3_smoke_setup(data_dir, "hier.top_trace='water'")
 
 
 def test_a_traced_three_level_model_trains_samples_and_exports(traced_setup, tmp_path):
