@@ -304,10 +304,10 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
   instead of drawing one:
   the coarse level alone over it, as ``render_hier``'s ``coarse`` is for the fine level."""
   hr = trained.family.extras["hier"]
-  S, f, C = hr.fine.window, hr.factor, hr.channels
+  S, f, C, CW = hr.fine.window, hr.factor, hr.channels, hr.coarse.window
   pl = plan(height, width, S)
   ch, cw = -(-pl.height // f), -(-pl.width // f)
-  cpl = plan(ch, cw, S)
+  cpl = plan(ch, cw, CW)
   mesh = mesh or parallel.local_mesh()
   label = jnp.int32(max(cond, 0))
   cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
@@ -321,7 +321,7 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
     if tuple(top.shape) != want:
       raise ValueError(f"top map of shape {tuple(top.shape)}: must be {want} for a {height}x{width} scene")
     top = jnp.repeat(jnp.repeat(jnp.asarray(top, jnp.float32), r, 0), r, 1)[: cpl.height, : cpl.width]
-  render_c, _ = renderer_of(hr.coarse, ch, cw, S, mesh=mesh)
+  render_c, _ = renderer_of(hr.coarse, ch, cw, CW, mesh=mesh)
   return render_c(trained.params, _with_cond(jnp.asarray(cnoise), top), label)[:ch, :cw]
 
 
@@ -404,7 +404,7 @@ def render_hier(
   pl = plan(height, width, S)
   ch, cw = -(-pl.height // f), -(-pl.width // f)
   label = jnp.int32(max(cond, 0))
-  cpl = plan(ch, cw, S)
+  cpl = plan(ch, cw, hr.coarse.window)
   cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
   if coarse is not None:
     if sketch is not None:
@@ -425,7 +425,7 @@ def render_hier(
       pad = np.zeros(known.shape[:-1] + (hr.top.channels,), np.float32)
       known, keep = np.concatenate([known, pad], -1), np.concatenate([keep, pad], -1)
     steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
-    paint, _ = inpainter_of(hr.coarse, ch, cw, steps, S, mesh=mesh, hold_until=1.0 - strength)
+    paint, _ = inpainter_of(hr.coarse, ch, cw, steps, hr.coarse.window, mesh=mesh, hold_until=1.0 - strength)
     xc = paint(trained.params, _with_cond(jnp.asarray(cnoise), top), jnp.asarray(known), jnp.asarray(keep), label)
   cond_map = jnp.repeat(jnp.repeat(xc[:ch, :cw], f, 0), f, 1)[: pl.height, : pl.width]  # stays on the device
   render_f, _ = renderer_of(hr.fine, height, width, S, mesh=mesh)

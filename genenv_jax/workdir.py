@@ -125,6 +125,8 @@ LEGACY_DEFAULTS = {
   "hier.upper_temperature": lambda theirs, mine: 1.0,
   "hier.top_temperature": lambda theirs, mine: 1.0,
   "hier.top_trace": lambda theirs, mine: "",
+  # Hierarchical runs before the coarse level's own window: the training size (0).
+  "hier.coarse_window": lambda theirs, mine: 0,
 }
 
 

@@ -36,6 +36,15 @@ and the coarse level sees it) sets ``hier.top_trace`` (``data.coarse.trace``): t
 their trace channel and the output file records the key (``models.load`` reads it back):
   python tools/coarse_more_steps.py --model=fm_city_hier3 --top_trace=water --steps=5000 \
     --top_num_train=1200 --output=runs/fm_city_hier3_trace.npz
+
+``--coarse_window=N`` sets ``hier.coarse_window``: the coarse level alone (the top level is kept: its maps do
+not change) trains on N-px coarse maps, random crops (at whole top blocks) of ``--coarse_num_train`` coarse maps
+of 2N px (regions of 2N x factor world pixels, drawn once into ``--data_dir``), at ``--batch`` maps a step; the
+held-out loss is over the four N-px quarters of the test maps, for the weights before (the shipped coarse level,
+fully convolutional, on the wider maps) and after. The output file records the key, so the tools that read it
+(``tools/hier_levels.py --weights``, ``tools/large_spread.py --weights``) sample with N-px coarse windows:
+  python tools/coarse_more_steps.py --model=fm_city_hier3 --coarse_window=64 --coarse_num_train=640 \
+    --batch=16 --steps=3000 --output=runs/fm_city_hier3_cw64.npz
 """
 
 import os
@@ -59,6 +68,9 @@ _TOP_N = flags.DEFINE_integer(
 _DATA = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the coarse-map files are.")
 _FRESH = flags.DEFINE_bool("fresh", False, "Upper levels from the config's initialisation and optimiser.")
 _TRACE = flags.DEFINE_string("top_trace", "", "Three levels: hier.top_trace (a label class; implies --fresh).")
+_WINDOW = flags.DEFINE_integer("coarse_window", 0, "hier.coarse_window: the coarse level alone on maps this wide.")
+_COARSE_N = flags.DEFINE_integer("coarse_num_train", 0, "With --coarse_window: coarse maps of twice its size drawn.")
+_BATCH = flags.DEFINE_integer("batch", 0, "Maps per step (0: the config's train.batch_size).")
 
 
 def main(argv):
@@ -83,13 +95,20 @@ def main(argv):
   C, tops = hr.channels, hr.top is not None
   fresh, overrides = _FRESH.value or bool(_TRACE.value), {}
   if _TRACE.value:
-    cfg = cfg.copy_and_resolve_references()
-    cfg.hier.top_trace = _TRACE.value
     overrides["hier.top_trace"] = _TRACE.value
+  if _WINDOW.value:
+    overrides["hier.coarse_window"] = _WINDOW.value
+    if _TRACE.value or not _COARSE_N.value > 0:
+      print("error: --coarse_window: give --coarse_num_train > 0, and no --top_trace", file=sys.stderr)
+      return 2
+  if overrides:
+    cfg = cfg.copy_and_resolve_references()
+    for k, v in overrides.items():
+      cfg.hier[k.split(".")[1]] = v
     try:
       family = families.make(cfg, model.spec)
     except ValueError as e:
-      print(f"error: --top_trace={_TRACE.value!r}: {e}", file=sys.stderr)
+      print(f"error: {' '.join(f'--{k[5:]}={v!r}' for k, v in overrides.items())}: {e}", file=sys.stderr)
       return 2
     hr = family.extras["hier"]
   else:
@@ -111,10 +130,35 @@ def main(argv):
   if _TOP_N.value and (not tops or _TOP_N.value < 1):
     print(f"error: --top_num_train={_TOP_N.value}: for a three-level model, a positive count", file=sys.stderr)
     return 2
-  files = {"coarse": maps(hr.factor, (cfg.hier.coarse_num_train, cfg.hier.coarse_num_test))}
-  if tops:
+  window = _WINDOW.value
+  if window:  # 2N-px maps: random N-px crops in training, the four quarters held out
+    big = {
+      split: coarse_lib.emphasize(
+        coarse_lib.prepare(cfg.data.world, hr.factor, 2 * window, n, split, _DATA.value, tuple(cfg.data.channels))[
+          0
+        ].astype(np.float32),
+        hr.one_hot,
+        hr.share_power,
+      )
+      for split, n in (("train", _COARSE_N.value), ("test", cfg.hier.coarse_num_test // 4))
+    }
+    t = big["test"]
+    quarters = [t[:, i : i + window, j : j + window] for i in (0, window) for j in (0, window)]
+    files = {"coarse": {"train": big["train"], "test": np.concatenate(quarters)}}
+  else:
+    files = {"coarse": maps(hr.factor, (cfg.hier.coarse_num_train, cfg.hier.coarse_num_test))}
+  if tops and not window:  # with --coarse_window the top level is kept as it is
     files["top"] = maps(hr.top_factor, (top_n, cfg.hier.top_num_test), hr.traced)
-  batch = cfg.train.batch_size
+  batch = _BATCH.value or cfg.train.batch_size
+  align = hr.top_factor // hr.factor if tops else 1  # crops at whole top blocks: the top map under them is real's
+
+  def train_maps(name, f):
+    idx = rng.integers(0, len(f["train"]), batch)
+    if not window or name != "coarse":
+      return f["train"][idx]
+    ys, xs = (rng.integers(0, window // align + 1, batch) * align for _ in range(2))
+    return np.stack([f["train"][i, y : y + window, x : x + window] for i, y, x in zip(idx, ys, xs)])
+
   if fresh:  # the config's optimiser over these steps
     tx = optim.make(cfg.optim, cfg.optim.lr, _STEPS.value, 0)
     x0 = np.zeros((2, model.spec.image_size, model.spec.image_size, C), np.float32)
@@ -124,7 +168,7 @@ def main(argv):
     sched = optax.warmup_cosine_decay_schedule(0.0, _LR.value, 200, max(_STEPS.value, 201))
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
     params = jax.tree.map(jnp.asarray, model.params)
-  upper = {k: params[k] for k in ("coarse", "top") if k in params}
+  upper = {k: params[k] for k in (("coarse",) if window else ("coarse", "top")) if k in params}
   ts = cfg.fm.time_sampling
   ratio = hr.top_factor // hr.factor
   noise, block_noise = float(cfg.hier.cond_noise), float(cfg.hier.get("cond_noise_blocks", 0.0))
@@ -139,7 +183,8 @@ def main(argv):
     cond = fm_hier.condition(kn, xs["coarse"], ratio, hr.one_hot, hr.share_power, noise, block_noise, hr.traced)
     vc = lambda xt, t: hr.coarse.velocity(p, jnp.concatenate([xt, cond], -1), t, label)[..., :C]  # noqa: E731
     vt = lambda xt, t: hr.top.velocity(p, xt, t, label)  # noqa: E731
-    return {"coarse": fm.cfm_loss(vc, kc, xs["coarse"], ts), "top": fm.cfm_loss(vt, kt, xs["top"], ts)}
+    out = {"coarse": fm.cfm_loss(vc, kc, xs["coarse"], ts)}
+    return {**out, "top": fm.cfm_loss(vt, kt, xs["top"], ts)} if "top" in xs else out
 
   def loss_of(u, key, xs):
     ls = losses(u, key, xs)
@@ -169,7 +214,7 @@ def main(argv):
   key = jax.random.PRNGKey(1 + _SEED.value)
   t0 = time.time()
   for i in range(_STEPS.value):
-    xs = {name: jnp.asarray(f["train"][rng.integers(0, len(f["train"]), batch)]) for name, f in files.items()}
+    xs = {name: jnp.asarray(train_maps(name, f)) for name, f in files.items()}
     upper, ema, opt, ls = step(upper, ema, opt, jax.random.fold_in(key, i), xs)
     if (i + 1) % 250 == 0:
       shown = ", ".join(f"{name} {float(v):.4f}" for name, v in ls.items())

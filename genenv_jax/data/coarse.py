@@ -24,6 +24,7 @@ by it, drawn the same way) go in ``batch['x_top']``, row i holding top map
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 import multiprocessing
 import os
 
@@ -198,8 +199,9 @@ def prepare(
 class HierSource:
   """A world's fine windows (``fine``, a ``WorldSource``) with coarse maps of its large regions.
 
-  ``get`` returns the fine rows and ``coarse``: [n, S, S, C] float32 model
-  tensors (already encoded: the loader passes them through as ``x_coarse``).
+  ``get`` returns the fine rows and ``coarse``: [n, S', S', C] float32 model
+  tensors (already encoded: the loader passes them through as ``x_coarse``;
+  S' is ``coarse_size``, ``hier.coarse_window``'s, else the training size S).
   ``traced`` (``hier.top_trace``: the class index and the coarse factor): the
   top maps carry ``trace``'s channel after the C model channels.
   """
@@ -219,14 +221,16 @@ class HierSource:
     top=None,
     shares=None,
     traced=None,
+    coarse_size=None,
   ):
     self.fine = fine
+    cs = coarse_size or size  # hier.coarse_window: the coarse maps' size (the top maps' is the training size)
     self._shares = shares  # (one_hot, power): ``emphasize``'s, applied as maps are read (the files hold block means)
-    self._args = (world, factor, size, n, split, data_dir, tuple(channels))
+    self._args = (world, factor, cs, n, split, data_dir, tuple(channels))
     self._top_args = None if top is None else (world, top[0], size, top[1], split, data_dir, tuple(channels), 0, traced)
     self._coarse = self._top = None
     self.class_names, self.num_classes = fine.class_names, fine.num_classes
-    self.description = f"{fine.description}, with {n} coarse maps of {factor * size}-px regions"
+    self.description = f"{fine.description}, with {n} coarse maps of {factor * cs}-px regions"
     if top is not None:
       self.description += f" and {top[1]} top maps of {top[0] * size}-px regions"
 
@@ -283,6 +287,32 @@ def check_top_factor(top, factor: int, image_size: int) -> None:
     )
 
 
+def coarse_window(hier, image_size: int) -> int:
+  """``hier.coarse_window``'s size in coarse pixels: the coarse level's training maps and sampling windows
+  (0, the default: ``data.image_size``; older configs have none)."""
+  w = hier.get("coarse_window", 0)
+  return w or image_size
+
+
+def check_coarse_window(w, image_size: int, top: int, factor: int, levels: int) -> int:
+  """``hier.coarse_window``: 0 (the training size) or a multiple of 8 at least the training size (a canvas
+  window), halved ``levels - 1`` times by the coarse U-Net; with a top level, its blocks of
+  ``top_factor / factor`` whole and at most a top window (``image_size`` top pixels) under it. Returns the size."""
+  if w == 0:
+    return image_size
+  r = top // factor if top else 1
+  ok = isinstance(w, int) and not isinstance(w, bool) and w >= image_size and w % 8 == 0
+  ok = ok and w % 2 ** (levels - 1) == 0 and w % r == 0 and (not top or w // r <= image_size)
+  if not ok:
+    most = f" and at most {image_size * r} (a top window under it)" if top else ""
+    raise ValueError(
+      f"hier.coarse_window={w!r}: must be 0 (data.image_size={image_size}) or a multiple of "
+      f"{math.lcm(8, 2 ** (levels - 1), r)} from {image_size}{most} (the coarse level's maps and windows, in "
+      "coarse pixels)"
+    )
+  return w
+
+
 def check_top_trace(name, top_factor: int, class_names, has_labels: bool = True) -> int | None:
   """``hier.top_trace``: '' (none) or a label class of the world, for three-level models with label channels;
   its index among the classes (None for '')."""
@@ -309,6 +339,8 @@ def check(hier, data_cfg) -> None:
   check_top_factor(top, hier.factor, data_cfg.image_size)
   check_share_power(hier.get("share_power", 1.0))
   check_top_trace(hier.get("top_trace", ""), top, get_world(data_cfg.world).class_names, "labels" in data_cfg.channels)
+  levels = len(tuple(hier.get("coarse_widths", (0,))))
+  check_coarse_window(hier.get("coarse_window", 0), data_cfg.image_size, top, hier.factor, levels)
   for key in ("coarse_num_train", "coarse_num_test") + (("top_num_train", "top_num_test") if top else ()):
     v = hier.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -340,4 +372,5 @@ def make_source(fine, data_cfg, hier, split: str) -> HierSource:
     top,
     shares,
     traced,
+    coarse_window(hier, data_cfg.image_size),
   )

@@ -188,16 +188,21 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   def fine(x, cond, t, label):
     return fine_net_v(params, jnp.concatenate([x, cond], -1), t, label)[..., :C]
 
+  cw = hr.coarse.window  # hier.coarse_window: the coarse level's windows (the training size s by default)
   img = jax.ShapeDtypeStruct((batch, s, s, C), jnp.float32)
+  img_c = jax.ShapeDtypeStruct((batch, cw, cw, C), jnp.float32)
   vec, lab = jax.ShapeDtypeStruct((batch,), jnp.float32), jax.ShapeDtypeStruct((batch,), jnp.int32)
   x_in = {"shape": [batch, s, s, C], "dtype": "float32", "layout": "NHWC"}
+  xc_in = dict(x_in, shape=[batch, cw, cw, C])
   t_in = {"name": "t", "shape": [batch], "dtype": "float32", "meaning": "time in [0, 1] (0 noise, 1 data)"}
   l_in = {"name": "label", "shape": [batch], "dtype": "int32", "meaning": "scene class (0 if unconditional)"}
   v_out = [{"name": "v", "shape": [batch, s, s, C], "dtype": "float32"}]
-  b, a = s // f, (s - s // f) // 2
+  b, a = s // f, (cw - s // f) // 2
+  SC = "S, S" if cw == s else f"{cw}, {cw}"  # the coarse noise's size
   networks = {
     "coarse": {
-      "file": "coarse.onnx", "inputs": [dict(x_in, name="x"), t_in, l_in], "outputs": v_out,
+      "file": "coarse.onnx", "inputs": [dict(xc_in, name="x"), t_in, l_in],
+      "outputs": [dict(v_out[0], shape=[batch, cw, cw, C])],
       "meaning": f"the coarse level: windows of the world downsampled by {f}",
     },
     "fine": {
@@ -209,7 +214,7 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
     "solver": solver,
     "steps": steps,
     "times": [i / steps for i in range(steps + 1)],
-    "coarse": "xc = loop(coarse, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
+    "coarse": f"xc = loop(coarse, temperature * standard normal [B, {SC}, C]); clip to [-1, 1]",
     "cond": f"cond = xc[:, {a}:{a + b}, {a}:{a + b}] repeated {f}x along height and width (the fine window "
     "under the coarse window's centre)",
     "fine": "x = loop(fine with cond, temperature * standard normal [B, S, S, C])",
@@ -217,10 +222,13 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
     "finalize": FINALIZE,
   }
   card.update(kind="flow_matching_two_level", factor=f)
+  if cw != s:
+    card["coarse_window"] = cw
   if three:
     r, CT = hr.top_factor // f, hr.top.channels
-    bt, at = s // r, (s - s // r) // 2
+    bt, at = cw // r, (s - cw // r) // 2
     img_t = jax.ShapeDtypeStruct((batch, s, s, CT), jnp.float32)
+    img_tc = jax.ShapeDtypeStruct((batch, cw, cw, CT), jnp.float32)  # the top map under a coarse window
     xt_in = dict(x_in, shape=[batch, s, s, CT])
     card.update(kind="flow_matching_three_level", top_factor=hr.top_factor)
     if hr.traced is not None:  # hier.top_trace: the top map's last channel
@@ -236,7 +244,8 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
         "meaning": f"the top level: windows of the world downsampled by {hr.top_factor}",
       },
       "coarse": dict(
-        networks["coarse"], inputs=[dict(x_in, name="x"), dict(xt_in, name="cond"), t_in, l_in],
+        networks["coarse"],
+        inputs=[dict(xc_in, name="x"), dict(xt_in, name="cond", shape=[batch, cw, cw, CT]), t_in, l_in],
         meaning=f"the coarse level (the world downsampled by {f}), conditioned on the top map under its window",
       ),
       "fine": networks["fine"],
@@ -246,7 +255,7 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
       top=f"xt = loop(top, temperature * standard normal [B, S, S, {'C' if CT == C else 'C + 1'}]); clip to [-1, 1]",
       top_cond=f"top_cond = xt[:, {at}:{at + bt}, {at}:{at + bt}] repeated {r}x along height and width (the "
       "coarse window under the top window's centre)",
-      coarse="xc = loop(coarse with top_cond, temperature * standard normal [B, S, S, C]); clip to [-1, 1]",
+      coarse=f"xc = loop(coarse with top_cond, temperature * standard normal [B, {SC}, C]); clip to [-1, 1]",
     )
   card.update(networks=networks, sampler=sampler)
   if hr.fine_temperature != 1.0:  # a colder fine level than trained
@@ -273,12 +282,14 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   if three:
     sizes += [
       _write(top, [img_t, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "top.onnx"), opset, "top"),
-      _write(coarse_on_top, [img, img_t, vec, lab], ["x", "cond", "t", "label"], ["v"],
+      _write(coarse_on_top, [img_c, img_tc, vec, lab], ["x", "cond", "t", "label"], ["v"],
              os.path.join(folder, "coarse.onnx"), opset, "coarse"),
     ]  # fmt: skip
   else:
     sizes.append(
-      _write(coarse, [img, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "coarse.onnx"), opset, "coarse")
+      _write(
+        coarse, [img_c, vec, lab], ["x", "t", "label"], ["v"], os.path.join(folder, "coarse.onnx"), opset, "coarse"
+      )
     )
   card["onnx_bytes"] = sum(sizes)
   with open(os.path.join(folder, "model.json"), "w") as fh:
@@ -335,9 +346,10 @@ def sample_with_onnx(
 ) -> np.ndarray:
   """The card's sampler around the ONNX velocity field: noise [B, S, S, C] -> finalized samples (numpy).
 
-  A two-level model (``coarse.onnx``, ``fine.onnx``): ``noise`` starts the coarse level and ``fine_noise``
-  the fine one (scaled by the card's ``fine_temperature`` where it has one), as the card's sampler says; a
-  three-level one (``top.onnx`` too): ``top_noise`` starts the top.
+  A two-level model (``coarse.onnx``, ``fine.onnx``): ``noise`` starts the coarse level ([B, W, W, C], W the
+  card's ``coarse_window`` where it has one) and ``fine_noise`` the fine one (scaled by the card's
+  ``fine_temperature`` where it has one), as the card's sampler says; a three-level one (``top.onnx`` too):
+  ``top_noise`` starts the top.
   """
   with open(os.path.join(folder, "model.json")) as f:
     card = json.load(f)
@@ -355,10 +367,10 @@ def sample_with_onnx(
     }
     feed = lambda x, t: {"x": x.astype(np.float32), "t": np.full((b,), t, np.float32), "label": label}  # noqa: E731
     clip = lambda x: np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)  # noqa: E731
-    s = noise.shape[1]
 
-    def centre(x, r):  # the block of a window that r-times finer pixels see, repeated up
-      w, a = s // r, (s - s // r) // 2
+    def centre(x, r, size):  # the block of x's window that a size-px window r times finer sees, repeated up
+      w = size // r
+      a = (x.shape[1] - w) // 2
       return x[:, a : a + w, a : a + w].repeat(r, 1).repeat(r, 2).astype(np.float32)
 
     up = card.get("upper_temperature", 1.0)  # hier.upper_temperature: the top and coarse levels' noise scale
@@ -371,11 +383,11 @@ def sample_with_onnx(
           card["sampler"],
         )
       )
-      top_cond = centre(xt, card["top_factor"] // card["factor"])
+      top_cond = centre(xt, card["top_factor"] // card["factor"], noise.shape[1])
       xc = _solve(lambda x, t: run["coarse"](None, dict(feed(x, t), cond=top_cond))[0], noise, card["sampler"])
     else:
       xc = _solve(lambda x, t: run["coarse"](None, feed(x, t))[0], noise, card["sampler"])
-    cond = centre(clip(xc), card["factor"])
+    cond = centre(clip(xc), card["factor"], fine_noise.shape[1])
     fine_noise = card.get("fine_temperature", 1.0) * fine_noise  # hier.fine_temperature: a colder fine level
     x = _solve(lambda x, t: run["fine"](None, dict(feed(x, t), cond=cond))[0], fine_noise, card["sampler"])
     return _finalize(x, card)

@@ -52,6 +52,11 @@ line across the block). The top level draws it with the rest; the coarse
 level is conditioned on it (computed from its own map in training, as the
 top map's other channels are); the fine level never sees it.
 
+``hier.coarse_window`` (0: S): the coarse level's training maps and its
+sampling windows, in coarse pixels. At S a coarse window spans ``factor x S``
+world pixels, the extent of the longest strands it can learn; wider maps
+(regions of ``factor x coarse_window`` px) cost their area in every step.
+
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
 the window under it. The likelihood of the pair is not reported (a density
@@ -200,6 +205,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   check_top_temperature(hier_cfg.get("top_temperature", 1.0), bool(tf))
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
+  coarse_data.check_coarse_window(hier_cfg.get("coarse_window", 0), data.image_size, tf, hier_cfg.factor, len(cw))
   trace = hier_cfg.get("top_trace", "")
   if trace != "" and (not tf or data.one_hot[0] == data.one_hot[1]):
     raise ValueError(
@@ -246,6 +252,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
     raise ValueError(f"hier.top_trace={h.top_trace!r}: the class's index is needed (flow_matching_hier.make)")
   traced = None if h.get("top_trace", "") == "" else (trace_class, factor)  # older configs have none
   CT = C + (traced is not None)  # the top map's channels
+  CW = coarse_data.coarse_window(h, S)  # the coarse level's maps and windows (hier.coarse_window)
   fine_net = unet.UNet(C, tuple(f.widths), f.blocks, False, nc)
   coarse_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc)
   top_net = unet.UNet(CT, tuple(h.coarse_widths), f.blocks, False, nc) if tf else None
@@ -344,9 +351,9 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
       return jnp.broadcast_to(jnp.asarray(cond, jnp.int32), (n,))
     return jax.random.randint(key, (n,), 0, nc) if nc > 1 else jnp.zeros((n,), jnp.int32)
 
-  def noise(key, n, channels=C):
+  def noise(key, n, channels=C, size=S):
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
-    return jax.vmap(lambda k: jax.random.normal(k, (S, S, channels)))(keys)
+    return jax.vmap(lambda k: jax.random.normal(k, (size, size, channels)))(keys)
 
   def coarse_finalize(x):
     return jnp.clip(jnp.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
@@ -359,8 +366,9 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
     kc, kf, kl = jax.random.split(key, 3)
     label = labels_for(kl, n, cond)
 
-    def centre(x, r):  # the block of a window that r-times finer pixels see, repeated up
-      b, a = S // r, (S - S // r) // 2
+    def centre(x, r, size):  # the block of a window that r-times finer pixels see (a size-px window), repeated up
+      b = size // r
+      a = (x.shape[1] - b) // 2
       return coarse_data.upsample(x[:, a : a + b, a : a + b], r)
 
     top_cond = None
@@ -369,10 +377,10 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
       xt = coarse_finalize(
         fm.solve(top_velocity(params, label), upper_t * top_t * temperature * noise(kt, n, CT), solver, steps)
       )
-      top_cond = centre(xt, ratio)
+      top_cond = centre(xt, ratio, CW)
     vc = coarse_velocity(params, label, top_cond)
-    xc = coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n), solver, steps))
-    cond_map = centre(xc, factor)
+    xc = coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n, C, CW), solver, steps))
+    cond_map = centre(xc, factor, S)
     x1 = fm.solve(fine_velocity(params, cond_map, label), fine_t * temperature * noise(kf, n), solver, steps)
     return fm.finalize(x1, one_hot)
 
@@ -391,11 +399,11 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
 
   if tf:
     coarse_cv = base.Canvas(
-      coarse_canvas_velocity, S, C + CT, False, lambda x: coarse_finalize(x[..., :C]), f.solver, f.sample_steps
+      coarse_canvas_velocity, CW, C + CT, False, lambda x: coarse_finalize(x[..., :C]), f.solver, f.sample_steps
     )
     top_cv = base.Canvas(top_canvas_velocity, S, CT, False, coarse_finalize, f.solver, f.sample_steps)
   else:
-    coarse_cv = base.Canvas(coarse_canvas_velocity, S, C, False, coarse_finalize, f.solver, f.sample_steps)
+    coarse_cv = base.Canvas(coarse_canvas_velocity, CW, C, False, coarse_finalize, f.solver, f.sample_steps)
     top_cv = None
   hier = Hier(
     coarse=coarse_cv,
