@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_hier3 import fake_model
 
-from genenv_jax import canvas, parallel, training
+from genenv_jax import canvas, large_eval, parallel, training
 from genenv_jax.config_utils import load_config
 from genenv_jax.data import coarse
 
@@ -50,6 +50,8 @@ def test_the_coarse_canvas_is_drawn_on_its_own_wider_windows_and_the_scene_is_th
   one = canvas.render_scene(model, 40, 56, seed=3, mesh=parallel.make_mesh(1))
   np.testing.assert_allclose(one, got, atol=1e-5)
   assert len(jax.devices()) == 8
+  # Scene caches keep the two apart: the same parameters, other coarse windows.
+  assert large_eval.cache_key(model) == large_eval.cache_key(fake_model()) + "-cw32"
 
 
 def test_the_batch_holds_coarse_maps_of_the_wider_window(data_dir):
