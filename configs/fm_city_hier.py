@@ -65,7 +65,10 @@ coarse FD 23.66: the defaults stay 1. Its top map with a water trace channel (``
 the share of each top block's coarse pixels at least 1/8 water; new top and coarse levels over the shipped fine level,
 ``tools/coarse_more_steps.py --top_trace=water``, 5000 steps, one run): the coarse maps' largest joined water 0.064
 (shipped 0.058, real 0.110), and over real top maps with real's trace no more (0.064): not scored at 1024, not
-shipped; the default stays ''. The two-level
+shipped; the default stays ''. Its coarse level trained on 64-px maps of 512-px regions
+(``--config.hier.coarse_window=64``: ``tools/coarse_more_steps.py --coarse_window=64``, 3000 steps over the shipped
+weights, top and fine levels kept, one run): largest joined water 0.058, as shipped, and no more when read at lower
+shares or 8-connected: not shipped; the default stays 0. The two-level
 ``:cpu`` is shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.

@@ -120,7 +120,9 @@ def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fi
 
 def onnx_gives_the_family_samples(su, params, tmp_path):
   """ONNX: three velocity fields (top, coarse over the top map, fine over the coarse map) and the card's loop
-  give the family's own samples. The parameters are moved off their near-zero start so every level matters."""
+  give the family's own samples. The parameters are moved off their near-zero start so every level matters.
+  Exported once, with ``--upper_temperature`` and ``--top_temperature`` set: the card scales the noise as the
+  family does (the default temperatures' card: tests/test_top_trace.py's export)."""
   from genenv_jax import trained
   from genenv_jax.exports import onnx_model
 
@@ -128,9 +130,12 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
   params = jax.tree.unflatten(tree, [p + 0.05 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
   model = trained.Trained(su.config, su.spec, su.family, params, 1, su.world, "test", su.layout)
-  card = onnx_model.export(model, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
+  warm = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5)
+  card = onnx_model.export(warm, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
   assert card["kind"] == "flow_matching_three_level" and (card["factor"], card["top_factor"]) == (4, 16)
   assert sorted(os.listdir(tmp_path / "onnx")) == ["coarse.onnx", "fine.onnx", "model.json", "top.onnx"]
+  assert (card["upper_temperature"], card["top_temperature"]) == (1.5, 0.5) and "coarse_window" not in card
+  assert "1.5 * 0.5 * temperature * standard normal" in card["sampler"]["top"]
   key = jax.random.PRNGKey(3)
   kc, kf, _ = jax.random.split(key, 3)
   C = su.family.extras["hier"].channels
@@ -138,7 +143,7 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   def noise(k):
     return np.asarray(jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k, i), (16, 16, C)))(jnp.arange(2)))
 
-  want = np.asarray(su.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
+  want = np.asarray(warm.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
   got = onnx_model.sample_with_onnx(
     str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf), top_noise=noise(jax.random.fold_in(kc, 1))
   )
@@ -147,16 +152,6 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   # Each level matters: another top noise changes the samples.
   other = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf), top_noise=noise(kf))
   assert np.abs(other[..., :3] - got[..., :3]).mean() > 1e-3
-  # --upper_temperature and --top_temperature: the card the export writes scales the noise as the family does.
-  warm = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5)
-  card = onnx_model.export(warm, str(tmp_path / "onnx_warm"), batch=2, solver="midpoint", steps=4)
-  assert (card["upper_temperature"], card["top_temperature"]) == (1.5, 0.5)
-  assert "1.5 * 0.5 * temperature * standard normal" in card["sampler"]["top"]
-  want = np.asarray(warm.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
-  got = onnx_model.sample_with_onnx(
-    str(tmp_path / "onnx_warm"), noise(kc), fine_noise=noise(kf), top_noise=noise(jax.random.fold_in(kc, 1))
-  )
-  np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
 
 
 def test_bad_top_level_values_are_named(data_dir):
