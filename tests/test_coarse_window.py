@@ -89,3 +89,28 @@ def test_a_two_level_coarse_window_has_no_top_bound():
   coarse.check_coarse_window(128, 16, 0, 4, 2)
   with pytest.raises(ValueError, match=r"hier.coarse_window=12: must be 0 \(data.image_size=16\) or a multiple of 8"):
     coarse.check_coarse_window(12, 16, 0, 4, 2)
+
+
+def test_the_server_serves_a_wider_coarse_window_in_chunks_that_agree_with_the_scene(monkeypatch):
+  """The server's coarse chunks are drawn on 32-px windows (their margin is the coarse window): any window is the
+  closed form of tests/test_hier3.py's server test, and agrees with ``sample.py``'s canvas."""
+  import types
+
+  from genenv_jax.server import sources
+
+  monkeypatch.setattr(sources, "CHUNK", 32)
+  m, seen = wide(fake_model(), 32)
+  m.world, m.step, m.workdir, m.scene_classes = None, 0, "closed form", ()
+  m.layout = types.SimpleNamespace(class_names=(), palette=np.zeros((1, 3)), channels=("height",))
+  src = sources.ModelSource(m)
+  y0, x0, h, w = -40, 50, 70, 90
+  got = src.tensor(3, y0, x0, h, w)
+  assert seen and set(seen) == {(32, 32)}
+  ty, tx = y0 // 16, x0 // 16
+  nt = canvas.initial_noise(3, ty, tx, 8, 10, 2, tag=canvas.TOP_TAG)
+  nc = canvas.initial_noise(3, y0 // 4, x0 // 4, 20, 25, 2, tag=canvas.COARSE_TAG)
+  nf = canvas.initial_noise(3, y0, x0, h, w, 2)
+  ys, xs = np.arange(y0, y0 + h)[:, None], np.arange(x0, x0 + w)[None, :]
+  want = MU + S * nt[ys // 16 - ty, xs // 16 - tx] + S * nc[ys // 4 - y0 // 4, xs // 4 - x0 // 4] + S * nf
+  np.testing.assert_allclose(got, want, atol=5e-4)
+  np.testing.assert_allclose(src.tensor(3, 0, 0, 40, 56), canvas.render_scene(m, 40, 56, seed=3), atol=5e-4)
