@@ -167,6 +167,18 @@ def test_bad_top_level_values_are_named(data_dir):
     setup("hier.top_factor=16", "hier.top_num_train=0")
 
 
+def served(y0, x0, h, w, seed=3, top=1.0, coarse=1.0):
+  """``fake_model``'s scene window at (y0, x0), h x w, in closed form: the top noise repeated up twice plus each
+  level's noise (scaled by ``top`` and ``coarse``), keyed by global coordinates."""
+  ty, tx = y0 // 16, x0 // 16
+  nt = canvas.initial_noise(seed, ty, tx, -(-(y0 + h) // 16) - ty, -(-(x0 + w) // 16) - tx, 2, tag=canvas.TOP_TAG)
+  cy, cx = y0 // 4, x0 // 4
+  nc = canvas.initial_noise(seed, cy, cx, -(-(y0 + h) // 4) - cy, -(-(x0 + w) // 4) - cx, 2, tag=canvas.COARSE_TAG)
+  nf = canvas.initial_noise(seed, y0, x0, h, w, 2)
+  ys, xs = np.arange(y0, y0 + h)[:, None], np.arange(x0, x0 + w)[None, :]
+  return MU + S * top * nt[ys // 16 - ty, xs // 16 - tx] + S * coarse * nc[ys // 4 - cy, xs // 4 - cx] + S * nf
+
+
 def test_the_server_serves_three_levels_in_chunks_that_agree_with_the_scene(monkeypatch):
   """Served in chunks (top chunks under coarse chunks under fine ones, each cross-faded over its window), any
   window, negative coordinates included, is the closed form: the top noise repeated up twice plus each level's
@@ -180,13 +192,7 @@ def test_the_server_serves_three_levels_in_chunks_that_agree_with_the_scene(monk
   src = sources.ModelSource(m)
   y0, x0, h, w = -40, 50, 70, 90
   got = src.tensor(3, y0, x0, h, w)
-  ty, tx = y0 // 16, x0 // 16
-  nt = canvas.initial_noise(3, ty, tx, 8, 10, 2, tag=canvas.TOP_TAG)
-  nc = canvas.initial_noise(3, y0 // 4, x0 // 4, 20, 25, 2, tag=canvas.COARSE_TAG)
-  nf = canvas.initial_noise(3, y0, x0, h, w, 2)
-  ys, xs = np.arange(y0, y0 + h)[:, None], np.arange(x0, x0 + w)[None, :]
-  want = MU + S * nt[ys // 16 - ty, xs // 16 - tx] + S * nc[ys // 4 - y0 // 4, xs // 4 - x0 // 4] + S * nf
-  np.testing.assert_allclose(got, want, atol=5e-4)
+  np.testing.assert_allclose(got, served(y0, x0, h, w), atol=5e-4)
   np.testing.assert_allclose(src.tensor(3, 0, 64, 20, 30), got[40:60, 14:44], atol=5e-4)  # an overlap
   np.testing.assert_allclose(src.tensor(3, 0, 0, 40, 56), canvas.render_scene(m, 40, 56, seed=3), atol=5e-4)
   # hier.upper_temperature scales the top and coarse noise, hier.top_temperature the top's again; served and drawn
@@ -195,8 +201,7 @@ def test_the_server_serves_three_levels_in_chunks_that_agree_with_the_scene(monk
   warm = types.SimpleNamespace(**{**vars(m), "family": m.family._replace(extras={"hier": hr})})
   wsrc = sources.ModelSource(warm)
   got = wsrc.tensor(3, y0, x0, h, w)
-  want = MU + S * 0.75 * nt[ys // 16 - ty, xs // 16 - tx] + S * 1.5 * nc[ys // 4 - y0 // 4, xs // 4 - x0 // 4] + S * nf
-  np.testing.assert_allclose(got, want, atol=5e-4)
+  np.testing.assert_allclose(got, served(y0, x0, h, w, top=0.75, coarse=1.5), atol=5e-4)
   np.testing.assert_allclose(wsrc.tensor(3, 0, 0, 40, 56), canvas.render_scene(warm, 40, 56, seed=3), atol=5e-4)
   fam = m.family._replace(extras={"hier": m.family.extras["hier"]._replace(top_factor=24)})
   with pytest.raises(ValueError, match=r"hier.top_factor=24: the server's 32-px coarse chunks .* top_factor / fac"):
