@@ -114,7 +114,7 @@ def get_config(arg=None):
   # block's coarse pixels at least 1/factor that class: rivers; genenv_jax.data.coarse.trace). '' for none.
   c.hier.top_trace = ""
   # The coarse level's training maps and sampling windows, in coarse pixels (0: data.image_size). Wider maps
-  # (regions of factor x coarse_window px) let it learn longer strands, at their area's cost per step.
+  # (regions of factor x coarse_window px) show it more of the world at once, at their area's cost per step.
   c.hier.coarse_window = 0
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256

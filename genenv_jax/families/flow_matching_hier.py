@@ -54,8 +54,9 @@ top map's other channels are); the fine level never sees it.
 
 ``hier.coarse_window`` (0: S): the coarse level's training maps and its
 sampling windows, in coarse pixels. At S a coarse window spans ``factor x S``
-world pixels, the extent of the longest strands it can learn; wider maps
-(regions of ``factor x coarse_window`` px) cost their area in every step.
+world pixels, the most it learns from at once; wider maps (regions of
+``factor x coarse_window`` px) cost their area in every step (for the city's
+rivers they did not help: ``docs/large-scenes.md``).
 
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
