@@ -96,6 +96,9 @@ def main(argv):
   fresh, overrides = _FRESH.value or bool(_TRACE.value), {}
   if _TRACE.value:
     overrides["hier.top_trace"] = _TRACE.value
+  if _BATCH.value < 0:
+    print(f"error: --batch={_BATCH.value}: a positive count (0: the config's train.batch_size)", file=sys.stderr)
+    return 2
   if _WINDOW.value:
     overrides["hier.coarse_window"] = _WINDOW.value
     if _TRACE.value or not _COARSE_N.value > 0:
@@ -114,12 +117,13 @@ def main(argv):
   else:
     family = model.family
 
-  def maps(factor, counts, traced=None):  # drawn once into --data_dir where the config's training has not drawn them
+  def maps(factor, counts, traced=None, size=None):  # drawn once into --data_dir where training has not drawn them
+    size = size or model.spec.image_size
     return {
       split: coarse_lib.emphasize(
-        coarse_lib.prepare(
-          cfg.data.world, factor, model.spec.image_size, n, split, _DATA.value, tuple(cfg.data.channels), 0, traced
-        )[0].astype(np.float32),
+        coarse_lib.prepare(cfg.data.world, factor, size, n, split, _DATA.value, tuple(cfg.data.channels), 0, traced)[
+          0
+        ].astype(np.float32),
         hr.one_hot,
         hr.share_power,
       )
@@ -132,16 +136,7 @@ def main(argv):
     return 2
   window = _WINDOW.value
   if window:  # 2N-px maps: random N-px crops in training, the four quarters held out
-    big = {
-      split: coarse_lib.emphasize(
-        coarse_lib.prepare(cfg.data.world, hr.factor, 2 * window, n, split, _DATA.value, tuple(cfg.data.channels))[
-          0
-        ].astype(np.float32),
-        hr.one_hot,
-        hr.share_power,
-      )
-      for split, n in (("train", _COARSE_N.value), ("test", cfg.hier.coarse_num_test // 4))
-    }
+    big = maps(hr.factor, (_COARSE_N.value, cfg.hier.coarse_num_test // 4), size=2 * window)
     t = big["test"]
     quarters = [t[:, i : i + window, j : j + window] for i in (0, window) for j in (0, window)]
     files = {"coarse": {"train": big["train"], "test": np.concatenate(quarters)}}
@@ -163,7 +158,8 @@ def main(argv):
     tx = optim.make(cfg.optim, cfg.optim.lr, _STEPS.value, 0)
     x0 = np.zeros((2, model.spec.image_size, model.spec.image_size, C), np.float32)
     init = family.init(jax.random.PRNGKey(_SEED.value), {"x": x0, "label": np.zeros((2,), np.int32)}).params
-    params = {**{k: v for k, v in init.items() if k != "fine"}, "fine": jax.tree.map(jnp.asarray, model.params["fine"])}
+    kept = ("fine", "top") if window else ("fine",)  # --coarse_window trains the coarse level alone
+    params = {k: jax.tree.map(jnp.asarray, model.params[k]) if k in kept else v for k, v in init.items()}
   else:
     sched = optax.warmup_cosine_decay_schedule(0.0, _LR.value, 200, max(_STEPS.value, 201))
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
