@@ -116,6 +116,8 @@ def get_config(arg=None):
   # The coarse level's training maps and sampling windows, in coarse pixels (0: data.image_size). Wider maps
   # (regions of factor x coarse_window px) show it more of the world at once, at their area's cost per step.
   c.hier.coarse_window = 0
+  # Three levels: the top U-Net's widths (() : hier.coarse_widths, which sizes the coarse U-Net and by default both).
+  c.hier.top_widths = ()
   c.hier.top_num_train = 5_000
   c.hier.top_num_test = 256
   if "cpu" in variant:

@@ -127,6 +127,8 @@ LEGACY_DEFAULTS = {
   "hier.top_trace": lambda theirs, mine: "",
   # Hierarchical runs before the coarse level's own window: the training size (0).
   "hier.coarse_window": lambda theirs, mine: 0,
+  # Three-level runs before the top level's own widths: the coarse level's (()).
+  "hier.top_widths": lambda theirs, mine: [],
 }
 
 

@@ -184,7 +184,7 @@ def assert_sketch_held_at_0_and_ignored_at_1(model, sk):
 
 def hier3_smoke_setup(data_dir, *overrides):
   """``configs/fm_city_hier.py:smoke`` with a top level (``hier.top_factor=16``) on one device, batch 8, and
-  ``overrides``, as a ``training.Setup`` (tests/test_hier3.py, tests/test_top_trace.py)."""
+  ``overrides``, as a ``training.Setup`` (tests/test_hier3.py, tests/test_coarse_window.py)."""
   import os
 
   from genenv_jax import training

@@ -1,7 +1,7 @@
 """``hier.coarse_window``: the coarse level trains on, and draws with, windows wider than the fine level's: the
 canvas evaluates the coarse level on windows of that size and the scene is unchanged for a per-pixel field, the
 training batch holds the wider maps, and bad values are named. (The trained smoke model with a wider window,
-its step and ONNX export: tests/test_top_trace.py.)"""
+its step and ONNX export: tests/test_hier3.py.)"""
 
 import os
 

@@ -458,7 +458,7 @@ def test_trained_two_level_model_follows_a_two_class_sketch_and_agrees_on_1_and_
   served_sketches(model, src, want, tmp_path)
   # ONNX: two velocity fields and the card's loop between them give the family's own samples.
   card = onnx_model.export(model, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
-  assert card["kind"] == "flow_matching_two_level" and card["factor"] == 4
+  assert card["kind"] == "flow_matching_two_level" and card["factor"] == 4 and "coarse_window" not in card
   key = jax.random.PRNGKey(3)
   kc, kf, _ = jax.random.split(key, 3)
   shape = (model.spec.image_size, model.spec.image_size, hr.channels)

@@ -1,5 +1,6 @@
 """Three-level flow matching (``hier.top_factor``): the top map under the coarse canvas, sketches held in both
-upper levels, a step that trains the three levels and a phase that keeps the fine one, bad values named."""
+upper levels, a step that trains the three levels and a phase that keeps the fine one (with ``hier.top_trace``
+and ``hier.coarse_window`` set: one trained smoke model), its ONNX export, bad values named."""
 
 import os
 import types
@@ -18,6 +19,7 @@ from genenv_jax.families import flow_matching_hier as fmh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MU, S, toward = helpers.MU, helpers.S, helpers.toward
+WATER = 4  # city_regions: ground, road, building, park, water
 
 
 def fake_model(C=2, window=16, factor=4, top_factor=16):
@@ -84,20 +86,33 @@ def test_a_sketch_is_held_in_the_top_and_coarse_levels():
 
 @pytest.fixture(scope="module")
 def three_level_setup(data_dir):
-  return helpers.hier3_smoke_setup(data_dir, "hier.fine_steps=1")  # a phase of the upper levels alone from step 1
+  # Both upper-level options (hier.top_trace: the top map's trace channel, tests/test_top_trace.py;
+  # hier.coarse_window: 32-px coarse windows over 16-px fine ones, tests/test_coarse_window.py) and a phase of the
+  # upper levels alone from step 1: one compiled model checks the step, the phase and the export of all of them.
+  return helpers.hier3_smoke_setup(
+    data_dir, "hier.fine_steps=1", "hier.top_trace='water'", "hier.coarse_window=32"
+  )  # fmt: skip
 
 
 def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fine_one(three_level_setup, tmp_path):
+  """A traced three-level model with 32-px coarse windows: the batch holds the drawn traced top maps (the
+  world's 256-px regions averaged down by 16, the trace read at the coarse factor), one step trains every level,
+  the top net draws the trace channel, the phase after ``hier.fine_steps`` keeps the fine level."""
   su = three_level_setup
   hr = su.family.extras["hier"]
-  assert hr.top_factor == 16 and hr.coarse.channels == 2 * hr.channels
+  C = hr.channels
+  assert hr.top_factor == 16 and (hr.traced, hr.coarse.channels, hr.top.channels) == ((WATER, 4), 2 * C + 1, C + 1)
+  assert (hr.coarse.window, hr.fine.window) == (32, 16)
   _, batch = next(iter(su.loader.iterate(0, 1)))
-  # The loader's top maps are the world's 256-px regions averaged down by 16 (the file drawn once).
-  tops = coarse.prepare("city_regions", 16, 16, 16, "train", su.config.data.data_dir, su.config.data.channels)[0]
+  tops = coarse.prepare(
+    "city_regions", 16, 16, 16, "train", su.config.data.data_dir, su.config.data.channels, traced=(WATER, 4)
+  )[0]  # fmt: skip
   idx = su.loader.indexer.indices(0, su.loader.rows)
   np.testing.assert_allclose(np.asarray(batch["x_top"]), tops[np.asarray(idx) % 16].astype(np.float32))
   state = su.init_state()
   assert set(state.params) == {"fine", "coarse", "top"}
+  v = hr.top.velocity(state.params, jnp.zeros((1, 16, 16, C + 1)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
+  assert v.shape == (1, 16, 16, C + 1)  # the top net draws the trace channel too
   state0 = jax.device_get(state)  # the steps donate their input state
   joint, m = su.step_fns[0](state, batch)
   joint0 = jax.device_get(joint)
@@ -120,8 +135,10 @@ def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fi
 def onnx_gives_the_family_samples(su, params, tmp_path):
   """ONNX: three velocity fields (top, coarse over the top map, fine over the coarse map) and the card's loop
   give the family's own samples. The parameters are moved off their near-zero start so every level matters.
-  Exported once, with ``--upper_temperature`` and ``--top_temperature`` set: the card scales the noise as the
-  family does (the default temperatures' card: tests/test_top_trace.py's export)."""
+  Exported once, with ``--upper_temperature`` and ``--top_temperature`` set (the card scales the noise as the
+  family does; the default temperatures' text: tests/test_hier.py's two-level card): ``top.onnx`` draws the
+  trace channel and the card says which; ``coarse.onnx`` takes 32-px maps, and the loop takes the top map's
+  centre 8x8 under the coarse window and the coarse map's centre 4x4 under the fine one."""
   from genenv_jax import trained
   from genenv_jax.exports import onnx_model
 
@@ -131,26 +148,36 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   model = trained.Trained(su.config, su.spec, su.family, params, 1, su.world, "test", su.layout)
   warm = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5)
   card = onnx_model.export(warm, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
+  C = su.family.extras["hier"].channels
   assert card["kind"] == "flow_matching_three_level" and (card["factor"], card["top_factor"]) == (4, 16)
   assert sorted(os.listdir(tmp_path / "onnx")) == ["coarse.onnx", "fine.onnx", "model.json", "top.onnx"]
-  assert (card["upper_temperature"], card["top_temperature"]) == (1.5, 0.5) and "coarse_window" not in card
+  assert (card["upper_temperature"], card["top_temperature"]) == (1.5, 0.5)
   assert "1.5 * 0.5 * temperature * standard normal" in card["sampler"]["top"]
+  assert card["top_trace"]["class"] == "water" and card["top_trace"]["channel"] == C
+  assert card["networks"]["top"]["outputs"][0]["shape"][-1] == C + 1
+  assert card["coarse_window"] == 32 and [i["shape"] for i in card["networks"]["coarse"]["inputs"][:2]] == [
+    [2, 32, 32, C],
+    [2, 32, 32, C + 1],
+  ]
+  assert card["sampler"]["top_cond"].startswith("top_cond = xt[:, 4:12, 4:12] repeated 4x")
+  assert card["sampler"]["cond"].startswith("cond = xc[:, 14:18, 14:18] repeated 4x")
   key = jax.random.PRNGKey(3)
   kc, kf, _ = jax.random.split(key, 3)
-  C = su.family.extras["hier"].channels
 
-  def noise(k):
-    return np.asarray(jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k, i), (16, 16, C)))(jnp.arange(2)))
+  def noise(k, c=C, size=16):
+    keys = jnp.arange(2)
+    return np.asarray(jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k, i), (size, size, c)))(keys))
 
   want = np.asarray(warm.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
   assert want.shape == (2, 16, 16, C) and np.isfinite(want).all()
-  got = onnx_model.sample_with_onnx(
-    str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf), top_noise=noise(jax.random.fold_in(kc, 1))
-  )
+  top_noise = noise(jax.random.fold_in(kc, 1), C + 1)
+  got = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc, C, 32), fine_noise=noise(kf), top_noise=top_noise)
   np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
   assert (got[..., 3:8].argmax(-1) == want[..., 3:8].argmax(-1)).mean() > 0.999
   # Each level matters: another top noise changes the samples.
-  other = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc), fine_noise=noise(kf), top_noise=noise(kf))
+  other = onnx_model.sample_with_onnx(
+    str(tmp_path / "onnx"), noise(kc, C, 32), fine_noise=noise(kf), top_noise=noise(kf, C + 1)
+  )
   assert np.abs(other[..., :3] - got[..., :3]).mean() > 1e-3
 
 
@@ -165,6 +192,32 @@ def test_bad_top_level_values_are_named(data_dir):
       setup(f"hier.top_factor={bad}")
   with pytest.raises(ValueError, match=r"hier.top_num_train=0: must be a positive integer"):
     setup("hier.top_factor=16", "hier.top_num_train=0")
+
+
+def test_the_top_level_takes_its_own_widths_and_bad_ones_are_named(data_dir):
+  """``hier.top_widths``: the top U-Net sized apart from the coarse one (which ``hier.coarse_widths`` sizes), so
+  a coarse level of another size trains under a kept top level; () keeps both at ``hier.coarse_widths``."""
+
+  def widths(su):  # each level's first convolution's features, from the initialised shapes (nothing compiled)
+    x = np.zeros((2, 16, 16, su.spec.channels), np.float32)
+    params = jax.eval_shape(su.family.init, jax.random.PRNGKey(0), {"x": x, "label": np.zeros((2,), np.int32)})
+    return {k: params.params[k]["params"]["Conv_0"]["kernel"].shape[-1] for k in ("fine", "coarse", "top")}
+
+  assert widths(helpers.hier3_smoke_setup(data_dir)) == {"fine": 8, "coarse": 8, "top": 8}
+  got = widths(helpers.hier3_smoke_setup(data_dir, "hier.top_widths=(4, 8, 16)", "hier.coarse_widths=(16, 16)"))
+  assert got == {"fine": 8, "coarse": 16, "top": 4}
+
+  def setup(*o):
+    return training.Setup(
+      load_config(os.path.join(ROOT, "configs/fm_city_hier.py:smoke"), [f"data.data_dir={data_dir!r}", *o])
+    )
+
+  with pytest.raises(ValueError, match=r"hier.top_widths=\(8,\): for three-level models"):
+    setup("hier.top_widths=(8,)")
+  with pytest.raises(ValueError, match=r"hier.top_widths=\(8, 0\): must be \(\) \(hier.coarse_widths\) or positive"):
+    setup("hier.top_factor=16", "hier.top_widths=(8, 0)")
+  with pytest.raises(ValueError, match=r"hier.top_widths has 5 resolutions: too many for data.image_size=16"):
+    setup("hier.top_factor=16", "hier.top_widths=(8, 8, 8, 8, 8)")
 
 
 def served(y0, x0, h, w, seed=3, top=1.0, coarse=1.0):

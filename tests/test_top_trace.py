@@ -1,6 +1,7 @@
 """``hier.top_trace``: a three-level model's top map carries one more channel, the share of each top block's
 coarse pixels where a class (water) covers at least 1/factor: what the top level is trained on equals what the
-coarse level is conditioned on, the canvas carries it, a sketch holds it, the family trains and exports it."""
+coarse level is conditioned on, the canvas carries it, a sketch holds it. (The family trains and exports it:
+tests/test_hier3.py's trained smoke model has it.)"""
 
 import os
 import types
@@ -117,69 +118,6 @@ def test_the_canvas_carries_the_traced_top_map_and_a_sketch_holds_its_trace():
   np.testing.assert_allclose(top[:8:4, :12:4, 1], [[1.0, 0.0, -1.0]] * 2, atol=1e-5)  # the water share
   free = (MU + S * nt)[3, :4, 2].repeat(4)  # row 12+: no sketch there
   np.testing.assert_allclose(top[12, :, 2], free, atol=3e-4)
-
-
-@pytest.fixture(scope="module")
-def traced_setup(data_dir):
-  # With a coarse level twice as wide as the fine one as well (hier.coarse_window; tests/test_coarse_window.py):
-  # one compiled model checks both options' step and export.
-  return helpers.hier3_smoke_setup(data_dir, "hier.top_trace='water'", "hier.coarse_window=32")
-
-
-def test_a_traced_three_level_model_trains_samples_and_exports(traced_setup, tmp_path):
-  """A traced three-level model with 32-px coarse windows over 16-px fine ones: the batch holds the drawn
-  traced top maps, one step trains every level, the top net draws the trace channel; the ONNX coarse level
-  takes 32-px maps, and the card's loop (the top map's centre 8x8 under the coarse window, the coarse map's
-  centre 4x4 under the fine one) gives the family's single samples."""
-  from genenv_jax import trained
-  from genenv_jax.exports import onnx_model
-
-  su = traced_setup
-  hr = su.family.extras["hier"]
-  C = hr.channels
-  assert (hr.traced, hr.coarse.channels, hr.top.channels) == ((WATER, 4), 2 * C + 1, C + 1)
-  assert (hr.coarse.window, hr.fine.window) == (32, 16)
-  _, batch = next(iter(su.loader.iterate(0, 1)))
-  tops = coarse.prepare(
-    "city_regions", 16, 16, 16, "train", su.config.data.data_dir, CHANNELS, traced=(WATER, 4)
-  )[0]  # fmt: skip
-  idx = su.loader.indexer.indices(0, su.loader.rows)
-  np.testing.assert_allclose(np.asarray(batch["x_top"]), tops[np.asarray(idx) % 16].astype(np.float32))
-  state = su.init_state()
-  v = hr.top.velocity(state.params, jnp.zeros((1, 16, 16, C + 1)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
-  assert v.shape == (1, 16, 16, C + 1)  # the top net draws the trace channel too
-  state, m = su.step_fns[0](state, batch)
-  assert {"loss", "coarse_loss", "top_loss"} <= set(m) and all(np.isfinite(float(m[k])) for k in m)
-  # ONNX: top.onnx draws C + 1 channels and the card says which; the card's loop gives the family's samples.
-  leaves, tree = jax.tree.flatten(state.ema_params)
-  keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
-  params = jax.tree.unflatten(tree, [p + 0.05 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
-  model = trained.Trained(su.config, su.spec, su.family, params, 1, su.world, "test", su.layout)
-  card = onnx_model.export(model, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
-  assert card["top_trace"]["class"] == "water" and card["top_trace"]["channel"] == C
-  assert card["networks"]["top"]["outputs"][0]["shape"][-1] == C + 1
-  assert card["coarse_window"] == 32 and [i["shape"] for i in card["networks"]["coarse"]["inputs"][:2]] == [
-    [2, 32, 32, C],
-    [2, 32, 32, C + 1],
-  ]
-  assert card["sampler"]["top_cond"].startswith("top_cond = xt[:, 4:12, 4:12] repeated 4x")
-  assert card["sampler"]["cond"].startswith("cond = xc[:, 14:18, 14:18] repeated 4x")
-  key = jax.random.PRNGKey(3)
-  kc, kf, _ = jax.random.split(key, 3)
-
-  def noise(k, c, size=16):
-    keys = jnp.arange(2)
-    return np.asarray(jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k, i), (size, size, c)))(keys))
-
-  want = np.asarray(su.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
-  assert want.shape == (2, 16, 16, C) and np.isfinite(want).all()
-  got = onnx_model.sample_with_onnx(
-    str(tmp_path / "onnx"),
-    noise(kc, C, 32),
-    fine_noise=noise(kf, C),
-    top_noise=noise(jax.random.fold_in(kc, 1), C + 1),
-  )
-  np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
 
 
 def test_bad_top_trace_values_are_named(data_dir, tmp_path):

@@ -45,6 +45,10 @@ fully convolutional, on the wider maps) and after. The output file records the k
 (``tools/hier_levels.py --weights``, ``tools/large_spread.py --weights``) sample with N-px coarse windows:
   python tools/coarse_more_steps.py --model=fm_city_hier3 --coarse_window=64 --coarse_num_train=640 \
     --batch=16 --steps=3000 --output=runs/fm_city_hier3_cw64.npz
+
+``--coarse_widths=W1,W2,...`` sets ``hier.coarse_widths`` (and ``hier.top_widths`` to the shipped ones, so the
+top level is kept): a coarse U-Net of another size, from the config's initialisation (implies ``--fresh``),
+trained alone on the config's coarse maps (or with ``--coarse_window``, its wider ones).
 """
 
 import os
@@ -71,6 +75,7 @@ _TRACE = flags.DEFINE_string("top_trace", "", "Three levels: hier.top_trace (a l
 _WINDOW = flags.DEFINE_integer("coarse_window", 0, "hier.coarse_window: the coarse level alone on maps this wide.")
 _COARSE_N = flags.DEFINE_integer("coarse_num_train", 0, "With --coarse_window: coarse maps of twice its size drawn.")
 _BATCH = flags.DEFINE_integer("batch", 0, "Maps per step (0: the config's train.batch_size).")
+_WIDTHS = flags.DEFINE_list("coarse_widths", [], "Three levels: hier.coarse_widths (implies --fresh; top kept).")
 
 
 def main(argv):
@@ -93,9 +98,22 @@ def main(argv):
   model = models.load(_MODEL.value)
   cfg, hr = model.config, model.family.extras["hier"]
   C, tops = hr.channels, hr.top is not None
-  fresh, overrides = _FRESH.value or bool(_TRACE.value), {}
+  fresh, overrides = _FRESH.value or bool(_TRACE.value) or bool(_WIDTHS.value), {}
   if _TRACE.value:
     overrides["hier.top_trace"] = _TRACE.value
+  if _WIDTHS.value:
+    try:
+      widths = [int(w) for w in _WIDTHS.value]
+    except ValueError:
+      widths = None
+    if not tops or _TRACE.value or not widths:
+      print(
+        f"error: --coarse_widths={','.join(_WIDTHS.value)}: integers, for a three-level model, no --top_trace",
+        file=sys.stderr,
+      )
+      return 2
+    overrides["hier.coarse_widths"] = widths
+    overrides["hier.top_widths"] = list(cfg.hier.get("top_widths", ())) or list(cfg.hier.coarse_widths)
   if _BATCH.value < 0:
     print(f"error: --batch={_BATCH.value}: a positive count (0: the config's train.batch_size)", file=sys.stderr)
     return 2
@@ -107,7 +125,7 @@ def main(argv):
   if overrides:
     cfg = cfg.copy_and_resolve_references()
     for k, v in overrides.items():
-      cfg.hier[k.split(".")[1]] = v
+      cfg.hier[k.split(".")[1]] = tuple(v) if isinstance(v, list) else v
     try:
       family = families.make(cfg, model.spec)
     except ValueError as e:
@@ -135,6 +153,7 @@ def main(argv):
     print(f"error: --top_num_train={_TOP_N.value}: for a three-level model, a positive count", file=sys.stderr)
     return 2
   window = _WINDOW.value
+  coarse_alone = bool(window or _WIDTHS.value)  # the top level kept: its maps and network do not change
   if window:  # 2N-px maps: random N-px crops in training, the four quarters held out
     big = maps(hr.factor, (_COARSE_N.value, cfg.hier.coarse_num_test // 4), size=2 * window)
     t = big["test"]
@@ -142,7 +161,7 @@ def main(argv):
     files = {"coarse": {"train": big["train"], "test": np.concatenate(quarters)}}
   else:
     files = {"coarse": maps(hr.factor, (cfg.hier.coarse_num_train, cfg.hier.coarse_num_test))}
-  if tops and not window:  # with --coarse_window the top level is kept as it is
+  if tops and not coarse_alone:  # with --coarse_window or --coarse_widths the top level is kept as it is
     files["top"] = maps(hr.top_factor, (top_n, cfg.hier.top_num_test), hr.traced)
   batch = _BATCH.value or cfg.train.batch_size
   align = hr.top_factor // hr.factor if tops else 1  # crops at whole top blocks: the top map under them is real's
@@ -158,13 +177,13 @@ def main(argv):
     tx = optim.make(cfg.optim, cfg.optim.lr, _STEPS.value, 0)
     x0 = np.zeros((2, model.spec.image_size, model.spec.image_size, C), np.float32)
     init = family.init(jax.random.PRNGKey(_SEED.value), {"x": x0, "label": np.zeros((2,), np.int32)}).params
-    kept = ("fine", "top") if window else ("fine",)  # --coarse_window trains the coarse level alone
+    kept = ("fine", "top") if coarse_alone else ("fine",)  # the coarse level trains alone
     params = {k: jax.tree.map(jnp.asarray, model.params[k]) if k in kept else v for k, v in init.items()}
   else:
     sched = optax.warmup_cosine_decay_schedule(0.0, _LR.value, 200, max(_STEPS.value, 201))
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
     params = jax.tree.map(jnp.asarray, model.params)
-  upper = {k: params[k] for k in (("coarse",) if window else ("coarse", "top")) if k in params}
+  upper = {k: params[k] for k in (("coarse",) if coarse_alone else ("coarse", "top")) if k in params}
   ts = cfg.fm.time_sampling
   ratio = hr.top_factor // hr.factor
   noise, block_noise = float(cfg.hier.cond_noise), float(cfg.hier.get("cond_noise_blocks", 0.0))

@@ -58,6 +58,10 @@ world pixels, the most it learns from at once; wider maps (regions of
 ``factor x coarse_window`` px) cost their area in every step (for the city's
 rivers they did not help: ``docs/large-scenes.md``).
 
+``hier.coarse_widths`` sizes the coarse U-Net and, with a top level, the top
+one; ``hier.top_widths`` (``()``: the same) sizes the top U-Net apart, so a
+coarse level of another size can train under a kept top level.
+
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
 the window under it. The likelihood of the pair is not reported (a density
@@ -190,6 +194,13 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
     raise ValueError(f"hier.coarse_widths={cw!r}: must be positive integers, finest resolution first")
   if data.image_size % 2 ** (len(cw) - 1) or data.image_size // 2 ** (len(cw) - 1) < 2:
     raise ValueError(f"hier.coarse_widths has {len(cw)} resolutions: too many for data.image_size={data.image_size}")
+  tw = hier_cfg.get("top_widths", ())
+  if not isinstance(tw, (tuple, list)) or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in tw):
+    raise ValueError(f"hier.top_widths={tw!r}: must be () (hier.coarse_widths) or positive integers, finest first")
+  if tw and not hier_cfg.get("top_factor", 0):
+    raise ValueError(f"hier.top_widths={tuple(tw)!r}: for three-level models (hier.top_factor > 0); () for two")
+  if tw and (data.image_size % 2 ** (len(tw) - 1) or data.image_size // 2 ** (len(tw) - 1) < 2):
+    raise ValueError(f"hier.top_widths has {len(tw)} resolutions: too many for data.image_size={data.image_size}")
   if not 0.0 <= hier_cfg.cond_noise <= 1.0:
     raise ValueError(f"hier.cond_noise={hier_cfg.cond_noise!r}: must be in [0, 1]")
   bn = hier_cfg.get("cond_noise_blocks", 0.0)
@@ -256,7 +267,8 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
   CW = coarse_data.coarse_window(h, S)  # the coarse level's maps and windows (hier.coarse_window)
   fine_net = unet.UNet(C, tuple(f.widths), f.blocks, False, nc)
   coarse_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc)
-  top_net = unet.UNet(CT, tuple(h.coarse_widths), f.blocks, False, nc) if tf else None
+  top_widths = tuple(h.get("top_widths", ())) or tuple(h.coarse_widths)  # older configs have none: the same
+  top_net = unet.UNet(CT, top_widths, f.blocks, False, nc) if tf else None
   tx = txs["fm"]
   ema_decay, time_sampling, cond_noise = f.ema_decay, f.time_sampling, float(h.cond_noise)
   block_noise = float(h.get("cond_noise_blocks", 0.0))  # older configs have none
