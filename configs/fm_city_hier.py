@@ -68,7 +68,10 @@ the share of each top block's coarse pixels at least 1/8 water; new top and coar
 shipped; the default stays ''. Its coarse level trained on 64-px maps of 512-px regions
 (``--config.hier.coarse_window=64``: ``tools/coarse_more_steps.py --coarse_window=64``, 3000 steps over the shipped
 weights, top and fine levels kept, one run): largest joined water 0.058, as shipped, and no more when read at lower
-shares or 8-connected: not shipped; the default stays 0. The two-level
+shares or 8-connected: not shipped; the default stays 0. A five-resolution coarse U-Net on those maps
+(``--config.hier.coarse_widths='(16, 32, 64, 64, 64)'``, ``hier.top_widths`` keeping the top level's:
+``tools/coarse_more_steps.py --coarse_widths=16,32,64,64,64``, 4000 steps from initialisation, one run): largest
+joined water 0.059: not shipped; the default stays ``()``. The two-level
 ``:cpu`` is shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.
