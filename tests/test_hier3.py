@@ -218,6 +218,8 @@ def test_the_top_level_takes_its_own_widths_and_bad_ones_are_named(data_dir):
     setup("hier.top_factor=16", "hier.top_widths=(8, 0)")
   with pytest.raises(ValueError, match=r"hier.top_widths has 5 resolutions: too many for data.image_size=16"):
     setup("hier.top_factor=16", "hier.top_widths=(8, 8, 8, 8, 8)")
+  with pytest.raises(ValueError, match=r"hier.coarse_widths has 5 resolutions: too many for data.image_size=16"):
+    setup("hier.coarse_widths=(8, 8, 8, 8, 8)")
 
 
 def served(y0, x0, h, w, seed=3, top=1.0, coarse=1.0):

@@ -184,6 +184,13 @@ def restart_at(config) -> int:
   return fine_steps(config.hier)  # optim.make: none where it is 0 or >= train.num_steps
 
 
+def check_resolutions(key: str, widths, image_size: int) -> None:
+  """``hier.{key}``'s U-Net halves ``image_size`` once between entries and must keep at least 2 px."""
+  n = len(widths)
+  if image_size % 2 ** (n - 1) or image_size // 2 ** (n - 1) < 2:
+    raise ValueError(f"hier.{key} has {n} resolutions: too many for data.image_size={image_size}")
+
+
 def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   fm.validate(fm_cfg, data)
   coarse_data.check_factor(hier_cfg.factor, data.image_size)
@@ -192,15 +199,14 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   cw = tuple(hier_cfg.coarse_widths)
   if not cw or any(not isinstance(w, int) or w < 1 for w in cw):
     raise ValueError(f"hier.coarse_widths={cw!r}: must be positive integers, finest resolution first")
-  if data.image_size % 2 ** (len(cw) - 1) or data.image_size // 2 ** (len(cw) - 1) < 2:
-    raise ValueError(f"hier.coarse_widths has {len(cw)} resolutions: too many for data.image_size={data.image_size}")
+  check_resolutions("coarse_widths", cw, data.image_size)
   tw = hier_cfg.get("top_widths", ())
   if not isinstance(tw, (tuple, list)) or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in tw):
     raise ValueError(f"hier.top_widths={tw!r}: must be () (hier.coarse_widths) or positive integers, finest first")
   if tw and not hier_cfg.get("top_factor", 0):
     raise ValueError(f"hier.top_widths={tuple(tw)!r}: for three-level models (hier.top_factor > 0); () for two")
-  if tw and (data.image_size % 2 ** (len(tw) - 1) or data.image_size // 2 ** (len(tw) - 1) < 2):
-    raise ValueError(f"hier.top_widths has {len(tw)} resolutions: too many for data.image_size={data.image_size}")
+  if tw:
+    check_resolutions("top_widths", tw, data.image_size)
   if not 0.0 <= hier_cfg.cond_noise <= 1.0:
     raise ValueError(f"hier.cond_noise={hier_cfg.cond_noise!r}: must be in [0, 1]")
   bn = hier_cfg.get("cond_noise_blocks", 0.0)
