@@ -1,0 +1,101 @@
+"""A signed field whose zero set runs along a label map's thin water: rivers a flow can keep whole.
+
+A coarse map holds a 1-px river as a one-block share (1/8 of an 8x8 block),
+which a flow must land on exactly along the whole river; drawn by windows,
+such lines come out as fragments (``docs/large-scenes.md``). A continuous
+field has no loose ends: its zero set is closed curves or curves that leave
+the map, whatever the field's errors. ``signed_field`` builds one from labels
+alone, so it needs nothing a user's label maps lack:
+
+* water, with the road pixels that bridge it (``metrics.multiscale.bridged_water``);
+* lakes: the water an opening by a ``wide x wide`` square keeps; rivers: the rest;
+* the land between is cut into 4-connected pieces; two pieces within ``reach``
+  px of the same river pixel (one at least ``reach + 1`` px from a lake) are
+  on its two banks, and the pieces are 2-coloured over that graph (largest
+  piece first, its sign drawn from ``seed``), so crossing a river flips the
+  sign; an odd cycle (a bridge that joins two banks) leaves one bank pair
+  unflipped and is counted;
+* the field: the sign times the distance to water, saturating at ``cap`` px,
+  in [-1, 1]; water takes its nearest land pixel's sign (near 0), so a river's
+  two banks meet in its middle.
+
+Its block mean at a coarse factor is a smooth map the coarse level can draw
+beside the shares; where it changes sign between neighbouring blocks
+(``crossings``) a river runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from genenv_jax.metrics import multiscale
+
+_FOUR = ndimage.generate_binary_structure(2, 1)
+
+
+def signed_field(
+  labels, class_names, water: str = "water", wide: int = 7, reach: int = 3, cap: float = 24.0, seed: int = 0
+):
+  """[H, W] labels -> (field [H, W] float32 in [-1, 1], odd cycles met). See the module doc; ``seed`` draws
+  the sign of each group of pieces that no river links (the largest piece's sign, were it always +1, would
+  make every map mostly positive, a bias a model trained on small maps carries into large ones)."""
+  names = list(class_names)
+  if water not in names:
+    raise ValueError(f"river field of class {water!r}: not one of the world's classes {names}")
+  if not (isinstance(wide, int) and wide >= 1 and isinstance(reach, int) and reach >= 1 and cap > 0):
+    raise ValueError(f"river field: wide={wide!r}, reach={reach!r} (positive integers), cap={cap!r} (positive)")
+  labels = np.asarray(labels)
+  if labels.ndim != 2:
+    raise ValueError(f"river field: labels of shape {labels.shape}: must be [H, W]")
+  road = labels == names.index("road") if "road" in names else None
+  wet = multiscale.bridged_water(labels == names.index(water), road)
+  lakes = ndimage.binary_opening(wet, np.ones((wide, wide), bool))
+  near_lake = ndimage.binary_dilation(lakes, np.ones((2 * reach + 3, 2 * reach + 3), bool))
+  thin = wet & ~near_lake  # rivers away from lakes: a lake's narrow neck or corner joins no banks
+  if not wet.any():  # dry: one sign, saturated
+    return np.full(labels.shape, np.random.default_rng(seed).choice((-1.0, 1.0)), np.float32), 0
+  ids, n = ndimage.label(~wet, _FOUR)
+  if n == 0:  # all water: no banks
+    return np.zeros(labels.shape, np.float32), 0
+  none = n + 1
+  lo = ndimage.minimum_filter(np.where(ids > 0, ids, none), size=2 * reach + 1)
+  hi = ndimage.maximum_filter(ids, size=2 * reach + 1)
+  banks = thin & (lo < none) & (lo != hi)
+  pairs = np.unique(np.stack([lo[banks], hi[banks]], 1), axis=0) if banks.any() else np.zeros((0, 2), int)
+  adj = [[] for _ in range(n + 1)]
+  for a, b in pairs:
+    adj[a].append(b)
+    adj[b].append(a)
+  colour = np.zeros(n + 1, np.int8)
+  sizes = np.bincount(ids.ravel(), minlength=n + 1)
+  odd, rng = 0, np.random.default_rng(seed)
+  for root in np.argsort(-sizes[1:], kind="stable") + 1:  # largest piece first: deterministic
+    if colour[root]:
+      continue
+    colour[root] = rng.choice((-1, 1))
+    stack = [root]
+    while stack:
+      u = stack.pop()
+      for v in adj[u]:
+        if colour[v] == 0:
+          colour[v] = -colour[u]
+          stack.append(v)
+        elif colour[v] == colour[u]:
+          odd += 1
+  _, (iy, ix) = ndimage.distance_transform_edt(wet, return_indices=True)  # water: its nearest land pixel
+  sign = colour[ids][iy, ix].astype(np.float32)
+  d_land = ndimage.distance_transform_edt(~wet)
+  field = sign * np.maximum(np.minimum(d_land, cap) / cap, 1e-3)
+  return field.astype(np.float32), odd // 2
+
+
+def crossings(field):
+  """[..., h, w] -> [..., h, w] bool: pixels whose sign differs from the next pixel's down or right (a river
+  between them, marked on the first of the two)."""
+  field = np.asarray(field)
+  pos = field > 0
+  out = np.zeros(pos.shape, bool)
+  out[..., :-1, :] |= pos[..., :-1, :] != pos[..., 1:, :]
+  out[..., :, :-1] |= pos[..., :, :-1] != pos[..., :, 1:]
+  return out
