@@ -71,7 +71,10 @@ weights, top and fine levels kept, one run): largest joined water 0.058, as ship
 shares or 8-connected: not shipped; the default stays 0. A five-resolution coarse U-Net on those maps
 (``--config.hier.coarse_widths='(16, 32, 64, 64, 64)'``, ``hier.top_widths`` keeping the top level's:
 ``tools/coarse_more_steps.py --coarse_widths=16,32,64,64,64``, 4000 steps from initialisation, one run): largest
-joined water 0.059: not shipped; the default stays ``()``. The two-level
+joined water 0.059: not shipped; the default stays ``()``. A coarse level that draws a signed river field beside its
+map (``data.river_field``, from labels; ``tools/coarse_field.py``, 4000 steps fresh, one run, the fine level not
+involved): joined water read with the field's sign changes 0.117 (real 0.161 read so; the world's own field, ad hoc:
+0.135), long lines but ragged, twice real's crossings: not yet a level of the model. The two-level
 ``:cpu`` is shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.
