@@ -69,7 +69,7 @@ def map_with_field(world, lay, seed, h, w, f, kind):
     fld = np.clip(oracle_field(seed, h, w) / ORACLE_SCALE, -1, 1)
   else:
     fld = river_field.signed_field(sc.labels, world.class_names, seed=seed)[0]
-  return np.concatenate([x, coarse.downsample(fld[..., None], f)], -1), sc
+  return np.concatenate([x, coarse.downsample(fld[..., None], f)], -1)
 
 
 def _draw(args):
@@ -79,7 +79,7 @@ def _draw(args):
 
   world = get_world("city_regions")
   lay = layout_lib.Layout.for_data(channels, world)
-  return np.stack([map_with_field(world, lay, s, size, size, f, kind)[0].astype(np.float16) for s in seeds])
+  return np.stack([map_with_field(world, lay, s, size, size, f, kind).astype(np.float16) for s in seeds])
 
 
 def draw(first, n, size, channels, f, kind):
@@ -179,7 +179,7 @@ def main(argv):
 
   rows, shown = {"real": [], "model": []}, []
   for i in range(_NUM.value):
-    xr, _ = map_with_field(model.world, lay, READ_SEED + i, ch * f, cw * f, f, _FIELD.value)
+    xr = map_with_field(model.world, lay, READ_SEED + i, ch * f, cw * f, f, _FIELD.value)
     top = canvas.top_under(model, cpl, i, 1.0, jnp.int32(0), mesh)
     noise = hr.upper_temperature * canvas.initial_noise(i, 0, 0, cpl.height, cpl.width, C + 1, tag=canvas.COARSE_TAG)
     xm = np.asarray(render(p, jnp.concatenate([jnp.asarray(noise), top], -1), jnp.int32(0)))[:ch, :cw]
@@ -222,8 +222,12 @@ def main(argv):
     def gray(fld):
       return np.repeat(((np.clip(fld, -1, 1) + 1) * 127.5).astype(np.uint8)[..., None], 3, -1)
 
-    rows_img = [np.concatenate([paint(a[0]), paint(b[0]), gray(a[1]), gray(b[1])], 1) for a, b in shown[:3]]
-    Image.fromarray(np.concatenate(rows_img, 0).repeat(3, 0).repeat(3, 1)).save(_PICTURE.value)
+    def spaced(panels, axis):  # 3 px of white between panels (8 once zoomed)
+      gap = np.full(tuple(3 if a == axis else n for a, n in enumerate(panels[0].shape)), 255, np.uint8)
+      return np.concatenate(sum(([p, gap] for p in panels), [])[:-1], axis)
+
+    rows_img = [spaced([paint(a[0]), paint(b[0]), gray(a[1]), gray(b[1])], 1) for a, b in shown[:3]]
+    Image.fromarray(spaced(rows_img, 0).repeat(3, 0).repeat(3, 1)).save(_PICTURE.value)
 
 
 if __name__ == "__main__":

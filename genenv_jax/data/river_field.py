@@ -50,11 +50,11 @@ def signed_field(
     raise ValueError(f"river field: labels of shape {labels.shape}: must be [H, W]")
   road = labels == names.index("road") if "road" in names else None
   wet = multiscale.bridged_water(labels == names.index(water), road)
+  if not wet.any():  # dry: one sign, saturated
+    return np.full(labels.shape, np.random.default_rng(seed).choice((-1.0, 1.0)), np.float32), 0
   lakes = ndimage.binary_opening(wet, np.ones((wide, wide), bool))
   near_lake = ndimage.binary_dilation(lakes, np.ones((2 * reach + 3, 2 * reach + 3), bool))
   thin = wet & ~near_lake  # rivers away from lakes: a lake's narrow neck or corner joins no banks
-  if not wet.any():  # dry: one sign, saturated
-    return np.full(labels.shape, np.random.default_rng(seed).choice((-1.0, 1.0)), np.float32), 0
   ids, n = ndimage.label(~wet, _FOUR)
   if n == 0:  # all water: no banks
     return np.zeros(labels.shape, np.float32), 0
