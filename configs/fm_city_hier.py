@@ -119,6 +119,9 @@ def get_config(arg=None):
   # Three levels: a label class whose thin features the top map traces in one more channel (the share of each top
   # block's coarse pixels at least 1/factor that class: rivers; genenv_jax.data.coarse.trace). '' for none.
   c.hier.top_trace = ""
+  # A label class whose rivers the coarse level draws as a signed field beside its map, carved in as the map is
+  # handed down (genenv_jax.data.river_field; '' for none).
+  c.hier.coarse_field = ""
   # The coarse level's training maps and sampling windows, in coarse pixels (0: data.image_size). Wider maps
   # (regions of factor x coarse_window px) show it more of the world at once, at their area's cost per step.
   c.hier.coarse_window = 0

@@ -304,13 +304,14 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
   instead of drawing one:
   the coarse level alone over it, as ``render_hier``'s ``coarse`` is for the fine level."""
   hr = trained.family.extras["hier"]
-  S, f, C, CW = hr.fine.window, hr.factor, hr.channels, hr.coarse.window
+  S, f, CW = hr.fine.window, hr.factor, hr.coarse.window
   pl = plan(height, width, S)
   ch, cw = -(-pl.height // f), -(-pl.width // f)
   cpl = plan(ch, cw, CW)
   mesh = mesh or parallel.local_mesh()
   label = jnp.int32(max(cond, 0))
-  cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
+  CC = hr.coarse_channels  # C, and a river field's channel (hier.coarse_field)
+  cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, CC, tag=COARSE_TAG)
   if top is None:
     top = top_under(trained, cpl, seed, temperature, label, mesh)
   else:
@@ -394,7 +395,11 @@ def render_hier(
   its height) on their straight path up to time ``1 - strength``
   (``inpainter_of``'s ``hold_until``): strength 0 keeps the sketch to the end,
   1 never holds it (the sketch is ignored); in between, the layout is set
-  early and the model redraws it late.
+  early and the model redraws it late. A coarse level that draws a river
+  field (``hier.coarse_field``) draws it freely under a sketch; its rivers
+  are carved over the whole coarse canvas (``Hier.carve``), so along the
+  scene's edges (2 coarse pixels) they are read from the scene alone, where
+  the server reads the world beyond.
   """
   hr = trained.family.extras["hier"]
   S, f, C = hr.fine.window, hr.factor, hr.channels
@@ -405,7 +410,8 @@ def render_hier(
   ch, cw = -(-pl.height // f), -(-pl.width // f)
   label = jnp.int32(max(cond, 0))
   cpl = plan(ch, cw, hr.coarse.window)
-  cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, C, tag=COARSE_TAG)
+  CC = hr.coarse_channels  # C, and a river field's channel (hier.coarse_field)
+  cnoise = hr.upper_temperature * temperature * initial_noise(seed, 0, 0, cpl.height, cpl.width, CC, tag=COARSE_TAG)
   if coarse is not None:
     if sketch is not None:
       raise ValueError("a coarse map and a sketch: give one (a sketch is held in the coarse level's ODE)")
@@ -421,6 +427,9 @@ def render_hier(
     sh, sw = sketch.known.shape[:2]
     known[:sh, :sw], keep[:sh, :sw] = sketch.known, sketch.keep
     top = top_under(trained, cpl, seed, temperature, label, mesh, known, keep, strength)
+    if CC > C:  # a river field (hier.coarse_field) is never held: the model draws it under the sketch
+      pad = np.zeros(known.shape[:-1] + (CC - C,), np.float32)
+      known, keep = np.concatenate([known, pad], -1), np.concatenate([keep, pad], -1)
     if top is not None:  # the top map rides along in the coarse state, never held
       pad = np.zeros(known.shape[:-1] + (hr.top.channels,), np.float32)
       known, keep = np.concatenate([known, pad], -1), np.concatenate([keep, pad], -1)

@@ -1,6 +1,7 @@
 """Three-level flow matching (``hier.top_factor``): the top map under the coarse canvas, sketches held in both
 upper levels, a step that trains the three levels and a phase that keeps the fine one (with ``hier.top_trace``
-and ``hier.coarse_window`` set: one trained smoke model), its ONNX export, bad values named."""
+, ``hier.coarse_window`` and ``hier.coarse_field`` set: one trained smoke model), its ONNX export, bad values
+named."""
 
 import os
 import types
@@ -86,33 +87,44 @@ def test_a_sketch_is_held_in_the_top_and_coarse_levels():
 
 @pytest.fixture(scope="module")
 def three_level_setup(data_dir):
-  # Both upper-level options (hier.top_trace: the top map's trace channel, tests/test_top_trace.py;
-  # hier.coarse_window: 32-px coarse windows over 16-px fine ones, tests/test_coarse_window.py) and a phase of the
-  # upper levels alone from step 1: one compiled model checks the step, the phase and the export of all of them.
+  # The upper-level options (hier.top_trace: the top map's trace channel, tests/test_top_trace.py;
+  # hier.coarse_window: 32-px coarse windows over 16-px fine ones, tests/test_coarse_window.py; hier.coarse_field:
+  # the coarse level draws a river field, tests/test_river_field.py) and a phase of the upper levels alone from
+  # step 1: one compiled model checks the step, the phase and the export of all of them.
   return helpers.hier3_smoke_setup(
-    data_dir, "hier.fine_steps=1", "hier.top_trace='water'", "hier.coarse_window=32"
+    data_dir, "hier.fine_steps=1", "hier.top_trace='water'", "hier.coarse_window=32", "hier.coarse_field='water'"
   )  # fmt: skip
 
 
 def test_a_three_level_step_trains_every_level_and_its_coarse_phase_keeps_the_fine_one(three_level_setup, tmp_path):
-  """A traced three-level model with 32-px coarse windows: the batch holds the drawn traced top maps (the
-  world's 256-px regions averaged down by 16, the trace read at the coarse factor), one step trains every level,
-  the top net draws the trace channel, the phase after ``hier.fine_steps`` keeps the fine level."""
+  """A traced three-level model with 32-px coarse windows and a river field: the batch holds the drawn traced top
+  maps (the world's 256-px regions averaged down by 16, the trace read at the coarse factor) and coarse maps with
+  the field's channel, one step trains every level, the top net draws the trace channel and the coarse net the
+  field, the phase after ``hier.fine_steps`` keeps the fine level."""
   su = three_level_setup
   hr = su.family.extras["hier"]
   C = hr.channels
-  assert hr.top_factor == 16 and (hr.traced, hr.coarse.channels, hr.top.channels) == ((WATER, 4), 2 * C + 1, C + 1)
+  assert hr.top_factor == 16 and (hr.traced, hr.top.channels) == ((WATER, 4), C + 1)
+  assert (hr.field, hr.coarse_channels, hr.coarse.channels) == (WATER, C + 1, 2 * C + 2)  # map, field; top map
   assert (hr.coarse.window, hr.fine.window) == (32, 16)
   _, batch = next(iter(su.loader.iterate(0, 1)))
+  maps = coarse.prepare(
+    "city_regions", 4, 32, 32, "train", su.config.data.data_dir, su.config.data.channels, field="water"
+  )[0]  # fmt: skip
+  idx = np.asarray(su.loader.indexer.indices(0, su.loader.rows))
+  np.testing.assert_allclose(np.asarray(batch["x_coarse"]), maps[idx % 32].astype(np.float32))
+  fld = maps[..., C].astype(np.float32)  # the river field's block means: both signs, in [-1, 1]
+  assert fld.min() >= -1 and fld.max() <= 1 and (fld > 0).any() and (fld < 0).any()
   tops = coarse.prepare(
     "city_regions", 16, 16, 16, "train", su.config.data.data_dir, su.config.data.channels, traced=(WATER, 4)
   )[0]  # fmt: skip
-  idx = su.loader.indexer.indices(0, su.loader.rows)
-  np.testing.assert_allclose(np.asarray(batch["x_top"]), tops[np.asarray(idx) % 16].astype(np.float32))
+  np.testing.assert_allclose(np.asarray(batch["x_top"]), tops[idx % 16].astype(np.float32))
   state = su.init_state()
   assert set(state.params) == {"fine", "coarse", "top"}
   v = hr.top.velocity(state.params, jnp.zeros((1, 16, 16, C + 1)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
   assert v.shape == (1, 16, 16, C + 1)  # the top net draws the trace channel too
+  v = hr.coarse.velocity(state.params, jnp.zeros((1, 32, 32, 2 * C + 2)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
+  assert v.shape == (1, 32, 32, 2 * C + 2)  # the coarse net draws the field (the top map's velocity is 0)
   state0 = jax.device_get(state)  # the steps donate their input state
   joint, m = su.step_fns[0](state, batch)
   joint0 = jax.device_get(joint)
@@ -137,8 +149,9 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   give the family's own samples. The parameters are moved off their near-zero start so every level matters.
   Exported once, with ``--upper_temperature`` and ``--top_temperature`` set (the card scales the noise as the
   family does; the default temperatures' text: tests/test_hier.py's two-level card): ``top.onnx`` draws the
-  trace channel and the card says which; ``coarse.onnx`` takes 32-px maps, and the loop takes the top map's
-  centre 8x8 under the coarse window and the coarse map's centre 4x4 under the fine one."""
+  trace channel and the card says which; ``coarse.onnx`` takes 32-px maps with the river field, the loop carves
+  its rivers in (``river_field.carve``, as the card says), and takes the top map's centre 8x8 under the coarse
+  window and the coarse map's centre 4x4 under the fine one."""
   from genenv_jax import trained
   from genenv_jax.exports import onnx_model
 
@@ -156,9 +169,11 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   assert card["top_trace"]["class"] == "water" and card["top_trace"]["channel"] == C
   assert card["networks"]["top"]["outputs"][0]["shape"][-1] == C + 1
   assert card["coarse_window"] == 32 and [i["shape"] for i in card["networks"]["coarse"]["inputs"][:2]] == [
-    [2, 32, 32, C],
+    [2, 32, 32, C + 1],
     [2, 32, 32, C + 1],
   ]
+  assert card["coarse_field"]["class"] == "water" and card["coarse_field"]["channel"] == C
+  assert "C + 1]); clip to [-1, 1]; carve coarse_field's rivers" in card["sampler"]["coarse"]
   assert card["sampler"]["top_cond"].startswith("top_cond = xt[:, 4:12, 4:12] repeated 4x")
   assert card["sampler"]["cond"].startswith("cond = xc[:, 14:18, 14:18] repeated 4x")
   key = jax.random.PRNGKey(3)
@@ -171,12 +186,14 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   want = np.asarray(warm.family.sample(params, key, 2, cond=0, solver="midpoint", steps=4))
   assert want.shape == (2, 16, 16, C) and np.isfinite(want).all()
   top_noise = noise(jax.random.fold_in(kc, 1), C + 1)
-  got = onnx_model.sample_with_onnx(str(tmp_path / "onnx"), noise(kc, C, 32), fine_noise=noise(kf), top_noise=top_noise)
+  got = onnx_model.sample_with_onnx(
+    str(tmp_path / "onnx"), noise(kc, C + 1, 32), fine_noise=noise(kf), top_noise=top_noise
+  )
   np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
   assert (got[..., 3:8].argmax(-1) == want[..., 3:8].argmax(-1)).mean() > 0.999
   # Each level matters: another top noise changes the samples.
   other = onnx_model.sample_with_onnx(
-    str(tmp_path / "onnx"), noise(kc, C, 32), fine_noise=noise(kf), top_noise=noise(kf, C + 1)
+    str(tmp_path / "onnx"), noise(kc, C + 1, 32), fine_noise=noise(kf), top_noise=noise(kf, C + 1)
   )
   assert np.abs(other[..., :3] - got[..., :3]).mean() > 1e-3
 

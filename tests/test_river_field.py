@@ -64,3 +64,121 @@ def test_a_real_regions_coarse_crossings_lie_on_its_water_and_bad_input_is_named
     river_field.signed_field(sc.labels, world.class_names, wide=0)
   f_dry, odd = river_field.signed_field(np.zeros((16, 16), np.uint8), NAMES)
   assert odd == 0 and (abs(f_dry) == 1).all() and not river_field.crossings(f_dry).any()
+
+
+def test_carve_raises_the_class_share_where_the_smoothed_field_changes_sign_and_nowhere_else():
+  """A coarse map at factor 8 (labels in channels 3..7 of 9) and a field negative left of column 5, positive
+  right of it, with a one-pixel flip in the right half: the smoothed field changes sign only at column 4, where
+  water is raised to a 2-px river's share (2/8) and the other shares keep their sum; elsewhere the map is as it
+  was; the same in numpy and JAX, and in ``hier.share_power`` 0.5's space."""
+  import jax.numpy as jnp
+
+  one_hot = (3, 8)
+  rng = np.random.default_rng(0)
+  shares = rng.dirichlet(np.ones(5) * [4, 1, 1, 1, 0.05], size=(12, 12)).astype(np.float32)
+  x = np.concatenate([rng.uniform(-1, 1, (12, 12, 3)), 2 * shares - 1, rng.uniform(-1, 1, (12, 12, 1))], -1)
+  x = x.astype(np.float32)
+  field = np.where(np.arange(12) < 5, -0.6, 0.6)[None].repeat(12, 0).astype(np.float32)
+  field[6, 9] = -0.6  # grain: one pixel of the other sign, gone after the 3x3 mean
+  assert river_field.crossings(field)[6, 8:10].all()  # unsmoothed, it would cut a loop there
+  out = river_field.carve(x, field, one_hot, W, 8)
+  got = (out[..., 3:8] + 1) / 2
+  hit = np.zeros((12, 12), bool)
+  hit[:, 4] = True
+  np.testing.assert_array_equal(river_field.crossings(river_field.smooth(field)), hit)
+  np.testing.assert_allclose(out[~hit], x[~hit])
+  np.testing.assert_allclose(got[hit][:, W], np.maximum(shares[hit][:, W], 0.25), atol=1e-6)
+  np.testing.assert_allclose(got.sum(-1), shares.sum(-1), atol=1e-5)  # the shares still sum to 1
+  np.testing.assert_allclose(out[..., :3], x[..., :3])  # colours and height unchanged
+  np.testing.assert_allclose(np.asarray(river_field.carve(jnp.asarray(x), jnp.asarray(field), one_hot, W, 8)), out,
+                             atol=1e-6)  # fmt: skip
+  loud = river_field.carve(coarse.emphasize(x, one_hot, 0.5), field, one_hot, W, 8, 0.5)
+  np.testing.assert_allclose(coarse.repower(loud, one_hot, 0.5, 1.0), out, atol=1e-5)
+  assert river_field.river_share(16) == 0.125 and river_field.river_share(2) == 1.0
+
+
+def test_bad_coarse_field_values_are_named(data_dir):
+  import os
+
+  from genenv_jax import training
+  from genenv_jax.config_utils import load_config
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def setup(*o):
+    cfg = os.path.join(root, "configs/fm_city_hier.py:smoke")
+    return training.Setup(load_config(cfg, [f"data.data_dir={data_dir!r}", *o]))
+
+  with pytest.raises(ValueError, match=r"hier.coarse_field='lava': must be '' \(none\) or one of the world's classes"):
+    setup("hier.coarse_field='lava'")
+  with pytest.raises(ValueError, match=r"hier.coarse_field='water': needs the 'labels' channels"):
+    setup("hier.coarse_field='water'", "data.channels=('rgb', 'height')")
+
+
+def test_a_field_model_is_served_in_chunks_that_agree_with_the_scene_with_its_rivers_carved(monkeypatch):
+  """Closed-form levels over two label classes (class 1 water): the coarse level draws shares around (0.75, 0.1) and a
+  N(0, S^2) river field, the fine level N(coarse map, S^2). The scene's coarse map is carved where the smoothed
+  field changes sign (``canvas.render_scene``, the whole coarse canvas at once); the server, which carves each
+  assembled coarse map over a ring, serves the same away from the scene's edges, and any window
+  alike on overlaps, negative coordinates included."""
+  import types
+
+  import helpers
+  import jax.numpy as jnp
+
+  from genenv_jax import canvas
+  from genenv_jax.families import base
+  from genenv_jax.families import flow_matching_hier as fmh
+  from genenv_jax.server import sources
+
+  monkeypatch.setattr(sources, "CHUNK", 32)
+  C, target = 2, jnp.array([helpers.MU, -0.8, 0.0])  # little water: a share of 0.1
+
+  def coarse_v(params, x, t, label):
+    return helpers.toward(target, x, t)
+
+  def fine_v(params, x, t, label):
+    return jnp.concatenate([helpers.toward(x[..., C:], x[..., :C], t), jnp.zeros_like(x[..., C:])], -1)
+
+  def model(carve=True):
+    def finalize(x):
+      x = jnp.clip(x, -1.0, 1.0)
+      return river_field.carve(x[..., :C], x[..., C], (0, C), 1, 4) if carve else x[..., :C]
+
+    hr = fmh.Hier(
+      coarse=base.Canvas(coarse_v, 16, C + 1, False, finalize, "midpoint", 64),
+      fine=base.Canvas(fine_v, 16, 2 * C, False, lambda x: x[..., :C], "midpoint", 64),
+      factor=4, channels=C, one_hot=(0, C), field=1,
+    )  # fmt: skip
+    fam = base.Family(None, None, None, None, fmh.ROLES, extras={"hier": hr}, canvas=hr.fine)
+    m = types.SimpleNamespace(family=fam, params=None, config=types.SimpleNamespace(family="flow_matching_hier"))
+    m.world, m.step, m.workdir, m.scene_classes = None, 0, "closed form", ()
+    m.layout = types.SimpleNamespace(class_names=(), palette=np.zeros((1, 3)), channels=("height",))
+    return m
+
+  m, plain = model(), model(carve=False)
+  scene = canvas.render_scene(m, 64, 72, seed=3)
+  unc = canvas.render_scene(plain, 64, 72, seed=3)  # the same noise, nothing carved
+  nf = helpers.S * canvas.initial_noise(3, 0, 0, 64, 72, C)
+  water = (scene - nf)[..., 1] - (unc - nf)[..., 1]  # the coarse map's water channel, carved minus not
+  assert (water > 1e-3).mean() > 0.05 and (water >= -1e-5).all()  # rivers carved in, nowhere less water
+  src = sources.ModelSource(m)
+  # A scene's 2 coarse pixels (8 px) along its edges are carved from the scene alone (edges repeated); the server
+  # carves them with the world beyond. Everywhere else they agree.
+  np.testing.assert_allclose(src.tensor(3, 0, 0, 64, 72)[8:-8, 8:-8], scene[8:-8, 8:-8], atol=5e-4)
+  got = src.tensor(3, -40, 20, 70, 60)
+  np.testing.assert_allclose(src.tensor(3, 0, 40, 20, 30), got[40:60, 20:50], atol=5e-4)  # an overlap
+  # A sketch at strength 0 holds the map's label channels; the field is drawn freely under it and its rivers
+  # carved into the sketch (water raised to 1/2 on a sign change, never lowered).
+  from genenv_jax import sketch
+
+  known = -np.ones((16, 18, C), np.float32)
+  known[:, :9, 0], known[:, 9:, 1] = 1.0, 1.0  # class 0 left, water right
+  sk = sketch.Sketch("s.png", known, np.ones_like(known), "labels")
+  held = canvas.render_scene(m, 64, 72, seed=3, sketch=sk, sketch_strength=0.0) - nf
+  want = np.repeat(np.repeat(known, 4, 0), 4, 1)
+  np.testing.assert_allclose(held[:, 36:], want[:, 36:], atol=5e-4)  # water already: nothing to carve
+  left = held[:, :36]
+  carved = np.abs(left[..., 1] + 1) > 1e-3
+  assert 0 < carved.mean() < 0.5 and np.allclose(left[carved], [0.0, 0.0], atol=5e-4)  # shares 1/2, 1/2
+  np.testing.assert_allclose(left[~carved], want[:, :36][~carved], atol=5e-4)

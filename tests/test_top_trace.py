@@ -49,8 +49,8 @@ def test_the_top_maps_drawn_equal_the_coarse_levels_condition_for_the_same_regio
   """The top level learns the drawn top maps (the file, its trace read at the coarse factor); the coarse level
   is conditioned on its own coarse map pooled with the trace (``flow_matching_hier.condition``). For one region
   they are the same map, and its trace marks blocks where the plain water share is small."""
-  xc, _ = coarse._draw(("city_regions", [7], 256, 4, CHANNELS, None))  # 64x64 coarse map at factor 4
-  xt, _ = coarse._draw(("city_regions", [7], 256, 16, CHANNELS, (WATER, 4)))  # 16x16 top map with its trace
+  xc, _ = coarse._draw(("city_regions", [7], 256, 4, CHANNELS, None, None))  # 64x64 coarse map at factor 4
+  xt, _ = coarse._draw(("city_regions", [7], 256, 16, CHANNELS, (WATER, 4), None))  # 16x16 top map with its trace
   assert xt.shape == (1, 16, 16, 10)  # rgb, 5 label shares, height, the trace
   top = coarse.emphasize(xt[0].astype(np.float32), ONE_HOT, power)  # as HierSource reads it
   cond = fmh.condition(

@@ -23,6 +23,17 @@ counted as water; real regions (``tools/hier_levels.py``'s seeds) are read the s
 ``--picture=FILE.png``: the first 3 maps, real and model joined water (largest region red) and their fields.
 An existing ``--output`` is read, not trained again. The fine level never sees the field here: this measures
 the coarse level alone.
+
+``--model_weights=FILE.npz`` (``--field=derived``) writes the shipped ``fm_city_hier3``'s parameters with this
+coarse level in place of its own and ``hier.coarse_field='water'`` recorded (``models.CONFIG_KEY``): the
+network ``flow_matching_hier`` builds for that key (the coarse level trained here is the one the family's
+coarse-only steps train: the same loss, conditioning and channels), which ``models.load('fm_city_hier3',
+weights=FILE)``, ``tools/large_scenes.py --weights`` and ``tools/hier_levels.py --weights`` read, the rivers
+carved into the map the fine level sees (``river_field.carve``):
+  python tools/coarse_field.py --field=derived --output=runs/coarse_field_derived.npz \
+    --model_weights=runs/fm_city_hier3_field.npz --num_samples=0
+  python tools/large_scenes.py --model=fm_city_hier3 --weights=runs/fm_city_hier3_field.npz \
+    --scene_size=1024x1024 --num_samples=5 --fine_temperature=0.6
 """
 
 import json
@@ -44,6 +55,9 @@ _NUM = flags.DEFINE_integer("num_samples", 10, "Scenes read (and real regions)."
 _SIZE = flags.DEFINE_string("scene_size", "1024x1024", "HxW of the scenes read.")
 _JSON = flags.DEFINE_string("json", "", "Write the readings here.")
 _PICTURE = flags.DEFINE_string("picture", "", "Write the first 3 maps' joined water and fields here (.png).")
+_MODEL_WEIGHTS = flags.DEFINE_string(
+  "model_weights", "", "Write fm_city_hier3's whole parameter tree with this coarse level here (.npz, --field=derived)."
+)
 MODEL = "fm_city_hier3"
 ORACLE_SCALE = 0.1
 READ_SEED = 5 * 10**6  # tools/hier_levels.py's real regions
@@ -158,6 +172,20 @@ def main(argv):
     np.savez(_OUT.value, **models.arrays_of({"coarse": ema}))
   with np.load(_OUT.value) as z:
     p = jax.tree.map(jnp.asarray, traverse_util.unflatten_dict({k: z[k] for k in z.files}, sep="/"))["coarse"]
+  if _MODEL_WEIGHTS.value:
+    if _FIELD.value != "derived" or not _MODEL_WEIGHTS.value.endswith(".npz"):
+      print(
+        "error: --model_weights: an .npz file, for --field=derived (a model has no world's own field)", file=sys.stderr
+      )
+      return 2
+    tree = models.arrays_of({**jax.device_get(model.params), "coarse": p})
+    tree[models.CONFIG_KEY] = np.array(json.dumps({"hier.coarse_field": "water"}))
+    np.savez(_MODEL_WEIGHTS.value, **tree)
+    check = models.load(MODEL, weights=_MODEL_WEIGHTS.value)  # the family builds the network these fit
+    key = check.config.hier.coarse_field
+    print(f"wrote {_MODEL_WEIGHTS.value}: {MODEL} with this coarse level (hier.coarse_field={key!r})")
+  if not _NUM.value:
+    return 0
 
   def velocity(params, x, t, label):  # the top map rides along with zero velocity
     v = net.apply(params, x, t, label)

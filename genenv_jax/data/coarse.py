@@ -136,8 +136,9 @@ def _record(sc) -> dict[str, np.ndarray]:
 
 
 def _draw(args):
-  world_name, seeds, big, factor, channels, traced = args
+  world_name, seeds, big, factor, channels, traced, field = args
   from genenv_jax import layout as layout_lib
+  from genenv_jax.data import river_field
 
   world = get_world(world_name)
   lay = layout_lib.Layout.for_data(channels, world)
@@ -145,6 +146,9 @@ def _draw(args):
   for s in seeds:
     sc = world.region(s, 0, 0, big, big) if hasattr(world, "region") else world.generate(s, big)
     x = lay.encode(_record(sc))[0].astype(np.float32)
+    if field is not None:  # hier.coarse_field: the river field's block mean after the C channels
+      fld = river_field.signed_field(sc.labels, world.class_names, water=field, seed=s)[0]
+      x = np.concatenate([x, fld[..., None]], -1)
     if traced is None:
       x = downsample(x, factor)
     else:  # the trace is read at the coarse factor under the top map (plain block means: emphasized as read)
@@ -154,9 +158,12 @@ def _draw(args):
   return np.stack(xs), np.array(labels, np.int32)
 
 
-def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split: str, channels, traced=None) -> str:
+def coarse_path(
+  data_dir: str, world: str, factor: int, size: int, n: int, split: str, channels, traced=None, field=None
+) -> str:
   w = get_world(world)
   tag = "-".join(channels) + ("" if traced is None else f"_trace{traced[0]}f{traced[1]}")
+  tag += "" if field is None else f"_field-{field}"
   return os.path.join(
     os.path.expanduser(data_dir),
     "genenv_coarse",
@@ -165,11 +172,24 @@ def coarse_path(data_dir: str, world: str, factor: int, size: int, n: int, split
 
 
 def prepare(
-  world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, workers: int = 0, traced=None
+  world: str,
+  factor: int,
+  size: int,
+  n: int,
+  split: str,
+  data_dir: str,
+  channels,
+  workers: int = 0,
+  traced=None,
+  field=None,
 ):
   """(x [n, size, size, C] float16, label [n]): the coarse maps, drawn on first use (then read from disk).
-  ``traced`` (``(k, coarse factor)``, top maps of ``hier.top_trace``): a (C+1)th channel, ``trace``'s."""
-  path = coarse_path(data_dir, world, factor, size, n, split, channels, traced)
+  ``traced`` (``(k, coarse factor)``, top maps of ``hier.top_trace``): a (C+1)th channel, ``trace``'s.
+  ``field`` (a class name, ``hier.coarse_field``): a (C+1)th channel, the block mean of
+  ``river_field.signed_field`` of the region's labels (its seed the region's)."""
+  if traced is not None and field is not None:
+    raise ValueError("coarse maps with a trace and a river field: the trace is the top maps', the field the coarse")
+  path = coarse_path(data_dir, world, factor, size, n, split, channels, traced, field)
   if os.path.exists(path):
     with np.load(path) as z:
       return z["x"], z["label"]
@@ -177,7 +197,7 @@ def prepare(
   seeds = list(range(first, first + n))
   workers = workers or max(1, min(os.cpu_count() or 1, 8))
   parts = [seeds[i : i + 64] for i in range(0, n, 64)]
-  jobs = [(world, p, factor * size, factor, tuple(channels), traced) for p in parts]
+  jobs = [(world, p, factor * size, factor, tuple(channels), traced, field) for p in parts]
   from genenv_jax import logs
 
   logs.phase(f"drawing {n} coarse maps of {world} ({factor * size}-px regions averaged down to {size} px), once")
@@ -203,7 +223,8 @@ class HierSource:
   tensors (already encoded: the loader passes them through as ``x_coarse``;
   S' is ``coarse_size``, ``hier.coarse_window``'s, else the training size S).
   ``traced`` (``hier.top_trace``: the class index and the coarse factor): the
-  top maps carry ``trace``'s channel after the C model channels.
+  top maps carry ``trace``'s channel after the C model channels. ``field`` (``hier.coarse_field``'s class):
+  the coarse maps carry the river field's channel after the C model channels (``prepare``).
   """
 
   has_structure = True
@@ -222,11 +243,12 @@ class HierSource:
     shares=None,
     traced=None,
     coarse_size=None,
+    field=None,
   ):
     self.fine = fine
     cs = coarse_size or size  # hier.coarse_window: the coarse maps' size (the top maps' is the training size)
     self._shares = shares  # (one_hot, power): ``emphasize``'s, applied as maps are read (the files hold block means)
-    self._args = (world, factor, cs, n, split, data_dir, tuple(channels))
+    self._args = (world, factor, cs, n, split, data_dir, tuple(channels), 0, None, field)
     self._top_args = None if top is None else (world, top[0], size, top[1], split, data_dir, tuple(channels), 0, traced)
     self._coarse = self._top = None
     self.class_names, self.num_classes = fine.class_names, fine.num_classes
@@ -327,6 +349,21 @@ def check_top_trace(name, top_factor: int, class_names, has_labels: bool = True)
   return list(class_names).index(name)
 
 
+def check_coarse_field(name, class_names, has_labels: bool = True) -> int | None:
+  """``hier.coarse_field``: '' (none) or a label class of the world whose thin parts (rivers) the coarse level
+  draws as a signed field (``data.river_field``); its index among the classes (None for '')."""
+  if name == "":
+    return None
+  if not isinstance(name, str) or name not in class_names:
+    raise ValueError(
+      f"hier.coarse_field={name!r}: must be '' (none) or one of the world's classes {list(class_names)} (its "
+      "rivers drawn as a signed field)"
+    )
+  if not has_labels:
+    raise ValueError(f"hier.coarse_field={name!r}: needs the 'labels' channels in data.channels (a class's shares)")
+  return list(class_names).index(name)
+
+
 def check(hier, data_cfg) -> None:
   """The ``hier`` section against the data, before anything is drawn."""
   check_factor(hier.factor, data_cfg.image_size)
@@ -338,7 +375,9 @@ def check(hier, data_cfg) -> None:
   top = hier.get("top_factor", 0)
   check_top_factor(top, hier.factor, data_cfg.image_size)
   check_share_power(hier.get("share_power", 1.0))
-  check_top_trace(hier.get("top_trace", ""), top, get_world(data_cfg.world).class_names, "labels" in data_cfg.channels)
+  names = get_world(data_cfg.world).class_names
+  check_top_trace(hier.get("top_trace", ""), top, names, "labels" in data_cfg.channels)
+  check_coarse_field(hier.get("coarse_field", ""), names, "labels" in data_cfg.channels)
   levels = len(tuple(hier.get("coarse_widths", (0,))))
   check_coarse_window(hier.get("coarse_window", 0), data_cfg.image_size, top, hier.factor, levels)
   for key in ("coarse_num_train", "coarse_num_test") + (("top_num_train", "top_num_test") if top else ()):
@@ -373,4 +412,5 @@ def make_source(fine, data_cfg, hier, split: str) -> HierSource:
     shares,
     traced,
     coarse_window(hier, data_cfg.image_size),
+    hier.get("coarse_field", "") or None,
   )

@@ -90,12 +90,56 @@ def signed_field(
   return field.astype(np.float32), odd // 2
 
 
+def _xp(x):
+  from genenv_jax.data import coarse
+
+  return coarse._xp(x)
+
+
 def crossings(field):
   """[..., h, w] -> [..., h, w] bool: pixels whose sign differs from the next pixel's down or right (a river
-  between them, marked on the first of the two)."""
-  field = np.asarray(field)
-  pos = field > 0
-  out = np.zeros(pos.shape, bool)
-  out[..., :-1, :] |= pos[..., :-1, :] != pos[..., 1:, :]
-  out[..., :, :-1] |= pos[..., :, :-1] != pos[..., :, 1:]
-  return out
+  between them, marked on the first of the two). numpy or JAX arrays (inside a jitted finalize)."""
+  xp = _xp(field)
+  pos = xp.asarray(field) > 0
+  lead = [(0, 0)] * (pos.ndim - 2)
+  down = xp.pad(pos[..., :-1, :] != pos[..., 1:, :], lead + [(0, 1), (0, 0)])
+  right = xp.pad(pos[..., :, :-1] != pos[..., :, 1:], lead + [(0, 0), (0, 1)])
+  return down | right
+
+
+def smooth(field):
+  """[..., h, w] -> the 3x3 mean of each pixel's neighbourhood (edges repeated): a drawn field's grain (small
+  sign flips a pixel wide) averaged away before ``crossings`` reads it (``docs/large-scenes.md``)."""
+  xp = _xp(field)
+  h, w = field.shape[-2:]
+  p = xp.pad(field, [(0, 0)] * (field.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
+  return sum(p[..., i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
+
+
+def river_share(factor: int) -> float:
+  """The share of a ``factor x factor`` block a 2-px river across it covers: what ``carve`` gives a crossing."""
+  return min(1.0, 2.0 / factor)
+
+
+def carve(x, field, one_hot, k: int, factor: int, power: float = 1.0):
+  """A coarse map [..., h, w, C] (label shares in [-1, 1], raised to ``power``: ``data.coarse.emphasize``) and its
+  river field [..., h, w] -> the map with a river where the smoothed field changes sign (``smooth``,
+  ``crossings``): there class ``k``'s share is raised to at least ``river_share(factor)`` and the other classes'
+  shares scaled down to leave it room (their sum kept). Colours and heights are unchanged; elsewhere the map
+  is ``x`` itself. What a coarse level that draws the field (``hier.coarse_field``) hands the level under it."""
+  from genenv_jax.data import coarse
+
+  xp = _xp(x)
+  a, b = one_hot
+  plain = coarse.repower(x, one_hot, power, 1.0)
+  share = xp.clip((plain[..., a:b] + 1.0) * 0.5, 0.0, 1.0)
+  own = share[..., k : k + 1]
+  cross = crossings(smooth(field))[..., None]
+  want = xp.where(cross, xp.maximum(own, river_share(factor)), own)
+  rest = share.sum(-1, keepdims=True) - own
+  scale = xp.where(rest > 1e-6, xp.clip(share.sum(-1, keepdims=True) - want, 0.0, None) / xp.maximum(rest, 1e-6), 0.0)
+  others = share * scale
+  new = xp.concatenate([others[..., :k], want, others[..., k + 1 :]], -1)
+  new = xp.where(cross, new, share)
+  out = xp.concatenate([plain[..., :a], (2.0 * new - 1.0).astype(x.dtype), plain[..., b:]], -1)
+  return coarse.repower(out, one_hot, 1.0, power)

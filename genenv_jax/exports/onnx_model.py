@@ -172,6 +172,7 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
 
   hr = trained.family.extras["hier"]
   s, C, f = trained.spec.image_size, hr.channels, hr.factor
+  CC = hr.coarse_channels  # hier.coarse_field: the coarse level draws a river field after the C channels
   fine_net_v = hr.fine.velocity
   solver, steps = _fixed_solver(hr.fine, solver, steps)
   three = hr.top is not None
@@ -183,17 +184,17 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
     return hr.coarse.velocity(params, x, t, label)
 
   def coarse_on_top(x, cond, t, label):  # the coarse field of three levels: its state carries the top map
-    return hr.coarse.velocity(params, jnp.concatenate([x, cond], -1), t, label)[..., :C]
+    return hr.coarse.velocity(params, jnp.concatenate([x, cond], -1), t, label)[..., :CC]
 
   def fine(x, cond, t, label):
     return fine_net_v(params, jnp.concatenate([x, cond], -1), t, label)[..., :C]
 
   cw = hr.coarse.window  # hier.coarse_window: the coarse level's windows (the training size s by default)
   img = jax.ShapeDtypeStruct((batch, s, s, C), jnp.float32)
-  img_c = jax.ShapeDtypeStruct((batch, cw, cw, C), jnp.float32)
+  img_c = jax.ShapeDtypeStruct((batch, cw, cw, CC), jnp.float32)
   vec, lab = jax.ShapeDtypeStruct((batch,), jnp.float32), jax.ShapeDtypeStruct((batch,), jnp.int32)
   x_in = {"shape": [batch, s, s, C], "dtype": "float32", "layout": "NHWC"}
-  xc_in = dict(x_in, shape=[batch, cw, cw, C])
+  xc_in = dict(x_in, shape=[batch, cw, cw, CC])
   t_in = {"name": "t", "shape": [batch], "dtype": "float32", "meaning": "time in [0, 1] (0 noise, 1 data)"}
   l_in = {"name": "label", "shape": [batch], "dtype": "int32", "meaning": "scene class (0 if unconditional)"}
   v_out = [{"name": "v", "shape": [batch, s, s, C], "dtype": "float32"}]
@@ -202,7 +203,7 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
   networks = {
     "coarse": {
       "file": "coarse.onnx", "inputs": [dict(xc_in, name="x"), t_in, l_in],
-      "outputs": [dict(v_out[0], shape=[batch, cw, cw, C])],
+      "outputs": [dict(v_out[0], shape=[batch, cw, cw, CC])],
       "meaning": f"the coarse level: windows of the world downsampled by {f}",
     },
     "fine": {
@@ -273,6 +274,21 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
     card["sampler"]["top"] = card["sampler"]["top"].replace(
       "temperature * standard normal", f"{hr.top_temperature:g} * temperature * standard normal"
     )
+  if hr.field is not None:  # hier.coarse_field: the coarse map's last channel, carved into the C before cond
+    from genenv_jax.data import river_field
+
+    a, b = hr.one_hot
+    card["coarse_field"] = {
+      "class": trained.layout.class_names[hr.field], "class_index": hr.field, "channel": C,
+      "label_channels": [a, b], "share_power": hr.share_power, "river_share": river_field.river_share(f),
+      "meaning": "a signed river field (genenv_jax.data.river_field): where its 3x3 mean (edges repeated) changes "
+      "sign between a pixel and the next one down or right, the class's share of the first is raised to "
+      "river_share and the other classes' shares scaled to keep their sum (river_field.carve)",
+    }  # fmt: skip
+    for k in ("coarse",):
+      card["sampler"][k] = card["sampler"][k].replace(
+        ", C]); clip to [-1, 1]", ", C + 1]); clip to [-1, 1]; carve coarse_field's rivers into the first C channels"
+      )
   if hr.share_power != 1.0:  # only what reads a coarse map's label channels as shares needs it
     card["coarse_label_channels"] = f"2 * share ** {hr.share_power:g} - 1 (each class's share of the block)"
   sizes = [
@@ -387,7 +403,16 @@ def sample_with_onnx(
       xc = _solve(lambda x, t: run["coarse"](None, dict(feed(x, t), cond=top_cond))[0], noise, card["sampler"])
     else:
       xc = _solve(lambda x, t: run["coarse"](None, feed(x, t))[0], noise, card["sampler"])
-    cond = centre(clip(xc), card["factor"], fine_noise.shape[1])
+    xc = clip(xc)
+    if "coarse_field" in card:  # the river field's sign changes carved into the map (river_field.carve)
+      from genenv_jax.data import river_field
+
+      cf = card["coarse_field"]
+      xc = river_field.carve(
+        xc[..., : cf["channel"]], xc[..., cf["channel"]], tuple(cf["label_channels"]), cf["class_index"],
+        card["factor"], cf["share_power"],
+      )  # fmt: skip
+    cond = centre(xc, card["factor"], fine_noise.shape[1])
     fine_noise = card.get("fine_temperature", 1.0) * fine_noise  # hier.fine_temperature: a colder fine level
     x = _solve(lambda x, t: run["fine"](None, dict(feed(x, t), cond=cond))[0], fine_noise, card["sampler"])
     return _finalize(x, card)

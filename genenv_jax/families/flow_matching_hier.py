@@ -62,6 +62,15 @@ rivers they did not help: ``docs/large-scenes.md``).
 one; ``hier.top_widths`` (``()``: the same) sizes the top U-Net apart, so a
 coarse level of another size can train under a kept top level.
 
+A river is a one-block share at the coarse level too, which a flow must land on exactly along the river's
+length; drawn by windows, rivers come out in fragments. ``hier.coarse_field`` (a label class, e.g. ``'water'``;
+'' for none) gives the coarse map one more channel: the block mean of a signed field whose zero set runs along
+the class's thin parts (``data.river_field.signed_field``, from the region's labels), which has no loose ends
+whatever its errors. The coarse level draws it with the rest (trained on it; its conditions, and the fine
+level's, are the C channels alone); its finalize smooths the drawn field (3x3), and where it changes sign
+between neighbouring blocks raises the class's share to a 2-px river's (``river_field.carve``) before the
+level under it sees the map. The map handed down has the C channels alone, as without the field.
+
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
 the window under it. The likelihood of the pair is not reported (a density
@@ -79,6 +88,7 @@ import optax
 
 from genenv_jax import config_utils
 from genenv_jax.data import coarse as coarse_data
+from genenv_jax.data import river_field
 from genenv_jax.families import base
 from genenv_jax.families import flow_matching as fm
 from genenv_jax.nets import unet
@@ -114,6 +124,8 @@ class Hier(NamedTuple):
     top_temperature: ``hier.top_temperature``: a three-level model's top level's starting noise is scaled by it
       as well, on top of ``upper_temperature`` (sampling only; 1: as trained). Above 1 the top map lays out
       larger lakes, and the coarse level, at its own temperature, draws them.
+    field: ``hier.coarse_field``'s class index, or None: the coarse level draws ``coarse_channels`` = C + 1
+      channels (the river field last) and its finalize carves the rivers into the C it hands down.
   """
 
   coarse: base.Canvas
@@ -128,6 +140,20 @@ class Hier(NamedTuple):
   fine_temperature: float = 1.0
   upper_temperature: float = 1.0
   top_temperature: float = 1.0
+  field: int | None = None
+
+  @property
+  def coarse_channels(self) -> int:
+    """The channels the coarse level draws (its starting noise's): C, and the river field with ``field``."""
+    return self.channels + (self.field is not None)
+
+  def carve(self, x):
+    """A drawn coarse map [..., coarse_channels] (clipped) -> the C-channel map the level under it sees: with a
+    river field, its rivers carved in (``river_field.carve``); the server carves its assembled chunks so."""
+    if self.field is None:
+      return x[..., : self.channels]
+    C = self.channels
+    return river_field.carve(x[..., :C], x[..., C], self.one_hot, self.field, self.factor, self.share_power)
 
 
 def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
@@ -224,6 +250,9 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
   coarse_data.check_coarse_window(hier_cfg.get("coarse_window", 0), data.image_size, tf, hier_cfg.factor, len(cw))
+  field = hier_cfg.get("coarse_field", "")
+  if field != "" and (not isinstance(field, str) or data.one_hot[0] == data.one_hot[1]):
+    raise ValueError(f"hier.coarse_field={field!r}: a label class, for models with label channels; '' for none")
   trace = hier_cfg.get("top_trace", "")
   if trace != "" and (not tf or data.one_hot[0] == data.one_hot[1]):
     raise ValueError(
@@ -232,14 +261,20 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
 
 
 def make_kwargs(config) -> dict:
-  """``make``'s ``trace_class``: ``hier.top_trace``'s index among the world's label classes (none where unset)."""
-  trace = config.hier.get("top_trace", "")
-  if trace == "":
+  """``make``'s ``trace_class`` and ``field_class``: ``hier.top_trace``'s and ``hier.coarse_field``'s indices
+  among the world's label classes (none where unset)."""
+  trace, field = config.hier.get("top_trace", ""), config.hier.get("coarse_field", "")
+  if trace == "" and field == "":
     return {}
   from genenv_jax.scenes import get_world
 
   names = get_world(config.data.world).class_names
-  return {"trace_class": coarse_data.check_top_trace(trace, top_factor(config.hier), names)}
+  out = {}
+  if trace != "":
+    out["trace_class"] = coarse_data.check_top_trace(trace, top_factor(config.hier), names)
+  if field != "":
+    out["field_class"] = coarse_data.check_coarse_field(field, names)
+  return out
 
 
 def condition(key, x, r, one_hot, power: float, noise: float, block_noise: float = 0.0, traced=None):
@@ -255,11 +290,14 @@ def condition(key, x, r, one_hot, power: float, noise: float, block_noise: float
   return cond + noise * jax.random.normal(key, cond.shape)
 
 
-def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | None = None) -> base.Family:
+def make(
+  fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | None = None, field_class: int | None = None
+) -> base.Family:
   """Builds the two-level family from the ``fm`` (fine level, solver) and ``hier`` sections.
 
-  ``trace_class``: ``hier.top_trace``'s index among the label classes (the caller reads it from the world's
-  class names, which ``DataSpec`` does not hold); needed where ``hier.top_trace`` is set."""
+  ``trace_class``, ``field_class``: ``hier.top_trace``'s and ``hier.coarse_field``'s indices among the label
+  classes (the caller reads them from the world's class names, which ``DataSpec`` does not hold); needed where
+  those keys are set."""
   f, h = fm_cfg, hier_cfg
   validate(f, h, data)
   nc, C, S, factor = data.num_classes, data.channels, data.image_size, h.factor
@@ -269,10 +307,14 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
   if h.get("top_trace", "") != "" and trace_class is None:
     raise ValueError(f"hier.top_trace={h.top_trace!r}: the class's index is needed (flow_matching_hier.make)")
   traced = None if h.get("top_trace", "") == "" else (trace_class, factor)  # older configs have none
+  if h.get("coarse_field", "") != "" and field_class is None:
+    raise ValueError(f"hier.coarse_field={h.coarse_field!r}: the class's index is needed (flow_matching_hier.make)")
+  field = None if h.get("coarse_field", "") == "" else field_class  # older configs have none
   CT = C + (traced is not None)  # the top map's channels
+  CC = C + (field is not None)  # the channels the coarse level draws
   CW = coarse_data.coarse_window(h, S)  # the coarse level's maps and windows (hier.coarse_window)
   fine_net = unet.UNet(C, tuple(f.widths), f.blocks, False, nc)
-  coarse_net = unet.UNet(C, tuple(h.coarse_widths), f.blocks, False, nc)
+  coarse_net = unet.UNet(CC, tuple(h.coarse_widths), f.blocks, False, nc)
   top_widths = tuple(h.get("top_widths", ())) or tuple(h.coarse_widths)  # older configs have none: the same
   top_net = unet.UNet(CT, top_widths, f.blocks, False, nc) if tf else None
   tx = txs["fm"]
@@ -306,7 +348,8 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
     if not tf:  # the two-level key, as before there was a top level
       return {"coarse_loss": fm.cfm_loss(coarse_velocity(params, label), key, xc, time_sampling)}
     kc, kn, kt = jax.random.split(key, 3)
-    lc = fm.cfm_loss(coarse_velocity(params, label, noisy_cond(kn, xc, ratio, traced)), kc, xc, time_sampling)
+    cond = noisy_cond(kn, xc[..., :C], ratio, traced)  # the map's C channels (not a river field's)
+    lc = fm.cfm_loss(coarse_velocity(params, label, cond), kc, xc, time_sampling)
     return {"coarse_loss": lc, "top_loss": fm.cfm_loss(top_velocity(params, label), kt, batch["x_top"], time_sampling)}
 
   def losses(params, key, batch):
@@ -327,9 +370,10 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
     x = batch["x"]
     n = x.shape[0]
     xt = jnp.zeros(x.shape[:-1] + (CT,), x.dtype)  # a top map's shape
+    xc = jnp.zeros(x.shape[:-1] + (CC,), x.dtype)  # a coarse map's
     params = {
       "fine": fine_net.init(kp, jnp.concatenate([x, x], -1), jnp.zeros((n,)), batch["label"]),
-      "coarse": coarse_net.init(kc, jnp.concatenate([x, xt], -1) if tf else x, jnp.zeros((n,)), batch["label"]),
+      "coarse": coarse_net.init(kc, jnp.concatenate([xc, xt], -1) if tf else xc, jnp.zeros((n,)), batch["label"]),
     }
     if tf:
       params["top"] = top_net.init(kt, xt, jnp.zeros((n,)), batch["label"])
@@ -374,8 +418,15 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
     return jax.vmap(lambda k: jax.random.normal(k, (size, size, channels)))(keys)
 
-  def coarse_finalize(x):
+  def clip(x):
     return jnp.clip(jnp.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+
+  def coarse_finalize(x):
+    """The coarse level's CC channels -> the C-channel map handed down (rivers carved where a field is drawn)."""
+    x = clip(x)
+    if field is None:
+      return x
+    return river_field.carve(x[..., :C], x[..., C], one_hot, field, factor, power)
 
   def sample(params, key, n, cond=None, temperature=None, solver=None, steps=None):
     """Sample i depends only on (params, key, i): a coarse window, then the fine window under its centre."""
@@ -393,12 +444,10 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
     top_cond = None
     if tf:
       kt = jax.random.fold_in(kc, 1)
-      xt = coarse_finalize(
-        fm.solve(top_velocity(params, label), upper_t * top_t * temperature * noise(kt, n, CT), solver, steps)
-      )
+      xt = clip(fm.solve(top_velocity(params, label), upper_t * top_t * temperature * noise(kt, n, CT), solver, steps))
       top_cond = centre(xt, ratio, CW)
     vc = coarse_velocity(params, label, top_cond)
-    xc = coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n, C, CW), solver, steps))
+    xc = coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n, CC, CW), solver, steps))
     cond_map = centre(xc, factor, S)
     x1 = fm.solve(fine_velocity(params, cond_map, label), fine_t * temperature * noise(kf, n), solver, steps)
     return fm.finalize(x1, one_hot)
@@ -418,11 +467,11 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
 
   if tf:
     coarse_cv = base.Canvas(
-      coarse_canvas_velocity, CW, C + CT, False, lambda x: coarse_finalize(x[..., :C]), f.solver, f.sample_steps
+      coarse_canvas_velocity, CW, CC + CT, False, lambda x: coarse_finalize(x[..., :CC]), f.solver, f.sample_steps
     )
-    top_cv = base.Canvas(top_canvas_velocity, S, CT, False, coarse_finalize, f.solver, f.sample_steps)
+    top_cv = base.Canvas(top_canvas_velocity, S, CT, False, clip, f.solver, f.sample_steps)
   else:
-    coarse_cv = base.Canvas(coarse_canvas_velocity, CW, C, False, coarse_finalize, f.solver, f.sample_steps)
+    coarse_cv = base.Canvas(coarse_canvas_velocity, CW, CC, False, coarse_finalize, f.solver, f.sample_steps)
     top_cv = None
   hier = Hier(
     coarse=coarse_cv,
@@ -439,6 +488,7 @@ def make(fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | No
     fine_temperature=fine_t,
     upper_temperature=upper_t,
     top_temperature=top_t,
+    field=field,
   )
   return base.Family(
     init=init,

@@ -357,7 +357,34 @@ class ModelSource(Source):
     f, m, mc = self.hier.factor, self._margin(), self.hier.coarse.window
     side = -(-self._fine_plan_side() // f)
     cy0, cx0 = (i * CHUNK - m) // f, (j * CHUNK - m) // f
-    return cy0, cx0, self._keys(cy0, cx0, side, side, mc)
+    g = self._ring()
+    return cy0, cx0, self._keys(cy0 - g, cx0 - g, side + 2 * g, side + 2 * g, mc)
+
+  def _ring(self) -> int:
+    """Coarse pixels assembled around a coarse map before its rivers are carved (``hier.coarse_field``: the 3x3
+    mean and the next pixel's sign that ``river_field.carve`` reads), so the map is the same wherever it is
+    asked for; 0 without a river field."""
+    return 2 if self.hier.field is not None else 0
+
+  def _coarse_map(self, seed, cy0: int, cx0: int, h: int, w: int) -> np.ndarray:
+    """The coarse map [h, w, C] handed to the fine level at coarse pixel (cy0, cx0) (lock held): assembled from
+    the coarse chunks and, with a river field, carved over a ring of ``_ring`` pixels, then cropped."""
+    hr, g = self.hier, self._ring()
+    y0, x0, hh, ww = cy0 - g, cx0 - g, h + 2 * g, w + 2 * g
+    mc = hr.coarse.window
+    x = self._assemble(self._coarse_chunks(seed, self._keys(y0, x0, hh, ww, mc)), y0, x0, hh, ww, mc)
+    return np.asarray(hr.carve(x))[g : g + h, g : g + w] if g else x
+
+  def _coarse_canvas(self):
+    """The coarse level's canvas as the chunks render it: with a river field, its finalize clips and keeps the
+    field (the rivers are carved once the chunks are assembled, ``_coarse_map``)."""
+    import jax.numpy as jnp
+
+    hr = self.hier
+    if hr.field is None:
+      return hr.coarse
+    cc = hr.coarse_channels
+    return hr.coarse._replace(finalize=lambda x: jnp.clip(jnp.nan_to_num(x[..., :cc], posinf=1.0, neginf=-1.0), -1, 1))
 
   def _fine_plan_side(self) -> int:
     from genenv_jax import canvas
@@ -434,9 +461,9 @@ class ModelSource(Source):
     render, pl = self._canvas_fn
     out = {}
     for i, j in keys:
-      cy0, cx0, ckeys = self._fine_keys_coarse(i, j)
-      mc, side = hr.coarse.window, -(-pl.height // f)
-      coarse = self._assemble(self._coarse_chunks(seed, ckeys), cy0, cx0, side, side, mc)
+      cy0, cx0, _ = self._fine_keys_coarse(i, j)
+      side = -(-pl.height // f)
+      coarse = self._coarse_map(seed, cy0, cx0, side, side)
       cond = np.repeat(np.repeat(coarse, f, 0), f, 1)[: pl.height, : pl.width]
       noise = (
         hr.fine_temperature
@@ -458,7 +485,9 @@ class ModelSource(Source):
     mc = hr.coarse.window
     size = CHUNK + 2 * mc
     if self._coarse_fn is None:
-      self._coarse_fn = canvas.renderer_of(hr.coarse, size, size, hr.coarse.window, cpu_convolutions=self.kernels)
+      self._coarse_fn = canvas.renderer_of(
+        self._coarse_canvas(), size, size, hr.coarse.window, cpu_convolutions=self.kernels
+      )
     render, pl = self._coarse_fn
     sketches = self._sketches(seed)
     out = {}
@@ -467,7 +496,7 @@ class ModelSource(Source):
       got = self._chunks.get((seed, ("coarse", i, j), sig))
       if got is None:
         noise = canvas.initial_noise(
-          seed, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width, hr.channels, canvas.COARSE_TAG
+          seed, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width, hr.coarse_channels, canvas.COARSE_TAG
         )
         noise = jnp.asarray(hr.upper_temperature * self.temperature * noise)  # as canvas.render_hier
         if hr.top is not None:  # the top map under the chunk rides along as state channels
@@ -476,13 +505,14 @@ class ModelSource(Source):
           x = render(self.t.params, noise, jnp.int32(0))
         else:
           known, hold = self._sketch_maps(sketches, sig, i * CHUNK - mc, j * CHUNK - mc, pl.height, pl.width)
-          if hr.top is not None:  # the top map's state channels: never held (hold time 0)
-            known, hold = (np.concatenate([a, np.zeros(a.shape[:-1] + (hr.top.channels,), a.dtype)], -1)
+          free = hr.coarse_channels - hr.channels + (hr.top.channels if hr.top is not None else 0)
+          if free:  # a river field's channel and the top map's state channels: never held (hold time 0)
+            known, hold = (np.concatenate([a, np.zeros(a.shape[:-1] + (free,), a.dtype)], -1)
                            for a in (known, hold))  # fmt: skip
           if self._sketch_fn is None:
             steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
             self._sketch_fn = canvas.inpainter_of(
-              hr.coarse, size, size, steps, mc, hold_map=True, cpu_convolutions=self.kernels
+              self._coarse_canvas(), size, size, steps, mc, hold_map=True, cpu_convolutions=self.kernels
             )
           x = self._sketch_fn[0](self.t.params, noise, jnp.asarray(known), jnp.asarray(hold), jnp.int32(0))
         got = np.asarray(jax.device_get(x))[:size, :size]
@@ -659,9 +689,8 @@ class ModelSource(Source):
     Y, X = y0 - m, x0 - m
     cy0, cx0 = Y // f, X // f
     ch, cw = -(-(Y - cy0 * f + H) // f), -(-(X - cx0 * f + W) // f)
-    mc = hr.coarse.window
     with self._lock:
-      coarse = self._assemble(self._coarse_chunks(seed, self._keys(cy0, cx0, ch, cw, mc)), cy0, cx0, ch, cw, mc)
+      coarse = self._coarse_map(seed, cy0, cx0, ch, cw)
     cond = np.repeat(np.repeat(coarse, f, 0), f, 1)[Y - cy0 * f : Y - cy0 * f + H, X - cx0 * f : X - cx0 * f + W]
     noise = hr.fine_temperature * self.temperature * canvas.initial_noise(seed, Y, X, H, W, hr.channels)
     state = np.concatenate([noise, cond], -1)  # the coarse channels start (and stay) at the coarse map
