@@ -122,6 +122,9 @@ def get_config(arg=None):
   # A label class whose rivers the coarse level draws as a signed field beside its map, carved in as the map is
   # handed down (genenv_jax.data.river_field; '' for none).
   c.hier.coarse_field = ""
+  # Sampling only, with coarse_field: the class's share of a block where the field changes sign (0.5 at factor 8: a
+  # 4-px river across the block; at 0.25 the fine level drew the rivers broken by blocks).
+  c.hier.river_share = 0.5
   # The coarse level's training maps and sampling windows, in coarse pixels (0: data.image_size). Wider maps
   # (regions of factor x coarse_window px) show it more of the world at once, at their area's cost per step.
   c.hier.coarse_window = 0

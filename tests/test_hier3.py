@@ -172,7 +172,11 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
     [2, 32, 32, C + 1],
     [2, 32, 32, C + 1],
   ]
-  assert card["coarse_field"]["class"] == "water" and card["coarse_field"]["channel"] == C
+  assert (card["coarse_field"]["class"], card["coarse_field"]["channel"], card["coarse_field"]["river_share"]) == (
+    "water",
+    C,
+    0.5,
+  )
   assert "C + 1]); clip to [-1, 1]; carve coarse_field's rivers" in card["sampler"]["coarse"]
   assert card["sampler"]["top_cond"].startswith("top_cond = xt[:, 4:12, 4:12] repeated 4x")
   assert card["sampler"]["cond"].startswith("cond = xc[:, 14:18, 14:18] repeated 4x")

@@ -81,7 +81,7 @@ def test_carve_raises_the_class_share_where_the_smoothed_field_changes_sign_and_
   field = np.where(np.arange(12) < 5, -0.6, 0.6)[None].repeat(12, 0).astype(np.float32)
   field[6, 9] = -0.6  # grain: one pixel of the other sign, gone after the 3x3 mean
   assert river_field.crossings(field)[6, 8:10].all()  # unsmoothed, it would cut a loop there
-  out = river_field.carve(x, field, one_hot, W, 8)
+  out = river_field.carve(x, field, one_hot, W, 0.25)
   got = (out[..., 3:8] + 1) / 2
   hit = np.zeros((12, 12), bool)
   hit[:, 4] = True
@@ -90,11 +90,12 @@ def test_carve_raises_the_class_share_where_the_smoothed_field_changes_sign_and_
   np.testing.assert_allclose(got[hit][:, W], np.maximum(shares[hit][:, W], 0.25), atol=1e-6)
   np.testing.assert_allclose(got.sum(-1), shares.sum(-1), atol=1e-5)  # the shares still sum to 1
   np.testing.assert_allclose(out[..., :3], x[..., :3])  # colours and height unchanged
-  np.testing.assert_allclose(np.asarray(river_field.carve(jnp.asarray(x), jnp.asarray(field), one_hot, W, 8)), out,
+  np.testing.assert_allclose(np.asarray(river_field.carve(jnp.asarray(x), jnp.asarray(field), one_hot, W, 0.25)), out,
                              atol=1e-6)  # fmt: skip
-  loud = river_field.carve(coarse.emphasize(x, one_hot, 0.5), field, one_hot, W, 8, 0.5)
+  loud = river_field.carve(coarse.emphasize(x, one_hot, 0.5), field, one_hot, W, 0.25, 0.5)
   np.testing.assert_allclose(coarse.repower(loud, one_hot, 0.5, 1.0), out, atol=1e-5)
-  assert river_field.river_share(16) == 0.125 and river_field.river_share(2) == 1.0
+  with pytest.raises(ValueError, match=r"hier.river_share=0: must be"):
+    river_field.check_share(0)
 
 
 def test_bad_coarse_field_values_are_named(data_dir):
@@ -143,7 +144,7 @@ def test_a_field_model_is_served_in_chunks_that_agree_with_the_scene_with_its_ri
   def model(carve=True):
     def finalize(x):
       x = jnp.clip(x, -1.0, 1.0)
-      return river_field.carve(x[..., :C], x[..., C], (0, C), 1, 4) if carve else x[..., :C]
+      return river_field.carve(x[..., :C], x[..., C], (0, C), 1, 0.5) if carve else x[..., :C]
 
     hr = fmh.Hier(
       coarse=base.Canvas(coarse_v, 16, C + 1, False, finalize, "midpoint", 64),

@@ -25,7 +25,8 @@ An existing ``--output`` is read, not trained again. The fine level never sees t
 the coarse level alone.
 
 ``--model_weights=FILE.npz`` (``--field=derived``) writes the shipped ``fm_city_hier3``'s parameters with this
-coarse level in place of its own and ``hier.coarse_field='water'`` recorded (``models.CONFIG_KEY``): the
+coarse level in place of its own and ``hier.coarse_field='water'`` and ``hier.river_share`` (``--river_share``)
+recorded (``models.CONFIG_KEY``): the
 network ``flow_matching_hier`` builds for that key (the coarse level trained here is the one the family's
 coarse-only steps train: the same loss, conditioning and channels), which ``models.load('fm_city_hier3',
 weights=FILE)``, ``tools/large_scenes.py --weights`` and ``tools/hier_levels.py --weights`` read, the rivers
@@ -58,6 +59,7 @@ _PICTURE = flags.DEFINE_string("picture", "", "Write the first 3 maps' joined wa
 _MODEL_WEIGHTS = flags.DEFINE_string(
   "model_weights", "", "Write fm_city_hier3's whole parameter tree with this coarse level here (.npz, --field=derived)."
 )
+_SHARE = flags.DEFINE_float("river_share", 0.5, "With --model_weights: hier.river_share recorded in the file.")
 MODEL = "fm_city_hier3"
 ORACLE_SCALE = 0.1
 READ_SEED = 5 * 10**6  # tools/hier_levels.py's real regions
@@ -179,11 +181,12 @@ def main(argv):
       )
       return 2
     tree = models.arrays_of({**jax.device_get(model.params), "coarse": p})
-    tree[models.CONFIG_KEY] = np.array(json.dumps({"hier.coarse_field": "water"}))
+    keys = {"hier.coarse_field": "water", "hier.river_share": river_field.check_share(_SHARE.value, "--river_share")}
+    tree[models.CONFIG_KEY] = np.array(json.dumps(keys))
     np.savez(_MODEL_WEIGHTS.value, **tree)
     check = models.load(MODEL, weights=_MODEL_WEIGHTS.value)  # the family builds the network these fit
-    key = check.config.hier.coarse_field
-    print(f"wrote {_MODEL_WEIGHTS.value}: {MODEL} with this coarse level (hier.coarse_field={key!r})")
+    h = check.config.hier
+    print(f"wrote {_MODEL_WEIGHTS.value}: {MODEL} with this coarse level ({h.coarse_field=}, {h.river_share=})")
   if not _NUM.value:
     return 0
 

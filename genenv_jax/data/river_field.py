@@ -116,30 +116,37 @@ def smooth(field):
   return sum(p[..., i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
 
 
-def river_share(factor: int) -> float:
-  """The share of a ``factor x factor`` block a 2-px river across it covers: what ``carve`` gives a crossing."""
-  return min(1.0, 2.0 / factor)
+def check_share(share, name: str = "hier.river_share") -> float:
+  """A crossing block's share of the class (``carve``'s ``share``): a number in (0, 1], or a ValueError."""
+  from genenv_jax import config_utils
+
+  meaning = (
+    "the share of the class a block where the river field changes sign is given; 0.5 at factor 8 is a 4-px river "
+    "across the block"
+  )
+  return config_utils.in_unit_interval(name, share, meaning)
 
 
-def carve(x, field, one_hot, k: int, factor: int, power: float = 1.0):
+def carve(x, field, one_hot, k: int, share: float, power: float = 1.0):
   """A coarse map [..., h, w, C] (label shares in [-1, 1], raised to ``power``: ``data.coarse.emphasize``) and its
   river field [..., h, w] -> the map with a river where the smoothed field changes sign (``smooth``,
-  ``crossings``): there class ``k``'s share is raised to at least ``river_share(factor)`` and the other classes'
-  shares scaled down to leave it room (their sum kept). Colours and heights are unchanged; elsewhere the map
+  ``crossings``): there class ``k``'s share is raised to at least ``share`` (``hier.river_share``) and the other
+  classes' shares scaled down to leave it room (their sum kept). Colours and heights are unchanged; elsewhere the map
   is ``x`` itself. What a coarse level that draws the field (``hier.coarse_field``) hands the level under it."""
   from genenv_jax.data import coarse
 
   xp = _xp(x)
   a, b = one_hot
   plain = coarse.repower(x, one_hot, power, 1.0)
-  share = xp.clip((plain[..., a:b] + 1.0) * 0.5, 0.0, 1.0)
-  own = share[..., k : k + 1]
+  shares = xp.clip((plain[..., a:b] + 1.0) * 0.5, 0.0, 1.0)
+  own = shares[..., k : k + 1]
   cross = crossings(smooth(field))[..., None]
-  want = xp.where(cross, xp.maximum(own, river_share(factor)), own)
-  rest = share.sum(-1, keepdims=True) - own
-  scale = xp.where(rest > 1e-6, xp.clip(share.sum(-1, keepdims=True) - want, 0.0, None) / xp.maximum(rest, 1e-6), 0.0)
-  others = share * scale
+  want = xp.where(cross, xp.maximum(own, share), own)
+  total = shares.sum(-1, keepdims=True)
+  rest = total - own
+  scale = xp.where(rest > 1e-6, xp.clip(total - want, 0.0, None) / xp.maximum(rest, 1e-6), 0.0)
+  others = shares * scale
   new = xp.concatenate([others[..., :k], want, others[..., k + 1 :]], -1)
-  new = xp.where(cross, new, share)
+  new = xp.where(cross, new, shares)
   out = xp.concatenate([plain[..., :a], (2.0 * new - 1.0).astype(x.dtype), plain[..., b:]], -1)
   return coarse.repower(out, one_hot, 1.0, power)

@@ -275,20 +275,17 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
       "temperature * standard normal", f"{hr.top_temperature:g} * temperature * standard normal"
     )
   if hr.field is not None:  # hier.coarse_field: the coarse map's last channel, carved into the C before cond
-    from genenv_jax.data import river_field
-
     a, b = hr.one_hot
     card["coarse_field"] = {
       "class": trained.layout.class_names[hr.field], "class_index": hr.field, "channel": C,
-      "label_channels": [a, b], "share_power": hr.share_power, "river_share": river_field.river_share(f),
+      "label_channels": [a, b], "share_power": hr.share_power, "river_share": hr.river_share,
       "meaning": "a signed river field (genenv_jax.data.river_field): where its 3x3 mean (edges repeated) changes "
       "sign between a pixel and the next one down or right, the class's share of the first is raised to "
       "river_share and the other classes' shares scaled to keep their sum (river_field.carve)",
     }  # fmt: skip
-    for k in ("coarse",):
-      card["sampler"][k] = card["sampler"][k].replace(
-        ", C]); clip to [-1, 1]", ", C + 1]); clip to [-1, 1]; carve coarse_field's rivers into the first C channels"
-      )
+    card["sampler"]["coarse"] = card["sampler"]["coarse"].replace(
+      ", C]); clip to [-1, 1]", ", C + 1]); clip to [-1, 1]; carve coarse_field's rivers into the first C channels"
+    )
   if hr.share_power != 1.0:  # only what reads a coarse map's label channels as shares needs it
     card["coarse_label_channels"] = f"2 * share ** {hr.share_power:g} - 1 (each class's share of the block)"
   sizes = [
@@ -410,7 +407,7 @@ def sample_with_onnx(
       cf = card["coarse_field"]
       xc = river_field.carve(
         xc[..., : cf["channel"]], xc[..., cf["channel"]], tuple(cf["label_channels"]), cf["class_index"],
-        card["factor"], cf["share_power"],
+        cf["river_share"], cf["share_power"],
       )  # fmt: skip
     cond = centre(xc, card["factor"], fine_noise.shape[1])
     fine_noise = card.get("fine_temperature", 1.0) * fine_noise  # hier.fine_temperature: a colder fine level

@@ -68,8 +68,9 @@ length; drawn by windows, rivers come out in fragments. ``hier.coarse_field`` (a
 the class's thin parts (``data.river_field.signed_field``, from the region's labels), which has no loose ends
 whatever its errors. The coarse level draws it with the rest (trained on it; its conditions, and the fine
 level's, are the C channels alone); its finalize smooths the drawn field (3x3), and where it changes sign
-between neighbouring blocks raises the class's share to a 2-px river's (``river_field.carve``) before the
-level under it sees the map. The map handed down has the C channels alone, as without the field.
+between neighbouring blocks raises the class's share to ``hier.river_share`` (``river_field.carve``; 0.5, a
+4-px river across an 8-px block: at 0.25 the fine level drew the rivers broken by blocks, ``docs/large-scenes.md``)
+before the level under it sees the map. The map handed down has the C channels alone, as without the field.
 
 Single samples (``sample``, what ``eval.py`` scores): a coarse window is
 drawn, its centre ``S/factor`` block is repeated up and the fine level draws
@@ -126,6 +127,8 @@ class Hier(NamedTuple):
       larger lakes, and the coarse level, at its own temperature, draws them.
     field: ``hier.coarse_field``'s class index, or None: the coarse level draws ``coarse_channels`` = C + 1
       channels (the river field last) and its finalize carves the rivers into the C it hands down.
+    river_share: ``hier.river_share``: the class's share a block where the field changes sign is given
+      (sampling only; ``river_field.carve``).
   """
 
   coarse: base.Canvas
@@ -141,6 +144,7 @@ class Hier(NamedTuple):
   upper_temperature: float = 1.0
   top_temperature: float = 1.0
   field: int | None = None
+  river_share: float = 0.5
 
   @property
   def coarse_channels(self) -> int:
@@ -153,7 +157,7 @@ class Hier(NamedTuple):
     if self.field is None:
       return x[..., : self.channels]
     C = self.channels
-    return river_field.carve(x[..., :C], x[..., C], self.one_hot, self.field, self.factor, self.share_power)
+    return river_field.carve(x[..., :C], x[..., C], self.one_hot, self.field, self.river_share, self.share_power)
 
 
 def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
@@ -250,6 +254,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
   if tf:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
   coarse_data.check_coarse_window(hier_cfg.get("coarse_window", 0), data.image_size, tf, hier_cfg.factor, len(cw))
+  river_field.check_share(hier_cfg.get("river_share", 0.5))
   field = hier_cfg.get("coarse_field", "")
   if field != "" and (not isinstance(field, str) or data.one_hot[0] == data.one_hot[1]):
     raise ValueError(f"hier.coarse_field={field!r}: a label class, for models with label channels; '' for none")
@@ -327,6 +332,7 @@ def make(
   fine_t = float(h.get("fine_temperature", 1.0))  # sampling only; older configs have none
   upper_t = float(h.get("upper_temperature", 1.0))  # sampling only; older configs have none
   top_t = float(h.get("top_temperature", 1.0))  # sampling only; older configs have none
+  river_share = float(h.get("river_share", 0.5))  # sampling only (a river field's crossings); older: none
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -426,7 +432,7 @@ def make(
     x = clip(x)
     if field is None:
       return x
-    return river_field.carve(x[..., :C], x[..., C], one_hot, field, factor, power)
+    return river_field.carve(x[..., :C], x[..., C], one_hot, field, river_share, power)
 
   def sample(params, key, n, cond=None, temperature=None, solver=None, steps=None):
     """Sample i depends only on (params, key, i): a coarse window, then the fine window under its centre."""
@@ -489,6 +495,7 @@ def make(
     upper_temperature=upper_t,
     top_temperature=top_t,
     field=field,
+    river_share=river_share,
   )
   return base.Family(
     init=init,
