@@ -218,7 +218,8 @@ def cache_key(model, params=None) -> str:
   (``hier.fine_temperature`` below 1), ``-fine{T}``, and whose upper levels are sampled at another temperature
   (``hier.upper_temperature``), ``-upper{T}``, and a top level's (``hier.top_temperature``), ``-top{T}``; at the
   defaults 1 the scenes are the default's, so is the key. A coarse level drawn on windows wider than the fine
-  level's (``hier.coarse_window``) adds ``-cw{W}``.
+  level's (``hier.coarse_window``) adds ``-cw{W}``, and a coarse level that draws a river field
+  (``hier.coarse_field``) ``-river{S}``, its ``hier.river_share`` (sampling only, so not in the weights).
   ``params`` of the fine level alone (its scenes over given coarse maps) ignore the upper temperature."""
   key = weights_key(model.params if params is None else params)
   hr = (model.family.extras or {}).get("hier")
@@ -227,7 +228,8 @@ def cache_key(model, params=None) -> str:
   top = float(getattr(hr, "top_temperature", 1.0)) if hr is not None and params is None else 1.0
   key += ("" if t == 1.0 else f"-fine{t:g}") + ("" if up == 1.0 else f"-upper{up:g}")
   cw = hr.coarse.window if hr is not None and params is None and hr.coarse.window != hr.fine.window else 0
-  return key + ("" if top == 1.0 else f"-top{top:g}") + (f"-cw{cw}" if cw else "")
+  river = f"-river{hr.river_share:g}" if hr is not None and params is None and hr.field is not None else ""
+  return key + ("" if top == 1.0 else f"-top{top:g}") + (f"-cw{cw}" if cw else "") + river
 
 
 def _cached(cache_dir: str | None, name: str, make):

@@ -163,6 +163,15 @@ def test_a_field_model_is_served_in_chunks_that_agree_with_the_scene_with_its_ri
   nf = helpers.S * canvas.initial_noise(3, 0, 0, 64, 72, C)
   water = (scene - nf)[..., 1] - (unc - nf)[..., 1]  # the coarse map's water channel, carved minus not
   assert (water > 1e-3).mean() > 0.05 and (water >= -1e-5).all()  # rivers carved in, nowhere less water
+  # Scene caches keep river shares apart (a sampling key: the same parameters, other scenes).
+  from genenv_jax import large_eval
+
+  m.params = plain.params = {"w": np.zeros(3, np.float32)}
+  hr = m.family.extras["hier"]
+  other = types.SimpleNamespace(
+    **{**vars(m), "family": m.family._replace(extras={"hier": hr._replace(river_share=0.25)})}
+  )
+  assert large_eval.cache_key(m).endswith("-river0.5") and large_eval.cache_key(other).endswith("-river0.25")
   src = sources.ModelSource(m)
   # A scene's 2 coarse pixels (8 px) along its edges are carved from the scene alone (edges repeated); the server
   # carves them with the world beyond. Everywhere else they agree.

@@ -172,16 +172,7 @@ def coarse_path(
 
 
 def prepare(
-  world: str,
-  factor: int,
-  size: int,
-  n: int,
-  split: str,
-  data_dir: str,
-  channels,
-  workers: int = 0,
-  traced=None,
-  field=None,
+  world: str, factor: int, size: int, n: int, split: str, data_dir: str, channels, workers=0, traced=None, field=None
 ):
   """(x [n, size, size, C] float16, label [n]): the coarse maps, drawn on first use (then read from disk).
   ``traced`` (``(k, coarse factor)``, top maps of ``hier.top_trace``): a (C+1)th channel, ``trace``'s.
