@@ -74,7 +74,13 @@ shares or 8-connected: not shipped; the default stays 0. A five-resolution coars
 joined water 0.059: not shipped; the default stays ``()``. A coarse level that draws a signed river field beside its
 map (``data.river_field``, from labels; ``tools/coarse_field.py``, 4000 steps fresh, one run, the fine level not
 involved): joined water read with the field's sign changes 0.117 (real 0.161 read so; the world's own field, ad hoc:
-0.135), long lines but ragged, twice real's crossings: not yet a level of the model. The two-level
+0.135), long lines but ragged, twice real's crossings. As a level of the model (``--config.hier.coarse_field='water'``:
+that coarse level put under the shipped top and over the shipped fine level, ``tools/coarse_field.py --model_weights``;
+5 scenes of 1024 at fine temperature 0.6, one run): with ``hier.river_share=0.25`` the fine level draws its rivers cut
+by blocks (largest water distance 0.090, log-area W1 1.15, coarse FD 7.69); with 0.5, the default (rivers 4 px
+wide joining the lakes; shipped as ``fm_city_hier3_field``): largest water 0.084 (distance 0.059, past the line
+0.086-0.087), coarse FD 10.97, crop validity 0.944, but log-area W1 0.99 (line 0.94; ``fm_city_hier3`` 0.90) and
+coarse C2ST 1.00. The two-level
 ``:cpu`` is shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.

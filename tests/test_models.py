@@ -21,6 +21,9 @@ def test_listing_is_one_line_per_model_name_first():
   assert r.returncode == 0 and [ln.split()[0] for ln in lines] == models.names() and "fm_dungeon" in models.names()
   for name in models.names():
     c = models.card(name)
+    if c["results"]["file"] == "results/large_scenes.json":  # whole scenes (models.ship_weights)
+      assert c["results"] == models.large_row(os.path.join(ROOT, c["results"]["file"]), c["results"]["command"])
+      continue
     row = json.load(open(os.path.join(ROOT, c["results"]["file"])))
     assert c["results"]["model"]["validity"] == row["model"]["validity"]  # the card's row is the committed row
     if "finished" in c["results"]:  # and so is its finishing-pass row
@@ -41,15 +44,25 @@ def test_a_shipped_model_samples_what_its_trained_rules_expect():
 
 @pytest.mark.parametrize(
   "name,world,n", [("fm_terrain_hier", "terrain_regions", 2), ("fm_city_hier", "city_regions", 2),
-                   ("fm_city_hier3", "city_regions", 3)]
+                   ("fm_city_hier3", "city_regions", 3), ("fm_city_hier3_field", "city_regions", 3)]
 )  # fmt: skip
 def test_a_shipped_hierarchical_model_loads_every_level_trained(name, world, n):
-  """Every level's network gets its weights (an untrained level's velocity is 0): coarse and fine, and the top."""
+  """Every level's network gets its weights (an untrained level's velocity is 0): coarse and fine, and the top.
+  ``fm_city_hier3_field`` (shipped from another parameter file of ``fm_city_hier3``'s network,
+  ``models.ship_weights``): its coarse level draws the river field, its card samples as it was measured."""
   from genenv_jax import canvas
 
   model = models.load(name)
   levels = canvas._levels(model)
   assert len(levels) == n and model.world.name == world
+  hr = model.family.extras["hier"]
+  if name == "fm_city_hier3_field":
+    assert (hr.field, hr.coarse_channels, hr.river_share, hr.fine_temperature) == (4, hr.channels + 1, 0.5, 0.6)
+    assert models.card(name)["base"] == "fm_city_hier3"
+    shipped = models.load("fm_city_hier3").params
+    assert all(
+      np.array_equal(a, b) for a, b in zip(jax.tree.leaves(model.params["fine"]), jax.tree.leaves(shipped["fine"]))
+    )
   rng = np.random.default_rng(0)
   for cv in levels:
     x = rng.standard_normal((1, cv.window, cv.window, cv.channels)).astype(np.float32)

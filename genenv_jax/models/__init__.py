@@ -183,6 +183,68 @@ def ship(workdir: str, name: str, results_json: str | None, out_dir: str = WEIGH
   return c
 
 
+LARGE_KEYS = (
+  "validity",
+  "crop_validity",
+  "coarse_fd",
+  "coarse_c2st",
+  "ms/largest_water_share",
+  "ms/water_log_areas_w1",
+)
+
+
+def large_row(results_json: str, command: str) -> dict:
+  """The card's row from ``results/large_scenes.json`` (whole scenes): the sets its ``command`` wrote."""
+  with open(results_json) as f:
+    rows = [r for r in json.load(f) if r["command"] == command]
+  if not rows:
+    raise ValueError(f"{results_json}: no rows with the command {command!r}")
+  row = {"file": f"results/{os.path.basename(results_json)}", "command": command}
+  for r in rows:
+    row[r["set"]] = {k: r[k] for k in LARGE_KEYS if k in r}
+  return row
+
+
+def ship_weights(
+  base: str,
+  weights: str,
+  name: str,
+  command: str,
+  settings: dict | None = None,
+  results_json: str | None = None,
+  results_command: str | None = None,
+  out_dir: str = WEIGHTS_DIR,
+) -> dict:
+  """Ships another parameter file of shipped model ``base``'s network as model ``name`` (``NAME.npz`` and
+  ``NAME.json``): e.g. a coarse level trained apart (``tools/coarse_field.py --model_weights``). Its card is
+  ``base``'s with the file's ``CONFIG_KEY`` keys and ``settings`` (sampling keys, e.g.
+  ``{"hier.fine_temperature": 0.6}``) set in the config, ``command`` the commands that made the file, and no
+  results row but its whole-scene rows (``large_row`` of ``results_json``, ``results/large_scenes.json``, whose
+  ``results_command`` drew them)."""
+  load(base, weights=weights)  # the file fits the network its keys make
+  c = card(base)
+  with np.load(weights) as z:
+    stored = {k: z[k] for k in z.files}
+  from genenv_jax import workdir as workdir_lib
+
+  keys = {**json.loads(str(stored.pop(CONFIG_KEY, "{}"))), **(settings or {})}
+  config = workdir_lib.with_legacy_defaults(c["config"])
+  for key, value in keys.items():
+    section, _, field = key.partition(".")
+    if section not in config or field not in config[section]:
+      raise ValueError(f"{key}={value!r}: {base}'s config has no such key")
+    config[section][field] = value
+  path = os.path.join(out_dir, f"{name}.npz")
+  np.savez_compressed(path + ".tmp.npz", **stored)
+  os.replace(path + ".tmp.npz", path)
+  new = {**c, "name": name, "weights": f"{name}.npz", "sha256": _sha256(path), "config": config}
+  row = large_row(results_json, results_command) if results_json else None
+  new.update(base=base, train_command=command, results=row)
+  with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+    json.dump(new, f, indent=1, sort_keys=True)
+  return new
+
+
 def describe(name: str) -> str:
   """One line: the name first, then what it draws and how it measured."""
   c = card(name)
