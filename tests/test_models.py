@@ -29,6 +29,11 @@ def test_listing_is_one_line_per_model_name_first():
     if "finished" in c["results"]:  # and so is its finishing-pass row
       assert c["results"]["finished"]["model"]["validity"] == row["render_finished"]["model"]["validity"]
   assert "with --render=finished" in lines[models.names().index("fm_dungeon")]
+  # A card whose row is whole scenes says so (not a single-window validity beside the others').
+  assert (
+    "whole 1024x1024 scenes: coarse FD 10.97 (real 4.72), largest water body 0.084"
+    in lines[models.names().index("fm_city_hier3_field")]
+  )
   total = sum(os.path.getsize(os.path.join(models.WEIGHTS_DIR, f)) for f in os.listdir(models.WEIGHTS_DIR))
   assert total < 50e6
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from genenv_jax.data import coarse
 from genenv_jax.metrics import multiscale
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
@@ -90,16 +91,10 @@ def signed_field(
   return field.astype(np.float32), odd // 2
 
 
-def _xp(x):
-  from genenv_jax.data import coarse
-
-  return coarse._xp(x)
-
-
 def crossings(field):
   """[..., h, w] -> [..., h, w] bool: pixels whose sign differs from the next pixel's down or right (a river
   between them, marked on the first of the two). numpy or JAX arrays (inside a jitted finalize)."""
-  xp = _xp(field)
+  xp = coarse._xp(field)
   pos = xp.asarray(field) > 0
   lead = [(0, 0)] * (pos.ndim - 2)
   down = xp.pad(pos[..., :-1, :] != pos[..., 1:, :], lead + [(0, 1), (0, 0)])
@@ -110,7 +105,7 @@ def crossings(field):
 def smooth(field):
   """[..., h, w] -> the 3x3 mean of each pixel's neighbourhood (edges repeated): a drawn field's grain (small
   sign flips a pixel wide) averaged away before ``crossings`` reads it (``docs/large-scenes.md``)."""
-  xp = _xp(field)
+  xp = coarse._xp(field)
   h, w = field.shape[-2:]
   p = xp.pad(field, [(0, 0)] * (field.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
   return sum(p[..., i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
@@ -133,9 +128,7 @@ def carve(x, field, one_hot, k: int, share: float, power: float = 1.0):
   ``crossings``): there class ``k``'s share is raised to at least ``share`` (``hier.river_share``) and the other
   classes' shares scaled down to leave it room (their sum kept). Colours and heights are unchanged; elsewhere the map
   is ``x`` itself. What a coarse level that draws the field (``hier.coarse_field``) hands the level under it."""
-  from genenv_jax.data import coarse
-
-  xp = _xp(x)
+  xp = coarse._xp(x)
   a, b = one_hot
   plain = coarse.repower(x, one_hot, power, 1.0)
   shares = xp.clip((plain[..., a:b] + 1.0) * 0.5, 0.0, 1.0)

@@ -429,10 +429,7 @@ def make(
 
   def coarse_finalize(x):
     """The coarse level's CC channels -> the C-channel map handed down (rivers carved where a field is drawn)."""
-    x = clip(x)
-    if field is None:
-      return x
-    return river_field.carve(x[..., :C], x[..., C], one_hot, field, river_share, power)
+    return hier.carve(clip(x))  # ``hier``, below: built from the same keys
 
   def sample(params, key, n, cond=None, temperature=None, solver=None, steps=None):
     """Sample i depends only on (params, key, i): a coarse window, then the fine window under its centre."""

@@ -189,6 +189,7 @@ LARGE_KEYS = (
   "coarse_fd",
   "coarse_c2st",
   "ms/largest_water_share",
+  "ms/largest_water_share/value",
   "ms/water_log_areas_w1",
 )
 
@@ -200,6 +201,7 @@ def large_row(results_json: str, command: str) -> dict:
   if not rows:
     raise ValueError(f"{results_json}: no rows with the command {command!r}")
   row = {"file": f"results/{os.path.basename(results_json)}", "command": command}
+  row.update(scene_size=rows[0]["scene_size"], num_scenes=rows[0]["num_scenes"])
   for r in rows:
     row[r["set"]] = {k: r[k] for k in LARGE_KEYS if k in r}
   return row
@@ -251,7 +253,14 @@ def describe(name: str) -> str:
   r = (c.get("results") or {}).get("model", {})
   real = (c.get("results") or {}).get("real", {})
   score = ""
-  if "validity" in r and real.get("validity", 0.0) >= 0.9:
+  if (c.get("results") or {}).get("file") == "results/large_scenes.json":  # whole scenes (ship_weights), not windows
+    res = c["results"]
+    lake, real_lake = r["ms/largest_water_share/value"], real["ms/largest_water_share/value"]
+    score = (
+      f"whole {res['scene_size']} scenes: coarse FD {r['coarse_fd']:.2f} (real {real['coarse_fd']:.2f}), largest "
+      f"water body {lake:.3f} of the scene (real {real_lake:.3f})"
+    )
+  elif "validity" in r and real.get("validity", 0.0) >= 0.9:
     score = f"validity {r['validity']:.3f} (real {real['validity']:.3f})"
     done = (c["results"].get("finished") or {}).get("model")
     if done:
