@@ -30,10 +30,11 @@ recorded (``models.CONFIG_KEY``): the
 network ``flow_matching_hier`` builds for that key (the coarse level trained here is the one the family's
 coarse-only steps train: the same loss, conditioning and channels), which ``models.load('fm_city_hier3',
 weights=FILE)``, ``tools/large_scenes.py --weights`` and ``tools/hier_levels.py --weights`` read, the rivers
-carved into the map the fine level sees (``river_field.carve``):
+carved into the map the fine level sees (``river_field.carve``; ``runs/fm_city_hier3_field.npz`` was the same with
+``--river_share=0.25``):
   python tools/coarse_field.py --field=derived --output=runs/coarse_field_derived.npz \
-    --model_weights=runs/fm_city_hier3_field.npz --num_samples=0
-  python tools/large_scenes.py --model=fm_city_hier3 --weights=runs/fm_city_hier3_field.npz \
+    --model_weights=runs/fm_city_hier3_field05.npz --river_share=0.5 --num_samples=0
+  python tools/large_scenes.py --model=fm_city_hier3 --weights=runs/fm_city_hier3_field05.npz \
     --scene_size=1024x1024 --num_samples=5 --fine_temperature=0.6
 """
 
