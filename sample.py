@@ -83,6 +83,12 @@ _TOP_TEMP = flags.DEFINE_float(
   "Three-level models: the top level's noise scale, on top of --upper_temperature, in (0, 2]; default: the run's "
   "hier.top_temperature (1: as trained; higher lays out larger lakes).",
 )
+_MIN_WATER = flags.DEFINE_integer(
+  "min_water_blocks",
+  None,
+  "Hierarchical models: coarse water pieces of fewer blocks are given to land before the fine level draws (0: "
+  "none); default: the run's hier.min_water_blocks.",
+)
 _SCENE = flags.DEFINE_string("scene_size", "", "HxW in pixels: write one large tiled scene instead of a dataset.")
 _TILE = flags.DEFINE_integer("tile_cells", 32, "Large scenes: tile side in latent cells.")
 _SKETCH = flags.DEFINE_string(
@@ -170,7 +176,7 @@ def _export():
     exports.export(scene, out, names, settings)
     return
   model = trained.with_sampler(
-    _load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value, _TOP_TEMP.value
+    _load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value, _TOP_TEMP.value, _MIN_WATER.value
   )
   exports.check_model(model, names, (h, w))
   spool = os.path.join(out, f".tmp-spool-{os.getpid()}")
@@ -238,7 +244,7 @@ def main(argv):
     from genenv_jax import synthesis, tiling, trained  # here: --help stays fast (no JAX import)
 
     model = trained.with_sampler(
-      _load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value, _TOP_TEMP.value
+      _load(), _SOLVER.value, _STEPS.value, _FINE_TEMP.value, _UPPER_TEMP.value, _TOP_TEMP.value, _MIN_WATER.value
     )
     cond = model.cond_index(_COND.value)
     if _SCENE.value:
@@ -289,6 +295,7 @@ def main(argv):
           fine_temperature=_FINE_TEMP.value,
           upper_temperature=_UPPER_TEMP.value,
           top_temperature=_TOP_TEMP.value,
+          min_water_blocks=_MIN_WATER.value,
         )
         ray_engine.run(
           model, source, _OUTPUT.value, _NUM.value, address=_RAY_ADDRESS.value, workers=_RAY_WORKERS.value, **kw

@@ -131,6 +131,10 @@ def get_config(arg=None):
   # Sampling only, with coarse_field: the class's share of a block where the field changes sign (0.5 at factor 8: a
   # 4-px river across the block; at 0.25 the fine level drew the rivers broken by blocks).
   c.hier.river_share = 0.5
+  # Sampling only: pieces of coarse water (blocks of at least 0.1 water, 4-connected) smaller than this many blocks
+  # are given to the other classes before the fine level draws (0: none; genenv_jax.data.river_field.prune;
+  # sample.py/tools/large_scenes.py --min_water_blocks).
+  c.hier.min_water_blocks = 0
   # The coarse level's training maps and sampling windows, in coarse pixels (0: data.image_size). Wider maps
   # (regions of factor x coarse_window px) show it more of the world at once, at their area's cost per step.
   c.hier.coarse_window = 0

@@ -219,7 +219,8 @@ def cache_key(model, params=None) -> str:
   (``hier.upper_temperature``), ``-upper{T}``, and a top level's (``hier.top_temperature``), ``-top{T}``; at the
   defaults 1 the scenes are the default's, so is the key. A coarse level drawn on windows wider than the fine
   level's (``hier.coarse_window``) adds ``-cw{W}``, and a coarse level that draws a river field
-  (``hier.coarse_field``) ``-river{S}``, its ``hier.river_share`` (sampling only, so not in the weights).
+  (``hier.coarse_field``) ``-river{S}``, its ``hier.river_share`` (sampling only, so not in the weights), and
+  ``hier.min_water_blocks`` above 1 ``-prune{N}`` (sampling only).
   ``params`` of the fine level alone (its scenes over given coarse maps) ignore the upper temperature."""
   key = weights_key(model.params if params is None else params)
   hr = (model.family.extras or {}).get("hier")
@@ -229,7 +230,8 @@ def cache_key(model, params=None) -> str:
   key += ("" if t == 1.0 else f"-fine{t:g}") + ("" if up == 1.0 else f"-upper{up:g}")
   cw = hr.coarse.window if hr is not None and params is None and hr.coarse.window != hr.fine.window else 0
   river = f"-river{hr.river_share:g}" if hr is not None and params is None and hr.field is not None else ""
-  return key + ("" if top == 1.0 else f"-top{top:g}") + (f"-cw{cw}" if cw else "") + river
+  prune = f"-prune{hr.min_water_blocks}" if hr is not None and params is None and hr.pruning else ""
+  return key + ("" if top == 1.0 else f"-top{top:g}") + (f"-cw{cw}" if cw else "") + river + prune
 
 
 def _cached(cache_dir: str | None, name: str, make):

@@ -60,12 +60,13 @@ def with_sampler(
   fine_temperature: float | None = None,
   upper_temperature: float | None = None,
   top_temperature: float | None = None,
+  min_water_blocks: int | None = None,
 ) -> Trained:
   """``model`` sampling with another ODE solver and/or step count (flow matching only), and for a hierarchical
-  model another ``hier.fine_temperature``, ``hier.upper_temperature`` and/or ``hier.top_temperature``; checked
-  before compiling."""
+  model another ``hier.fine_temperature``, ``hier.upper_temperature``, ``hier.top_temperature`` and/or
+  ``hier.min_water_blocks``; checked before compiling."""
   temps = (("fine_temperature", fine_temperature), ("upper_temperature", upper_temperature))
-  temps += (("top_temperature", top_temperature),)
+  temps += (("top_temperature", top_temperature), ("min_water_blocks", min_water_blocks))
   if not solver and not steps and all(t is None for _, t in temps):
     return model
   for name, t in temps:
@@ -89,11 +90,19 @@ def with_sampler(
   if top_temperature is not None:
     three = model.family.extras["hier"].top is not None
     hier["top_temperature"] = fmh.check_top_temperature(top_temperature, three, "--top_temperature")
+  if min_water_blocks is not None:
+    from genenv_jax.data import river_field
+
+    hier["min_water_blocks"] = river_field.check_min_blocks(min_water_blocks, "--min_water_blocks")
+    if hier["min_water_blocks"] > 1:
+      river_field.check_prune_class(model.layout.class_names)
   config = model.config.copy_and_resolve_references()
   if solver:
     config.fm.solver = solver
   if steps:
     config.fm.sample_steps = steps
+  if hier:
+    config.unlock()  # a run's config from before a sampling key existed lacks it
   for k, v in hier.items():
     config.hier[k] = v
   return dataclasses.replace(model, config=config, family=families.make(config, model.spec))

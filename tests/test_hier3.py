@@ -150,7 +150,8 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   Exported once, with ``--upper_temperature`` and ``--top_temperature`` set (the card scales the noise as the
   family does; the default temperatures' text: tests/test_hier.py's two-level card): ``top.onnx`` draws the
   trace channel and the card says which; ``coarse.onnx`` takes 32-px maps with the river field, the loop carves
-  its rivers in (``river_field.carve``, as the card says), and takes the top map's centre 8x8 under the coarse
+  its rivers in (``river_field.carve``, as the card says) and prunes its small water pieces
+  (``hier.min_water_blocks``, ``river_field.prune``), and takes the top map's centre 8x8 under the coarse
   window and the coarse map's centre 4x4 under the fine one."""
   from genenv_jax import trained
   from genenv_jax.exports import onnx_model
@@ -159,7 +160,7 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   keys = jax.random.split(jax.random.PRNGKey(5), len(leaves))
   params = jax.tree.unflatten(tree, [p + 0.05 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
   model = trained.Trained(su.config, su.spec, su.family, params, 1, su.world, "test", su.layout)
-  warm = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5)
+  warm = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5, min_water_blocks=2000)
   card = onnx_model.export(warm, str(tmp_path / "onnx"), batch=2, solver="midpoint", steps=4)
   C = su.family.extras["hier"].channels
   assert card["kind"] == "flow_matching_three_level" and (card["factor"], card["top_factor"]) == (4, 16)
@@ -178,6 +179,10 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
     0.5,
   )
   assert "C + 1]); clip to [-1, 1]; carve coarse_field's rivers" in card["sampler"]["coarse"]
+  # Pruned after carving, in numpy by the loop, in JAX by the family; the near-random maps hold one piece of water
+  # over most of their 32x32 blocks, so 2000 (more than a map has) prunes it: every block's water is moved.
+  mw = card["min_water_blocks"]
+  assert (mw["class"], mw["min_blocks"], mw["share"]) == ("water", 2000, 0.1) and "prune" in card["sampler"]["coarse"]
   assert card["sampler"]["top_cond"].startswith("top_cond = xt[:, 4:12, 4:12] repeated 4x")
   assert card["sampler"]["cond"].startswith("cond = xc[:, 14:18, 14:18] repeated 4x")
   key = jax.random.PRNGKey(3)
@@ -195,6 +200,8 @@ def onnx_gives_the_family_samples(su, params, tmp_path):
   )
   np.testing.assert_allclose(got[..., :3], want[..., :3], atol=1e-4)
   assert (got[..., 3:8].argmax(-1) == want[..., 3:8].argmax(-1)).mean() > 0.999
+  unpruned = trained.with_sampler(model, upper_temperature=1.5, top_temperature=0.5).family
+  assert np.abs(np.asarray(unpruned.sample(params, key, 2, cond=0, solver="midpoint", steps=4)) - want).max() > 1e-3
   # Each level matters: another top noise changes the samples.
   other = onnx_model.sample_with_onnx(
     str(tmp_path / "onnx"), noise(kc, C + 1, 32), fine_noise=noise(kf), top_noise=noise(kf, C + 1)

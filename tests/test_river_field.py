@@ -192,3 +192,123 @@ def test_a_field_model_is_served_in_chunks_that_agree_with_the_scene_with_its_ri
   carved = np.abs(left[..., 1] + 1) > 1e-3
   assert 0 < carved.mean() < 0.5 and np.allclose(left[carved], [0.0, 0.0], atol=5e-4)  # shares 1/2, 1/2
   np.testing.assert_allclose(left[~carved], want[:, :36][~carved], atol=5e-4)
+
+
+def test_prune_gives_small_water_pieces_to_the_other_classes_and_keeps_large_ones():
+  """``hier.min_water_blocks``: on a coarse map (labels in channels 1..3 of 4, water last) with water pieces of 1,
+  2 and 5 blocks (shares at least 0.1) and faint water (0.05) elsewhere, min_blocks 3 takes the water out of the
+  1- and 2-block pieces, the other classes scaled up to keep each block's sum, and leaves the 5-block piece, the
+  faint water, a block of water alone and every other channel as they were; numpy = JAX, in share_power 0.5's
+  space too; component sizes agree with scipy's on random masks."""
+  import jax
+  import jax.numpy as jnp
+
+  one_hot, k = (1, 4), 2
+  w = np.full((10, 12), 0.05, np.float32)
+  w[1, 1] = 0.5  # one block
+  w[4, 4:6] = 0.3  # two blocks
+  w[7, 2:7] = 0.6  # five blocks
+  w[1, 9] = 1.0  # a block of water alone: no other class to give it to
+  rng = np.random.default_rng(1)
+  split = rng.uniform(0.2, 0.8, w.shape).astype(np.float32)
+  shares = np.stack([(1 - w) * split, (1 - w) * (1 - split), w], -1)
+  x = np.concatenate([rng.uniform(-1, 1, (10, 12, 1)), 2 * shares - 1, rng.uniform(-1, 1, (10, 12, 1))], -1)
+  x = x.astype(np.float32)
+  out = river_field.prune(x, one_hot, k, 3)
+  got = (out[..., 1:4] + 1) / 2
+  gone = np.zeros(w.shape, bool)
+  gone[1, 1] = gone[4, 4] = gone[4, 5] = True
+  np.testing.assert_allclose(got[gone][:, k], 0.0, atol=1e-6)
+  np.testing.assert_allclose(got.sum(-1), shares.sum(-1), atol=1e-5)
+  np.testing.assert_allclose(got[gone][:, 0] / got[gone][:, 1], split[gone] / (1 - split[gone]), rtol=1e-4)
+  np.testing.assert_allclose(out[~gone], x[~gone], atol=1e-6)  # the 5-block piece, faint water, the lone block
+  np.testing.assert_allclose(out[..., [0, 4]], x[..., [0, 4]])
+  jit = jax.jit(lambda x: river_field.prune(x, one_hot, k, 3))
+  np.testing.assert_allclose(np.asarray(jit(jnp.asarray(x))), out, atol=1e-6)
+  loud = river_field.prune(coarse.emphasize(x, one_hot, 0.5), one_hot, k, 3, 0.5)
+  np.testing.assert_allclose(coarse.repower(loud, one_hot, 0.5, 1.0), out, atol=1e-5)
+  assert river_field.prune(x, one_hot, k, 1) is x and river_field.prune(x, one_hot, k, 0) is x
+  np.testing.assert_allclose(river_field.prune(x, one_hot, k, 6)[7, 2:7, 1:4], (2 * np.stack(
+    [shares[7, 2:7, 0] / 0.4, shares[7, 2:7, 1] / 0.4, 0 * shares[7, 2:7, 2]], -1) - 1), atol=1e-5)  # fmt: skip
+  for p in (0.2, 0.5, 0.7):  # the JAX components (propagation to a fixed point) are scipy's
+    m = rng.random((3, 23, 31)) < p
+    np.testing.assert_array_equal(np.asarray(jax.jit(river_field.component_sizes)(jnp.asarray(m))),
+                                  river_field.component_sizes(m))  # fmt: skip
+
+
+def test_bad_min_water_blocks_are_named(data_dir):
+  import os
+
+  from genenv_jax import training
+  from genenv_jax.config_utils import load_config
+
+  for bad in (-1, 2.5, True, "3"):
+    with pytest.raises(ValueError, match=r"min_water_blocks=.*: must be an int >= 0"):
+      river_field.check_min_blocks(bad)
+  with pytest.raises(ValueError, match=r"prunes the 'water' class, which this world's classes \['sand', 'rock'\]"):
+    river_field.check_prune_class(("sand", "rock"))
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  cfg = os.path.join(root, "configs/fm_city_hier.py:smoke")
+  with pytest.raises(ValueError, match=r"hier.min_water_blocks=-2: must be an int >= 0"):
+    training.Setup(load_config(cfg, [f"data.data_dir={data_dir!r}", "hier.min_water_blocks=-2"]))
+
+
+def test_a_pruned_model_is_served_in_chunks_that_agree_with_the_scene(monkeypatch):
+  """``hier.min_water_blocks`` 3 on closed-form levels over two classes (class 1 water, its share around 0.1, so
+  the drawn coarse map has water pieces of every size): the scene's coarse map (``canvas.render_scene``, pruned
+  whole) holds no piece of fewer than 3 blocks away from its edges where the unpruned one has many; the server,
+  which prunes each assembled coarse map over a ring of ``Hier.ring`` = 2 pixels, serves the same away from the
+  scene's edges, and any window alike on overlaps; scene caches keep the pruned scenes apart."""
+  import types
+
+  import helpers
+  import jax.numpy as jnp
+
+  from genenv_jax import canvas, large_eval
+  from genenv_jax.families import base
+  from genenv_jax.families import flow_matching_hier as fmh
+  from genenv_jax.server import sources
+
+  monkeypatch.setattr(sources, "CHUNK", 32)
+  C, target = 2, jnp.array([helpers.MU, -0.8])  # water's share around 0.1, N(0.1, 0.15^2) per block
+
+  def coarse_v(params, x, t, label):
+    return helpers.toward(target, x, t)
+
+  def fine_v(params, x, t, label):
+    return jnp.concatenate([helpers.toward(x[..., C:], x[..., :C], t), jnp.zeros_like(x[..., C:])], -1)
+
+  def model(n):
+    hr = fmh.Hier(
+      coarse=None, fine=base.Canvas(fine_v, 16, 2 * C, False, lambda x: x[..., :C], "midpoint", 64),
+      factor=4, channels=C, one_hot=(0, C), prune_class=1, min_water_blocks=n,
+    )  # fmt: skip
+    hr = hr._replace(coarse=base.Canvas(coarse_v, 16, C, False, lambda x: hr.carve(jnp.clip(x, -1, 1)), "midpoint", 64))
+    fam = base.Family(None, None, None, None, fmh.ROLES, extras={"hier": hr}, canvas=hr.fine)
+    m = types.SimpleNamespace(family=fam, params={"w": np.zeros(3, np.float32)})
+    m.config = types.SimpleNamespace(family="flow_matching_hier")
+    m.world, m.step, m.workdir, m.scene_classes = None, 0, "closed form", ()
+    m.layout = types.SimpleNamespace(class_names=(), palette=np.zeros((1, 3)), channels=("height",))
+    return m
+
+  m, plain = model(3), model(0)
+  assert m.family.extras["hier"].ring == 2 and plain.family.extras["hier"].ring == 0
+  nf = helpers.S * canvas.initial_noise(3, 0, 0, 64, 72, C)
+
+  def pieces(mm):  # sizes of the coarse water pieces wholly inside the scene's interior
+    from scipy import ndimage
+
+    wet = (canvas.render_scene(mm, 64, 72, seed=3) - nf)[::4, ::4, 1] >= 2 * river_field.PRUNE_SHARE - 1 - 1e-4
+    comp, k = ndimage.label(wet, river_field._FOUR)
+    edge = set(comp[[0, -1]].ravel()) | set(comp[:, [0, -1]].ravel())
+    return [int((comp == i).sum()) for i in range(1, k + 1) if i not in edge]
+
+  before, after = pieces(plain), pieces(m)
+  assert sum(s < 3 for s in before) >= 5 and len(after) and min(after) >= 3
+  assert large_eval.cache_key(m).endswith("-prune3") and "prune" not in large_eval.cache_key(plain)
+  scene = canvas.render_scene(m, 64, 72, seed=3)
+  src = sources.ModelSource(m)
+  # Along the scene's edges (2 coarse pixels, 8 px) a piece is measured within the scene alone; elsewhere equal.
+  np.testing.assert_allclose(src.tensor(3, 0, 0, 64, 72)[8:-8, 8:-8], scene[8:-8, 8:-8], atol=5e-4)
+  got = src.tensor(3, -40, 20, 70, 60)
+  np.testing.assert_allclose(src.tensor(3, 0, 40, 20, 30), got[40:60, 20:50], atol=5e-4)  # an overlap

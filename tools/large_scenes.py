@@ -53,6 +53,11 @@ _TOP_TEMP = flags.DEFINE_float(
   None,
   "Three-level models: sample the top level at this noise scale (sample.py --top_temperature); rows kept apart.",
 )
+_MIN_WATER = flags.DEFINE_integer(
+  "min_water_blocks",
+  None,
+  "Hierarchical models: prune coarse water pieces of fewer blocks (sample.py --min_water_blocks); rows kept apart.",
+)
 _CACHE = flags.DEFINE_string(
   "cache_dir", os.path.join(ROOT, "runs", "large_scenes_cache"), "Drawn scenes kept here ('' keeps none)."
 )
@@ -97,7 +102,7 @@ def main(argv):
           config = r.get("command", config)
   ft = ""
   temps = (("fine_temperature", _FINE_TEMP.value), ("upper_temperature", _UPPER_TEMP.value))
-  temps += (("top_temperature", _TOP_TEMP.value),)
+  temps += (("top_temperature", _TOP_TEMP.value), ("min_water_blocks", _MIN_WATER.value))
   if any(t is not None for _, t in temps):
     from genenv_jax import trained
 

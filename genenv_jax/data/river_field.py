@@ -143,3 +143,92 @@ def carve(x, field, one_hot, k: int, share: float, power: float = 1.0):
   new = xp.where(cross, new, shares)
   out = xp.concatenate([plain[..., :a], (2.0 * new - 1.0).astype(x.dtype), plain[..., b:]], -1)
   return coarse.repower(out, one_hot, 1.0, power)
+
+
+def component_sizes(mask):
+  """[..., h, w] bool -> [..., h, w] int: the size (pixels) of each pixel's 4-connected component of ``mask``
+  (0 off it). numpy (``scipy.ndimage.label``) or JAX (minimum-label propagation to a fixed point, inside a
+  jitted finalize); the two agree exactly."""
+  xp = coarse._xp(mask)
+  h, w = mask.shape[-2:]
+  if xp is np:
+    mask = np.asarray(mask, bool)
+    flat = mask.reshape(-1, h, w)
+    out = np.zeros(flat.shape, np.int32)
+    for i, m in enumerate(flat):
+      comp, k = ndimage.label(m, _FOUR)
+      if k:
+        out[i] = np.where(m, np.bincount(comp.ravel())[comp], 0)
+    return out.reshape(mask.shape)
+  import jax
+  import jax.numpy as jnp
+
+  big = h * w
+  lead = [(0, 0)] * (mask.ndim - 2)
+  ids0 = jnp.where(mask, jnp.arange(big, dtype=jnp.int32).reshape(h, w), big)
+
+  def spread(ids):
+    p = jnp.pad(ids, lead + [(1, 1), (1, 1)], constant_values=big)
+    nb = jnp.minimum(jnp.minimum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]), jnp.minimum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]))
+    return jnp.where(mask, jnp.minimum(ids, nb), big)
+
+  def go(state):
+    ids, _ = state
+    new = spread(ids)
+    return new, jnp.any(new != ids)
+
+  ids, _ = jax.lax.while_loop(lambda s: s[1], go, (ids0, jnp.bool_(True)))
+  flat = ids.reshape(-1, big)
+  counts = jax.vmap(lambda r: jnp.zeros(big + 1, jnp.int32).at[r].add(1))(flat)
+  sizes = jnp.take_along_axis(counts, flat, -1)
+  return jnp.where(mask, sizes.reshape(ids.shape), 0)
+
+
+def check_min_blocks(n, name: str = "hier.min_water_blocks") -> int:
+  """``prune``'s ``min_blocks``: an int >= 0 (0: nothing pruned), or a ValueError naming it."""
+  if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+    raise ValueError(
+      f"{name}={n!r}: must be an int >= 0 (coarse water pieces of fewer blocks, each holding at least "
+      f"{PRUNE_SHARE:g} of the class, are given to the other classes before the fine level draws; 0 prunes nothing)"
+    )
+  return n
+
+
+PRUNE_SHARE = 0.1  # a block is part of a coarse water piece when its share of the class is at least this
+
+
+def check_prune_class(class_names, has_labels: bool = True) -> int:
+  """The ``water`` class's index, which ``hier.min_water_blocks`` prunes, or a ValueError."""
+  if "water" not in list(class_names):
+    raise ValueError(
+      f"hier.min_water_blocks: prunes the 'water' class, which this world's classes {list(class_names)} lack; "
+      "set it to 0"
+    )
+  if not has_labels:
+    raise ValueError("hier.min_water_blocks: needs the 'labels' channels in data.channels (the water share)")
+  return list(class_names).index("water")
+
+
+def prune(x, one_hot, k: int, min_blocks: int, power: float = 1.0):
+  """A coarse map [..., h, w, C] -> the map with class ``k`` taken out of its small pieces: blocks holding at
+  least ``PRUNE_SHARE`` of it, 4-connected, form pieces, and in a piece of fewer than ``min_blocks`` blocks the
+  class's share is set to 0 and the other classes' scaled up to keep the block's sum (a block of the class alone
+  is left as it is). ``hier.min_water_blocks``: the fine level draws a pond wherever its map has a water block,
+  and a drawn coarse map has many more one- and two-block pieces than real maps (``docs/large-scenes.md``).
+  ``min_blocks`` 0 or 1 returns ``x`` itself. numpy or JAX."""
+  if min_blocks <= 1:
+    return x
+  xp = coarse._xp(x)
+  a, b = one_hot
+  plain = coarse.repower(x, one_hot, power, 1.0)
+  shares = xp.clip((plain[..., a:b] + 1.0) * 0.5, 0.0, 1.0)
+  own = shares[..., k]
+  size = component_sizes(own >= PRUNE_SHARE)
+  total = shares.sum(-1)
+  rest = total - own
+  small = (size > 0) & (size < min_blocks) & (rest > 1e-6)
+  scale = xp.where(small, total / xp.maximum(rest, 1e-6), 1.0)[..., None]
+  new = shares * scale
+  new = xp.concatenate([new[..., :k], xp.where(small, 0.0, own)[..., None], new[..., k + 1 :]], -1)
+  out = xp.concatenate([plain[..., :a], (2.0 * new - 1.0).astype(x.dtype), plain[..., b:]], -1)
+  return coarse.repower(out, one_hot, 1.0, power)

@@ -286,6 +286,19 @@ def _export_two_level(trained, folder, card, params, batch, opset, solver, steps
     card["sampler"]["coarse"] = card["sampler"]["coarse"].replace(
       ", C]); clip to [-1, 1]", ", C + 1]); clip to [-1, 1]; carve coarse_field's rivers into the first C channels"
     )
+  if hr.pruning:  # hier.min_water_blocks: small water pieces of the (carved) coarse map pruned before cond
+    from genenv_jax.data import river_field
+
+    a, b = hr.one_hot
+    card["min_water_blocks"] = {
+      "class": trained.layout.class_names[hr.prune_class], "class_index": hr.prune_class,
+      "min_blocks": hr.min_water_blocks, "share": river_field.PRUNE_SHARE, "label_channels": [a, b],
+      "share_power": hr.share_power,
+      "meaning": "coarse pixels whose share of the class is at least share form 4-connected pieces; in a piece of "
+      "fewer than min_blocks pixels the class's share is set to 0 and the other classes' shares scaled to keep "
+      "their sum (river_field.prune), after coarse_field's carving",
+    }  # fmt: skip
+    card["sampler"]["coarse"] += "; prune min_water_blocks' small water pieces"
   if hr.share_power != 1.0:  # only what reads a coarse map's label channels as shares needs it
     card["coarse_label_channels"] = f"2 * share ** {hr.share_power:g} - 1 (each class's share of the block)"
   sizes = [
@@ -409,6 +422,11 @@ def sample_with_onnx(
         xc[..., : cf["channel"]], xc[..., cf["channel"]], tuple(cf["label_channels"]), cf["class_index"],
         cf["river_share"], cf["share_power"],
       )  # fmt: skip
+    if "min_water_blocks" in card:  # small water pieces pruned (river_field.prune)
+      from genenv_jax.data import river_field
+
+      mw = card["min_water_blocks"]
+      xc = river_field.prune(xc, tuple(mw["label_channels"]), mw["class_index"], mw["min_blocks"], mw["share_power"])
     cond = centre(xc, card["factor"], fine_noise.shape[1])
     fine_noise = card.get("fine_temperature", 1.0) * fine_noise  # hier.fine_temperature: a colder fine level
     x = _solve(lambda x, t: run["fine"](None, dict(feed(x, t), cond=cond))[0], fine_noise, card["sampler"])

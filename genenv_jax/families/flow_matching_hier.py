@@ -129,6 +129,9 @@ class Hier(NamedTuple):
       channels (the river field last) and its finalize carves the rivers into the C it hands down.
     river_share: ``hier.river_share``: the class's share a block where the field changes sign is given
       (sampling only; ``river_field.carve``).
+    prune_class: the world's ``water`` class index where ``min_water_blocks`` prunes, else None.
+    min_water_blocks: ``hier.min_water_blocks``: pieces of coarse water smaller than this many blocks are given
+      to the other classes before the level under draws (sampling only; ``river_field.prune``; 0: none).
   """
 
   coarse: base.Canvas
@@ -145,19 +148,37 @@ class Hier(NamedTuple):
   top_temperature: float = 1.0
   field: int | None = None
   river_share: float = 0.5
+  prune_class: int | None = None
+  min_water_blocks: int = 0
 
   @property
   def coarse_channels(self) -> int:
     """The channels the coarse level draws (its starting noise's): C, and the river field with ``field``."""
     return self.channels + (self.field is not None)
 
+  @property
+  def ring(self) -> int:
+    """Coarse pixels ``carve`` reads around a pixel: 2 for a river field (its 3x3 mean and the next pixel's sign),
+    and ``min_water_blocks - 1`` more for pruning (a piece of that many blocks lies within that distance); 0
+    where ``carve`` reads each pixel alone. The server assembles its coarse chunks with this ring before carving."""
+    prune = self.min_water_blocks - 1 if self.pruning else 0
+    return (2 if self.field is not None else 0) + prune
+
+  @property
+  def pruning(self) -> bool:
+    return self.prune_class is not None and self.min_water_blocks > 1
+
   def carve(self, x):
     """A drawn coarse map [..., coarse_channels] (clipped) -> the C-channel map the level under it sees: with a
-    river field, its rivers carved in (``river_field.carve``); the server carves its assembled chunks so."""
-    if self.field is None:
-      return x[..., : self.channels]
+    river field, its rivers carved in (``river_field.carve``), and with ``min_water_blocks``, small water pieces
+    pruned (``river_field.prune``); the server carves its assembled chunks so."""
     C = self.channels
-    return river_field.carve(x[..., :C], x[..., C], self.one_hot, self.field, self.river_share, self.share_power)
+    out = x[..., :C]
+    if self.field is not None:
+      out = river_field.carve(out, x[..., C], self.one_hot, self.field, self.river_share, self.share_power)
+    if self.pruning:
+      out = river_field.prune(out, self.one_hot, self.prune_class, self.min_water_blocks, self.share_power)
+    return out
 
 
 def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
@@ -255,6 +276,7 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
     coarse_data.check_top_factor(tf, hier_cfg.factor, data.image_size)
   coarse_data.check_coarse_window(hier_cfg.get("coarse_window", 0), data.image_size, tf, hier_cfg.factor, len(cw))
   river_field.check_share(hier_cfg.get("river_share", 0.5))
+  river_field.check_min_blocks(hier_cfg.get("min_water_blocks", 0))
   field = hier_cfg.get("coarse_field", "")
   if field != "" and (not isinstance(field, str) or data.one_hot[0] == data.one_hot[1]):
     raise ValueError(f"hier.coarse_field={field!r}: a label class, for models with label channels; '' for none")
@@ -266,15 +288,19 @@ def validate(fm_cfg, hier_cfg, data: base.DataSpec) -> None:
 
 
 def make_kwargs(config) -> dict:
-  """``make``'s ``trace_class`` and ``field_class``: ``hier.top_trace``'s and ``hier.coarse_field``'s indices
-  among the world's label classes (none where unset)."""
+  """``make``'s ``trace_class``, ``field_class`` and ``prune_class``: ``hier.top_trace``'s and
+  ``hier.coarse_field``'s indices among the world's label classes, and its ``water`` class's where
+  ``hier.min_water_blocks`` prunes (none where unset)."""
   trace, field = config.hier.get("top_trace", ""), config.hier.get("coarse_field", "")
-  if trace == "" and field == "":
+  prune = river_field.check_min_blocks(config.hier.get("min_water_blocks", 0)) > 1
+  if trace == "" and field == "" and not prune:
     return {}
   from genenv_jax.scenes import get_world
 
   names = get_world(config.data.world).class_names
   out = {}
+  if prune:
+    out["prune_class"] = river_field.check_prune_class(names, "labels" in config.data.channels)
   if trace != "":
     out["trace_class"] = coarse_data.check_top_trace(trace, top_factor(config.hier), names)
   if field != "":
@@ -296,13 +322,19 @@ def condition(key, x, r, one_hot, power: float, noise: float, block_noise: float
 
 
 def make(
-  fm_cfg, hier_cfg, txs: dict, data: base.DataSpec, trace_class: int | None = None, field_class: int | None = None
+  fm_cfg,
+  hier_cfg,
+  txs: dict,
+  data: base.DataSpec,
+  trace_class: int | None = None,
+  field_class: int | None = None,
+  prune_class: int | None = None,
 ) -> base.Family:
   """Builds the two-level family from the ``fm`` (fine level, solver) and ``hier`` sections.
 
-  ``trace_class``, ``field_class``: ``hier.top_trace``'s and ``hier.coarse_field``'s indices among the label
-  classes (the caller reads them from the world's class names, which ``DataSpec`` does not hold); needed where
-  those keys are set."""
+  ``trace_class``, ``field_class``, ``prune_class``: ``hier.top_trace``'s and ``hier.coarse_field``'s indices
+  among the label classes and the ``water`` class's (``hier.min_water_blocks``; the caller reads them from the
+  world's class names, which ``DataSpec`` does not hold); needed where those keys are set."""
   f, h = fm_cfg, hier_cfg
   validate(f, h, data)
   nc, C, S, factor = data.num_classes, data.channels, data.image_size, h.factor
@@ -315,6 +347,10 @@ def make(
   if h.get("coarse_field", "") != "" and field_class is None:
     raise ValueError(f"hier.coarse_field={h.coarse_field!r}: the class's index is needed (flow_matching_hier.make)")
   field = None if h.get("coarse_field", "") == "" else field_class  # older configs have none
+  if river_field.check_min_blocks(h.get("min_water_blocks", 0)) > 1 and prune_class is None:
+    raise ValueError(
+      f"hier.min_water_blocks={h.min_water_blocks!r}: the water class's index is needed (flow_matching_hier.make)"
+    )
   CT = C + (traced is not None)  # the top map's channels
   CC = C + (field is not None)  # the channels the coarse level draws
   CW = coarse_data.coarse_window(h, S)  # the coarse level's maps and windows (hier.coarse_window)
@@ -333,6 +369,7 @@ def make(
   upper_t = float(h.get("upper_temperature", 1.0))  # sampling only; older configs have none
   top_t = float(h.get("top_temperature", 1.0))  # sampling only; older configs have none
   river_share = float(h.get("river_share", 0.5))  # sampling only (a river field's crossings); older: none
+  min_blocks = int(h.get("min_water_blocks", 0))  # sampling only (small coarse water pieces pruned); older: none
 
   def fine_velocity(params, cond, label):
     return lambda x, t: fine_net.apply(params["fine"], jnp.concatenate([x, cond], -1), t, label)
@@ -493,6 +530,8 @@ def make(
     top_temperature=top_t,
     field=field,
     river_share=river_share,
+    prune_class=prune_class,
+    min_water_blocks=min_blocks,
   )
   return base.Family(
     init=init,

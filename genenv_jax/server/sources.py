@@ -361,14 +361,14 @@ class ModelSource(Source):
     return cy0, cx0, self._keys(cy0 - g, cx0 - g, side + 2 * g, side + 2 * g, mc)
 
   def _ring(self) -> int:
-    """Coarse pixels assembled around a coarse map before its rivers are carved (``hier.coarse_field``: the 3x3
-    mean and the next pixel's sign that ``river_field.carve`` reads), so the map is the same wherever it is
-    asked for; 0 without a river field."""
-    return 2 if self.hier.field is not None else 0
+    """Coarse pixels assembled around a coarse map before it is carved (``Hier.ring``: a river field's 3x3 mean
+    and next pixel's sign that ``river_field.carve`` reads, and the pieces ``hier.min_water_blocks`` prunes), so
+    the map is the same wherever it is asked for; 0 where the carving reads each pixel alone."""
+    return self.hier.ring
 
   def _coarse_map(self, seed, cy0: int, cx0: int, h: int, w: int) -> np.ndarray:
     """The coarse map [h, w, C] handed to the fine level at coarse pixel (cy0, cx0) (lock held): assembled from
-    the coarse chunks and, with a river field, carved over a ring of ``_ring`` pixels, then cropped."""
+    the coarse chunks and, with a river field or pruning, carved over a ring of ``_ring`` pixels, then cropped."""
     hr, g = self.hier, self._ring()
     y0, x0, hh, ww = cy0 - g, cx0 - g, h + 2 * g, w + 2 * g
     mc = hr.coarse.window
@@ -376,12 +376,12 @@ class ModelSource(Source):
     return np.asarray(hr.carve(x))[g : g + h, g : g + w] if g else x
 
   def _coarse_canvas(self):
-    """The coarse level's canvas as the chunks render it: with a river field, its finalize clips and keeps the
-    field (the rivers are carved once the chunks are assembled, ``_coarse_map``)."""
+    """The coarse level's canvas as the chunks render it: with a river field or pruning, its finalize clips and
+    keeps the field (the map is carved once the chunks are assembled, ``_coarse_map``)."""
     import jax.numpy as jnp
 
     hr = self.hier
-    if hr.field is None:
+    if not hr.ring:
       return hr.coarse
     cc = hr.coarse_channels
     return hr.coarse._replace(finalize=lambda x: jnp.clip(jnp.nan_to_num(x[..., :cc], posinf=1.0, neginf=-1.0), -1, 1))

@@ -46,7 +46,8 @@ def check_temperature(temperature: float) -> float:
 
 def sampler_name(trained) -> str:
   """The ODE sampler that fixes an output's bytes ("" for families without one); a colder fine level and warmer upper
-  levels (``hier.fine_temperature``, ``hier.upper_temperature``) appended."""
+  levels (``hier.fine_temperature``, ``hier.upper_temperature``) and pruned coarse water (``hier.min_water_blocks``)
+  appended."""
   if trained.family.canvas is None:
     return ""
   out = f"{trained.family.canvas.solver}/{trained.family.canvas.steps}"
@@ -57,6 +58,8 @@ def sampler_name(trained) -> str:
     out += f" upper_temperature={hr.upper_temperature:g}"
   if hr is not None and getattr(hr, "top_temperature", 1.0) != 1.0:
     out += f" top_temperature={hr.top_temperature:g}"
+  if hr is not None and getattr(hr, "pruning", False):
+    out += f" min_water_blocks={hr.min_water_blocks}"
   return out
 
 

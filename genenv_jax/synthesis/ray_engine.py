@@ -79,6 +79,7 @@ class ShardWorker:
       source.get("fine_temperature"),
       source.get("upper_temperature"),
       source.get("top_temperature"),
+      source.get("min_water_blocks"),
     )
     self.settings = provenance.Settings(**{**settings, "channels": tuple(settings["channels"])})
     got = provenance.params_fingerprint(model.params)
@@ -123,7 +124,7 @@ def run(
   """``synthesis.run`` with the shards drawn by Ray actors; returns the provenance (and ``ray_stats`` in it).
 
   ``source``: how a worker loads the model: ``{"workdir", "step"}`` or ``{"model"}``, plus ``solver``/``steps``
-  and ``fine_temperature``/``upper_temperature``/``top_temperature``.
+  and ``fine_temperature``/``upper_temperature``/``top_temperature``/``min_water_blocks``.
   ``on_shard(j, actors)``: called after each shard is written (tests kill a worker from it).
   """
   from genenv_jax import synthesis
