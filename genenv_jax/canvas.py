@@ -297,7 +297,8 @@ def still_scene(trained, height, width, seed=0, temperature=1.0) -> np.ndarray:
 
 def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh=None, top=None):
   """The coarse map a hierarchical model draws under a ``height x width`` scene (no sketch), [ch, cw, C] on the
-  device: what ``render_hier`` repeats up under the fine level (``tools/hier_levels.py`` reads it alone).
+  device: what ``render_hier`` repeats up under the fine level (``tools/hier_levels.py`` reads it alone), its small
+  water pieces pruned (``hier.min_water_blocks``, ``Hier.prune``).
 
   ``top``: for a three-level model, a given top map ([ceil(ch'/r), ceil(cw'/r), CT] for the coarse plan ch' x cw'
   and r = top_factor / factor, CT the top map's channels; e.g. a real region's ``data.coarse.top_map``) used
@@ -323,7 +324,7 @@ def coarse_canvas(trained, height, width, seed=0, temperature=1.0, cond=-1, mesh
       raise ValueError(f"top map of shape {tuple(top.shape)}: must be {want} for a {height}x{width} scene")
     top = jnp.repeat(jnp.repeat(jnp.asarray(top, jnp.float32), r, 0), r, 1)[: cpl.height, : cpl.width]
   render_c, _ = renderer_of(hr.coarse, ch, cw, CW, mesh=mesh)
-  return render_c(trained.params, _with_cond(jnp.asarray(cnoise), top), label)[:ch, :cw]
+  return hr.prune(render_c(trained.params, _with_cond(jnp.asarray(cnoise), top), label)[:ch, :cw])
 
 
 def _with_cond(x, cond):
@@ -399,7 +400,9 @@ def render_hier(
   field (``hier.coarse_field``) draws it freely under a sketch; its rivers
   are carved over the whole coarse canvas (``Hier.carve``), so along the
   scene's edges (2 coarse pixels) they are read from the scene alone, where
-  the server reads the world beyond.
+  the server reads the world beyond. With ``hier.min_water_blocks`` the
+  scene's coarse map is pruned whole (``Hier.prune``), its pieces measured
+  within the scene; a piece holding a block a sketch paints is kept.
   """
   hr = trained.family.extras["hier"]
   S, f, C = hr.fine.window, hr.factor, hr.channels
@@ -436,6 +439,9 @@ def render_hier(
     steps = hr.coarse.steps if hr.coarse.solver != "adaptive" else 16
     paint, _ = inpainter_of(hr.coarse, ch, cw, steps, hr.coarse.window, mesh=mesh, hold_until=1.0 - strength)
     xc = paint(trained.params, _with_cond(jnp.asarray(cnoise), top), jnp.asarray(known), jnp.asarray(keep), label)
+    a, b = hr.one_hot  # a water piece holding a block the sketch paints is never pruned
+    held = keep[:ch, :cw, a:b].any(-1) if strength < 1.0 else None
+    xc = hr.prune(xc[:ch, :cw], held)
   cond_map = jnp.repeat(jnp.repeat(xc[:ch, :cw], f, 0), f, 1)[: pl.height, : pl.width]  # stays on the device
   render_f, _ = renderer_of(hr.fine, height, width, S, mesh=mesh)
   noise = hr.fine_temperature * temperature * initial_noise(seed, 0, 0, pl.height, pl.width, C)

@@ -264,9 +264,10 @@ def test_a_pruned_model_is_served_in_chunks_that_agree_with_the_scene(monkeypatc
   import helpers
   import jax.numpy as jnp
 
-  from genenv_jax import canvas, large_eval
+  from genenv_jax import canvas, large_eval, sketch
   from genenv_jax.families import base
   from genenv_jax.families import flow_matching_hier as fmh
+  from genenv_jax.layout import Layout
   from genenv_jax.server import sources
 
   monkeypatch.setattr(sources, "CHUNK", 32)
@@ -288,7 +289,7 @@ def test_a_pruned_model_is_served_in_chunks_that_agree_with_the_scene(monkeypatc
     m = types.SimpleNamespace(family=fam, params={"w": np.zeros(3, np.float32)})
     m.config = types.SimpleNamespace(family="flow_matching_hier")
     m.world, m.step, m.workdir, m.scene_classes = None, 0, "closed form", ()
-    m.layout = types.SimpleNamespace(class_names=(), palette=np.zeros((1, 3)), channels=("height",))
+    m.layout = Layout(("labels",), ("ground", "water"), np.array([[200, 200, 200], [0, 0, 255]], np.uint8))
     return m
 
   m, plain = model(3), model(0)
@@ -312,3 +313,16 @@ def test_a_pruned_model_is_served_in_chunks_that_agree_with_the_scene(monkeypatc
   np.testing.assert_allclose(src.tensor(3, 0, 0, 64, 72)[8:-8, 8:-8], scene[8:-8, 8:-8], atol=5e-4)
   got = src.tensor(3, -40, 20, 70, 60)
   np.testing.assert_allclose(src.tensor(3, 0, 40, 20, 30), got[40:60, 20:50], atol=5e-4)  # an overlap
+  # A sketch at strength 0.5 paints one block of water on dry land (a coarse pixel dry with its 4 neighbours): its
+  # piece, one block with a share the model redrew, would be pruned, and is kept because the sketch holds it;
+  # served alike.
+  dry = (scene - nf)[::4, ::4, 1] < 2 * river_field.PRUNE_SHARE - 1
+  alone = dry[3:-3, 3:-3] & dry[2:-4, 3:-3] & dry[4:-2, 3:-3] & dry[3:-3, 2:-4] & dry[3:-3, 4:-2]
+  ci, cj = (int(v) + 3 for v in np.argwhere(alone)[0])
+  idx = np.full((16, 18), sketch.FREE, np.uint8)
+  idx[ci, cj] = 1
+  sk = sketch.from_classes(idx, m.layout)
+  drawn = canvas.render_scene(m, 64, 72, seed=3, sketch=sk, sketch_strength=0.5)
+  assert 2 * river_field.PRUNE_SHARE - 1 < (drawn - nf)[4 * ci, 4 * cj, 1] < 0.99  # painted, partly redrawn, kept
+  src.sketches_of = lambda seed: [(1, ci, cj, idx[ci : ci + 1, cj : cj + 1], 0.5)]
+  np.testing.assert_allclose(src.tensor(3, 0, 0, 64, 72)[8:-8, 8:-8], drawn[8:-8, 8:-8], atol=5e-4)

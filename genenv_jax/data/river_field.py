@@ -145,20 +145,21 @@ def carve(x, field, one_hot, k: int, share: float, power: float = 1.0):
   return coarse.repower(out, one_hot, 1.0, power)
 
 
-def component_sizes(mask):
+def component_sizes(mask, weights=None):
   """[..., h, w] bool -> [..., h, w] int: the size (pixels) of each pixel's 4-connected component of ``mask``
-  (0 off it). numpy (``scipy.ndimage.label``) or JAX (minimum-label propagation to a fixed point, inside a
-  jitted finalize); the two agree exactly."""
+  (0 off it), or the sum of ``weights`` ([..., h, w] int) over it. numpy (``scipy.ndimage.label``) or JAX
+  (minimum-label propagation to a fixed point, jittable); the two agree exactly."""
   xp = coarse._xp(mask)
   h, w = mask.shape[-2:]
   if xp is np:
     mask = np.asarray(mask, bool)
     flat = mask.reshape(-1, h, w)
+    wts = np.ones(flat.shape, np.int64) if weights is None else np.broadcast_to(weights, mask.shape).reshape(flat.shape)
     out = np.zeros(flat.shape, np.int32)
     for i, m in enumerate(flat):
       comp, k = ndimage.label(m, _FOUR)
       if k:
-        out[i] = np.where(m, np.bincount(comp.ravel())[comp], 0)
+        out[i] = np.where(m, np.bincount(comp.ravel(), wts[i].ravel())[comp], 0)
     return out.reshape(mask.shape)
   import jax
   import jax.numpy as jnp
@@ -179,7 +180,9 @@ def component_sizes(mask):
 
   ids, _ = jax.lax.while_loop(lambda s: s[1], go, (ids0, jnp.bool_(True)))
   flat = ids.reshape(-1, big)
-  counts = jax.vmap(lambda r: jnp.zeros(big + 1, jnp.int32).at[r].add(1))(flat)
+  wts = jnp.ones_like(flat) if weights is None else jnp.broadcast_to(jnp.asarray(weights, jnp.int32), ids.shape)
+  wts = wts.reshape(-1, big)
+  counts = jax.vmap(lambda r, v: jnp.zeros(big + 1, jnp.int32).at[r].add(v))(flat, wts)
   sizes = jnp.take_along_axis(counts, flat, -1)
   return jnp.where(mask, sizes.reshape(ids.shape), 0)
 
@@ -209,13 +212,14 @@ def check_prune_class(class_names, has_labels: bool = True) -> int:
   return list(class_names).index("water")
 
 
-def prune(x, one_hot, k: int, min_blocks: int, power: float = 1.0):
+def prune(x, one_hot, k: int, min_blocks: int, power: float = 1.0, protect=None):
   """A coarse map [..., h, w, C] -> the map with class ``k`` taken out of its small pieces: blocks holding at
   least ``PRUNE_SHARE`` of it, 4-connected, form pieces, and in a piece of fewer than ``min_blocks`` blocks the
   class's share is set to 0 and the other classes' scaled up to keep the block's sum (a block of the class alone
   is left as it is). ``hier.min_water_blocks``: the fine level draws a pond wherever its map has a water block,
   and a drawn coarse map has many more one- and two-block pieces than real maps (``docs/large-scenes.md``).
-  ``min_blocks`` 0 or 1 returns ``x`` itself. numpy or JAX."""
+  ``min_blocks`` 0 or 1 returns ``x`` itself. ``protect`` ([..., h, w] bool): a piece holding such a block (what
+  a sketch paints) is kept whatever its size. numpy or JAX."""
   if min_blocks <= 1:
     return x
   xp = coarse._xp(x)
@@ -223,7 +227,8 @@ def prune(x, one_hot, k: int, min_blocks: int, power: float = 1.0):
   plain = coarse.repower(x, one_hot, power, 1.0)
   shares = xp.clip((plain[..., a:b] + 1.0) * 0.5, 0.0, 1.0)
   own = shares[..., k]
-  size = component_sizes(own >= PRUNE_SHARE)
+  weights = None if protect is None else 1 + min_blocks * xp.asarray(protect).astype(xp.int32)
+  size = component_sizes(own >= PRUNE_SHARE, weights)
   total = shares.sum(-1)
   rest = total - own
   small = (size > 0) & (size < min_blocks) & (rest > 1e-6)

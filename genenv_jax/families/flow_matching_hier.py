@@ -158,9 +158,9 @@ class Hier(NamedTuple):
 
   @property
   def ring(self) -> int:
-    """Coarse pixels ``carve`` reads around a pixel: 2 for a river field (its 3x3 mean and the next pixel's sign),
-    and ``min_water_blocks - 1`` more for pruning (a piece of that many blocks lies within that distance); 0
-    where ``carve`` reads each pixel alone. The server assembles its coarse chunks with this ring before carving."""
+    """Coarse pixels ``carve`` and ``prune`` read around a pixel: 2 for a river field (its 3x3 mean and the next
+    pixel's sign), and ``min_water_blocks - 1`` more for pruning (a piece of that many blocks lies within that
+    distance); 0 where each pixel is read alone. The server assembles its coarse chunks with this ring first."""
     prune = self.min_water_blocks - 1 if self.pruning else 0
     return (2 if self.field is not None else 0) + prune
 
@@ -169,16 +169,21 @@ class Hier(NamedTuple):
     return self.prune_class is not None and self.min_water_blocks > 1
 
   def carve(self, x):
-    """A drawn coarse map [..., coarse_channels] (clipped) -> the C-channel map the level under it sees: with a
-    river field, its rivers carved in (``river_field.carve``), and with ``min_water_blocks``, small water pieces
-    pruned (``river_field.prune``); the server carves its assembled chunks so."""
+    """A drawn coarse map [..., coarse_channels] (clipped) -> the C-channel map: with a river field, its rivers
+    carved in (``river_field.carve``); the coarse level's finalize, and the server's on its assembled chunks."""
+    if self.field is None:
+      return x[..., : self.channels]
     C = self.channels
-    out = x[..., :C]
-    if self.field is not None:
-      out = river_field.carve(out, x[..., C], self.one_hot, self.field, self.river_share, self.share_power)
-    if self.pruning:
-      out = river_field.prune(out, self.one_hot, self.prune_class, self.min_water_blocks, self.share_power)
-    return out
+    return river_field.carve(x[..., :C], x[..., C], self.one_hot, self.field, self.river_share, self.share_power)
+
+  def prune(self, x, protect=None):
+    """A carved coarse map [..., C] -> the map the fine level sees: with ``min_water_blocks``, its small water
+    pieces given to the other classes (``river_field.prune``), over the map as given (a scene's whole coarse map;
+    the server's assembled map with its ``ring``). ``protect`` ([..., h, w] bool, e.g. what a sketch holds):
+    a piece holding such a block is kept whatever its size."""
+    if not self.pruning:
+      return x
+    return river_field.prune(x, self.one_hot, self.prune_class, self.min_water_blocks, self.share_power, protect)
 
 
 def check_fine_temperature(t, name: str = "hier.fine_temperature") -> float:
@@ -487,7 +492,7 @@ def make(
       xt = clip(fm.solve(top_velocity(params, label), upper_t * top_t * temperature * noise(kt, n, CT), solver, steps))
       top_cond = centre(xt, ratio, CW)
     vc = coarse_velocity(params, label, top_cond)
-    xc = coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n, CC, CW), solver, steps))
+    xc = hier.prune(coarse_finalize(fm.solve(vc, upper_t * temperature * noise(kc, n, CC, CW), solver, steps)))
     cond_map = centre(xc, factor, S)
     x1 = fm.solve(fine_velocity(params, cond_map, label), fine_t * temperature * noise(kf, n), solver, steps)
     return fm.finalize(x1, one_hot)

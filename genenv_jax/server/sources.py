@@ -368,12 +368,23 @@ class ModelSource(Source):
 
   def _coarse_map(self, seed, cy0: int, cx0: int, h: int, w: int) -> np.ndarray:
     """The coarse map [h, w, C] handed to the fine level at coarse pixel (cy0, cx0) (lock held): assembled from
-    the coarse chunks and, with a river field or pruning, carved over a ring of ``_ring`` pixels, then cropped."""
+    the coarse chunks and, with a river field or pruning, carved and pruned over a ring of ``_ring`` pixels
+    (a piece a sketch holds is kept, as ``canvas.render_hier`` keeps it), then cropped."""
     hr, g = self.hier, self._ring()
     y0, x0, hh, ww = cy0 - g, cx0 - g, h + 2 * g, w + 2 * g
     mc = hr.coarse.window
     x = self._assemble(self._coarse_chunks(seed, self._keys(y0, x0, hh, ww, mc)), y0, x0, hh, ww, mc)
-    return np.asarray(hr.carve(x))[g : g + h, g : g + w] if g else x
+    if not g:
+      return x
+    x = np.asarray(hr.carve(x))
+    if hr.pruning:
+      sketches = self._sketches(seed)
+      held = None
+      if sketches:  # a piece holding a block a sketch paints (strength below 1) is never pruned
+        _, hold = self._sketch_maps(sketches, {s[0] for s in sketches}, y0, x0, hh, ww)
+        held = hold[..., hr.one_hot[0] : hr.one_hot[1]].max(-1) > 0
+      x = np.asarray(hr.prune(x, held))
+    return x[g : g + h, g : g + w]
 
   def _coarse_canvas(self):
     """The coarse level's canvas as the chunks render it: with a river field or pruning, its finalize clips and
