@@ -176,13 +176,20 @@ def weights_key(params) -> str:
 
 
 def load_models(
-  workdirs=(), names=(), fine_temperatures=(), upper_temperatures=(), weights=(), top_temperatures=()
+  workdirs=(),
+  names=(),
+  fine_temperatures=(),
+  upper_temperatures=(),
+  weights=(),
+  top_temperatures=(),
+  min_water_blocks=(),
 ) -> list:
   """Trained models for the tools that compare several: ``workdirs`` then shipped ``names``, in that order, each
   sampled at its fine-level temperature (``fine_temperatures``: one per model, or none for all at 1) and its
-  upper levels' and top level's (``upper_temperatures``, ``top_temperatures``, likewise); ``weights``: one
-  ``.npz`` per shipped name ('' for its own parameters; ``models.load(weights=)``); a ValueError names a count
-  or value that does not fit."""
+  upper levels' and top level's (``upper_temperatures``, ``top_temperatures``, likewise) and with its
+  ``hier.min_water_blocks`` (``min_water_blocks``: one int per model, or none for each model's own); ``weights``:
+  one ``.npz`` per shipped name ('' for its own parameters; ``models.load(weights=)``); a ValueError names a
+  count or value that does not fit."""
   from genenv_jax import models, trained
 
   if weights and len(weights) != len(names):
@@ -206,9 +213,17 @@ def load_models(
   fts = per_model("fine_temperature", fine_temperatures, "(0, 1]")
   uts = per_model("upper_temperature", upper_temperatures, "(0, 2]")
   tts = per_model("top_temperature", top_temperatures, "(0, 2]")
+  if min_water_blocks and len(min_water_blocks) != len(ms):
+    got = ",".join(str(n) for n in min_water_blocks)
+    raise ValueError(f"min_water_blocks={got}: give one per model ({len(ms)}: workdirs first, then models)")
+  try:
+    mws = [int(n) for n in min_water_blocks] or [None] * len(ms)
+  except ValueError:
+    got = ",".join(str(n) for n in min_water_blocks)
+    raise ValueError(f"min_water_blocks={got}: must be ints >= 0, one per model") from None
   return [
-    trained.with_sampler(m, fine_temperature=t, upper_temperature=u, top_temperature=v)
-    for m, t, u, v in zip(ms, fts, uts, tts)
+    trained.with_sampler(m, fine_temperature=t, upper_temperature=u, top_temperature=v, min_water_blocks=mw)
+    for m, t, u, v, mw in zip(ms, fts, uts, tts, mws)
   ]
 
 

@@ -48,6 +48,9 @@ _TT = flags.DEFINE_list(
 _UT = flags.DEFINE_list(
   "upper_temperature", [], "Hierarchical models: one upper-level temperature per model (sample.py --upper_temperature)."
 )
+_MW = flags.DEFINE_list(
+  "min_water_blocks", [], "Hierarchical models: one hier.min_water_blocks per model (sample.py --min_water_blocks)."
+)
 _WEIGHTS = flags.DEFINE_list(
   "weights", [], "One .npz per --model, in order ('' keeps its own parameters): tools/coarse_more_steps.py's."
 )
@@ -90,7 +93,9 @@ def main(argv):
   cli.start()
   try:
     h, w = tiling.parse_size(_SIZE.value)
-    ms = large_eval.load_models(_WORKDIR.value, _MODEL.value, _FT.value, _UT.value, _WEIGHTS.value, _TT.value)
+    ms = large_eval.load_models(
+      _WORKDIR.value, _MODEL.value, _FT.value, _UT.value, _WEIGHTS.value, _TT.value, _MW.value
+    )
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
