@@ -127,6 +127,7 @@ LEGACY_DEFAULTS = {
   "hier.top_trace": lambda theirs, mine: "",
   "hier.coarse_field": lambda theirs, mine: "",
   "hier.river_share": lambda theirs, mine: 0.5,
+  "hier.min_water_blocks": lambda theirs, mine: 0,
   # Hierarchical runs before the coarse level's own window: the training size (0).
   "hier.coarse_window": lambda theirs, mine: 0,
   # Three-level runs before the top level's own widths: the coarse level's (()).

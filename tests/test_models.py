@@ -77,7 +77,7 @@ def test_a_shipped_hierarchical_model_loads_every_level_trained(name, world, n):
 
 def test_the_tools_comparing_models_load_each_at_its_temperatures_and_name_a_bad_list():
   """``large_eval.load_models`` (tools/region_picture.py, tools/large_spread.py): one fine (and upper) temperature
-  per model."""
+  and ``hier.min_water_blocks`` per model."""
   from genenv_jax import large_eval
 
   plain, cold = large_eval.load_models(names=["fm_city_hier3", "fm_city_hier3"], fine_temperatures=["1", "0.6"])
@@ -101,6 +101,14 @@ def test_the_tools_comparing_models_load_each_at_its_temperatures_and_name_a_bad
     large_eval.load_models(names=["fm_city_hier3"], weights=["/nonexistent.npz"])
   with pytest.raises(ValueError, match="no model: give --workdir=W or --model=NAME"):
     large_eval.load_models()
+  # hier.min_water_blocks, one per model (a card from before the key reads 0): pruned scenes keyed apart.
+  (pruned,) = large_eval.load_models(names=["fm_city_hier3"], min_water_blocks=["5"])
+  assert pruned.family.extras["hier"].min_water_blocks == 5 and plain.family.extras["hier"].min_water_blocks == 0
+  assert large_eval.cache_key(pruned) == large_eval.cache_key(plain) + "-prune5"
+  with pytest.raises(ValueError, match=r"min_water_blocks=5,3: give one per model \(1: workdirs first"):
+    large_eval.load_models(names=["fm_city_hier3"], min_water_blocks=["5", "3"])
+  with pytest.raises(ValueError, match=r"--min_water_blocks=-1: must be an int >= 0"):
+    large_eval.load_models(names=["fm_city_hier3"], min_water_blocks=["-1"])
 
 
 def test_damaged_and_unknown_models_are_refused_by_name(tmp_path, monkeypatch):
