@@ -31,7 +31,7 @@ def test_listing_is_one_line_per_model_name_first():
   assert "with --render=finished" in lines[models.names().index("fm_dungeon")]
   # A card whose row is whole scenes says so (not a single-window validity beside the others').
   assert (
-    "whole 1024x1024 scenes: coarse FD 10.97 (real 4.72), largest water body 0.084"
+    "whole 1024x1024 scenes: coarse FD 10.47 (real 4.72), largest water body 0.087"
     in lines[models.names().index("fm_city_hier3_field")]
   )
   total = sum(os.path.getsize(os.path.join(models.WEIGHTS_DIR, f)) for f in os.listdir(models.WEIGHTS_DIR))
@@ -62,7 +62,8 @@ def test_a_shipped_hierarchical_model_loads_every_level_trained(name, world, n):
   assert len(levels) == n and model.world.name == world
   hr = model.family.extras["hier"]
   if name == "fm_city_hier3_field":
-    assert (hr.field, hr.coarse_channels, hr.river_share, hr.fine_temperature) == (4, hr.channels + 1, 0.5, 0.6)
+    assert (hr.field, hr.coarse_channels, hr.river_share, hr.fine_temperature) == (4, hr.channels + 1, 0.5, 0.4)
+    assert (hr.prune_class, hr.min_water_blocks) == (4, 5)  # its card samples as it was measured
     assert models.card(name)["base"] == "fm_city_hier3"
     shipped = models.load("fm_city_hier3").params
     assert all(
