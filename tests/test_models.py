@@ -84,32 +84,28 @@ def test_the_tools_comparing_models_load_each_at_its_temperatures_and_name_a_bad
   plain, cold = large_eval.load_models(names=["fm_city_hier3", "fm_city_hier3"], fine_temperatures=["1", "0.6"])
   assert plain.family.extras["hier"].fine_temperature == 1.0 and cold.family.extras["hier"].fine_temperature == 0.6
   assert large_eval.cache_key(cold) == large_eval.cache_key(plain) + "-fine0.6"
-  with pytest.raises(ValueError, match=r"fine_temperature=1,0.6: give one per model \(1: workdirs first"):
-    large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["1", "0.6"])
-  with pytest.raises(ValueError, match=r"fine_temperature=abc: must be numbers in \(0, 1\]"):
-    large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["abc"])
-  with pytest.raises(ValueError, match=r"--fine_temperature=1.5: must be a number in \(0, 1\]"):
-    large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["1.5"])
   (warm,) = large_eval.load_models(names=["fm_city_hier3"], fine_temperatures=["0.6"], upper_temperatures=["1.3"])
   assert large_eval.cache_key(warm) == large_eval.cache_key(plain) + "-fine0.6-upper1.3"
-  with pytest.raises(ValueError, match=r"upper_temperature=1,1.3: give one per model \(1: workdirs first"):
-    large_eval.load_models(names=["fm_city_hier3"], upper_temperatures=["1", "1.3"])
-  with pytest.raises(ValueError, match=r"--upper_temperature=2.5: must be a number in \(0, 2\]"):
-    large_eval.load_models(names=["fm_city_hier3"], upper_temperatures=["2.5"])
-  with pytest.raises(ValueError, match=r"weights=a.npz,b.npz: give one per --model \(1; '' for its own"):
-    large_eval.load_models(names=["fm_city_hier3"], weights=["a.npz", "b.npz"])
-  with pytest.raises(ValueError, match=r"weights='/nonexistent.npz': no such file"):
-    large_eval.load_models(names=["fm_city_hier3"], weights=["/nonexistent.npz"])
-  with pytest.raises(ValueError, match="no model: give --workdir=W or --model=NAME"):
-    large_eval.load_models()
   # hier.min_water_blocks, one per model (a card from before the key reads 0): pruned scenes keyed apart.
   (pruned,) = large_eval.load_models(names=["fm_city_hier3"], min_water_blocks=["5"])
   assert pruned.family.extras["hier"].min_water_blocks == 5 and plain.family.extras["hier"].min_water_blocks == 0
   assert large_eval.cache_key(pruned) == large_eval.cache_key(plain) + "-prune5"
-  with pytest.raises(ValueError, match=r"min_water_blocks=5,3: give one per model \(1: workdirs first"):
-    large_eval.load_models(names=["fm_city_hier3"], min_water_blocks=["5", "3"])
-  with pytest.raises(ValueError, match=r"--min_water_blocks=-1: must be an int >= 0"):
-    large_eval.load_models(names=["fm_city_hier3"], min_water_blocks=["-1"])
+  bad = [  # (keyword, values, what the error says)
+    ("fine_temperatures", ["1", "0.6"], r"fine_temperature=1,0.6: give one per model \(1: workdirs first"),
+    ("fine_temperatures", ["abc"], r"fine_temperature=abc: must be numbers in \(0, 1\]"),
+    ("fine_temperatures", ["1.5"], r"--fine_temperature=1.5: must be a number in \(0, 1\]"),
+    ("upper_temperatures", ["1", "1.3"], r"upper_temperature=1,1.3: give one per model \(1: workdirs first"),
+    ("upper_temperatures", ["2.5"], r"--upper_temperature=2.5: must be a number in \(0, 2\]"),
+    ("weights", ["a.npz", "b.npz"], r"weights=a.npz,b.npz: give one per --model \(1; '' for its own"),
+    ("weights", ["/nonexistent.npz"], r"weights='/nonexistent.npz': no such file"),
+    ("min_water_blocks", ["5", "3"], r"min_water_blocks=5,3: give one per model \(1: workdirs first"),
+    ("min_water_blocks", ["-1"], r"--min_water_blocks=-1: must be an int >= 0"),
+  ]
+  for key, values, match in bad:
+    with pytest.raises(ValueError, match=match):
+      large_eval.load_models(names=["fm_city_hier3"], **{key: values})
+  with pytest.raises(ValueError, match="no model: give --workdir=W or --model=NAME"):
+    large_eval.load_models()
 
 
 def test_damaged_and_unknown_models_are_refused_by_name(tmp_path, monkeypatch):

@@ -35,7 +35,8 @@ carved into the map the fine level sees (``river_field.carve``; ``runs/fm_city_h
   python tools/coarse_field.py --field=derived --output=runs/coarse_field_derived.npz \
     --model_weights=runs/fm_city_hier3_field05.npz --river_share=0.5 --num_samples=0
   python tools/large_scenes.py --model=fm_city_hier3 --weights=runs/fm_city_hier3_field05.npz \
-    --scene_size=1024x1024 --num_samples=5 --fine_temperature=0.6
+    --scene_size=1024x1024 --num_samples=5 --fine_temperature=0.4 --min_water_blocks=5
+A second training run of the coarse level: ``--seed=1`` with another ``--output`` (the maps drawn are the same).
 """
 
 import json
@@ -59,6 +60,9 @@ _JSON = flags.DEFINE_string("json", "", "Write the readings here.")
 _PICTURE = flags.DEFINE_string("picture", "", "Write the first 3 maps' joined water and fields here (.png).")
 _MODEL_WEIGHTS = flags.DEFINE_string(
   "model_weights", "", "Write fm_city_hier3's whole parameter tree with this coarse level here (.npz, --field=derived)."
+)
+_SEED = flags.DEFINE_integer(
+  "seed", 0, "Training seed (the network's initialisation and batches; the maps drawn are the same): a second run."
 )
 _SHARE = flags.DEFINE_float("river_share", 0.5, "With --model_weights: hier.river_share recorded in the file.")
 MODEL = "fm_city_hier3"
@@ -139,7 +143,7 @@ def main(argv):
     print(f"{len(train)} + {len(test)} coarse maps with the {_FIELD.value} field drawn ({time.time() - t0:.0f} s)")
     tx = optim.make(cfg.optim, cfg.optim.lr, _STEPS.value, 0)
     lab0 = jnp.zeros((2,), jnp.int32)
-    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, S, S, 2 * C + 1)), jnp.zeros((2,)), lab0)
+    params = net.init(jax.random.PRNGKey(_SEED.value), jnp.zeros((2, S, S, 2 * C + 1)), jnp.zeros((2,)), lab0)
 
     def loss(p, key, x):
       kc, kn = jax.random.split(key)
@@ -165,7 +169,9 @@ def main(argv):
 
     print(f"held-out loss, initial: {test_loss(params):.4f}", flush=True)
     opt, ema = tx.init(params), params
-    rng, key, t0 = np.random.default_rng(0), jax.random.PRNGKey(1), time.time()
+    key = jax.random.PRNGKey(1)  # seed 0: the first run's keys, bit for bit
+    key = jax.random.fold_in(key, _SEED.value) if _SEED.value else key
+    rng, t0 = np.random.default_rng(_SEED.value), time.time()
     for i in range(_STEPS.value):
       x = jnp.asarray(train[rng.integers(0, len(train), cfg.train.batch_size)])
       params, ema, opt, ls = step(params, ema, opt, jax.random.fold_in(key, i), x)
