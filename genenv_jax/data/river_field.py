@@ -33,6 +33,7 @@ from genenv_jax.data import coarse
 from genenv_jax.metrics import multiscale
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
+PRUNE_SHARE = 0.1  # a block is part of a coarse water piece when its share of the class is at least this
 
 
 def signed_field(
@@ -195,9 +196,6 @@ def check_min_blocks(n, name: str = "hier.min_water_blocks") -> int:
       f"{PRUNE_SHARE:g} of the class, are given to the other classes before the fine level draws; 0 prunes nothing)"
     )
   return n
-
-
-PRUNE_SHARE = 0.1  # a block is part of a coarse water piece when its share of the class is at least this
 
 
 def check_prune_class(class_names, has_labels: bool = True) -> int:
