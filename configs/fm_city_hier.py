@@ -81,9 +81,11 @@ by blocks (largest water distance 0.090, log-area W1 1.15, coarse FD 7.69); with
 wide joining the lakes; shipped as ``fm_city_hier3_field``): largest water 0.084 (distance 0.059, past the line
 0.086-0.087), coarse FD 10.97, crop validity 0.944, but log-area W1 0.99 (line 0.94; ``fm_city_hier3`` 0.90) and
 coarse C2ST 1.00. Sampled with the fine level at 0.4 and coarse water pieces of under 5 blocks pruned
-(``--fine_temperature=0.4 --min_water_blocks=5``, ``hier.min_water_blocks``; 5 scenes, one run; now
+(``--fine_temperature=0.4 --min_water_blocks=5``, ``hier.min_water_blocks``; 5 scenes; now
 ``fm_city_hier3_field``'s card): coarse FD 10.47, largest water distance 0.056, log-area W1 0.70, crop validity 0.960
-(every city target of #25), coarse C2ST 1.00, crop FD 12.14 (6.65 at 0.6). The two-level
+(every city target of #25), coarse C2ST 1.00, crop FD 12.14 (6.65 at 0.6); the field level's second training run
+(``tools/coarse_field.py --seed=1``, the same scoring): coarse FD 8.54, largest water distance 0.064, log-area W1
+0.49, crop validity 0.967, coarse C2ST 1.00, crop FD 12.26: every target held on both seeds. The two-level
 ``:cpu`` is shipped as ``fm_city_hier``. Table and pictures:
 docs/large-scenes.md; rows: ``results/fm_city_hier_cpu.json``,
 ``results/large_scenes.json``.
