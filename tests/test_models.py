@@ -38,6 +38,24 @@ def test_listing_is_one_line_per_model_name_first():
   assert total < 50e6
 
 
+def test_a_whole_scene_card_row_takes_its_worlds_real_set_whoever_drew_it_last(tmp_path):
+  """``tools/large_scenes.py`` keeps one real row per world, size and scene count, with the last command that drew
+  it; a card's row still holds that real set (and not another size's or count's), and an unknown command is named."""
+
+  def r(cmd, s, size="1024x1024", n=5, fd=1.0):
+    return {"command": cmd, "set": s, "world": "city_regions", "scene_size": size, "num_scenes": n, "coarse_fd": fd}
+
+  rows = [r("a", "model", fd=10.0), r("a", "untrained", fd=140.0), r("b", "model", fd=8.0), r("b", "real", fd=4.7),
+          r("c", "real", n=3, fd=9.0), r("c", "real", size="256x256", fd=7.0)]  # fmt: skip
+  path = tmp_path / "large_scenes.json"
+  path.write_text(json.dumps(rows))
+  row = models.large_row(str(path), "a")
+  assert (row["model"]["coarse_fd"], row["untrained"]["coarse_fd"], row["real"]["coarse_fd"]) == (10.0, 140.0, 4.7)
+  assert models.large_row(str(path), "b")["real"]["coarse_fd"] == 4.7
+  with pytest.raises(ValueError, match="no rows with the command 'z'"):
+    models.large_row(str(path), "z")
+
+
 def test_a_shipped_model_samples_what_its_trained_rules_expect():
   model = models.load("fm_dungeon")
   x = np.asarray(model.family.sample(model.params, jax.random.PRNGKey(0), 4))

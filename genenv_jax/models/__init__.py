@@ -195,11 +195,17 @@ LARGE_KEYS = (
 
 
 def large_row(results_json: str, command: str) -> dict:
-  """The card's row from ``results/large_scenes.json`` (whole scenes): the sets its ``command`` wrote."""
+  """The card's row from ``results/large_scenes.json`` (whole scenes): the sets its ``command`` wrote, and the real
+  set of its world, size and scene count, which every command scoring those shares (``tools/large_scenes.py``
+  keeps one real row per world, size and count, recording the last command that drew it)."""
   with open(results_json) as f:
-    rows = [r for r in json.load(f) if r["command"] == command]
+    every = json.load(f)
+  rows = [r for r in every if r["command"] == command]
   if not rows:
     raise ValueError(f"{results_json}: no rows with the command {command!r}")
+  if all(r["set"] != "real" for r in rows):
+    key = lambda r: (r["world"], r["scene_size"], r["num_scenes"])  # noqa: E731
+    rows += [r for r in every if r["set"] == "real" and key(r) == key(rows[0])]
   row = {"file": f"results/{os.path.basename(results_json)}", "command": command}
   row.update(scene_size=rows[0]["scene_size"], num_scenes=rows[0]["num_scenes"])
   for r in rows:
