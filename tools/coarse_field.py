@@ -131,6 +131,9 @@ def main(argv):
   if not _OUT.value.endswith(".npz"):
     print("error: --output must name an .npz file", file=sys.stderr)
     return 2
+  if not 0 <= _SEED.value < 2**32:
+    print(f"error: --seed={_SEED.value}: a training seed from 0 to 2**32 - 1", file=sys.stderr)
+    return 2
   model = models.load(MODEL)
   cfg, hr = model.config, model.family.extras["hier"]
   C, f, S, CT = hr.channels, hr.factor, model.spec.image_size, hr.top.channels
